@@ -1,0 +1,489 @@
+//! Candidate settings dictionaries of devices: every native mode (resizeMode `none`) and,
+//! for cameras, crop-and-scale settings derived from each native mode.
+
+use super::model::{AudioMode, DeviceModel, DeviceModes, ResizeMode, VideoMode};
+use super::property::Property;
+use super::settings::{MediaTrackSettings, SettingValue, Settings};
+use super::value::{ConstraintSet, Flag, MediaTrackConstraints, NumberConstraint};
+
+/// The values of one candidate; the device's strings are looked up through
+/// [`CandidateView`] so candidates stay `Copy` and cheap to score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CandidateValues {
+    Video {
+        width: u32,
+        height: u32,
+        frame_rate: f64,
+        resize_mode: ResizeMode,
+    },
+    Audio {
+        mode: AudioMode,
+        echo_cancellation: Flag,
+        auto_gain_control: bool,
+        noise_suppression: bool,
+    },
+}
+
+/// A candidate settings dictionary: the index of its device plus its values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub device: usize,
+    pub values: CandidateValues,
+}
+
+impl Candidate {
+    /// The full settings dictionary, as the track would report it.
+    pub fn to_settings(&self, device: &DeviceModel) -> MediaTrackSettings {
+        let mut s = MediaTrackSettings {
+            device_id: Some(device.device_id.clone()),
+            group_id: Some(device.group_id.clone()),
+            ..Default::default()
+        };
+        match self.values {
+            CandidateValues::Video {
+                width,
+                height,
+                frame_rate,
+                resize_mode,
+            } => {
+                s.width = Some(width);
+                s.height = Some(height);
+                s.aspect_ratio = Some(width as f64 / height as f64);
+                s.frame_rate = Some(frame_rate);
+                s.facing_mode = device.facing_mode;
+                s.resize_mode = Some(resize_mode);
+            }
+            CandidateValues::Audio {
+                mode,
+                echo_cancellation,
+                auto_gain_control,
+                noise_suppression,
+            } => {
+                s.sample_rate = Some(mode.sample_rate);
+                s.sample_size = Some(mode.sample_size);
+                s.channel_count = Some(mode.channel_count);
+                s.latency = Some(mode.latency);
+                s.echo_cancellation = Some(echo_cancellation);
+                s.auto_gain_control = Some(auto_gain_control);
+                s.noise_suppression = Some(noise_suppression);
+            }
+        }
+        s
+    }
+
+    /// How far the candidate is from the default 640×480 at 30 fps (the tie-breaker).
+    pub(crate) fn default_closeness(&self) -> f64 {
+        match self.values {
+            CandidateValues::Video {
+                width,
+                height,
+                frame_rate,
+                ..
+            } => rel(width as f64, 640.0) + rel(height as f64, 480.0) + rel(frame_rate, 30.0),
+            CandidateValues::Audio { .. } => 0.0,
+        }
+    }
+
+    pub(crate) fn resize_rank(&self) -> u8 {
+        match self.values {
+            CandidateValues::Video {
+                resize_mode: ResizeMode::CropAndScale,
+                ..
+            } => 1,
+            _ => 0,
+        }
+    }
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    let d = a.abs().max(b.abs());
+    if d == 0.0 {
+        0.0
+    } else {
+        (a - b).abs() / d
+    }
+}
+
+/// A candidate seen together with its device: a [`Settings`] dictionary.
+pub struct CandidateView<'a> {
+    pub device: &'a DeviceModel,
+    pub values: &'a CandidateValues,
+}
+
+impl Settings for CandidateView<'_> {
+    fn get(&self, property: Property) -> Option<SettingValue<'_>> {
+        use SettingValue::{Number, Str};
+        match property {
+            Property::DeviceId => return Some(Str(&self.device.device_id)),
+            Property::GroupId => return Some(Str(&self.device.group_id)),
+            _ => {}
+        }
+        match *self.values {
+            CandidateValues::Video {
+                width,
+                height,
+                frame_rate,
+                resize_mode,
+            } => match property {
+                Property::Width => Some(Number(width as f64)),
+                Property::Height => Some(Number(height as f64)),
+                Property::AspectRatio => Some(Number(width as f64 / height as f64)),
+                Property::FrameRate => Some(Number(frame_rate)),
+                Property::FacingMode => self.device.facing_mode.map(|f| Str(f.as_str())),
+                Property::ResizeMode => Some(Str(resize_mode.as_str())),
+                _ => None,
+            },
+            CandidateValues::Audio {
+                mode,
+                echo_cancellation,
+                auto_gain_control,
+                noise_suppression,
+            } => match property {
+                Property::SampleRate => Some(Number(mode.sample_rate as f64)),
+                Property::SampleSize => Some(Number(mode.sample_size as f64)),
+                Property::ChannelCount => Some(Number(mode.channel_count as f64)),
+                Property::Latency => Some(Number(mode.latency)),
+                Property::EchoCancellation => Some(SettingValue::Flag(echo_cancellation)),
+                Property::AutoGainControl => {
+                    Some(SettingValue::Flag(Flag::from_bool(auto_gain_control)))
+                }
+                Property::NoiseSuppression => {
+                    Some(SettingValue::Flag(Flag::from_bool(noise_suppression)))
+                }
+                _ => None,
+            },
+        }
+    }
+}
+
+/// One dimension's required range and the value to aim for.
+#[derive(Debug, Clone, Copy)]
+struct Axis {
+    lo: f64,
+    hi: f64,
+    target: Option<f64>,
+}
+
+impl Axis {
+    fn of(c: Option<&NumberConstraint>) -> Axis {
+        match c {
+            None => Axis {
+                lo: f64::NEG_INFINITY,
+                hi: f64::INFINITY,
+                target: None,
+            },
+            Some(c) => {
+                let (lo, hi) = c.required_range();
+                Axis {
+                    lo,
+                    hi,
+                    target: c.exact.or(c.ideal),
+                }
+            }
+        }
+    }
+
+    /// This axis further narrowed by an advanced set's constraint; `None` when the two
+    /// ranges do not overlap.
+    fn narrowed(self, c: Option<&NumberConstraint>) -> Option<Axis> {
+        let Some(c) = c else { return Some(self) };
+        let (lo, hi) = c.required_range();
+        let narrowed = Axis {
+            lo: self.lo.max(lo),
+            hi: self.hi.min(hi),
+            target: c.exact.or(c.ideal).or(self.target),
+        };
+        (narrowed.lo <= narrowed.hi).then_some(narrowed)
+    }
+}
+
+/// The sizes and rate a crop-and-scale candidate aims for, from one constraint context.
+#[derive(Debug, Clone, Copy)]
+struct ScaleTargets {
+    width: Axis,
+    height: Axis,
+    aspect: Axis,
+    frame_rate: Axis,
+}
+
+impl ScaleTargets {
+    fn of(set: &ConstraintSet) -> ScaleTargets {
+        ScaleTargets {
+            width: Axis::of(set.number(Property::Width)),
+            height: Axis::of(set.number(Property::Height)),
+            aspect: Axis::of(set.number(Property::AspectRatio)),
+            frame_rate: Axis::of(set.number(Property::FrameRate)),
+        }
+    }
+
+    fn narrowed(self, set: &ConstraintSet) -> Option<ScaleTargets> {
+        Some(ScaleTargets {
+            width: self.width.narrowed(set.number(Property::Width))?,
+            height: self.height.narrowed(set.number(Property::Height))?,
+            aspect: self.aspect.narrowed(set.number(Property::AspectRatio))?,
+            frame_rate: self.frame_rate.narrowed(set.number(Property::FrameRate))?,
+        })
+    }
+
+    /// The crop-and-scale settings derived from `native` that come closest to the targets
+    /// within the required ranges, keeping the aspect ratio unless asked otherwise; `None`
+    /// if no size or rate at or below the native mode meets the required ranges.
+    fn apply(&self, native: &VideoMode) -> Option<(u32, u32, f64)> {
+        let (nw, nh, nf) = (native.width as f64, native.height as f64, native.frame_rate);
+        let (wlo, whi) = (self.width.lo.max(1.0).ceil(), self.width.hi.min(nw).floor());
+        let (hlo, hhi) = (
+            self.height.lo.max(1.0).ceil(),
+            self.height.hi.min(nh).floor(),
+        );
+        let (flo, fhi) = (
+            self.frame_rate.lo.max(f64::MIN_POSITIVE),
+            self.frame_rate.hi.min(nf),
+        );
+        if wlo > whi || hlo > hhi || flo > fhi || self.aspect.lo > self.aspect.hi {
+            return None;
+        }
+        // Manual clamps: the bounds are checked above, and NaN collapses to the bound.
+        let clamp = |v: f64, lo: f64, hi: f64| v.max(lo).min(hi);
+        let (iw, ih) = (self.width.target, self.height.target);
+        let aspect = self
+            .aspect
+            .target
+            .or(match (iw, ih) {
+                (Some(w), Some(h)) if h > 0.0 => Some(w / h),
+                _ => None,
+            })
+            .unwrap_or(nw / nh);
+        let aspect = clamp(aspect, self.aspect.lo, self.aspect.hi);
+        let (tw, th) = match (iw, ih) {
+            (Some(w), Some(h)) => (w, h),
+            (Some(w), None) => (w, w / aspect),
+            (None, Some(h)) => (h * aspect, h),
+            (None, None) if nw / nh >= aspect => (nh * aspect, nh),
+            (None, None) => (nw, nw / aspect),
+        };
+        let (tw, th) = (tw.round(), th.round());
+        let mut w = clamp(tw, wlo, whi);
+        let mut h = clamp(th, hlo, hhi);
+        // A side that had to be clamped drags the free side along, keeping the ratio.
+        if ih.is_none() && w != tw {
+            h = clamp((w / aspect).round(), hlo, hhi);
+        }
+        if iw.is_none() && h != th {
+            w = clamp((h * aspect).round(), wlo, whi);
+        }
+        let f = clamp(self.frame_rate.target.unwrap_or(nf), flo, fhi);
+        Some((w as u32, h as u32, f))
+    }
+}
+
+/// Appends every candidate of `devices` for `constraints` to `out`, in device order, then
+/// mode order. Crop-and-scale candidates are made for the basic set and for the basic set
+/// narrowed by each advanced set, so an advanced set can be met by scaling too.
+pub fn generate(
+    devices: &[&DeviceModel],
+    constraints: &MediaTrackConstraints,
+    out: &mut Vec<Candidate>,
+) {
+    let base = ScaleTargets::of(&constraints.basic);
+    let mut contexts = vec![base];
+    contexts.extend(
+        constraints
+            .advanced
+            .iter()
+            .filter_map(|set| base.narrowed(set)),
+    );
+    for (index, device) in devices.iter().enumerate() {
+        match &device.modes {
+            DeviceModes::Video(modes) => {
+                for mode in modes {
+                    out.push(Candidate {
+                        device: index,
+                        values: CandidateValues::Video {
+                            width: mode.width,
+                            height: mode.height,
+                            frame_rate: mode.frame_rate,
+                            resize_mode: ResizeMode::None,
+                        },
+                    });
+                    let first_scaled = out.len();
+                    for targets in &contexts {
+                        let Some((width, height, frame_rate)) = targets.apply(mode) else {
+                            continue;
+                        };
+                        let values = CandidateValues::Video {
+                            width,
+                            height,
+                            frame_rate,
+                            resize_mode: ResizeMode::CropAndScale,
+                        };
+                        if !out[first_scaled..].iter().any(|c| c.values == values) {
+                            out.push(Candidate {
+                                device: index,
+                                values,
+                            });
+                        }
+                    }
+                }
+            }
+            DeviceModes::Audio {
+                modes,
+                echo_cancellation,
+                auto_gain_control,
+                noise_suppression,
+            } => {
+                for mode in modes {
+                    for &ec in echo_cancellation {
+                        for &agc in auto_gain_control {
+                            for &ns in noise_suppression {
+                                out.push(Candidate {
+                                    device: index,
+                                    values: CandidateValues::Audio {
+                                        mode: *mode,
+                                        echo_cancellation: ec,
+                                        auto_gain_control: agc,
+                                        noise_suppression: ns,
+                                    },
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constraints::MediaStreamConstraints;
+
+    fn camera(modes: &[(u32, u32, f64)]) -> DeviceModel {
+        DeviceModel {
+            device_id: "cam".into(),
+            group_id: "g".into(),
+            facing_mode: None,
+            modes: DeviceModes::Video(
+                modes
+                    .iter()
+                    .map(|&(width, height, frame_rate)| VideoMode {
+                        width,
+                        height,
+                        frame_rate,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn scaled(json: &str, mode: (u32, u32, f64)) -> Option<(u32, u32, f64)> {
+        let (c, _) = MediaStreamConstraints::from_json_str(json).unwrap();
+        let c = c.video.unwrap();
+        let native = VideoMode {
+            width: mode.0,
+            height: mode.1,
+            frame_rate: mode.2,
+        };
+        ScaleTargets::of(&c.basic).apply(&native)
+    }
+
+    #[test]
+    fn scaling_keeps_aspect_ratio_by_default() {
+        assert_eq!(
+            scaled(r#"{"video":{"width":320}}"#, (1280, 720, 30.0)),
+            Some((320, 180, 30.0))
+        );
+        assert_eq!(
+            scaled(r#"{"video":{"height":360}}"#, (640, 480, 30.0)),
+            Some((480, 360, 30.0))
+        );
+        assert_eq!(
+            scaled(r#"{"video":{"frameRate":15}}"#, (640, 480, 30.0)),
+            Some((640, 480, 15.0))
+        );
+    }
+
+    #[test]
+    fn scaling_crops_to_a_requested_aspect_ratio() {
+        assert_eq!(
+            scaled(r#"{"video":{"aspectRatio":1.0}}"#, (1280, 720, 30.0)),
+            Some((720, 720, 30.0))
+        );
+        assert_eq!(
+            scaled(r#"{"video":{"width":320,"height":180}}"#, (640, 480, 30.0)),
+            Some((320, 180, 30.0))
+        );
+    }
+
+    #[test]
+    fn scaling_never_exceeds_native_and_respects_ranges() {
+        assert_eq!(
+            scaled(r#"{"video":{"width":4000}}"#, (1280, 720, 30.0)),
+            Some((1280, 720, 30.0))
+        );
+        assert_eq!(
+            scaled(r#"{"video":{"width":{"min":2000}}}"#, (1280, 720, 30.0)),
+            None
+        );
+        assert_eq!(
+            scaled(r#"{"video":{"frameRate":{"min":60}}}"#, (1280, 720, 30.0)),
+            None
+        );
+        assert_eq!(
+            scaled(r#"{"video":{"width":{"max":400}}}"#, (1280, 720, 30.0)),
+            Some((400, 225, 30.0))
+        );
+    }
+
+    #[test]
+    fn candidates_cover_native_and_scaled_modes() {
+        let cam = camera(&[(640, 480, 30.0), (1280, 720, 30.0)]);
+        let (c, _) = MediaStreamConstraints::from_json_str(r#"{"video":{"width":320}}"#).unwrap();
+        let mut out = Vec::new();
+        generate(&[&cam], c.video.as_ref().unwrap(), &mut out);
+        let sizes: Vec<_> = out
+            .iter()
+            .map(|c| match c.values {
+                CandidateValues::Video {
+                    width,
+                    height,
+                    resize_mode,
+                    ..
+                } => (width, height, resize_mode),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![
+                (640, 480, ResizeMode::None),
+                (320, 240, ResizeMode::CropAndScale),
+                (1280, 720, ResizeMode::None),
+                (320, 180, ResizeMode::CropAndScale),
+            ]
+        );
+    }
+
+    #[test]
+    fn audio_candidates_are_native_modes_times_processing_options() {
+        let mic = DeviceModel {
+            device_id: "mic".into(),
+            group_id: "g".into(),
+            facing_mode: None,
+            modes: DeviceModes::Audio {
+                modes: vec![AudioMode {
+                    sample_rate: 48000,
+                    channel_count: 1,
+                    sample_size: 16,
+                    latency: 0.01,
+                }],
+                echo_cancellation: vec![Flag::Off, Flag::On],
+                auto_gain_control: vec![false, true],
+                noise_suppression: vec![false],
+            },
+        };
+        let mut out = Vec::new();
+        generate(&[&mic], &MediaTrackConstraints::default(), &mut out);
+        assert_eq!(out.len(), 4);
+    }
+}

@@ -1,0 +1,19 @@
+//! usermedia: `navigator.mediaDevices.getUserMedia()` for machines without a browser.
+//!
+//! Constraints ([`constraints`]) are parsed and validated as browsers do, devices
+//! ([`devices`]) are selected by the spec's fitness distance, and the result is a
+//! [`MediaStream`] of [`MediaStreamTrack`]s with settings, capabilities and
+//! `applyConstraints`.
+
+pub mod constraints;
+pub mod devices;
+pub mod error;
+pub mod track;
+
+pub use constraints::{
+    MediaKind, MediaStreamConstraints, MediaTrackCapabilities, MediaTrackConstraints,
+    MediaTrackSettings, SupportedConstraints,
+};
+pub use devices::{MediaDeviceInfo, MediaDevices, Permission, PermissionPolicy};
+pub use error::MediaError;
+pub use track::{MediaStream, MediaStreamTrack, TrackState};
