@@ -17,8 +17,8 @@ use super::candidates::{self, Candidate, CandidateView};
 use super::fitness::{constraint_distance, first_unmet_required, fitness_distance};
 use super::model::DeviceModel;
 use super::property::{MediaKind, Property};
-use super::settings::MediaTrackSettings;
-use super::value::MediaTrackConstraints;
+use super::settings::{MediaTrackSettings, SettingValue, Settings};
+use super::value::{Flag, MediaTrackConstraints};
 use crate::error::MediaError;
 
 /// Distances closer than this are ties (they come from the same arithmetic on the same
@@ -182,10 +182,11 @@ fn overconstrained(
         .unwrap_or_default();
     let message = if alone.is_some() {
         format!(
-            "no {} device can satisfy the required constraint {} {}",
+            "no {} device can satisfy the required constraint {} {} ({})",
             kind.device_kind(),
             property.name(),
-            wanted
+            wanted,
+            available(property, devices, scored)
         )
     } else {
         format!(
@@ -198,6 +199,68 @@ fn overconstrained(
     MediaError::OverconstrainedError {
         constraint: property.name().to_owned(),
         message,
+    }
+}
+
+/// What the devices offer for `property`, for error messages: a numeric range over the
+/// native modes, or the distinct string values.
+fn available(property: Property, devices: &[&DeviceModel], scored: &[Scored]) -> String {
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    let mut strings: Vec<String> = Vec::new();
+    let mut missing = false;
+    for s in scored.iter().filter(|s| s.candidate.resize_rank() == 0) {
+        let settings = view(devices, &s.candidate);
+        match settings.get(property) {
+            Some(SettingValue::Number(v)) => {
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+            Some(SettingValue::Str(v)) => {
+                if !strings.iter().any(|s| s == v) {
+                    strings.push(v.to_owned());
+                }
+            }
+            Some(SettingValue::Flag(f)) => {
+                let name = match f {
+                    Flag::Off => "false",
+                    Flag::On => "true",
+                    Flag::All => "all",
+                    Flag::RemoteOnly => "remote-only",
+                };
+                if !strings.iter().any(|s| s == name) {
+                    strings.push(name.to_owned());
+                }
+            }
+            None => missing = true,
+        }
+    }
+    if lo <= hi {
+        let (lo, hi) = (JsonNum(lo), JsonNum(hi));
+        if lo.0 == hi.0 {
+            format!("devices offer {lo}")
+        } else {
+            format!("devices offer {lo} to {hi} natively")
+        }
+    } else if !strings.is_empty() {
+        format!("devices offer {}", strings.join(", "))
+    } else if missing {
+        format!("no device reports {}", property.name())
+    } else {
+        "no candidates".into()
+    }
+}
+
+/// Formats integral numbers without a fraction.
+struct JsonNum(f64);
+
+impl std::fmt::Display for JsonNum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.fract() == 0.0 && self.0.abs() < 1e15 {
+            write!(f, "{}", self.0 as i64)
+        } else {
+            write!(f, "{}", self.0)
+        }
     }
 }
 

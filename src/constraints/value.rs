@@ -148,6 +148,21 @@ pub struct FlagConstraint {
     pub ideal: Option<Flag>,
 }
 
+/// A number that serializes as an integer when it is one (`640`, not `640.0`), so
+/// constraints print back the way people write them.
+struct JsonNumber(f64);
+
+impl Serialize for JsonNumber {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        const EXACT_INT: f64 = 9_007_199_254_740_992.0; // 2^53
+        if self.0.fract() == 0.0 && self.0.abs() < EXACT_INT {
+            serializer.serialize_i64(self.0 as i64)
+        } else {
+            serializer.serialize_f64(self.0)
+        }
+    }
+}
+
 /// One constraint value; the variant follows the property's [`ValueType`](super::ValueType).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Constraint {
@@ -194,7 +209,7 @@ impl Serialize for Constraint {
                     ("max", n.max),
                 ] {
                     if let Some(v) = value {
-                        map.serialize_entry(key, &v)?;
+                        map.serialize_entry(key, &JsonNumber(v))?;
                     }
                 }
             }
@@ -443,7 +458,7 @@ mod tests {
         let json = serde_json::to_string(&set).unwrap();
         assert_eq!(
             json,
-            r#"{"width":{"min":640.0},"facingMode":{"exact":"user"}}"#
+            r#"{"width":{"min":640},"facingMode":{"exact":"user"}}"#
         );
     }
 }

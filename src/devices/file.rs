@@ -161,9 +161,11 @@ fn device_from_raw(raw: RawDevice, at: &str, base: &Path) -> Result<DeviceDescri
         };
         let echo = match raw.echo_cancellation {
             None => vec![Flag::Off],
-            Some(l) if l.is_empty() => return Err(format!(
+            Some(l) if l.is_empty() => {
+                return Err(format!(
                 "{at}.echoCancellation: list the supported values, e.g. [false] or [false, true]"
-            )),
+            ))
+            }
             Some(l) => l,
         };
         DeviceModes::Audio {
