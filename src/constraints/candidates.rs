@@ -156,6 +156,29 @@ impl Settings for CandidateView<'_> {
     }
 }
 
+/// The device-level part of a settings dictionary (ids and facing mode), shared by all
+/// of a device's candidates, so those constraints are scored once per device.
+pub(crate) struct DeviceView<'a>(pub &'a DeviceModel);
+
+impl Settings for DeviceView<'_> {
+    fn get(&self, property: Property) -> Option<SettingValue<'_>> {
+        match property {
+            Property::DeviceId => Some(SettingValue::Str(&self.0.device_id)),
+            Property::GroupId => Some(SettingValue::Str(&self.0.group_id)),
+            Property::FacingMode => self.0.facing_mode.map(|f| SettingValue::Str(f.as_str())),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a property is the same for every candidate of a device.
+pub(crate) fn is_device_level(property: Property) -> bool {
+    matches!(
+        property,
+        Property::DeviceId | Property::GroupId | Property::FacingMode
+    )
+}
+
 /// One dimension's required range and the value to aim for.
 #[derive(Debug, Clone, Copy)]
 struct Axis {
@@ -199,42 +222,61 @@ impl Axis {
 
 /// The sizes and rate a crop-and-scale candidate aims for, from one constraint context.
 #[derive(Debug, Clone, Copy)]
-struct ScaleTargets {
+pub(crate) struct ScaleTargets {
     width: Axis,
     height: Axis,
     aspect: Axis,
     frame_rate: Axis,
+    width_bounds: (f64, f64),
+    height_bounds: (f64, f64),
+    /// No target and no range: every mode maps to itself.
+    unconstrained: bool,
 }
 
 impl ScaleTargets {
     fn of(set: &ConstraintSet) -> ScaleTargets {
+        Self::from_axes(
+            Axis::of(set.number(Property::Width)),
+            Axis::of(set.number(Property::Height)),
+            Axis::of(set.number(Property::AspectRatio)),
+            Axis::of(set.number(Property::FrameRate)),
+        )
+    }
+
+    fn from_axes(width: Axis, height: Axis, aspect: Axis, frame_rate: Axis) -> ScaleTargets {
+        let free = |a: &Axis| a.target.is_none() && a.lo <= 0.0 && a.hi == f64::INFINITY;
         ScaleTargets {
-            width: Axis::of(set.number(Property::Width)),
-            height: Axis::of(set.number(Property::Height)),
-            aspect: Axis::of(set.number(Property::AspectRatio)),
-            frame_rate: Axis::of(set.number(Property::FrameRate)),
+            unconstrained: free(&width) && free(&height) && free(&aspect) && free(&frame_rate),
+            width_bounds: Self::bounds(&width),
+            height_bounds: Self::bounds(&height),
+            width,
+            height,
+            aspect,
+            frame_rate,
         }
     }
 
     fn narrowed(self, set: &ConstraintSet) -> Option<ScaleTargets> {
-        Some(ScaleTargets {
-            width: self.width.narrowed(set.number(Property::Width))?,
-            height: self.height.narrowed(set.number(Property::Height))?,
-            aspect: self.aspect.narrowed(set.number(Property::AspectRatio))?,
-            frame_rate: self.frame_rate.narrowed(set.number(Property::FrameRate))?,
-        })
+        Some(Self::from_axes(
+            self.width.narrowed(set.number(Property::Width))?,
+            self.height.narrowed(set.number(Property::Height))?,
+            self.aspect.narrowed(set.number(Property::AspectRatio))?,
+            self.frame_rate.narrowed(set.number(Property::FrameRate))?,
+        ))
     }
 
     /// The crop-and-scale settings derived from `native` that come closest to the targets
     /// within the required ranges, keeping the aspect ratio unless asked otherwise; `None`
     /// if no size or rate at or below the native mode meets the required ranges.
     fn apply(&self, native: &VideoMode) -> Option<(u32, u32, f64)> {
+        if self.unconstrained {
+            return Some((native.width, native.height, native.frame_rate));
+        }
         let (nw, nh, nf) = (native.width as f64, native.height as f64, native.frame_rate);
-        let (wlo, whi) = (self.width.lo.max(1.0).ceil(), self.width.hi.min(nw).floor());
-        let (hlo, hhi) = (
-            self.height.lo.max(1.0).ceil(),
-            self.height.hi.min(nh).floor(),
-        );
+        // The integer bounds of the required ranges are precomputed (`Self::bounds`);
+        // native sizes are integers, so capping them there keeps them integral.
+        let (wlo, whi) = (self.width_bounds.0, self.width_bounds.1.min(nw));
+        let (hlo, hhi) = (self.height_bounds.0, self.height_bounds.1.min(nh));
         let (flo, fhi) = (
             self.frame_rate.lo.max(f64::MIN_POSITIVE),
             self.frame_rate.hi.min(nf),
@@ -261,29 +303,39 @@ impl ScaleTargets {
             (None, None) if nw / nh >= aspect => (nh * aspect, nh),
             (None, None) => (nw, nw / aspect),
         };
-        let (tw, th) = (tw.round(), th.round());
+        let (tw, th) = (round(tw), round(th));
         let mut w = clamp(tw, wlo, whi);
         let mut h = clamp(th, hlo, hhi);
         // A side that had to be clamped drags the free side along, keeping the ratio.
         if ih.is_none() && w != tw {
-            h = clamp((w / aspect).round(), hlo, hhi);
+            h = clamp(round(w / aspect), hlo, hhi);
         }
         if iw.is_none() && h != th {
-            w = clamp((h * aspect).round(), wlo, whi);
+            w = clamp(round(h * aspect), wlo, whi);
         }
         let f = clamp(self.frame_rate.target.unwrap_or(nf), flo, fhi);
         Some((w as u32, h as u32, f))
     }
+
+    /// Integer bounds of a size range: at least 1, whole pixels inside the range.
+    fn bounds(axis: &Axis) -> (f64, f64) {
+        (axis.lo.max(1.0).ceil(), axis.hi.floor())
+    }
 }
 
-/// Appends every candidate of `devices` for `constraints` to `out`, in device order, then
-/// mode order. Crop-and-scale candidates are made for the basic set and for the basic set
-/// narrowed by each advanced set, so an advanced set can be met by scaling too.
-pub fn generate(
-    devices: &[&DeviceModel],
-    constraints: &MediaTrackConstraints,
-    out: &mut Vec<Candidate>,
-) {
+/// Rounds half up. Sizes are positive and far below 2^31, where a cast is exact and, unlike
+/// `f64::round` on baseline x86-64, not a libm call (this runs per mode per context).
+fn round(x: f64) -> f64 {
+    if x > 0.0 && x < 2_147_483_647.0 {
+        (x + 0.5) as u32 as f64
+    } else {
+        x.round()
+    }
+}
+
+/// The crop-and-scale targets: the basic set, then the basic set narrowed by each advanced
+/// set that is compatible with it, so an advanced set can be met by scaling too.
+pub(crate) fn scale_contexts(constraints: &MediaTrackConstraints) -> Vec<ScaleTargets> {
     let base = ScaleTargets::of(&constraints.basic);
     let mut contexts = vec![base];
     contexts.extend(
@@ -292,65 +344,108 @@ pub fn generate(
             .iter()
             .filter_map(|set| base.narrowed(set)),
     );
-    for (index, device) in devices.iter().enumerate() {
-        match &device.modes {
-            DeviceModes::Video(modes) => {
-                for mode in modes {
-                    out.push(Candidate {
-                        device: index,
-                        values: CandidateValues::Video {
-                            width: mode.width,
-                            height: mode.height,
-                            frame_rate: mode.frame_rate,
-                            resize_mode: ResizeMode::None,
-                        },
-                    });
-                    let first_scaled = out.len();
-                    for targets in &contexts {
-                        let Some((width, height, frame_rate)) = targets.apply(mode) else {
-                            continue;
-                        };
-                        let values = CandidateValues::Video {
-                            width,
-                            height,
-                            frame_rate,
-                            resize_mode: ResizeMode::CropAndScale,
-                        };
-                        if !out[first_scaled..].iter().any(|c| c.values == values) {
-                            out.push(Candidate {
-                                device: index,
-                                values,
-                            });
-                        }
+    contexts
+}
+
+/// Appends the candidates of one device (index `index`) to `out`, in mode order: each
+/// native mode, then its crop-and-scale candidates, one per context, without repeats.
+/// Unless `keep_unscaled` is set, a crop-and-scale candidate identical to its native mode
+/// is left out: without a resizeMode constraint it can only tie with the native one, and
+/// ties go to the native one.
+pub(crate) fn generate_device(
+    index: usize,
+    device: &DeviceModel,
+    contexts: &[ScaleTargets],
+    keep_unscaled: bool,
+    out: &mut Vec<Candidate>,
+) {
+    match &device.modes {
+        DeviceModes::Video(modes) => {
+            // The last crop-and-scale values each context produced on this device. Many
+            // native modes scale to the same values (every mode above 1280×720 scales to
+            // an ideal 1280×720): identical settings score identically and the earlier
+            // wins the tie, so the repeats are dropped.
+            let mut last = vec![None; contexts.len()];
+            for mode in modes {
+                out.push(Candidate {
+                    device: index,
+                    values: CandidateValues::Video {
+                        width: mode.width,
+                        height: mode.height,
+                        frame_rate: mode.frame_rate,
+                        resize_mode: ResizeMode::None,
+                    },
+                });
+                let first_scaled = out.len();
+                for (targets, last) in contexts.iter().zip(last.iter_mut()) {
+                    let Some((width, height, frame_rate)) = targets.apply(mode) else {
+                        continue;
+                    };
+                    if *last == Some((width, height, frame_rate)) {
+                        continue;
+                    }
+                    *last = Some((width, height, frame_rate));
+                    let unscaled = width == mode.width
+                        && height == mode.height
+                        && frame_rate == mode.frame_rate;
+                    if unscaled && !keep_unscaled {
+                        continue;
+                    }
+                    let values = CandidateValues::Video {
+                        width,
+                        height,
+                        frame_rate,
+                        resize_mode: ResizeMode::CropAndScale,
+                    };
+                    if !out[first_scaled..].iter().any(|c| c.values == values) {
+                        out.push(Candidate {
+                            device: index,
+                            values,
+                        });
                     }
                 }
             }
-            DeviceModes::Audio {
-                modes,
-                echo_cancellation,
-                auto_gain_control,
-                noise_suppression,
-            } => {
-                for mode in modes {
-                    for &ec in echo_cancellation {
-                        for &agc in auto_gain_control {
-                            for &ns in noise_suppression {
-                                out.push(Candidate {
-                                    device: index,
-                                    values: CandidateValues::Audio {
-                                        mode: *mode,
-                                        echo_cancellation: ec,
-                                        auto_gain_control: agc,
-                                        noise_suppression: ns,
-                                    },
-                                });
-                            }
+        }
+        DeviceModes::Audio {
+            modes,
+            echo_cancellation,
+            auto_gain_control,
+            noise_suppression,
+        } => {
+            for mode in modes {
+                for &ec in echo_cancellation {
+                    for &agc in auto_gain_control {
+                        for &ns in noise_suppression {
+                            out.push(Candidate {
+                                device: index,
+                                values: CandidateValues::Audio {
+                                    mode: *mode,
+                                    echo_cancellation: ec,
+                                    auto_gain_control: agc,
+                                    noise_suppression: ns,
+                                },
+                            });
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// Every candidate of `devices` for `constraints`, in device order, then mode order,
+/// including crop-and-scale candidates identical to their native mode.
+#[cfg(test)]
+pub(crate) fn generate(
+    devices: &[&DeviceModel],
+    constraints: &MediaTrackConstraints,
+) -> Vec<Candidate> {
+    let contexts = scale_contexts(constraints);
+    let mut out = Vec::new();
+    for (index, device) in devices.iter().enumerate() {
+        generate_device(index, device, &contexts, true, &mut out);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -439,8 +534,7 @@ mod tests {
     fn candidates_cover_native_and_scaled_modes() {
         let cam = camera(&[(640, 480, 30.0), (1280, 720, 30.0)]);
         let (c, _) = MediaStreamConstraints::from_json_str(r#"{"video":{"width":320}}"#).unwrap();
-        let mut out = Vec::new();
-        generate(&[&cam], c.video.as_ref().unwrap(), &mut out);
+        let out = generate(&[&cam], c.video.as_ref().unwrap());
         let sizes: Vec<_> = out
             .iter()
             .map(|c| match c.values {
@@ -482,8 +576,7 @@ mod tests {
                 noise_suppression: vec![false],
             },
         };
-        let mut out = Vec::new();
-        generate(&[&mic], &MediaTrackConstraints::default(), &mut out);
+        let out = generate(&[&mic], &MediaTrackConstraints::default());
         assert_eq!(out.len(), 4);
     }
 }

@@ -13,12 +13,12 @@ use std::cmp::Ordering;
 
 use serde::Serialize;
 
-use super::candidates::{self, Candidate, CandidateView};
-use super::fitness::{constraint_distance, first_unmet_required, fitness_distance};
+use super::candidates::{self, is_device_level, Candidate, CandidateView, DeviceView};
+use super::fitness::{constraint_distance, first_unmet_required};
 use super::model::DeviceModel;
 use super::property::{MediaKind, Property};
 use super::settings::{MediaTrackSettings, SettingValue, Settings};
-use super::value::{Flag, MediaTrackConstraints};
+use super::value::{Constraint, ConstraintSet, Flag, MediaTrackConstraints};
 use crate::error::MediaError;
 
 /// Distances closer than this are ties (they come from the same arithmetic on the same
@@ -73,31 +73,114 @@ impl Scored {
     }
 }
 
+/// A constraint set prepared for scoring many candidates: constraints that do not apply
+/// to the kind dropped, the rest split into device-level ones (scored once per device)
+/// and mode-level ones (scored per candidate).
+struct Compiled<'c> {
+    device_level: Vec<(Property, &'c Constraint)>,
+    mode_level: Vec<(Property, &'c Constraint)>,
+}
+
+impl<'c> Compiled<'c> {
+    fn new(set: &'c ConstraintSet, kind: MediaKind) -> Self {
+        let (device_level, mode_level) = set
+            .iter()
+            .filter(|(p, _)| p.applies_to(kind))
+            .partition(|(p, _)| is_device_level(*p));
+        Compiled {
+            device_level,
+            mode_level,
+        }
+    }
+
+    fn sum<S: Settings>(parts: &[(Property, &Constraint)], kind: MediaKind, settings: &S) -> f64 {
+        let mut total = 0.0;
+        for (p, c) in parts {
+            total += constraint_distance(*p, c, kind, settings);
+            if total == f64::INFINITY {
+                break;
+            }
+        }
+        total
+    }
+
+    fn device_distance(&self, kind: MediaKind, device: &DeviceModel) -> f64 {
+        Self::sum(&self.device_level, kind, &DeviceView(device))
+    }
+
+    fn mode_distance(&self, kind: MediaKind, settings: &CandidateView<'_>) -> f64 {
+        Self::sum(&self.mode_level, kind, settings)
+    }
+}
+
 /// The work of one selection, kept so that `--explain` can show it.
 struct Run {
     scored: Vec<Scored>,
     winner: Option<usize>,
 }
 
-fn run(kind: MediaKind, constraints: &MediaTrackConstraints, devices: &[&DeviceModel]) -> Run {
-    let mut cands = Vec::new();
-    candidates::generate(devices, constraints, &mut cands);
-    let mut scored: Vec<Scored> = cands
+/// Scores and filters the candidates. With `prune`, devices whose ids or facing mode fail
+/// a required basic constraint contribute no candidates at all (the fast path); without
+/// it every candidate is kept, for explanations and error reports.
+fn run(
+    kind: MediaKind,
+    constraints: &MediaTrackConstraints,
+    devices: &[&DeviceModel],
+    prune: bool,
+) -> Run {
+    let basic = Compiled::new(&constraints.basic, kind);
+    let advanced: Vec<Compiled> = constraints
+        .advanced
         .iter()
-        .map(|c| Scored {
-            candidate: *c,
-            distance: fitness_distance(&constraints.basic, kind, &view(devices, c)),
-            eliminated_by: None,
-        })
+        .map(|set| Compiled::new(set, kind))
         .collect();
+    let contexts = candidates::scale_contexts(constraints);
+    let resize_constrained = constraints.basic.get(Property::ResizeMode).is_some()
+        || constraints
+            .advanced
+            .iter()
+            .any(|set| set.get(Property::ResizeMode).is_some());
+
+    let mut scored = Vec::new();
+    let mut cands = Vec::new();
+    for (index, device) in devices.iter().enumerate() {
+        let device_distance = basic.device_distance(kind, device);
+        if prune && device_distance.is_infinite() {
+            continue;
+        }
+        cands.clear();
+        candidates::generate_device(
+            index,
+            device,
+            &contexts,
+            resize_constrained || !prune,
+            &mut cands,
+        );
+        scored.extend(cands.iter().map(|c| Scored {
+            candidate: *c,
+            distance: if device_distance.is_infinite() {
+                device_distance
+            } else {
+                device_distance + basic.mode_distance(kind, &view(devices, c))
+            },
+            eliminated_by: None,
+        }));
+    }
 
     let mut satisfies = vec![false; scored.len()];
-    for (k, set) in constraints.advanced.iter().enumerate() {
+    let mut device_ok = vec![false; devices.len()];
+    for (k, set) in advanced.iter().enumerate() {
+        for (ok, device) in device_ok.iter_mut().zip(devices) {
+            *ok = set.device_distance(kind, device).is_finite();
+        }
         let mut any = false;
-        for (i, s) in scored.iter().enumerate() {
-            satisfies[i] =
-                s.alive() && fitness_distance(set, kind, &view(devices, &s.candidate)).is_finite();
-            any |= satisfies[i];
+        for (ok, s) in satisfies.iter_mut().zip(&scored) {
+            *ok = s.alive()
+                && device_ok[s.candidate.device]
+                && set
+                    .mode_distance(kind, &view(devices, &s.candidate))
+                    .is_finite();
+            any |= *ok;
         }
         if any {
             for (s, ok) in scored.iter_mut().zip(&satisfies) {
@@ -108,35 +191,45 @@ fn run(kind: MediaKind, constraints: &MediaTrackConstraints, devices: &[&DeviceM
         }
     }
 
-    let winner = scored
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.alive())
-        .min_by(|(ia, a), (ib, b)| compare(a, b).then(ia.cmp(ib)))
-        .map(|(i, _)| i);
-    Run { scored, winner }
+    Run {
+        winner: pick_winner(&scored),
+        scored,
+    }
 }
 
-/// Orders candidates best first: distance, then resizeMode none, then default closeness.
-/// Equal candidates keep their generation order (device order, then mode order).
-fn compare(a: &Scored, b: &Scored) -> Ordering {
-    if (a.distance - b.distance).abs() > TIE {
-        return a.distance.total_cmp(&b.distance);
-    }
-    a.candidate
-        .resize_rank()
-        .cmp(&b.candidate.resize_rank())
-        .then_with(|| {
-            let (ca, cb) = (
-                a.candidate.default_closeness(),
-                b.candidate.default_closeness(),
-            );
-            if (ca - cb).abs() > TIE {
-                ca.total_cmp(&cb)
-            } else {
-                Ordering::Equal
-            }
+/// The best alive candidate: lowest distance; among ties, resizeMode none, then closest to
+/// 640×480@30, then the earliest (device order, then mode order). The tie-breakers are
+/// computed only for the tied candidates.
+fn pick_winner(scored: &[Scored]) -> Option<usize> {
+    let best = scored
+        .iter()
+        .filter(|s| s.alive())
+        .map(|s| s.distance)
+        .min_by(f64::total_cmp)?;
+    let tied = |s: &Scored| s.alive() && s.distance - best <= TIE;
+    scored
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| tied(s))
+        .map(|(i, s)| {
+            (
+                i,
+                s.candidate.resize_rank(),
+                s.candidate.default_closeness(),
+            )
         })
+        .min_by(|a, b| {
+            a.1.cmp(&b.1)
+                .then_with(|| {
+                    if (a.2 - b.2).abs() > TIE {
+                        a.2.total_cmp(&b.2)
+                    } else {
+                        Ordering::Equal
+                    }
+                })
+                .then(a.0.cmp(&b.0))
+        })
+        .map(|(i, _, _)| i)
 }
 
 fn overconstrained(
@@ -272,7 +365,7 @@ pub fn select_settings(
     constraints: &MediaTrackConstraints,
     devices: &[&DeviceModel],
 ) -> Result<Selection, MediaError> {
-    select_impl(kind, constraints, devices).0
+    select_impl(kind, constraints, devices, false).0
 }
 
 /// Like [`select_settings`], and also reports every candidate with its distance.
@@ -281,7 +374,7 @@ pub fn explain_selection(
     constraints: &MediaTrackConstraints,
     devices: &[&DeviceModel],
 ) -> (Result<Selection, MediaError>, Vec<CandidateReport>) {
-    let (result, run) = select_impl(kind, constraints, devices);
+    let (result, run) = select_impl(kind, constraints, devices, true);
     let reports = run
         .map(|run| {
             run.scored
@@ -310,6 +403,7 @@ fn select_impl(
     kind: MediaKind,
     constraints: &MediaTrackConstraints,
     devices: &[&DeviceModel],
+    explain: bool,
 ) -> (Result<Selection, MediaError>, Option<Run>) {
     if devices.is_empty() {
         let err = MediaError::NotFoundError {
@@ -317,7 +411,11 @@ fn select_impl(
         };
         return (Err(err), None);
     }
-    let run = run(kind, constraints, devices);
+    let mut run = run(kind, constraints, devices, !explain);
+    if run.winner.is_none() && !explain {
+        // Failure is the rare path: rerun over every candidate to name the constraint.
+        run = self::run(kind, constraints, devices, false);
+    }
     let result = match run.winner {
         Some(i) => {
             let s = &run.scored[i];
