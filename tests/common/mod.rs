@@ -1,0 +1,148 @@
+//! Helpers shared by the integration tests: device sets, the CLI, the library, and one
+//! JSON shape for both so their answers can be compared byte for byte.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+use usermedia::devices::{MediaDevices, Permission, PermissionPolicy};
+use usermedia::MediaKind;
+
+/// Which devices a case runs against.
+#[derive(Debug, Clone, Copy)]
+pub enum Devices {
+    /// The built-in virtual set (the CLI gets `examples/devices/builtin.json`, its mirror,
+    /// so the answer does not depend on this machine's hardware).
+    Builtin,
+    /// `examples/devices/phone.json`: back camera (environment), front (user), microphone.
+    Phone,
+    /// A devices file given inline.
+    Json(&'static str),
+}
+
+pub fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/devices")
+        .join(name)
+}
+
+pub fn temp_file(contents: &str, suffix: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new()
+        .suffix(suffix)
+        .tempfile()
+        .expect("temp file");
+    f.write_all(contents.as_bytes()).expect("write temp file");
+    f
+}
+
+/// Keeps a temporary devices file alive as long as the path is used.
+pub struct DevicesPath {
+    pub path: PathBuf,
+    _temp: Option<tempfile::NamedTempFile>,
+}
+
+impl Devices {
+    pub fn path(self) -> DevicesPath {
+        match self {
+            Devices::Builtin => DevicesPath {
+                path: example("builtin.json"),
+                _temp: None,
+            },
+            Devices::Phone => DevicesPath {
+                path: example("phone.json"),
+                _temp: None,
+            },
+            Devices::Json(json) => {
+                let f = temp_file(json, ".json");
+                DevicesPath {
+                    path: f.path().to_owned(),
+                    _temp: Some(f),
+                }
+            }
+        }
+    }
+
+    /// The library's `MediaDevices` for this set, everything granted except `deny`.
+    pub fn media_devices(self, deny: &[&str]) -> MediaDevices {
+        let policy = policy(deny);
+        match self {
+            Devices::Builtin => MediaDevices::builtin_virtual(policy),
+            other => MediaDevices::from_devices_file(&other.path().path, policy)
+                .expect("valid devices file"),
+        }
+    }
+}
+
+/// The CLI's `--deny` semantics as a policy.
+pub fn policy(deny: &[&str]) -> PermissionPolicy {
+    let mut policy = PermissionPolicy::granted();
+    for d in deny {
+        match *d {
+            "camera" => policy.set_kind(MediaKind::Video, Permission::Denied),
+            "microphone" => policy.set_kind(MediaKind::Audio, Permission::Denied),
+            id => {
+                policy.devices.insert(id.to_string(), Permission::Denied);
+            }
+        }
+    }
+    policy
+}
+
+pub fn usermedia(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_usermedia"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run usermedia")
+}
+
+/// `usermedia select` for a case: (exit code, stdout JSON).
+pub fn cli_select(devices: Devices, constraints: &str, deny: &[&str]) -> (i32, Value) {
+    let path = devices.path();
+    let mut args = vec![
+        "select",
+        "--constraints",
+        constraints,
+        "--devices",
+        path.path.to_str().expect("utf-8 path"),
+    ];
+    for d in deny {
+        args.push("--deny");
+        args.push(d);
+    }
+    let out = usermedia(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "select printed no JSON ({e}): stdout {stdout:?}, stderr {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), value)
+}
+
+/// `getUserMedia` through the library, rendered in the CLI's JSON shape.
+pub fn library_select(devices: Devices, constraints: &str, deny: &[&str]) -> (i32, Value) {
+    let media = devices.media_devices(deny);
+    match media.get_user_media_json(constraints) {
+        Ok(stream) => {
+            let tracks: Vec<Value> = stream
+                .get_tracks()
+                .iter()
+                .map(|t| {
+                    let settings = t.get_settings();
+                    json!({
+                        "kind": t.kind(),
+                        "label": t.label(),
+                        "deviceId": settings.device_id.clone(),
+                        "settings": settings,
+                    })
+                })
+                .collect();
+            (0, json!({ "tracks": tracks }))
+        }
+        Err(e) => (1, json!({ "error": e.to_json() })),
+    }
+}

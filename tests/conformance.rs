@@ -1,0 +1,298 @@
+//! Conformance cases derived from web-platform-tests' `mediacapture-streams` folder. Each
+//! case runs twice — through the library's getUserMedia and through `usermedia select` —
+//! and both answers must be identical JSON and meet the expectation.
+
+mod common;
+
+use common::{cli_select, library_select, Devices};
+use serde_json::{json, Value};
+
+/// What a case expects.
+enum Expect {
+    /// Tracks in order (audio before video), each `(kind, deviceId, settings subset)`. A
+    /// `null` in the subset means the member must be absent.
+    Tracks(Vec<(&'static str, &'static str, Value)>),
+    /// A media error by name, with the constraint for OverconstrainedError.
+    Error(&'static str, Option<&'static str>),
+}
+
+fn tracks(t: Vec<(&'static str, &'static str, Value)>) -> Expect {
+    Expect::Tracks(t)
+}
+
+fn over(constraint: &'static str) -> Expect {
+    Expect::Error("OverconstrainedError", Some(constraint))
+}
+
+fn error(name: &'static str) -> Expect {
+    Expect::Error(name, None)
+}
+
+fn run(devices: Devices, constraints: &str, deny: &[&str], expect: Expect) {
+    let (lib_code, lib) = library_select(devices, constraints, deny);
+    let (cli_code, cli) = cli_select(devices, constraints, deny);
+    assert_eq!(lib, cli, "library and CLI disagree for {constraints}");
+    assert_eq!(lib_code, cli_code, "exit codes disagree for {constraints}");
+    match expect {
+        Expect::Error(name, constraint) => {
+            assert_eq!(cli_code, 1, "{constraints}: expected exit 1, got {cli}");
+            let err = &cli["error"];
+            assert_eq!(err["name"], name, "{constraints}: {cli}");
+            match constraint {
+                Some(c) => assert_eq!(err["constraint"], c, "{constraints}: {cli}"),
+                None => assert!(err.get("constraint").is_none(), "{cli}"),
+            }
+            assert!(
+                err["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{cli}"
+            );
+        }
+        Expect::Tracks(expected) => {
+            assert_eq!(cli_code, 0, "{constraints}: expected success, got {cli}");
+            let got = cli["tracks"].as_array().expect("tracks array");
+            assert_eq!(got.len(), expected.len(), "{constraints}: {cli}");
+            for ((kind, device, subset), track) in expected.iter().zip(got) {
+                assert_eq!(track["kind"], *kind, "{constraints}: {cli}");
+                assert_eq!(track["deviceId"], *device, "{constraints}: {cli}");
+                assert_eq!(track["settings"]["deviceId"], *device);
+                for (key, want) in subset.as_object().expect("settings subset") {
+                    let have = track["settings"].get(key);
+                    if want.is_null() {
+                        assert!(have.is_none(), "{constraints}: {key} must be absent: {cli}");
+                    } else {
+                        let have = have.unwrap_or_else(|| panic!("{constraints}: no {key}: {cli}"));
+                        let equal = match (have.as_f64(), want.as_f64()) {
+                            (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+                            _ => have == want,
+                        };
+                        assert!(equal, "{constraints}: {key} = {have}, want {want}: {cli}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+macro_rules! cases {
+    ($( $(#[$doc:meta])* $name:ident: $devices:expr, $constraints:expr, [$($deny:expr),*], $expect:expr; )*) => {
+        $(
+            $(#[$doc])*
+            #[test]
+            fn $name() {
+                run($devices, $constraints, &[$($deny),*], $expect);
+            }
+        )*
+        /// The number of cases, so a test can hold the suite to its minimum size.
+        const CASE_COUNT: usize = [$(stringify!($name)),*].len();
+    };
+}
+
+use Devices::{Builtin, Phone};
+
+const VP: &str = "virtual-pattern";
+const VT: &str = "virtual-tone";
+
+cases! {
+    // --- GUM-trivial-constraint / MediaDevices-getUserMedia basics ---
+    /// `{video: true}`: the default 640×480 at 30 fps, a native mode.
+    trivial_video: Builtin, r#"{"video": true}"#, [],
+        tracks(vec![("video", VP, json!({"width": 640, "height": 480, "frameRate": 30.0, "resizeMode": "none", "groupId": "virtual"}))]);
+    /// `{audio: true}`: the first native mode (mono).
+    trivial_audio: Builtin, r#"{"audio": true}"#, [],
+        tracks(vec![("audio", VT, json!({"sampleRate": 48000, "channelCount": 1, "sampleSize": 16}))]);
+    /// Both kinds: audio first, as browsers order getTracks().
+    trivial_both: Builtin, r#"{"video": true, "audio": true}"#, [],
+        tracks(vec![("audio", VT, json!({})), ("video", VP, json!({}))]);
+    /// An empty constraints dictionary is like `true`.
+    trivial_empty_dictionary: Builtin, r#"{"video": {}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 640, "height": 480}))]);
+    /// `audio: false` with video: only video.
+    trivial_audio_false: Builtin, r#"{"video": true, "audio": false}"#, [],
+        tracks(vec![("video", VP, json!({}))]);
+
+    // --- TypeErrors (MediaDevices-getUserMedia) ---
+    /// Neither kind requested.
+    type_error_empty: Builtin, r#"{}"#, [], error("TypeError");
+    /// Both false.
+    type_error_both_false: Builtin, r#"{"audio": false, "video": false}"#, [], error("TypeError");
+    /// A value of the wrong JSON type.
+    type_error_wrong_type: Builtin, r#"{"video": {"width": "wide"}}"#, [], error("TypeError");
+    /// `video` that is neither boolean nor dictionary.
+    type_error_video_number: Builtin, r#"{"video": 3}"#, [], error("TypeError");
+    /// A boolean constraint given a string.
+    type_error_boolean_constraint: Builtin, r#"{"audio": {"autoGainControl": {"exact": "yes"}}}"#, [], error("TypeError");
+
+    // --- GUM-unknownkey-option-param ---
+    /// An unknown top-level key beside a valid request is ignored.
+    unknown_key_ignored: Builtin, r#"{"video": true, "unknownkey": true}"#, [],
+        tracks(vec![("video", VP, json!({}))]);
+    /// Only unknown keys: nothing requested, TypeError.
+    unknown_key_only: Builtin, r#"{"unknownkey": true}"#, [], error("TypeError");
+    /// An unknown constraint inside a track dictionary is ignored.
+    unknown_constraint_ignored: Builtin, r#"{"video": {"unknownkey": {"exact": 5}}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 640}))]);
+
+    // --- GUM-non-applicable-constraint ---
+    /// A required video constraint on audio does not apply.
+    non_applicable_width_on_audio: Builtin, r#"{"audio": {"width": {"exact": 640}}}"#, [],
+        tracks(vec![("audio", VT, json!({"width": null}))]);
+    /// A required audio constraint on video does not apply.
+    non_applicable_sample_rate_on_video: Builtin, r#"{"video": {"sampleRate": {"exact": 1}}}"#, [],
+        tracks(vec![("video", VP, json!({"sampleRate": null}))]);
+    /// facingMode on a microphone does not apply.
+    non_applicable_facing_on_audio: Builtin, r#"{"audio": {"facingMode": {"exact": "user"}}}"#, [],
+        tracks(vec![("audio", VT, json!({"facingMode": null}))]);
+    /// Constraints for the other kind are ignored even when malformed.
+    non_applicable_malformed_ignored: Builtin, r#"{"audio": {"width": "wide"}}"#, [],
+        tracks(vec![("audio", VT, json!({}))]);
+
+    // --- GUM-impossible-constraint ---
+    /// A width no device reaches.
+    impossible_width_min: Builtin, r#"{"video": {"width": {"min": 100000000}}}"#, [], over("width");
+    /// An exact height no native mode or crop reaches.
+    impossible_height_exact: Builtin, r#"{"video": {"height": {"exact": 2000}}}"#, [], over("height");
+    /// A frame rate above every mode.
+    impossible_frame_rate: Builtin, r#"{"video": {"frameRate": {"min": 1000}}}"#, [], over("frameRate");
+    /// min > max is not a TypeError, just unsatisfiable.
+    impossible_min_above_max: Builtin, r#"{"video": {"width": {"min": 800, "max": 600}}}"#, [], over("width");
+    /// A channel count the microphone lacks.
+    impossible_channel_count: Builtin, r#"{"audio": {"channelCount": {"exact": 3}}}"#, [], over("channelCount");
+    /// A sample rate the microphone lacks (no resampling during selection).
+    impossible_sample_rate: Builtin, r#"{"audio": {"sampleRate": {"exact": 44100}}}"#, [], over("sampleRate");
+    /// Echo cancellation required on a device without it.
+    impossible_echo_cancellation: Builtin, r#"{"audio": {"echoCancellation": {"exact": true}}}"#, [], over("echoCancellation");
+
+    // --- GUM-optional-constraint ---
+    /// An unreachable ideal picks the closest mode instead of failing.
+    optional_width_ideal_huge: Builtin, r#"{"video": {"width": {"ideal": 100000}}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 1920, "height": 1080}))]);
+    /// An ideal facingMode on a camera without one still succeeds.
+    optional_facing_without_facing: Builtin, r#"{"video": {"facingMode": "user"}}"#, [],
+        tracks(vec![("video", VP, json!({"facingMode": null}))]);
+    /// An ideal echo cancellation the device lacks: succeeds with it off.
+    optional_echo_cancellation: Builtin, r#"{"audio": {"echoCancellation": true}}"#, [],
+        tracks(vec![("audio", VT, json!({"echoCancellation": false}))]);
+
+    // --- GUM-required-constraint-with-ideal-value ---
+    /// min plus ideal: the ideal is reached.
+    required_min_with_ideal: Builtin, r#"{"video": {"width": {"min": 320, "ideal": 1280}}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 1280, "height": 720, "resizeMode": "none"}))]);
+    /// max below the ideal: the closest allowed, by crop-and-scale.
+    required_max_below_ideal: Builtin, r#"{"video": {"width": {"max": 800, "ideal": 1280}}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 800, "height": 450, "resizeMode": "crop-and-scale"}))]);
+    /// exact wins over a conflicting ideal.
+    required_exact_with_ideal: Builtin, r#"{"video": {"height": {"exact": 720, "ideal": 1080}}}"#, [],
+        tracks(vec![("video", VP, json!({"height": 720, "width": 1280}))]);
+
+    // --- GUM-invalid-facing-mode ---
+    /// An invalid facingMode as exact: OverconstrainedError naming facingMode.
+    invalid_facing_mode_exact: Phone, r#"{"video": {"facingMode": {"exact": "invalid"}}}"#, [], over("facingMode");
+    /// An invalid facingMode as ideal: ignored.
+    invalid_facing_mode_ideal: Phone, r#"{"video": {"facingMode": "invalid"}}"#, [],
+        tracks(vec![("video", "back", json!({}))]);
+
+    // --- facingMode and device selection ---
+    /// The issue's example: exact environment picks the back camera.
+    facing_exact_environment: Phone, r#"{"video": {"facingMode": {"exact": "environment"}}}"#, [],
+        tracks(vec![("video", "back", json!({"facingMode": "environment"}))]);
+    /// An ideal user picks the front camera although the back one comes first.
+    facing_ideal_user: Phone, r#"{"video": {"facingMode": "user"}}"#, [],
+        tracks(vec![("video", "front", json!({"facingMode": "user"}))]);
+    /// An exact list: any listed value will do.
+    facing_exact_list: Phone, r#"{"video": {"facingMode": {"exact": ["left", "user"]}}}"#, [],
+        tracks(vec![("video", "front", json!({"facingMode": "user"}))]);
+    /// Required facingMode on a camera that has none.
+    facing_exact_on_camera_without_facing: Builtin, r#"{"video": {"facingMode": {"exact": "user"}}}"#, [], over("facingMode");
+    /// deviceId exact.
+    device_id_exact: Phone, r#"{"video": {"deviceId": {"exact": "front"}}}"#, [],
+        tracks(vec![("video", "front", json!({}))]);
+    /// deviceId ideal overrides device order.
+    device_id_ideal: Phone, r#"{"video": {"deviceId": "front"}}"#, [],
+        tracks(vec![("video", "front", json!({}))]);
+    /// An unknown deviceId as exact.
+    device_id_unknown: Phone, r#"{"video": {"deviceId": {"exact": "nope"}}}"#, [], over("deviceId");
+    /// groupId exact.
+    group_id_exact: Phone, r#"{"audio": {"groupId": {"exact": "phone"}}}"#, [],
+        tracks(vec![("audio", "mic", json!({"groupId": "phone"}))]);
+    /// An unknown groupId as exact.
+    group_id_unknown: Phone, r#"{"video": {"groupId": {"exact": "other"}}}"#, [], over("groupId");
+
+    // --- resizeMode (MediaDevices-getUserMedia resizeMode cases) ---
+    /// resizeMode none: only native modes.
+    resize_none_exact: Builtin, r#"{"video": {"resizeMode": {"exact": "none"}, "width": 1000}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 1280, "height": 720, "resizeMode": "none"}))]);
+    /// resizeMode crop-and-scale required without sizes: the default size, scaled.
+    resize_crop_exact: Builtin, r#"{"video": {"resizeMode": {"exact": "crop-and-scale"}}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 640, "height": 480, "resizeMode": "crop-and-scale"}))]);
+    /// An invalid resizeMode as exact.
+    resize_invalid: Builtin, r#"{"video": {"resizeMode": {"exact": "invalid"}}}"#, [], over("resizeMode");
+    /// Sizes no native mode has: crop-and-scale produces them exactly.
+    resize_exact_size: Builtin, r#"{"video": {"width": {"exact": 300}, "height": {"exact": 200}}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 300, "height": 200, "resizeMode": "crop-and-scale"}))]);
+    /// An ideal none outweighs an ideal width that only scaling meets.
+    resize_ideal_none: Builtin, r#"{"video": {"resizeMode": "none", "width": 1000}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 1280, "resizeMode": "none"}))]);
+    /// A lower frame rate by dropping frames.
+    resize_frame_rate: Builtin, r#"{"video": {"frameRate": {"exact": 15}}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 640, "height": 480, "frameRate": 15.0, "resizeMode": "crop-and-scale"}))]);
+    /// resizeMode none cannot drop frames.
+    resize_none_frame_rate: Builtin, r#"{"video": {"resizeMode": {"exact": "none"}, "frameRate": {"exact": 15}}}"#, [], over("frameRate");
+    /// A square crop, closest to the default size.
+    resize_square: Builtin, r#"{"video": {"aspectRatio": {"exact": 1}}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 480, "height": 480, "aspectRatio": 1.0}))]);
+    /// 16:9 at width 640: a crop of 640×480.
+    resize_wide_crop: Builtin, r#"{"video": {"aspectRatio": 1.7777777777777777, "width": 640}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 640, "height": 360}))]);
+
+    // --- advanced (MediaDevices-getUserMedia, applied across devices) ---
+    /// An advanced set decides between devices.
+    advanced_decides_device: Phone, r#"{"video": {"advanced": [{"facingMode": "user"}]}}"#, [],
+        tracks(vec![("video", "front", json!({}))]);
+    /// An unsatisfiable advanced set is skipped; the next applies.
+    advanced_skips_impossible: Phone, r#"{"video": {"advanced": [{"width": 100000}, {"facingMode": "user"}]}}"#, [],
+        tracks(vec![("video", "front", json!({}))]);
+    /// Earlier sets win: a later set the survivors cannot meet is skipped.
+    advanced_order_matters: Phone, r#"{"video": {"advanced": [{"facingMode": "user"}, {"facingMode": "environment"}]}}"#, [],
+        tracks(vec![("video", "front", json!({}))]);
+    /// An advanced size beats the basic ideal, by scaling.
+    advanced_beats_basic_ideal: Builtin, r#"{"video": {"width": 1280, "advanced": [{"width": 400, "height": 300}]}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 400, "height": 300}))]);
+    /// Advanced sets never cause a failure.
+    advanced_never_fails: Builtin, r#"{"video": {"advanced": [{"width": 100000}]}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 640}))]);
+
+    // --- audio selection ---
+    /// channelCount ideal 2 picks the stereo mode.
+    audio_stereo: Builtin, r#"{"audio": {"channelCount": 2}}"#, [],
+        tracks(vec![("audio", VT, json!({"channelCount": 2}))]);
+    /// Audio settings carry every member DESIGN.md names.
+    audio_settings_members: Builtin, r#"{"audio": true}"#, [],
+        tracks(vec![("audio", VT, json!({"groupId": "virtual", "sampleRate": 48000, "sampleSize": 16, "channelCount": 1, "latency": 0.01, "echoCancellation": false, "autoGainControl": false, "noiseSuppression": false}))]);
+
+    // --- MediaStreamTrack-getSettings (through selection) ---
+    /// Video settings carry every member DESIGN.md names, and no facingMode without one.
+    video_settings_members: Builtin, r#"{"video": {"width": 1280}}"#, [],
+        tracks(vec![("video", VP, json!({"groupId": "virtual", "width": 1280, "height": 720, "aspectRatio": 1.7777777777777777, "frameRate": 30.0, "resizeMode": "none", "facingMode": null}))]);
+
+    // --- GUM-deny and NotFoundError ---
+    /// The camera permission denied.
+    deny_camera: Phone, r#"{"video": true}"#, ["camera"], error("NotAllowedError");
+    /// A denied microphone does not matter to a video-only request.
+    deny_microphone_video_only: Phone, r#"{"video": true}"#, ["microphone"],
+        tracks(vec![("video", "back", json!({}))]);
+    /// A denied microphone fails a request that includes audio.
+    deny_microphone_with_audio: Phone, r#"{"video": true, "audio": true}"#, ["microphone"], error("NotAllowedError");
+    /// Asking exactly for a denied device: NotAllowedError, not OverconstrainedError.
+    deny_device_required: Phone, r#"{"video": {"facingMode": {"exact": "environment"}}}"#, ["back"], error("NotAllowedError");
+    /// A denied device is passed over for an allowed one.
+    deny_device_fallback: Phone, r#"{"video": true}"#, ["back"],
+        tracks(vec![("video", "front", json!({}))]);
+    /// No device of the kind at all.
+    not_found_no_camera: Devices::Json(r#"{"devices": [{"kind": "audioinput", "deviceId": "m", "modes": [{"sampleRate": 48000, "channelCount": 1}]}]}"#),
+        r#"{"video": true}"#, [], error("NotFoundError");
+}
+
+#[test]
+fn the_suite_has_at_least_40_cases() {
+    assert!(CASE_COUNT >= 40, "only {CASE_COUNT} cases");
+}
