@@ -215,6 +215,11 @@ impl MediaDevices {
         &self,
         constraints: &MediaStreamConstraints,
     ) -> Result<Vec<TrackSelection>, MediaError> {
+        if constraints.audio.is_none() && constraints.video.is_none() {
+            return Err(MediaError::type_error(
+                "at least one of audio and video must be requested",
+            ));
+        }
         let mut out = Vec::new();
         for kind in [MediaKind::Audio, MediaKind::Video] {
             if let Some(c) = constraints.for_kind(kind) {

@@ -1,0 +1,358 @@
+//! The `usermedia` command line: output shapes, exit codes (0 ok, 1 media error, 2 bad
+//! input) and error messages that name what is wrong.
+
+mod common;
+
+use common::{example, temp_file, usermedia};
+use serde_json::Value;
+use usermedia::devices::{MediaDevices, PermissionPolicy};
+
+fn stdout_json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON on stdout ({e}): {:?} / {:?}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn done_when_overconstrained_width() {
+    // Exactly the issue's command: no devices file, whatever this machine has.
+    let out = usermedia(&[
+        "select",
+        "--constraints",
+        r#"{"video":{"width":{"min":100000}}}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = stdout_json(&out);
+    assert_eq!(v["error"]["name"], "OverconstrainedError");
+    assert_eq!(v["error"]["constraint"], "width");
+    assert!(v["error"]["message"].as_str().unwrap().contains("width"));
+}
+
+#[test]
+fn done_when_phone_back_camera() {
+    let phone = example("phone.json");
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        phone.to_str().unwrap(),
+        "--constraints",
+        r#"{"video":{"facingMode":{"exact":"environment"}}}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    let track = &v["tracks"][0];
+    assert_eq!(track["deviceId"], "back");
+    assert_eq!(track["label"], "Back camera");
+    assert_eq!(track["settings"]["facingMode"], "environment");
+    // The exact key order of DESIGN.md's example.
+    let keys: Vec<&str> = track
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(keys, ["kind", "label", "deviceId", "settings"]);
+    let keys: Vec<&str> = track["settings"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "deviceId",
+            "groupId",
+            "width",
+            "height",
+            "aspectRatio",
+            "frameRate",
+            "facingMode",
+            "resizeMode"
+        ]
+    );
+}
+
+#[test]
+fn invalid_json_exits_2_with_line_and_column() {
+    let out = usermedia(&["select", "--constraints", "{\"video\":\n  tru}"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(err.contains("line 2 column"), "{err}");
+    assert!(err.contains("not valid JSON"), "{err}");
+}
+
+#[test]
+fn type_error_is_a_media_error_exit_1() {
+    let out = usermedia(&["select", "--constraints", r#"{"video":{"width":"wide"}}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = stdout_json(&out);
+    assert_eq!(v["error"]["name"], "TypeError");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("video.width"));
+    assert!(v["error"].get("constraint").is_none());
+}
+
+#[test]
+fn unknown_keys_are_named_on_stderr() {
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("builtin.json").to_str().unwrap(),
+        "--constraints",
+        r#"{"vidoe": true, "audio": {"sampleRat": 48000}}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains("\"vidoe\""), "{err}");
+    assert!(err.contains("audio.sampleRat"), "{err}");
+}
+
+#[test]
+fn missing_devices_file_exits_2_naming_it() {
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        "/nonexistent/devices.json",
+        "--constraints",
+        r#"{"video":true}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/devices.json"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_devices_files_exit_2_naming_the_field() {
+    let cases = [
+        (
+            r#"{"devices": [{"kind": "videoinput", "deviceId": "a", "modes": [{"width": "wide", "height": 1, "frameRate": 1}]}]}"#,
+            "devices[0].modes[0].width",
+        ),
+        (
+            "{\"devices\": [\n  {\"kind\": \"videoinput\",}\n]}",
+            "line 2",
+        ),
+        (
+            r#"{"devices": [{"kind": "videoinput", "deviceId": "a", "facingMode": "sideways", "modes": [{"width": 1, "height": 1, "frameRate": 1}]}]}"#,
+            "devices[0].facingMode",
+        ),
+        (
+            r#"{"devices": [{"kind": "videoinput", "deviceId": "a", "modes": []}]}"#,
+            "devices[0].modes",
+        ),
+        (
+            r#"{"devices": [{"kind": "videoinput", "deviceid": "a", "modes": []}]}"#,
+            "deviceid",
+        ),
+        (
+            r#"{"devices": [{"kind": "audioinput", "deviceId": "a", "modes": [{"sampleRate": 48000}]}]}"#,
+            "channelCount",
+        ),
+        (r#"[]"#, "expected struct"),
+    ];
+    for (json, needle) in cases {
+        let f = temp_file(json, ".json");
+        for args in [
+            vec!["devices"],
+            vec!["select", "--constraints", r#"{"video":true}"#],
+        ] {
+            let mut args = args.clone();
+            args.extend(["--devices", f.path().to_str().unwrap()]);
+            let out = usermedia(&args);
+            assert_eq!(out.status.code(), Some(2), "{json}");
+            let err = stderr(&out);
+            assert!(err.contains(needle), "{json}: {err}");
+            assert!(
+                err.contains(f.path().to_str().unwrap()),
+                "names the file: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn constraints_from_a_file() {
+    let f = temp_file(r#"{"video": {"width": {"exact": 1280}}}"#, ".json");
+    let arg = format!("@{}", f.path().display());
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("builtin.json").to_str().unwrap(),
+        "--constraints",
+        &arg,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stdout_json(&out)["tracks"][0]["settings"]["width"], 1280);
+    let out = usermedia(&["select", "--constraints", "@/nonexistent.json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent.json"));
+}
+
+#[test]
+fn explain_lists_candidates_with_distances() {
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("phone.json").to_str().unwrap(),
+        "--constraints",
+        r#"{"video": {"width": {"min": 1000}, "advanced": [{"facingMode": "user"}]}}"#,
+        "--explain",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = stdout_json(&out);
+    let candidates = v["explain"]["video"].as_array().unwrap();
+    assert!(candidates.len() >= 5, "{v}");
+    let selected: Vec<&Value> = candidates
+        .iter()
+        .filter(|c| c["selected"] == true)
+        .collect();
+    assert_eq!(selected.len(), 1);
+    assert_eq!(selected[0]["settings"], v["tracks"][0]["settings"]);
+    assert_eq!(selected[0]["deviceId"], "front");
+    assert!(candidates
+        .iter()
+        .any(|c| c["distance"].is_null() && c["unsatisfied"] == "width"));
+    assert!(candidates
+        .iter()
+        .any(|c| c["eliminatedByAdvanced"] == 0 && c["deviceId"] == "back"));
+    // On failure the explanation is printed beside the error.
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("phone.json").to_str().unwrap(),
+        "--constraints",
+        r#"{"video": {"width": {"exact": 99999}}}"#,
+        "--explain",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = stdout_json(&out);
+    assert_eq!(v["error"]["constraint"], "width");
+    assert!(v["explain"]["video"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["distance"].is_null()));
+}
+
+#[test]
+fn builtin_mirror_file_matches_the_builtin_set() {
+    let from_file =
+        MediaDevices::from_devices_file(&example("builtin.json"), PermissionPolicy::granted())
+            .unwrap();
+    let builtin = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    assert_eq!(from_file.devices().len(), builtin.devices().len());
+    for (a, b) in from_file.devices().iter().zip(builtin.devices()) {
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn without_a_devices_file_the_machine_or_the_builtin_set() {
+    let out = usermedia(&["devices", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    let devices = v["devices"].as_array().unwrap();
+    for kind in ["videoinput", "audioinput"] {
+        let of_kind: Vec<&Value> = devices.iter().filter(|d| d["kind"] == kind).collect();
+        assert!(!of_kind.is_empty(), "a {kind} device always exists");
+        let virtual_id = if kind == "videoinput" {
+            "virtual-pattern"
+        } else {
+            "virtual-tone"
+        };
+        let has_virtual = of_kind.iter().any(|d| d["deviceId"] == virtual_id);
+        let has_real = of_kind.iter().any(|d| {
+            let src = d["source"].as_str().unwrap();
+            src.starts_with("camera") || src.starts_with("ALSA")
+        });
+        // Real devices of a kind replace the virtual one; never both, never neither.
+        assert!(has_virtual != has_real, "{kind}: {v}");
+        // ALSA's `null` device is never a microphone.
+        assert!(of_kind
+            .iter()
+            .all(|d| !d["source"].as_str().unwrap().contains("null")));
+    }
+    // getUserMedia through the CLI works on whatever was found.
+    let out = usermedia(&[
+        "select",
+        "--constraints",
+        r#"{"video": true, "audio": true}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["tracks"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn devices_text_and_json() {
+    let phone = example("phone.json");
+    let out = usermedia(&["devices", "--devices", phone.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("back") && text.contains("Back camera") && text.contains("1920x1080@30"),
+        "{text}"
+    );
+    assert!(text.contains("facing environment"), "{text}");
+    let out = usermedia(&[
+        "devices",
+        "--json",
+        "--devices",
+        phone.to_str().unwrap(),
+        "--deny",
+        "front",
+    ]);
+    let v = stdout_json(&out);
+    let list = v["devices"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0]["deviceId"], "back");
+    assert_eq!(list[0]["capabilities"]["facingMode"][0], "environment");
+    assert_eq!(list[2]["kind"], "audioinput");
+}
+
+#[test]
+fn deny_of_an_unknown_device_warns() {
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("phone.json").to_str().unwrap(),
+        "--deny",
+        "fornt",
+        "--constraints",
+        r#"{"video": true}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("fornt"), "{}", stderr(&out));
+}
+
+#[test]
+fn help_names_the_commands() {
+    let out = usermedia(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("devices") && text.contains("select"),
+        "{text}"
+    );
+    let out = usermedia(&["select", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("--constraints") && text.contains("--explain") && text.contains("--deny")
+    );
+    // A missing required flag is a usage error: exit 2.
+    assert_eq!(usermedia(&["select"]).status.code(), Some(2));
+}
