@@ -259,10 +259,7 @@ fn run_devices(args: &DeviceArgs, as_json: bool) -> Result<ExitCode, BadInput> {
         let denied = devices.policy().for_device(d.kind(), d.device_id()) == Permission::Denied;
         println!(
             "{:<10}  {}  {:?}  (group {}, source {}{}{})",
-            serde_json::to_value(info.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            info.kind.as_str(),
             info.device_id,
             info.label,
             info.group_id,

@@ -127,8 +127,10 @@ pub(crate) fn track_constraints(
     let obj = value
         .as_object()
         .ok_or_else(|| wrong_type(path, "a constraints object", value))?;
-    let mut result = MediaTrackConstraints::default();
-    result.basic = constraint_set(obj, kind, path, false, warnings)?;
+    let mut result = MediaTrackConstraints {
+        basic: constraint_set(obj, kind, path, false, warnings)?,
+        advanced: Vec::new(),
+    };
     if let Some(adv) = obj.get("advanced") {
         let adv_path = format!("{path}.advanced");
         match adv {

@@ -58,6 +58,22 @@ pub enum MediaDeviceKind {
     Audioinput,
 }
 
+impl MediaDeviceKind {
+    /// `"videoinput"` / `"audioinput"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaDeviceKind::Videoinput => "videoinput",
+            MediaDeviceKind::Audioinput => "audioinput",
+        }
+    }
+}
+
+impl std::fmt::Display for MediaDeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl From<MediaKind> for MediaDeviceKind {
     fn from(kind: MediaKind) -> Self {
         match kind {
