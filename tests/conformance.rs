@@ -293,4 +293,7 @@ cases! {
 }
 
 /// The suite holds at least 40 cases; checked when it compiles.
-const _: () = assert!(CASE_COUNT >= 40, "the conformance suite needs at least 40 cases");
+const _: () = assert!(
+    CASE_COUNT >= 40,
+    "the conformance suite needs at least 40 cases"
+);

@@ -306,6 +306,13 @@ proptest! {
         let order: Vec<usize> = (0..entries.len()).collect();
         let constraints = parse(&to_json(&entries, &advanced, &order));
         let (result, reports) = explain_selection(MediaKind::Video, &constraints, &refs);
+        // The fast path (pruned candidates) and the full one agree.
+        let fast = select_settings(MediaKind::Video, &constraints, &refs);
+        match (&fast, &result) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(&a.settings, &b.settings),
+            (Err(a), Err(b)) => prop_assert_eq!(a, b),
+            (a, b) => prop_assert!(false, "fast {a:?} vs full {b:?}"),
+        }
         // Every reported distance is the public fitness distance of its settings.
         for r in &reports {
             let d = fitness_distance(&constraints.basic, MediaKind::Video, &r.settings);

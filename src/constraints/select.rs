@@ -18,7 +18,7 @@ use super::fitness::{constraint_distance, first_unmet_required};
 use super::model::DeviceModel;
 use super::property::{MediaKind, Property};
 use super::settings::{MediaTrackSettings, SettingValue, Settings};
-use super::value::{Constraint, ConstraintSet, Flag, MediaTrackConstraints};
+use super::value::{Constraint, ConstraintSet, Flag, JsonNumber, MediaTrackConstraints};
 use crate::error::MediaError;
 
 /// Distances closer than this are ties (they come from the same arithmetic on the same
@@ -329,7 +329,7 @@ fn available(property: Property, devices: &[&DeviceModel], scored: &[Scored]) ->
         }
     }
     if lo <= hi {
-        let (lo, hi) = (JsonNum(lo), JsonNum(hi));
+        let (lo, hi) = (JsonNumber(lo), JsonNumber(hi));
         if lo.0 == hi.0 {
             format!("devices offer {lo}")
         } else {
@@ -341,19 +341,6 @@ fn available(property: Property, devices: &[&DeviceModel], scored: &[Scored]) ->
         format!("no device reports {}", property.name())
     } else {
         "no candidates".into()
-    }
-}
-
-/// Formats integral numbers without a fraction.
-struct JsonNum(f64);
-
-impl std::fmt::Display for JsonNum {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.fract() == 0.0 && self.0.abs() < 1e15 {
-            write!(f, "{}", self.0 as i64)
-        } else {
-            write!(f, "{}", self.0)
-        }
     }
 }
 

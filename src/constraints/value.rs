@@ -148,9 +148,19 @@ pub struct FlagConstraint {
     pub ideal: Option<Flag>,
 }
 
-/// A number that serializes as an integer when it is one (`640`, not `640.0`), so
-/// constraints print back the way people write them.
-struct JsonNumber(f64);
+/// A number that serializes and displays as an integer when it is one (`640`, not
+/// `640.0`), so constraints print back the way people write them.
+pub(crate) struct JsonNumber(pub f64);
+
+impl std::fmt::Display for JsonNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.fract() == 0.0 && self.0.abs() < 1e15 {
+            write!(f, "{}", self.0 as i64)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
 
 impl Serialize for JsonNumber {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
