@@ -454,21 +454,7 @@ mod tests {
     use crate::constraints::MediaStreamConstraints;
 
     fn camera(modes: &[(u32, u32, f64)]) -> DeviceModel {
-        DeviceModel {
-            device_id: "cam".into(),
-            group_id: "g".into(),
-            facing_mode: None,
-            modes: DeviceModes::Video(
-                modes
-                    .iter()
-                    .map(|&(width, height, frame_rate)| VideoMode {
-                        width,
-                        height,
-                        frame_rate,
-                    })
-                    .collect(),
-            ),
-        }
+        DeviceModel::test_camera("cam", None, modes)
     }
 
     fn scaled(json: &str, mode: (u32, u32, f64)) -> Option<(u32, u32, f64)> {

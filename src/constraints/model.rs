@@ -99,3 +99,29 @@ impl DeviceModel {
         }
     }
 }
+
+#[cfg(test)]
+impl DeviceModel {
+    /// A camera for unit tests: group `{id}-group`, modes as (width, height, fps).
+    pub(crate) fn test_camera(
+        id: &str,
+        facing_mode: Option<FacingMode>,
+        modes: &[(u32, u32, f64)],
+    ) -> DeviceModel {
+        DeviceModel {
+            device_id: id.into(),
+            group_id: format!("{id}-group"),
+            facing_mode,
+            modes: DeviceModes::Video(
+                modes
+                    .iter()
+                    .map(|&(width, height, frame_rate)| VideoMode {
+                        width,
+                        height,
+                        frame_rate,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}

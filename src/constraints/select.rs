@@ -423,25 +423,11 @@ fn select_impl(
 mod tests {
     use super::*;
     use crate::constraints::{
-        AudioMode, DeviceModes, FacingMode, Flag, MediaStreamConstraints, ResizeMode, VideoMode,
+        AudioMode, DeviceModes, FacingMode, Flag, MediaStreamConstraints, ResizeMode,
     };
 
     fn camera(id: &str, facing: Option<FacingMode>, modes: &[(u32, u32, f64)]) -> DeviceModel {
-        DeviceModel {
-            device_id: id.into(),
-            group_id: format!("{id}-group"),
-            facing_mode: facing,
-            modes: DeviceModes::Video(
-                modes
-                    .iter()
-                    .map(|&(width, height, frame_rate)| VideoMode {
-                        width,
-                        height,
-                        frame_rate,
-                    })
-                    .collect(),
-            ),
-        }
+        DeviceModel::test_camera(id, facing, modes)
     }
 
     fn builtin() -> DeviceModel {
