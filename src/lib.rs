@@ -8,6 +8,7 @@
 pub mod constraints;
 pub mod devices;
 pub mod error;
+pub mod frame;
 pub mod track;
 
 pub use constraints::{
