@@ -457,9 +457,11 @@ impl AudioFrame {
         let to = channels.max(1) as usize;
         let mut out = Vec::with_capacity(self.frames() * to);
         for frame in src.chunks_exact(from) {
-            let mean = (frame.iter().map(|&s| s as i32).sum::<i32>() / from as i32) as i16;
-            for c in 0..to {
-                out.push(if from == to { frame[c] } else { mean });
+            if from == to {
+                out.extend_from_slice(frame);
+            } else {
+                let mean = (frame.iter().map(|&s| s as i32).sum::<i32>() / from as i32) as i16;
+                out.extend(std::iter::repeat_n(mean, to));
             }
         }
         AudioFrame {

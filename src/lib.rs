@@ -15,6 +15,8 @@ pub use constraints::{
     MediaKind, MediaStreamConstraints, MediaTrackCapabilities, MediaTrackConstraints,
     MediaTrackSettings, SupportedConstraints,
 };
+pub use devices::{FrameReceiver, MediaFrame};
 pub use devices::{MediaDeviceInfo, MediaDevices, Permission, PermissionPolicy};
 pub use error::MediaError;
+pub use frame::{AudioFrame, VideoFrame};
 pub use track::{MediaStream, MediaStreamTrack, TrackState};

@@ -1,17 +1,24 @@
-//! `MediaStreamTrack` and `MediaStream`: settings, capabilities, constraints,
-//! applyConstraints, enabled and readyState.
+//! `MediaStreamTrack` and `MediaStream`: live tracks with settings, capabilities,
+//! constraints, applyConstraints, enabled, readyState, and a subscription API that hands
+//! frames to consumers (encoders, recorders) over bounded channels.
 //!
 //! A track handle is cheap to clone (`Clone` gives another handle to the *same* track);
 //! the spec's `clone()` — a new track on the same source — is [`MediaStreamTrack::clone_track`].
+//! A track stays live while any handle or subscription to it exists; when the last track
+//! on a source is stopped or dropped, the source closes and the device is released.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::constraints::{
-    select_settings, ConstraintsError, DeviceModel, MediaKind, MediaTrackCapabilities,
-    MediaTrackConstraints, MediaTrackSettings,
+    select_settings, ConstraintsError, MediaKind, MediaTrackCapabilities, MediaTrackConstraints,
+    MediaTrackSettings,
 };
+use crate::devices::source::{frame_interval, Source, SourceError};
+use crate::devices::worker::{FrameReceiver, TrackOutput, UsageRegistry, Worker};
+use crate::devices::{open_source, DeviceDescriptor};
 use crate::error::MediaError;
 
 /// `readyState`.
@@ -22,61 +29,86 @@ pub enum TrackState {
     Ended,
 }
 
-#[derive(Debug)]
 struct TrackInner {
     id: String,
     kind: MediaKind,
-    label: String,
-    /// The device as selection sees it: applyConstraints selects again over it alone.
-    device: Arc<DeviceModel>,
+    device: Arc<DeviceDescriptor>,
+    registry: Arc<UsageRegistry>,
+    output: Arc<TrackOutput>,
+    worker: Mutex<Arc<Worker>>,
     state: Mutex<Mutable>,
 }
 
 #[derive(Debug, Clone)]
 struct Mutable {
-    ready_state: TrackState,
-    enabled: bool,
     settings: MediaTrackSettings,
     constraints: MediaTrackConstraints,
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Updates assign whole fields, so a poisoned lock still holds consistent data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A track of one kind from one device.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MediaStreamTrack {
     inner: Arc<TrackInner>,
 }
 
+impl std::fmt::Debug for MediaStreamTrack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaStreamTrack")
+            .field("id", &self.inner.id)
+            .field("kind", &self.inner.kind)
+            .field("device", &self.inner.device.device_id())
+            .field("ready_state", &self.ready_state())
+            .finish()
+    }
+}
+
+fn source_error(device: &DeviceDescriptor, e: SourceError) -> MediaError {
+    MediaError::NotReadableError {
+        message: format!(
+            "{} {:?}: {e}",
+            device.kind().device_kind(),
+            device.device_id()
+        ),
+    }
+}
+
 impl MediaStreamTrack {
-    pub(crate) fn new_local(
-        kind: MediaKind,
-        label: String,
-        device: Arc<DeviceModel>,
+    /// Starts a live track on an opened source.
+    pub(crate) fn start(
+        device: Arc<DeviceDescriptor>,
         settings: MediaTrackSettings,
         constraints: MediaTrackConstraints,
-    ) -> Self {
-        MediaStreamTrack {
+        source: Box<dyn Source>,
+        registry: Arc<UsageRegistry>,
+    ) -> Result<Self, MediaError> {
+        let kind = device.kind();
+        let output = TrackOutput::new(true);
+        let lease = registry.lease(device.device_id());
+        let worker =
+            Worker::spawn(source, kind, device.device_id(), lease, &output).map_err(|e| {
+                MediaError::AbortError {
+                    message: e.to_string(),
+                }
+            })?;
+        Ok(MediaStreamTrack {
             inner: Arc::new(TrackInner {
                 id: uuid::Uuid::new_v4().to_string(),
                 kind,
-                label,
                 device,
+                registry,
+                output,
+                worker: Mutex::new(worker),
                 state: Mutex::new(Mutable {
-                    ready_state: TrackState::Live,
-                    enabled: true,
                     settings,
                     constraints,
                 }),
             }),
-        }
-    }
-
-    fn state(&self) -> MutexGuard<'_, Mutable> {
-        // A panic while holding the lock cannot leave `Mutable` half-written (every
-        // update assigns whole fields), so a poisoned lock is still usable.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        })
     }
 
     /// A unique id (a UUID).
@@ -91,20 +123,25 @@ impl MediaStreamTrack {
 
     /// The device's label.
     pub fn label(&self) -> &str {
-        &self.inner.label
+        &self.inner.device.label
     }
 
+    /// `readyState`: `Ended` after `stop()` or when the source is gone (device unplugged).
     pub fn ready_state(&self) -> TrackState {
-        self.state().ready_state
+        if self.inner.output.is_ended() {
+            TrackState::Ended
+        } else {
+            TrackState::Live
+        }
     }
 
     pub fn enabled(&self) -> bool {
-        self.state().enabled
+        self.inner.output.enabled()
     }
 
-    /// A disabled track keeps running but delivers black frames or silence.
+    /// A disabled track keeps delivering at the same pace, but black frames or silence.
     pub fn set_enabled(&self, enabled: bool) {
-        self.state().enabled = enabled;
+        self.inner.output.set_enabled(enabled);
     }
 
     /// `muted`: whether the source is currently unable to provide media. Our sources
@@ -113,34 +150,116 @@ impl MediaStreamTrack {
         false
     }
 
+    /// Receive this track's frames over a bounded channel of `capacity` frames. A consumer
+    /// that falls behind loses frames (see [`FrameReceiver::dropped`]); it never slows the
+    /// source or other consumers. The channel closes when the track ends.
+    pub fn subscribe(&self, capacity: usize) -> FrameReceiver {
+        self.inner.output.subscribe(capacity)
+    }
+
+    /// Frames delivered to this track's subscribers so far.
+    pub fn frames_delivered(&self) -> u64 {
+        self.inner.output.delivered()
+    }
+
     /// `getSettings()`: what the track is running at now.
     pub fn get_settings(&self) -> MediaTrackSettings {
-        self.state().settings.clone()
+        lock(&self.inner.state).settings.clone()
     }
 
     /// `getCapabilities()`: the ranges and values the track's device can produce.
     pub fn get_capabilities(&self) -> MediaTrackCapabilities {
-        MediaTrackCapabilities::of_device(&self.inner.device)
+        MediaTrackCapabilities::of_device(&self.inner.device.model)
     }
 
     /// `getConstraints()`: the constraints most recently applied successfully.
     pub fn get_constraints(&self) -> MediaTrackConstraints {
-        self.state().constraints.clone()
+        lock(&self.inner.state).constraints.clone()
     }
 
     /// `applyConstraints()`: all or nothing. Selection runs again over this track's device
-    /// only, so a different deviceId or groupId cannot be met; on failure the old
-    /// constraints and settings stay and the error is `OverconstrainedError`. On an
-    /// ended track it does nothing and succeeds.
+    /// only, so a different deviceId or groupId cannot be met (`OverconstrainedError`);
+    /// a source that cannot switch gives `NotReadableError`. On failure the old
+    /// constraints and settings stay. The switch happens between two frames and
+    /// subscriptions carry on. On an ended track it does nothing and succeeds.
     pub fn apply_constraints(&self, constraints: MediaTrackConstraints) -> Result<(), MediaError> {
-        let mut state = self.state();
-        if state.ready_state == TrackState::Ended {
+        let inner = &self.inner;
+        let mut state = lock(&inner.state);
+        if inner.output.is_ended() {
             return Ok(());
         }
-        let selection = select_settings(self.inner.kind, &constraints, &[&self.inner.device])?;
-        state.settings = selection.settings;
+        let selection = select_settings(inner.kind, &constraints, &[&inner.device.model])?;
+        let settings = selection.settings;
+        let mut worker = lock(&inner.worker);
+        let timeout =
+            frame_interval(settings.frame_rate.unwrap_or(100.0)) * 2 + Duration::from_secs(1);
+        let reconfigured = if worker.attached() <= 1 {
+            match worker.reconfigure(&settings, timeout) {
+                Ok(()) => true,
+                Err(SourceError::Unsupported(reason)) => {
+                    tracing::debug!("reopening the source: {reason}");
+                    false
+                }
+                Err(e) => return Err(source_error(&inner.device, e)),
+            }
+        } else {
+            // Shared with clones: this track moves to a source of its own.
+            false
+        };
+        if !reconfigured {
+            let exclusive = worker.attached() <= 1;
+            if exclusive {
+                // A real device must be closed before it can be opened in another mode.
+                worker.detach(&inner.output);
+                worker.wait_finished(timeout);
+            }
+            match open_source(&inner.device, &settings) {
+                Ok(source) => {
+                    let lease = inner.registry.lease(inner.device.device_id());
+                    let new = Worker::spawn(
+                        source,
+                        inner.kind,
+                        inner.device.device_id(),
+                        lease,
+                        &inner.output,
+                    )
+                    .map_err(|e| source_error(&inner.device, e))?;
+                    worker.detach(&inner.output);
+                    *worker = new;
+                }
+                Err(e) => {
+                    if exclusive {
+                        // Put the old mode back so the track keeps running as it was.
+                        self.restore(&mut worker, &state.settings);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        state.settings = settings;
         state.constraints = constraints;
         Ok(())
+    }
+
+    fn restore(&self, worker: &mut Arc<Worker>, settings: &MediaTrackSettings) {
+        let inner = &self.inner;
+        let restarted = open_source(&inner.device, settings)
+            .ok()
+            .and_then(|source| {
+                let lease = inner.registry.lease(inner.device.device_id());
+                Worker::spawn(
+                    source,
+                    inner.kind,
+                    inner.device.device_id(),
+                    lease,
+                    &inner.output,
+                )
+                .ok()
+            });
+        match restarted {
+            Some(w) => *worker = w,
+            None => inner.output.end("the device could not be reopened"),
+        }
     }
 
     /// `applyConstraints()` from the JSON of a `MediaTrackConstraints` object.
@@ -156,21 +275,31 @@ impl MediaStreamTrack {
         self.apply_constraints(constraints)
     }
 
-    /// `stop()`: ends the track for good.
+    /// `stop()`: ends the track for good; the source closes when no track uses it.
     pub fn stop(&self) {
-        self.state().ready_state = TrackState::Ended;
+        self.inner.output.end("stopped");
     }
 
-    /// The spec's `clone()`: a new track (new id) on the same device, with the same
-    /// settings, constraints, enabled and readyState, that lives and ends on its own.
+    /// The spec's `clone()`: a new track (new id) on the same source, with the same
+    /// settings, constraints and enabled state, that lives and ends on its own.
     pub fn clone_track(&self) -> MediaStreamTrack {
-        let state = self.state().clone();
+        let inner = &self.inner;
+        let state = lock(&inner.state).clone();
+        let output = TrackOutput::new(inner.output.enabled());
+        let worker = Arc::clone(&lock(&inner.worker));
+        if inner.output.is_ended() {
+            output.end("cloned from an ended track");
+        } else {
+            worker.attach(&output);
+        }
         MediaStreamTrack {
             inner: Arc::new(TrackInner {
                 id: uuid::Uuid::new_v4().to_string(),
-                kind: self.inner.kind,
-                label: self.inner.label.clone(),
-                device: Arc::clone(&self.inner.device),
+                kind: inner.kind,
+                device: Arc::clone(&inner.device),
+                registry: Arc::clone(&inner.registry),
+                output,
+                worker: Mutex::new(worker),
                 state: Mutex::new(state),
             }),
         }

@@ -7,8 +7,13 @@
 
 mod descriptor;
 pub mod file;
+pub mod media_file;
+pub mod pattern;
 mod permission;
+pub mod source;
+pub mod tone;
 pub mod virtual_devices;
+pub(crate) mod worker;
 
 #[cfg(feature = "hardware")]
 mod camera;
@@ -22,13 +27,17 @@ use std::sync::{Arc, Mutex};
 pub use descriptor::{DeviceDescriptor, MediaDeviceInfo, MediaDeviceKind, SourceSpec};
 pub use file::DevicesFileError;
 pub use permission::{Permission, PermissionPolicy};
+pub use source::{MediaFrame, Source, SourceError};
+pub use worker::{FrameReceiver, TrackEnded};
 
+use crate::constraints::MediaTrackSettings;
 use crate::constraints::{
     explain_selection, select_settings, CandidateReport, DeviceModel, MediaKind,
     MediaStreamConstraints, MediaTrackConstraints, Selection, SupportedConstraints,
 };
 use crate::error::MediaError;
 use crate::track::{MediaStream, MediaStreamTrack};
+use worker::UsageRegistry;
 
 /// The result of selection for one kind, before anything is opened.
 #[derive(Debug, Clone)]
@@ -54,6 +63,19 @@ pub struct MediaDevices {
     policy: PermissionPolicy,
     /// Kinds whose labels the caller may see because a getUserMedia of that kind succeeded.
     exposed: Mutex<HashSet<MediaKind>>,
+    /// Open sources per device.
+    usage: Arc<UsageRegistry>,
+}
+
+/// A device with open sources, as the "devices in use" report shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceInUse {
+    pub device_id: String,
+    pub kind: MediaDeviceKind,
+    pub label: String,
+    /// Sources of this device open now (a track and its clones share one).
+    pub open_sources: usize,
 }
 
 impl MediaDevices {
@@ -121,6 +143,7 @@ impl MediaDevices {
             devices: devices.into_iter().map(Arc::new).collect(),
             policy,
             exposed: Mutex::new(HashSet::new()),
+            usage: Arc::default(),
         }
     }
 
@@ -166,15 +189,21 @@ impl MediaDevices {
                 .unwrap_or(false)
     }
 
-    /// `getUserMedia(constraints)`: selects a device and settings for each requested kind
-    /// and returns live tracks (audio first, as browsers order them).
+    /// `getUserMedia(constraints)`: selects a device and settings for each requested kind,
+    /// opens the sources and returns live tracks (audio first, as browsers order them).
+    /// All or nothing: if one source fails to open (`NotReadableError`), none stays open.
     pub fn get_user_media(
         &self,
         constraints: &MediaStreamConstraints,
     ) -> Result<MediaStream, MediaError> {
         let selections = self.select(constraints)?;
-        let mut tracks = Vec::with_capacity(selections.len());
+        let mut opened = Vec::with_capacity(selections.len());
         for sel in selections {
+            let source = open_source(&sel.device, &sel.selection.settings)?;
+            opened.push((sel, source));
+        }
+        let mut tracks = Vec::with_capacity(opened.len());
+        for (sel, source) in opened {
             tracing::info!(
                 "device in use: {} {:?} ({}) at {}",
                 sel.kind.device_kind(),
@@ -185,15 +214,31 @@ impl MediaDevices {
             if let Ok(mut exposed) = self.exposed.lock() {
                 exposed.insert(sel.kind);
             }
-            tracks.push(MediaStreamTrack::new_local(
-                sel.kind,
-                sel.device.label.clone(),
-                Arc::new(sel.device.model.clone()),
+            tracks.push(MediaStreamTrack::start(
+                Arc::clone(&sel.device),
                 sel.selection.settings,
                 sel.constraints,
-            ));
+                source,
+                Arc::clone(&self.usage),
+            )?);
         }
         Ok(MediaStream::new(tracks))
+    }
+
+    /// The devices with open sources now, in device order.
+    pub fn devices_in_use(&self) -> Vec<DeviceInUse> {
+        let open = self.usage.snapshot();
+        self.devices
+            .iter()
+            .filter_map(|d| {
+                open.get(d.device_id()).map(|&n| DeviceInUse {
+                    device_id: d.device_id().to_owned(),
+                    kind: d.kind().into(),
+                    label: d.label.clone(),
+                    open_sources: n,
+                })
+            })
+            .collect()
     }
 
     /// `getUserMedia` from JSON text. Text that is not JSON is a `TypeError` carrying the
@@ -313,6 +358,48 @@ impl MediaDevices {
             Err(err) => Err(err),
         }
     }
+}
+
+/// Opens the source of `device` at `settings`. Every failure is `NotReadableError` naming
+/// the device and the problem (busy, missing file, bad file).
+pub(crate) fn open_source(
+    device: &DeviceDescriptor,
+    settings: &MediaTrackSettings,
+) -> Result<Box<dyn Source>, MediaError> {
+    let opened: Result<Box<dyn Source>, SourceError> = match (&device.source, device.kind()) {
+        (SourceSpec::Pattern, _) => {
+            pattern::PatternSource::open(settings).map(|s| Box::new(s) as _)
+        }
+        (SourceSpec::Tone, _) => tone::ToneSource::open(settings).map(|s| Box::new(s) as _),
+        (SourceSpec::File(path), MediaKind::Video) => {
+            media_file::Y4mSource::open(path, settings).map(|s| Box::new(s) as _)
+        }
+        (SourceSpec::File(path), MediaKind::Audio) => {
+            media_file::WavSource::open(path, settings).map(|s| Box::new(s) as _)
+        }
+        #[cfg(feature = "hardware")]
+        (SourceSpec::Camera { index }, _) => match &device.model.modes {
+            crate::constraints::DeviceModes::Video(modes) => {
+                camera::CameraSource::open(*index, modes, settings).map(|s| Box::new(s) as _)
+            }
+            _ => Err(SourceError::Open("not a camera".into())),
+        },
+        #[cfg(feature = "hardware")]
+        (SourceSpec::Microphone { pcm_id }, _) => {
+            microphone::MicrophoneSource::open(pcm_id, settings).map(|s| Box::new(s) as _)
+        }
+        #[cfg(not(feature = "hardware"))]
+        (SourceSpec::Camera { .. } | SourceSpec::Microphone { .. }, _) => Err(SourceError::Open(
+            "built without the `hardware` feature".into(),
+        )),
+    };
+    opened.map_err(|e| MediaError::NotReadableError {
+        message: format!(
+            "{} {:?}: {e}",
+            device.kind().device_kind(),
+            device.device_id()
+        ),
+    })
 }
 
 /// A short description of selected settings for logs: `1280x720@30 none` or

@@ -1,0 +1,556 @@
+//! File sources: a Y4M video or a WAV audio file, looped, delivered at the track's
+//! settings. Every problem with the file — missing, not Y4M/WAV, an unsupported layout,
+//! truncated — is found when it is opened and reported naming the file.
+//!
+//! Y4M is parsed here (its header is one text line and frames are raw I420); WAV goes
+//! through `hound`.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::source::{
+    audio_settings, frame_interval, video_settings, wall_clock_ms, MediaFrame, Pacer, Source,
+    SourceError,
+};
+use super::tone::BLOCK;
+use crate::constraints::MediaTrackSettings;
+use crate::frame::{i420_len, AudioFrame, AudioSamples, Scaler, VideoFrame};
+
+fn open_error(path: &Path, message: impl std::fmt::Display) -> SourceError {
+    SourceError::Open(format!("{}: {message}", path.display()))
+}
+
+/// What a Y4M file holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Y4mInfo {
+    pub width: u32,
+    pub height: u32,
+    pub frame_rate: f64,
+    /// Byte offset of each frame's pixel data.
+    pub frame_offsets: Vec<u64>,
+}
+
+/// Longest header line accepted.
+const MAX_HEADER: usize = 1024;
+
+/// Reads and checks a Y4M file: the header (4:2:0 only), then every frame marker and
+/// that every frame is complete.
+pub fn probe_y4m(path: &Path) -> Result<Y4mInfo, SourceError> {
+    let file = File::open(path).map_err(|e| open_error(path, e))?;
+    let file_len = file.metadata().map_err(|e| open_error(path, e))?.len();
+    let mut reader = BufReader::new(file);
+    let header = read_line(&mut reader, path, "header")?;
+    let mut params = header.split(' ');
+    if params.next() != Some("YUV4MPEG2") {
+        return Err(open_error(path, "not a Y4M file (no YUV4MPEG2 signature)"));
+    }
+    let (mut width, mut height, mut frame_rate) = (None, None, None);
+    for p in params.filter(|p| !p.is_empty()) {
+        let (tag, value) = p.split_at(1);
+        match tag {
+            "W" => width = value.parse::<u32>().ok(),
+            "H" => height = value.parse::<u32>().ok(),
+            "F" => {
+                let (n, d) = value.split_once(':').unwrap_or((value, "1"));
+                frame_rate = match (n.parse::<f64>(), d.parse::<f64>()) {
+                    (Ok(n), Ok(d)) if n > 0.0 && d > 0.0 => Some(n / d),
+                    _ => None,
+                };
+                if frame_rate.is_none() {
+                    return Err(open_error(path, format!("bad frame rate {value:?}")));
+                }
+            }
+            "C" if !value.starts_with("420") => {
+                return Err(open_error(
+                    path,
+                    format!("colour space C{value} is not supported (only 4:2:0)"),
+                ))
+            }
+            "I" if value != "p" && value != "?" => {
+                return Err(open_error(path, "interlaced Y4M is not supported"))
+            }
+            _ => {}
+        }
+    }
+    let (Some(width), Some(height)) = (width, height) else {
+        return Err(open_error(path, "header lacks W (width) or H (height)"));
+    };
+    if width == 0 || height == 0 || width > 16384 || height > 16384 {
+        return Err(open_error(path, format!("invalid size {width}x{height}")));
+    }
+    let frame_rate = frame_rate.unwrap_or(25.0);
+    let frame_len = i420_len(width, height) as u64;
+    let mut offset = header.len() as u64 + 1;
+    let mut frame_offsets = Vec::new();
+    while offset < file_len {
+        reader
+            .seek(SeekFrom::Start(offset))
+            .map_err(|e| open_error(path, e))?;
+        let n = frame_offsets.len();
+        let marker = read_line(&mut reader, path, &format!("frame {n} header"))?;
+        if !marker.starts_with("FRAME") {
+            return Err(open_error(
+                path,
+                format!(
+                    "frame {n}: expected FRAME at byte {offset}, found {:?}",
+                    truncate(&marker)
+                ),
+            ));
+        }
+        let data = offset + marker.len() as u64 + 1;
+        if data + frame_len > file_len {
+            return Err(open_error(
+                path,
+                format!(
+                    "truncated: frame {n} has {} of {frame_len} bytes",
+                    file_len.saturating_sub(data)
+                ),
+            ));
+        }
+        frame_offsets.push(data);
+        offset = data + frame_len;
+    }
+    if frame_offsets.is_empty() {
+        return Err(open_error(path, "no frames"));
+    }
+    Ok(Y4mInfo {
+        width,
+        height,
+        frame_rate,
+        frame_offsets,
+    })
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(16).collect()
+}
+
+/// Reads one `\n`-terminated ASCII line of at most [`MAX_HEADER`] bytes.
+fn read_line(reader: &mut impl BufRead, path: &Path, what: &str) -> Result<String, SourceError> {
+    let mut buf = Vec::new();
+    reader
+        .take(MAX_HEADER as u64)
+        .read_until(b'\n', &mut buf)
+        .map_err(|e| open_error(path, e))?;
+    if buf.last() != Some(&b'\n') {
+        return Err(open_error(
+            path,
+            format!("{what}: no line end within {MAX_HEADER} bytes (truncated or not Y4M)"),
+        ));
+    }
+    buf.pop();
+    String::from_utf8(buf).map_err(|_| open_error(path, format!("{what} is not text")))
+}
+
+/// A Y4M file played in a loop at the track's size and frame rate: frames are picked by
+/// time (skipped or repeated when the rates differ) and cropped/scaled to the track's size.
+pub struct Y4mSource {
+    path: PathBuf,
+    file: File,
+    info: Y4mInfo,
+    width: u32,
+    height: u32,
+    frame_rate: f64,
+    /// Position in the file, in file frames.
+    position: f64,
+    last: Option<(usize, Arc<VideoFrame>)>,
+    scaler: Scaler,
+    pacer: Pacer,
+}
+
+impl Y4mSource {
+    pub fn open(path: &Path, settings: &MediaTrackSettings) -> Result<Self, SourceError> {
+        let (width, height, frame_rate) = video_settings(settings)?;
+        let info = probe_y4m(path)?;
+        let file = File::open(path).map_err(|e| open_error(path, e))?;
+        Ok(Y4mSource {
+            path: path.to_owned(),
+            file,
+            info,
+            width,
+            height,
+            frame_rate,
+            position: 0.0,
+            last: None,
+            scaler: Scaler::new(),
+            pacer: Pacer::new(frame_interval(frame_rate)),
+        })
+    }
+
+    fn read_frame(&mut self, index: usize) -> Result<VideoFrame, SourceError> {
+        let gone = |e: std::io::Error| SourceError::Ended(format!("{}: {e}", self.path.display()));
+        let len = i420_len(self.info.width, self.info.height);
+        let mut data = vec![0u8; len];
+        self.file
+            .seek(SeekFrom::Start(self.info.frame_offsets[index]))
+            .map_err(gone)?;
+        self.file.read_exact(&mut data).map_err(gone)?;
+        VideoFrame::from_i420(self.info.width, self.info.height, data)
+            .map_err(|e| SourceError::Ended(e.to_string()))
+    }
+}
+
+impl Source for Y4mSource {
+    fn next_frame(&mut self) -> Result<MediaFrame, SourceError> {
+        let timestamp = self.pacer.wait();
+        let count = self.info.frame_offsets.len();
+        let index = self.position as usize % count;
+        self.position = (self.position + self.info.frame_rate / self.frame_rate) % count as f64;
+        let native = match &self.last {
+            Some((i, f)) if *i == index => Arc::clone(f),
+            _ => {
+                let f = Arc::new(self.read_frame(index)?);
+                self.last = Some((index, Arc::clone(&f)));
+                f
+            }
+        };
+        let frame = native
+            .crop_and_scale(self.width, self.height, &mut self.scaler)
+            .map_err(|e| SourceError::Ended(e.to_string()))?
+            .with_times(timestamp, wall_clock_ms());
+        Ok(MediaFrame::Video(Arc::new(frame)))
+    }
+
+    fn reconfigure(&mut self, settings: &MediaTrackSettings) -> Result<(), SourceError> {
+        let (width, height, frame_rate) = video_settings(settings)?;
+        self.width = width;
+        self.height = height;
+        self.frame_rate = frame_rate;
+        self.pacer.set_interval(frame_interval(frame_rate));
+        Ok(())
+    }
+}
+
+/// A WAV file, decoded entirely at open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WavData {
+    pub sample_rate: u32,
+    pub channels: u16,
+    /// Interleaved, converted to 16 bits.
+    pub samples: Vec<i16>,
+}
+
+/// Reads and checks a whole WAV file (PCM 8/16/24/32-bit or float).
+pub fn read_wav(path: &Path) -> Result<WavData, SourceError> {
+    let mut reader = hound::WavReader::open(path).map_err(|e| open_error(path, wav_error(e)))?;
+    let spec = reader.spec();
+    let samples: Vec<i16> = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => reader
+            .samples::<f32>()
+            .map(|s| s.map(|x| (x.clamp(-1.0, 1.0) * i16::MAX as f32) as i16))
+            .collect::<Result<_, _>>(),
+        (hound::SampleFormat::Int, bits @ 1..=16) => reader
+            .samples::<i16>()
+            .map(|s| s.map(|x| x << (16 - bits)))
+            .collect::<Result<_, _>>(),
+        (hound::SampleFormat::Int, bits @ 17..=32) => reader
+            .samples::<i32>()
+            .map(|s| s.map(|x| (x >> (bits - 16)) as i16))
+            .collect::<Result<_, _>>(),
+        (format, bits) => {
+            return Err(open_error(
+                path,
+                format!("unsupported sample format {format:?} with {bits} bits"),
+            ))
+        }
+    }
+    .map_err(|e| open_error(path, wav_error(e)))?;
+    if samples.is_empty() {
+        return Err(open_error(path, "no samples"));
+    }
+    Ok(WavData {
+        sample_rate: spec.sample_rate,
+        channels: spec.channels,
+        samples,
+    })
+}
+
+fn wav_error(e: hound::Error) -> String {
+    match e {
+        // hound reports a short read as `Other` with this text.
+        hound::Error::IoError(io)
+            if io.kind() == std::io::ErrorKind::UnexpectedEof
+                || io.to_string().contains("enough bytes") =>
+        {
+            "truncated: the data ends before the header says it does".into()
+        }
+        hound::Error::FormatError(m) => format!("not a valid WAV file: {m}"),
+        other => other.to_string(),
+    }
+}
+
+/// A WAV file played in a loop in 10 ms blocks, at its own sample rate (which must be the
+/// track's: no resampling) and the track's channel count.
+pub struct WavSource {
+    data: WavData,
+    channels: u16,
+    /// Position in frames (samples per channel).
+    position: usize,
+    pacer: Pacer,
+}
+
+impl WavSource {
+    pub fn open(path: &Path, settings: &MediaTrackSettings) -> Result<Self, SourceError> {
+        let (sample_rate, channels) = audio_settings(settings)?;
+        let data = read_wav(path)?;
+        if data.sample_rate != sample_rate {
+            return Err(open_error(
+                path,
+                format!(
+                    "the file is {} Hz but the track needs {sample_rate} Hz (no resampling)",
+                    data.sample_rate
+                ),
+            ));
+        }
+        Ok(WavSource {
+            data,
+            channels,
+            position: 0,
+            pacer: Pacer::new(BLOCK),
+        })
+    }
+}
+
+impl Source for WavSource {
+    fn next_frame(&mut self) -> Result<MediaFrame, SourceError> {
+        let timestamp = self.pacer.wait();
+        let file_channels = self.data.channels as usize;
+        let total = self.data.samples.len() / file_channels;
+        let frames = (self.data.sample_rate as u64 * BLOCK.as_millis() as u64 / 1000) as usize;
+        let mut block = Vec::with_capacity(frames * file_channels);
+        for i in 0..frames {
+            let at = (self.position + i) % total * file_channels;
+            block.extend_from_slice(&self.data.samples[at..at + file_channels]);
+        }
+        self.position = (self.position + frames) % total;
+        let frame = AudioFrame {
+            sample_rate: self.data.sample_rate,
+            channels: self.data.channels,
+            samples: AudioSamples::I16(block),
+            timestamp,
+            capture_time_ms: wall_clock_ms(),
+        };
+        let frame = if self.channels == self.data.channels {
+            frame
+        } else {
+            frame.with_channels(self.channels)
+        };
+        Ok(MediaFrame::Audio(Arc::new(frame)))
+    }
+
+    fn reconfigure(&mut self, settings: &MediaTrackSettings) -> Result<(), SourceError> {
+        let (sample_rate, channels) = audio_settings(settings)?;
+        if sample_rate != self.data.sample_rate {
+            return Err(SourceError::Unsupported(format!(
+                "the file is {} Hz; cannot switch to {sample_rate} Hz",
+                self.data.sample_rate
+            )));
+        }
+        self.channels = channels;
+        Ok(())
+    }
+}
+
+/// Writes I420 frames as a Y4M file (what `usermedia capture` produces).
+pub struct Y4mWriter<W: std::io::Write> {
+    out: W,
+    width: u32,
+    height: u32,
+}
+
+impl<W: std::io::Write> Y4mWriter<W> {
+    pub fn new(mut out: W, width: u32, height: u32, frame_rate: f64) -> std::io::Result<Self> {
+        let (num, den) = if (frame_rate - frame_rate.round()).abs() < 1e-9 {
+            (frame_rate.round() as u64, 1)
+        } else {
+            ((frame_rate * 1000.0).round() as u64, 1000)
+        };
+        writeln!(
+            out,
+            "YUV4MPEG2 W{width} H{height} F{num}:{den} Ip A1:1 C420jpeg"
+        )?;
+        Ok(Y4mWriter { out, width, height })
+    }
+
+    /// Appends a frame; it must have the header's size.
+    pub fn write(&mut self, frame: &VideoFrame) -> std::io::Result<()> {
+        if (frame.width(), frame.height()) != (self.width, self.height) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "frame is {}x{}, the file {}x{}",
+                    frame.width(),
+                    frame.height(),
+                    self.width,
+                    self.height
+                ),
+            ));
+        }
+        self.out.write_all(b"FRAME\n")?;
+        self.out.write_all(frame.data())
+    }
+
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::pattern::{read_strip, render};
+    use std::io::Write;
+
+    fn settings(w: u32, h: u32, fps: f64) -> MediaTrackSettings {
+        MediaTrackSettings {
+            width: Some(w),
+            height: Some(h),
+            frame_rate: Some(fps),
+            ..Default::default()
+        }
+    }
+
+    fn write_y4m(frames: u32) -> tempfile::NamedTempFile {
+        let f = tempfile::Builder::new().suffix(".y4m").tempfile().unwrap();
+        let mut w = Y4mWriter::new(f.reopen().unwrap(), 640, 480, 30.0).unwrap();
+        for n in 0..frames {
+            w.write(&render(640, 480, n, 0)).unwrap();
+        }
+        w.finish().unwrap();
+        f
+    }
+
+    #[test]
+    fn y4m_round_trip_and_scaling() {
+        let f = write_y4m(3);
+        let info = probe_y4m(f.path()).unwrap();
+        assert_eq!((info.width, info.height, info.frame_rate), (640, 480, 30.0));
+        assert_eq!(info.frame_offsets.len(), 3);
+        let mut src = Y4mSource::open(f.path(), &settings(640, 480, 30.0)).unwrap();
+        for expected in [0, 1, 2, 0, 1] {
+            let MediaFrame::Video(frame) = src.next_frame().unwrap() else {
+                panic!()
+            };
+            assert_eq!(read_strip(&frame).unwrap().frame_number, expected);
+        }
+        // Halved, the strip (16 rows → 8) stays readable.
+        let mut small = Y4mSource::open(f.path(), &settings(320, 240, 15.0)).unwrap();
+        let MediaFrame::Video(a) = small.next_frame().unwrap() else {
+            panic!()
+        };
+        let MediaFrame::Video(b) = small.next_frame().unwrap() else {
+            panic!()
+        };
+        assert_eq!((a.width(), a.height()), (320, 240));
+        // 30 fps file at 15 fps: every other file frame.
+        assert_eq!(read_strip(&a).unwrap().frame_number, 0);
+        assert_eq!(read_strip(&b).unwrap().frame_number, 2);
+    }
+
+    fn y4m_error(bytes: &[u8]) -> String {
+        let mut f = tempfile::Builder::new().suffix(".y4m").tempfile().unwrap();
+        f.write_all(bytes).unwrap();
+        match probe_y4m(f.path()) {
+            Err(SourceError::Open(m)) => {
+                assert!(m.contains(&f.path().display().to_string()), "{m}");
+                m
+            }
+            other => panic!("expected an open error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_y4m_files_are_clear_errors() {
+        assert!(y4m_error(b"garbage that is not y4m\n").contains("not a Y4M"));
+        assert!(y4m_error(b"").contains("no line end"));
+        assert!(y4m_error(b"YUV4MPEG2 W4 H4 F30:1 C444\n").contains("4:2:0"));
+        assert!(y4m_error(b"YUV4MPEG2 H4 F30:1\n").contains("W (width)"));
+        assert!(y4m_error(b"YUV4MPEG2 W4 H4 F30:1\n").contains("no frames"));
+        assert!(y4m_error(b"YUV4MPEG2 W4 H4 F30:1\nFRAME\n0123").contains("truncated"));
+        assert!(y4m_error(b"YUV4MPEG2 W4 H4 F30:0\n").contains("frame rate"));
+        let mut ok_then_junk = b"YUV4MPEG2 W2 H2\nFRAME\n".to_vec();
+        ok_then_junk.extend_from_slice(&[0; 6]);
+        ok_then_junk.extend_from_slice(b"JUNK!!\n");
+        assert!(y4m_error(&ok_then_junk).contains("frame 1"));
+        let missing = probe_y4m(Path::new("/nonexistent/clip.y4m")).unwrap_err();
+        assert!(missing.to_string().contains("/nonexistent/clip.y4m"));
+    }
+
+    fn write_wav(rate: u32, channels: u16, samples: &[i16]) -> tempfile::NamedTempFile {
+        let f = tempfile::Builder::new().suffix(".wav").tempfile().unwrap();
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(f.path(), spec).unwrap();
+        for &s in samples {
+            w.write_sample(s).unwrap();
+        }
+        w.finalize().unwrap();
+        f
+    }
+
+    #[test]
+    fn wav_loops_and_converts_channels() {
+        let samples: Vec<i16> = (0..700).collect();
+        let f = write_wav(48000, 1, &samples);
+        let mut src = WavSource::open(
+            f.path(),
+            &MediaTrackSettings {
+                sample_rate: Some(48000),
+                channel_count: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let MediaFrame::Audio(a) = src.next_frame().unwrap() else {
+            panic!()
+        };
+        let MediaFrame::Audio(b) = src.next_frame().unwrap() else {
+            panic!()
+        };
+        assert_eq!((a.channels, a.frames()), (2, 480));
+        let (a, b) = (a.to_i16(), b.to_i16());
+        assert_eq!(&a[..4], &[0, 0, 1, 1]);
+        // The second block wraps around the 700-sample file: 480..700 then 0..260.
+        assert_eq!(b[0], 480);
+        assert_eq!(b[2 * 220], 0);
+    }
+
+    #[test]
+    fn bad_wav_files_are_clear_errors() {
+        let f = write_wav(44100, 1, &[1, 2, 3]);
+        let err = WavSource::open(
+            f.path(),
+            &MediaTrackSettings {
+                sample_rate: Some(48000),
+                channel_count: Some(1),
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("44100 Hz"), "{err}");
+        let mut garbage = tempfile::Builder::new().suffix(".wav").tempfile().unwrap();
+        garbage.write_all(b"this is not a wav file at all").unwrap();
+        let err = read_wav(garbage.path()).unwrap_err().to_string();
+        assert!(err.contains(&garbage.path().display().to_string()), "{err}");
+        // Truncated: cut a valid file in the middle of its data.
+        let f = write_wav(48000, 1, &vec![7; 1000]);
+        let bytes = std::fs::read(f.path()).unwrap();
+        let mut cut = tempfile::Builder::new().suffix(".wav").tempfile().unwrap();
+        cut.write_all(&bytes[..bytes.len() - 500]).unwrap();
+        let err = read_wav(cut.path()).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+        let empty = write_wav(48000, 1, &[]);
+        assert!(read_wav(empty.path())
+            .unwrap_err()
+            .to_string()
+            .contains("no samples"));
+    }
+}
