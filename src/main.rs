@@ -16,6 +16,8 @@ use usermedia::constraints::{ConstraintsError, MediaStreamConstraints, MediaTrac
 use usermedia::devices::{MediaDevices, Permission, PermissionPolicy, SourceSpec};
 use usermedia::MediaKind;
 
+mod capture;
+
 #[derive(Parser)]
 #[command(
     name = "usermedia",
@@ -53,6 +55,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Capture for a while and write what arrived: video.y4m and audio.wav in DIR, so a
+    /// person can look and listen. Prints the settings chosen and the frame/sample counts.
+    Capture {
+        /// getUserMedia constraints as JSON, or @FILE.
+        #[arg(
+            long,
+            value_name = "JSON",
+            default_value = r#"{"video":true,"audio":true}"#
+        )]
+        constraints: String,
+        #[command(flatten)]
+        device_args: DeviceArgs,
+        /// How long to capture.
+        #[arg(long, value_name = "N", value_parser = parse_seconds)]
+        seconds: f64,
+        /// Directory for the files (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Run getUserMedia's device and settings selection without opening anything and
     /// print the chosen tracks as JSON. Exit 1 with {"error": ...} on a media error.
     Select {
@@ -89,6 +110,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Devices { device_args, json } => run_devices(&device_args, json),
+        Command::Capture {
+            constraints,
+            device_args,
+            seconds,
+            out,
+        } => capture::run(&constraints, &device_args, seconds, &out),
         Command::Select {
             constraints,
             device_args,
@@ -101,6 +128,14 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        Ok(_) => Err("must be above 0 and at most 86400".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -150,27 +185,30 @@ fn print_json(value: &Value) {
     println!("{}", serde_json::to_string(value).unwrap_or_default());
 }
 
-fn run_select(arg: &str, args: &DeviceArgs, explain: bool) -> Result<ExitCode, BadInput> {
+/// Parses `--constraints` (text or @FILE). Invalid JSON is bad input (exit 2); a
+/// TypeError is a media error, printed as JSON (`Ok(None)`: exit 1).
+fn parse_constraints(arg: &str) -> Result<Option<MediaStreamConstraints>, BadInput> {
     let text = read_constraints(arg)?;
-    let devices = load_devices(args)?;
-    let constraints = match MediaStreamConstraints::from_json_str(&text) {
+    match MediaStreamConstraints::from_json_str(&text) {
         Ok((constraints, warnings)) => {
             for w in warnings {
                 tracing::warn!("{w}");
             }
-            Some(constraints)
+            Ok(Some(constraints))
         }
-        Err(ConstraintsError::Json(e)) => {
-            return Err(BadInput(anyhow::anyhow!(
-                "--constraints is not valid JSON: {e}"
-            )))
-        }
+        Err(ConstraintsError::Json(e)) => Err(BadInput(anyhow::anyhow!(
+            "--constraints is not valid JSON: {e}"
+        ))),
         Err(ConstraintsError::Type(e)) => {
             print_json(&json!({ "error": e.to_json() }));
-            None
+            Ok(None)
         }
-    };
-    let Some(constraints) = constraints else {
+    }
+}
+
+fn run_select(arg: &str, args: &DeviceArgs, explain: bool) -> Result<ExitCode, BadInput> {
+    let devices = load_devices(args)?;
+    let Some(constraints) = parse_constraints(arg)? else {
         return Ok(ExitCode::from(1));
     };
     let (result, explanations) = if explain {
