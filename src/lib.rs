@@ -7,6 +7,7 @@
 
 pub mod constraints;
 pub mod devices;
+pub mod encode;
 pub mod error;
 pub mod frame;
 pub mod track;
