@@ -204,8 +204,8 @@ fn pad_to_even(frame: &VideoFrame, out: &mut Vec<u8>) {
             let s = &src[row.min(sh - 1) * sw..][..sw];
             let d = &mut dst[row * dw..][..dw];
             d[..sw.min(dw)].copy_from_slice(&s[..sw.min(dw)]);
-            for x in sw..dw {
-                d[x] = s[sw - 1];
+            if dw > sw {
+                d[sw..].fill(s[sw - 1]);
             }
         }
     };
