@@ -1,1 +1,558 @@
-pub struct Placeholder;
+//! Encode once, send to many: one encoder per (track, codec, bitrate tier) on its own
+//! thread, its output fanned out to every sink (peer) over bounded channels.
+//!
+//! - A new sink gets a keyframe at once (the next frame is forced to an IDR).
+//! - Keyframe requests (PLI/FIR) are honoured within one frame, at most one per
+//!   [`KEYFRAME_MIN_INTERVAL`]; requests in between are merged, not lost.
+//! - A sink that cannot keep up loses units (counted) and then waits for the next keyframe
+//!   instead of receiving a broken chain; it never slows the encoder or the other sinks.
+//! - With no sinks the encoder idles (frames are consumed, not encoded). The thread ends
+//!   when the track ends or the last handle is dropped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use super::h264::{H264Config, H264Encoder};
+use super::opus::OpusEncoder;
+use super::{EncodeError, EncodedUnit};
+use crate::constraints::MediaKind;
+use crate::devices::MediaFrame;
+use crate::track::MediaStreamTrack;
+
+/// Minimum spacing of keyframes forced by requests (new sinks are not limited).
+pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(200);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Critical sections leave the data consistent; a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Which codec and at what bitrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecConfig {
+    H264 { bitrate: u32 },
+    Opus { bitrate: u32 },
+}
+
+impl CodecConfig {
+    fn kind(&self) -> MediaKind {
+        match self {
+            CodecConfig::H264 { .. } => MediaKind::Video,
+            CodecConfig::Opus { .. } => MediaKind::Audio,
+        }
+    }
+}
+
+/// Counters of one encoder, as `getStats` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EncoderStats {
+    /// Raw frames (or audio blocks) received from the track.
+    pub frames_in: u64,
+    /// Units produced (H.264 access units, Opus packets).
+    pub frames_encoded: u64,
+    pub keyframes: u64,
+    pub bytes: u64,
+    /// Keyframes forced by requests or new sinks.
+    pub keyframes_forced: u64,
+    pub bitrate: u32,
+    pub sinks: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    frames_in: AtomicU64,
+    frames_encoded: AtomicU64,
+    keyframes: AtomicU64,
+    bytes: AtomicU64,
+    keyframes_forced: AtomicU64,
+    bitrate: AtomicU64,
+}
+
+struct Sink {
+    tx: SyncSender<EncodedUnit>,
+    dropped: Arc<AtomicU64>,
+    /// Dead once the receiver is dropped: lets the encoder idle without sending.
+    alive: Weak<()>,
+    /// Lost a unit (or just joined): skip deltas until a keyframe.
+    needs_keyframe: bool,
+    /// Has received a unit: deltas skipped from then on count as dropped.
+    started: bool,
+}
+
+#[derive(Default)]
+struct KeyframeState {
+    /// A sink joined: force the next frame, unlimited.
+    now: bool,
+    /// A request (PLI/FIR) waiting for the rate limit.
+    requested: bool,
+    last_forced: Option<Instant>,
+}
+
+struct Shared {
+    kind: MediaKind,
+    sinks: Mutex<Vec<Sink>>,
+    keyframe: Mutex<KeyframeState>,
+    target_bitrate: AtomicU64,
+    counters: Counters,
+}
+
+/// The receiving end of a sink.
+pub struct EncodedReceiver {
+    rx: Receiver<EncodedUnit>,
+    dropped: Arc<AtomicU64>,
+    _alive: Arc<()>,
+}
+
+impl EncodedReceiver {
+    /// The next unit; `None` once the encoder has stopped (track ended).
+    pub fn recv(&self) -> Option<EncodedUnit> {
+        self.rx.recv().ok()
+    }
+
+    /// The next unit within `timeout`: `Ok(None)` on timeout, `Err(())` once stopped.
+    #[allow(clippy::result_unit_err)]
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<EncodedUnit>, ()> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(u) => Ok(Some(u)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(()),
+        }
+    }
+
+    /// Units this sink lost because it fell behind (including deltas skipped while it
+    /// waited for a keyframe to resume on).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// A track's encoder and its fan-out. Cloning gives another handle to the same encoder.
+#[derive(Clone)]
+pub struct EncodedTrack {
+    shared: Arc<Shared>,
+}
+
+impl EncodedTrack {
+    /// Starts encoding `track` with `codec` (video: H.264; audio: Opus) at the track's
+    /// current settings; a size change on the track restarts the encoder at the new size.
+    pub fn start(track: &MediaStreamTrack, codec: CodecConfig) -> Result<Self, EncodeError> {
+        if codec.kind() != track.kind() {
+            return Err(EncodeError::Mismatch(format!(
+                "{:?} cannot encode a {} track",
+                codec,
+                track.kind()
+            )));
+        }
+        let settings = track.get_settings();
+        let encoder = match codec {
+            CodecConfig::H264 { bitrate } => Encoder::Video {
+                encoder: None,
+                bitrate,
+                frame_rate: settings.frame_rate.unwrap_or(30.0),
+            },
+            CodecConfig::Opus { bitrate } => Encoder::Audio {
+                encoder: None,
+                bitrate,
+            },
+        };
+        let bitrate = match codec {
+            CodecConfig::H264 { bitrate } | CodecConfig::Opus { bitrate } => bitrate,
+        };
+        let shared = Arc::new(Shared {
+            kind: track.kind(),
+            sinks: Mutex::new(Vec::new()),
+            keyframe: Mutex::new(KeyframeState::default()),
+            target_bitrate: AtomicU64::new(bitrate as u64),
+            counters: Counters::default(),
+        });
+        shared
+            .counters
+            .bitrate
+            .store(bitrate as u64, Ordering::Relaxed);
+        // Two raw frames of slack: a slow encoder drops input rather than queueing it.
+        let input = track.subscribe(2);
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name(format!("{} encoder", track.kind()))
+            .spawn(move || run(input, weak, encoder))
+            .map_err(|e| EncodeError::Codec(format!("cannot start the encoder thread: {e}")))?;
+        Ok(EncodedTrack { shared })
+    }
+
+    pub fn kind(&self) -> MediaKind {
+        self.shared.kind
+    }
+
+    /// Adds a sink with room for `capacity` units; its first unit is a keyframe.
+    pub fn subscribe(&self, capacity: usize) -> EncodedReceiver {
+        let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let alive = Arc::new(());
+        lock(&self.shared.sinks).push(Sink {
+            tx,
+            dropped: Arc::clone(&dropped),
+            alive: Arc::downgrade(&alive),
+            needs_keyframe: true,
+            started: false,
+        });
+        lock(&self.shared.keyframe).now = true;
+        EncodedReceiver {
+            rx,
+            dropped,
+            _alive: alive,
+        }
+    }
+
+    /// Asks for a keyframe (a receiver's PLI or FIR), rate-limited.
+    pub fn request_keyframe(&self) {
+        lock(&self.shared.keyframe).requested = true;
+    }
+
+    /// Sets the target bitrate (bits per second), from the next frame on.
+    pub fn set_bitrate(&self, bitrate: u32) {
+        self.shared
+            .target_bitrate
+            .store(bitrate as u64, Ordering::Relaxed);
+    }
+
+    pub fn stats(&self) -> EncoderStats {
+        let c = &self.shared.counters;
+        let live = lock(&self.shared.sinks)
+            .iter()
+            .filter(|s| s.alive.strong_count() > 0)
+            .count() as u64;
+        EncoderStats {
+            frames_in: c.frames_in.load(Ordering::Relaxed),
+            frames_encoded: c.frames_encoded.load(Ordering::Relaxed),
+            keyframes: c.keyframes.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+            keyframes_forced: c.keyframes_forced.load(Ordering::Relaxed),
+            bitrate: c.bitrate.load(Ordering::Relaxed) as u32,
+            sinks: live,
+        }
+    }
+}
+
+enum Encoder {
+    Video {
+        // Boxed: the H.264 encoder's state is much larger than Opus's handle.
+        encoder: Option<Box<H264Encoder>>,
+        bitrate: u32,
+        frame_rate: f64,
+    },
+    Audio {
+        encoder: Option<OpusEncoder>,
+        bitrate: u32,
+    },
+}
+
+impl Encoder {
+    fn encode(
+        &mut self,
+        frame: &MediaFrame,
+        keyframe: bool,
+        bitrate: u32,
+    ) -> Result<Vec<EncodedUnit>, EncodeError> {
+        match (self, frame) {
+            (
+                Encoder::Video {
+                    encoder,
+                    bitrate: current,
+                    frame_rate,
+                },
+                MediaFrame::Video(f),
+            ) => {
+                let resized = encoder.as_ref().is_some_and(|e| {
+                    (e.config().width, e.config().height) != (f.width(), f.height())
+                });
+                if encoder.is_none() || resized {
+                    let config = H264Config::new(f.width(), f.height(), *frame_rate, bitrate);
+                    *encoder = Some(Box::new(H264Encoder::new(config)?));
+                    *current = bitrate;
+                }
+                let Some(enc) = encoder.as_mut() else {
+                    return Ok(Vec::new());
+                };
+                if bitrate != *current {
+                    enc.set_bitrate(bitrate)?;
+                    *current = bitrate;
+                }
+                Ok(enc.encode(f, keyframe)?.into_iter().collect())
+            }
+            (
+                Encoder::Audio {
+                    encoder,
+                    bitrate: current,
+                },
+                MediaFrame::Audio(a),
+            ) => {
+                if encoder.is_none() {
+                    *encoder = Some(OpusEncoder::new(a.sample_rate, a.channels, bitrate)?);
+                    *current = bitrate;
+                }
+                let Some(enc) = encoder.as_mut() else {
+                    return Ok(Vec::new());
+                };
+                if bitrate != *current {
+                    enc.set_bitrate(bitrate)?;
+                    *current = bitrate;
+                }
+                enc.encode(a)
+            }
+            _ => Err(EncodeError::Mismatch("frame of the wrong kind".into())),
+        }
+    }
+}
+
+fn run(input: crate::devices::FrameReceiver, shared: Weak<Shared>, mut encoder: Encoder) {
+    loop {
+        let frame = match input.recv_timeout(Duration::from_millis(250)) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                if shared.strong_count() == 0 {
+                    break;
+                }
+                continue;
+            }
+            Err(_) => break, // the track ended
+        };
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        let c = &shared.counters;
+        c.frames_in.fetch_add(1, Ordering::Relaxed);
+        let sink_count = {
+            let mut sinks = lock(&shared.sinks);
+            sinks.retain(|s| s.alive.strong_count() > 0);
+            sinks.len()
+        };
+        if sink_count == 0 {
+            continue;
+        }
+        let force = {
+            let mut k = lock(&shared.keyframe);
+            let now = Instant::now();
+            let limited = k
+                .last_forced
+                .is_some_and(|t| now.duration_since(t) < KEYFRAME_MIN_INTERVAL);
+            let force = k.now || (k.requested && !limited);
+            if force {
+                k.now = false;
+                k.requested = false;
+                k.last_forced = Some(now);
+            }
+            force
+        };
+        if force {
+            c.keyframes_forced.fetch_add(1, Ordering::Relaxed);
+        }
+        let bitrate = shared.target_bitrate.load(Ordering::Relaxed) as u32;
+        let units = match encoder.encode(&frame, force, bitrate) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!("encoder: {e}");
+                continue;
+            }
+        };
+        c.bitrate.store(bitrate as u64, Ordering::Relaxed);
+        for unit in units {
+            c.frames_encoded.fetch_add(1, Ordering::Relaxed);
+            c.bytes.fetch_add(unit.data.len() as u64, Ordering::Relaxed);
+            if unit.keyframe && shared.kind == MediaKind::Video {
+                c.keyframes.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut lost_sync = false;
+            lock(&shared.sinks).retain_mut(|s| {
+                if s.needs_keyframe && !unit.keyframe {
+                    if s.started {
+                        s.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return true;
+                }
+                match s.tx.try_send(unit.clone()) {
+                    Ok(()) => {
+                        s.needs_keyframe = false;
+                        s.started = true;
+                        true
+                    }
+                    Err(TrySendError::Full(_)) => {
+                        s.dropped.fetch_add(1, Ordering::Relaxed);
+                        s.needs_keyframe = shared.kind == MediaKind::Video;
+                        lost_sync |= s.needs_keyframe;
+                        true
+                    }
+                    Err(TrySendError::Disconnected(_)) => false,
+                }
+            });
+            if lost_sync {
+                lock(&shared.keyframe).requested = true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::pattern::read_strip;
+    use crate::devices::{MediaDevices, PermissionPolicy};
+    use crate::encode::h264::H264Decoder;
+
+    fn camera(devices: &MediaDevices, json: &str) -> MediaStreamTrack {
+        devices
+            .get_user_media_json(json)
+            .unwrap()
+            .get_video_tracks()
+            .remove(0)
+    }
+
+    #[test]
+    fn encodes_once_for_many_sinks_each_starting_on_a_keyframe() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let track = camera(&devices, r#"{"video": {"width": 640, "height": 480}}"#);
+        let encoded = EncodedTrack::start(&track, CodecConfig::H264 { bitrate: 300_000 }).unwrap();
+        let sinks: Vec<_> = (0..5).map(|_| encoded.subscribe(64)).collect();
+        let firsts: Vec<EncodedUnit> = sinks
+            .iter()
+            .map(|sink| sink.recv_timeout(Duration::from_secs(2)).unwrap().unwrap())
+            .collect();
+        assert!(
+            firsts.iter().all(|u| u.keyframe),
+            "a sink starts on a keyframe"
+        );
+        std::thread::sleep(Duration::from_millis(1000));
+        let stats = encoded.stats();
+        assert!(
+            stats.frames_encoded >= 28 && stats.frames_encoded <= 40,
+            "encoded once: {stats:?}"
+        );
+        // Every sink decodes the same frames.
+        for (sink, first) in sinks.iter().zip(firsts) {
+            let mut dec = H264Decoder::new().unwrap();
+            let mut last = None;
+            let rest =
+                std::iter::from_fn(|| sink.recv_timeout(Duration::from_millis(10)).ok().flatten());
+            for unit in std::iter::once(first).chain(rest) {
+                if let Some(frame) = dec.decode(&unit.data).unwrap() {
+                    let n = read_strip(&frame).unwrap().frame_number;
+                    if let Some(prev) = last {
+                        assert_eq!(n, prev + 1);
+                    }
+                    last = Some(n);
+                }
+            }
+            assert!(last.is_some());
+        }
+        // A late sink gets a keyframe at once, not at the next periodic one.
+        let late = encoded.subscribe(64);
+        let start = Instant::now();
+        let first = late.recv_timeout(Duration::from_secs(1)).unwrap().unwrap();
+        assert!(first.keyframe);
+        assert!(
+            start.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn keyframe_requests_are_prompt_and_rate_limited() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let track = camera(&devices, r#"{"video": {"width": 320, "height": 240}}"#);
+        let encoded = EncodedTrack::start(&track, CodecConfig::H264 { bitrate: 300_000 }).unwrap();
+        let sink = encoded.subscribe(256);
+        assert!(
+            sink.recv_timeout(Duration::from_secs(2))
+                .unwrap()
+                .unwrap()
+                .keyframe
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        while let Ok(Some(_)) = sink.recv_timeout(Duration::ZERO) {}
+        let asked = Instant::now();
+        encoded.request_keyframe();
+        let key = loop {
+            let u = sink.recv_timeout(Duration::from_secs(1)).unwrap().unwrap();
+            if u.keyframe {
+                break Instant::now();
+            }
+        };
+        assert!(
+            key - asked < Duration::from_millis(100),
+            "{:?}",
+            key - asked
+        );
+        // A burst of requests: at most one keyframe per 200 ms.
+        let before = encoded.stats().keyframes;
+        for _ in 0..30 {
+            encoded.request_keyframe();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let forced = encoded.stats().keyframes - before;
+        assert!(
+            (2..=4).contains(&forced),
+            "{forced} keyframes in 600 ms of requests"
+        );
+    }
+
+    #[test]
+    fn a_slow_sink_loses_units_then_resumes_on_a_keyframe() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let track = camera(&devices, r#"{"video": {"width": 320, "height": 240}}"#);
+        let encoded = EncodedTrack::start(&track, CodecConfig::H264 { bitrate: 300_000 }).unwrap();
+        let slow = encoded.subscribe(2);
+        let fast = encoded.subscribe(256);
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(slow.dropped() > 5);
+        let fast_count =
+            std::iter::from_fn(|| fast.recv_timeout(Duration::ZERO).ok().flatten()).count();
+        assert!(
+            fast_count >= 18,
+            "the fast sink was not slowed: {fast_count}"
+        );
+        // Drain the stale pair; the next unit the slow sink gets is a keyframe.
+        let _ = slow.recv();
+        let _ = slow.recv();
+        let next = slow.recv_timeout(Duration::from_secs(1)).unwrap().unwrap();
+        assert!(
+            next.keyframe,
+            "after losing units a sink resumes on a keyframe"
+        );
+    }
+
+    #[test]
+    fn no_sinks_no_encoding_and_audio_works() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let stream = devices
+            .get_user_media_json(r#"{"video": true, "audio": true}"#)
+            .unwrap();
+        let video = EncodedTrack::start(
+            &stream.get_video_tracks()[0],
+            CodecConfig::H264 { bitrate: 300_000 },
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let s = video.stats();
+        assert!(s.frames_in > 3 && s.frames_encoded == 0, "{s:?}");
+        let audio = EncodedTrack::start(
+            &stream.get_audio_tracks()[0],
+            CodecConfig::Opus { bitrate: 32_000 },
+        )
+        .unwrap();
+        let sink = audio.subscribe(64);
+        let units: Vec<_> = (0..10)
+            .map(|_| sink.recv_timeout(Duration::from_secs(1)).unwrap().unwrap())
+            .collect();
+        assert!(units
+            .iter()
+            .all(|u| u.duration == Duration::from_millis(20)));
+        assert!(EncodedTrack::start(
+            &stream.get_audio_tracks()[0],
+            CodecConfig::H264 { bitrate: 1 }
+        )
+        .is_err());
+    }
+}
