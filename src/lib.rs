@@ -10,6 +10,7 @@ pub mod devices;
 pub mod encode;
 pub mod error;
 pub mod frame;
+pub mod peer;
 pub mod track;
 
 pub use constraints::{

@@ -132,7 +132,7 @@ impl TrackOutput {
         }
     }
 
-    fn deliver(&self, frame: &MediaFrame) {
+    pub(crate) fn deliver(&self, frame: &MediaFrame) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
         lock(&self.subscribers).retain(|s| match s.tx.try_send(frame.clone()) {
             Ok(()) => true,

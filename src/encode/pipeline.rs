@@ -71,8 +71,37 @@ struct Counters {
     bitrate: AtomicU64,
 }
 
+/// A sink's sending end: a std channel for threads, a tokio one for async tasks.
+enum SinkTx {
+    Blocking(SyncSender<EncodedUnit>),
+    Async(tokio::sync::mpsc::Sender<EncodedUnit>),
+}
+
+enum Sent {
+    Ok,
+    Full,
+    Gone,
+}
+
+impl SinkTx {
+    fn try_send(&self, unit: EncodedUnit) -> Sent {
+        match self {
+            SinkTx::Blocking(tx) => match tx.try_send(unit) {
+                Ok(()) => Sent::Ok,
+                Err(TrySendError::Full(_)) => Sent::Full,
+                Err(TrySendError::Disconnected(_)) => Sent::Gone,
+            },
+            SinkTx::Async(tx) => match tx.try_send(unit) {
+                Ok(()) => Sent::Ok,
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => Sent::Full,
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Sent::Gone,
+            },
+        }
+    }
+}
+
 struct Sink {
-    tx: SyncSender<EncodedUnit>,
+    tx: SinkTx,
     dropped: Arc<AtomicU64>,
     /// Dead once the receiver is dropped: lets the encoder idle without sending.
     alive: Weak<()>,
@@ -95,6 +124,10 @@ struct Shared {
     kind: MediaKind,
     sinks: Mutex<Vec<Sink>>,
     keyframe: Mutex<KeyframeState>,
+    /// The configured bitrate; the target is the lowest vote below it.
+    base_bitrate: AtomicU64,
+    /// Bandwidth estimates of the peers this encoder feeds, by voter.
+    votes: Mutex<std::collections::HashMap<u64, u32>>,
     target_bitrate: AtomicU64,
     counters: Counters,
 }
@@ -124,6 +157,25 @@ impl EncodedReceiver {
 
     /// Units this sink lost because it fell behind (including deltas skipped while it
     /// waited for a keyframe to resume on).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// The receiving end of an async sink.
+pub struct AsyncEncodedReceiver {
+    rx: tokio::sync::mpsc::Receiver<EncodedUnit>,
+    dropped: Arc<AtomicU64>,
+    _alive: Arc<()>,
+}
+
+impl AsyncEncodedReceiver {
+    /// The next unit; `None` once the encoder has stopped.
+    pub async fn recv(&mut self) -> Option<EncodedUnit> {
+        self.rx.recv().await
+    }
+
+    /// Units this sink lost because it fell behind.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -165,6 +217,8 @@ impl EncodedTrack {
             kind: track.kind(),
             sinks: Mutex::new(Vec::new()),
             keyframe: Mutex::new(KeyframeState::default()),
+            base_bitrate: AtomicU64::new(bitrate as u64),
+            votes: Mutex::new(std::collections::HashMap::new()),
             target_bitrate: AtomicU64::new(bitrate as u64),
             counters: Counters::default(),
         });
@@ -189,6 +243,26 @@ impl EncodedTrack {
     /// Adds a sink with room for `capacity` units; its first unit is a keyframe.
     pub fn subscribe(&self, capacity: usize) -> EncodedReceiver {
         let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+        let (dropped, alive) = self.add_sink(SinkTx::Blocking(tx));
+        EncodedReceiver {
+            rx,
+            dropped,
+            _alive: alive,
+        }
+    }
+
+    /// Like [`subscribe`](Self::subscribe), for async consumers (peer connections).
+    pub fn subscribe_async(&self, capacity: usize) -> AsyncEncodedReceiver {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+        let (dropped, alive) = self.add_sink(SinkTx::Async(tx));
+        AsyncEncodedReceiver {
+            rx,
+            dropped,
+            _alive: alive,
+        }
+    }
+
+    fn add_sink(&self, tx: SinkTx) -> (Arc<AtomicU64>, Arc<()>) {
         let dropped = Arc::new(AtomicU64::new(0));
         let alive = Arc::new(());
         lock(&self.shared.sinks).push(Sink {
@@ -199,11 +273,7 @@ impl EncodedTrack {
             started: false,
         });
         lock(&self.shared.keyframe).now = true;
-        EncodedReceiver {
-            rx,
-            dropped,
-            _alive: alive,
-        }
+        (dropped, alive)
     }
 
     /// Asks for a keyframe (a receiver's PLI or FIR), rate-limited.
@@ -211,11 +281,34 @@ impl EncodedTrack {
         lock(&self.shared.keyframe).requested = true;
     }
 
-    /// Sets the target bitrate (bits per second), from the next frame on.
+    /// Sets the configured bitrate (bits per second), from the next frame on. Peers'
+    /// bandwidth votes can only lower the target below it.
     pub fn set_bitrate(&self, bitrate: u32) {
         self.shared
-            .target_bitrate
+            .base_bitrate
             .store(bitrate as u64, Ordering::Relaxed);
+        self.update_target();
+    }
+
+    /// A peer's bandwidth estimate (`None` withdraws it). One encoder serves every peer,
+    /// so it follows the slowest: the target is the lowest vote, capped by the configured
+    /// bitrate.
+    pub fn vote_bitrate(&self, voter: u64, estimate: Option<u32>) {
+        {
+            let mut votes = lock(&self.shared.votes);
+            match estimate {
+                Some(bps) => votes.insert(voter, bps),
+                None => votes.remove(&voter),
+            };
+        }
+        self.update_target();
+    }
+
+    fn update_target(&self) {
+        let base = self.shared.base_bitrate.load(Ordering::Relaxed);
+        let lowest = lock(&self.shared.votes).values().min().copied();
+        let target = lowest.map_or(base, |v| (v as u64).min(base));
+        self.shared.target_bitrate.store(target, Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> EncoderStats {
@@ -373,18 +466,18 @@ fn run(input: crate::devices::FrameReceiver, shared: Weak<Shared>, mut encoder: 
                     return true;
                 }
                 match s.tx.try_send(unit.clone()) {
-                    Ok(()) => {
+                    Sent::Ok => {
                         s.needs_keyframe = false;
                         s.started = true;
                         true
                     }
-                    Err(TrySendError::Full(_)) => {
+                    Sent::Full => {
                         s.dropped.fetch_add(1, Ordering::Relaxed);
                         s.needs_keyframe = shared.kind == MediaKind::Video;
                         lost_sync |= s.needs_keyframe;
                         true
                     }
-                    Err(TrySendError::Disconnected(_)) => false,
+                    Sent::Gone => false,
                 }
             });
             if lost_sync {

@@ -1,0 +1,405 @@
+//! Peer connections: local tracks sent through webrtc-rs (encode once per track, many
+//! peers), remote tracks received and decoded, connection lifecycle and stats.
+//!
+//! Async (tokio), as webrtc-rs is; encoding and decoding stay on their own threads.
+
+mod local;
+mod remote;
+mod setup;
+mod stats;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
+    RTCSessionDescription,
+};
+
+pub use remote::RemoteTrack;
+pub use setup::{h264_codec, opus_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE};
+pub use stats::{InboundStats, OutboundStats, PeerStats};
+
+use crate::encode::pipeline::EncodedTrack;
+
+/// Why a peer-connection operation failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PeerError {
+    #[error("peer connection setup: {0}")]
+    Setup(String),
+    /// A malformed or unacceptable remote description.
+    #[error("session description: {0}")]
+    Sdp(String),
+    #[error("ICE gathering did not complete in {0:?}")]
+    GatheringTimeout(Duration),
+    #[error("not connected after {0:?} (state {1:?})")]
+    ConnectTimeout(Duration, PeerState),
+    #[error("too many peer connections (limit {0})")]
+    TooManyPeers(usize),
+    #[error("{0}")]
+    Track(String),
+    #[error("the peer connection is closed")]
+    Closed,
+}
+
+/// Video bitrate bounds for congestion control, bits per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BitrateBounds {
+    pub min: u32,
+    pub start: u32,
+    pub max: u32,
+}
+
+/// How peer connections are made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerConfig {
+    /// Local addresses ICE gathers on; empty = every interface that is up (loopback too).
+    pub ice_addrs: Vec<IpAddr>,
+    /// Connectivity-check interval (webrtc-rs defaults to 200 ms; lower connects faster).
+    pub ice_check_interval: Duration,
+    /// No traffic for this long: ICE `disconnected`.
+    pub ice_disconnected_timeout: Duration,
+    /// Disconnected for this long: `failed`, and the peer is dropped.
+    pub ice_failed_timeout: Duration,
+    pub video_bitrate: BitrateBounds,
+    /// Most peer connections alive at once (per [`PeerFactory`]).
+    pub max_peers: usize,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        PeerConfig {
+            ice_addrs: Vec::new(),
+            ice_check_interval: Duration::from_millis(50),
+            ice_disconnected_timeout: Duration::from_secs(5),
+            ice_failed_timeout: Duration::from_secs(25),
+            video_bitrate: BitrateBounds {
+                min: 150_000,
+                start: 1_000_000,
+                max: 2_500_000,
+            },
+            max_peers: 200,
+        }
+    }
+}
+
+/// The connection state, as `RTCPeerConnection.connectionState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerState {
+    New,
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+impl From<RTCPeerConnectionState> for PeerState {
+    fn from(s: RTCPeerConnectionState) -> Self {
+        match s {
+            RTCPeerConnectionState::Connecting => PeerState::Connecting,
+            RTCPeerConnectionState::Connected => PeerState::Connected,
+            RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
+            RTCPeerConnectionState::Failed => PeerState::Failed,
+            RTCPeerConnectionState::Closed => PeerState::Closed,
+            _ => PeerState::New,
+        }
+    }
+}
+
+/// Makes peer connections with one configuration, at most `max_peers` alive at once.
+#[derive(Clone)]
+pub struct PeerFactory {
+    config: Arc<PeerConfig>,
+    live: Arc<AtomicUsize>,
+}
+
+impl PeerFactory {
+    pub fn new(config: PeerConfig) -> Self {
+        PeerFactory {
+            config: Arc::new(config),
+            live: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn config(&self) -> &PeerConfig {
+        &self.config
+    }
+
+    /// Peer connections alive now (created and not yet closed or dropped).
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// A new peer connection, or `TooManyPeers` past the limit.
+    pub async fn create(&self) -> Result<Peer, PeerError> {
+        let max = self.config.max_peers;
+        let taken = self
+            .live
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            });
+        if taken.is_err() {
+            return Err(PeerError::TooManyPeers(max));
+        }
+        let slot = Slot(Arc::clone(&self.live));
+        Peer::build(&self.config, slot).await
+    }
+}
+
+/// Gives back a factory slot when the peer goes.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What the event handler shares with the `Peer`.
+struct Events {
+    state: watch::Sender<PeerState>,
+    gathered: Notify,
+    gathering_complete: Mutex<bool>,
+    remote: mpsc::Sender<RemoteTrack>,
+}
+
+struct Handler {
+    events: Arc<Events>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            if let Ok(mut done) = self.events.gathering_complete.lock() {
+                *done = true;
+            }
+            self.events.gathered.notify_waiters();
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let state = PeerState::from(state);
+        tracing::debug!("peer connection state: {state:?}");
+        self.events.state.send_replace(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn webrtc::media_stream::track_remote::TrackRemote>) {
+        // Runs on the connection's driver: start the reader and return.
+        match RemoteTrack::start(track).await {
+            Ok(remote) => {
+                let _ = self.events.remote.try_send(remote);
+            }
+            Err(e) => tracing::warn!("remote track: {e}"),
+        }
+    }
+}
+
+/// One peer connection.
+pub struct Peer {
+    pc: Arc<dyn PeerConnection>,
+    events: Arc<Events>,
+    state: watch::Receiver<PeerState>,
+    remote: tokio::sync::Mutex<mpsc::Receiver<RemoteTrack>>,
+    senders: Mutex<Vec<local::LocalSender>>,
+    _slot: Slot,
+}
+
+impl Peer {
+    async fn build(config: &PeerConfig, slot: Slot) -> Result<Peer, PeerError> {
+        let (state_tx, state_rx) = watch::channel(PeerState::New);
+        let (remote_tx, remote_rx) = mpsc::channel(16);
+        let events = Arc::new(Events {
+            state: state_tx,
+            gathered: Notify::new(),
+            gathering_complete: Mutex::new(false),
+            remote: remote_tx,
+        });
+        let handler = Arc::new(Handler {
+            events: Arc::clone(&events),
+        });
+        let pc = setup::build(config, handler).await?;
+        Ok(Peer {
+            pc,
+            events,
+            state: state_rx,
+            remote: tokio::sync::Mutex::new(remote_rx),
+            senders: Mutex::new(Vec::new()),
+            _slot: slot,
+        })
+    }
+
+    /// The connection state now.
+    pub fn state(&self) -> PeerState {
+        *self.state.borrow()
+    }
+
+    /// A receiver of state changes.
+    pub fn watch_state(&self) -> watch::Receiver<PeerState> {
+        self.state.clone()
+    }
+
+    /// Sends an encoded track to this peer (call before creating the offer or answer).
+    /// Samples flow once the connection is up; keyframe requests from the peer reach the
+    /// encoder, and the peer's bandwidth estimate votes on the encoder's bitrate.
+    pub async fn add_track(&self, track: &EncodedTrack) -> Result<(), PeerError> {
+        let sender = local::LocalSender::start(&self.pc, track, self.state.clone()).await?;
+        if let Ok(mut senders) = self.senders.lock() {
+            senders.push(sender);
+        }
+        Ok(())
+    }
+
+    /// Asks to receive a kind of media without sending it (a viewer's offer).
+    pub async fn add_receiver(&self, kind: crate::MediaKind) -> Result<(), PeerError> {
+        use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+        use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+        let kind = match kind {
+            crate::MediaKind::Video => RtpCodecKind::Video,
+            crate::MediaKind::Audio => RtpCodecKind::Audio,
+        };
+        self.pc
+            .add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| PeerError::Track(e.to_string()))
+    }
+
+    async fn gathered_description(&self, timeout: Duration) -> Result<String, PeerError> {
+        let wait = async {
+            loop {
+                let notified = self.events.gathered.notified();
+                if self
+                    .events
+                    .gathering_complete
+                    .lock()
+                    .map(|d| *d)
+                    .unwrap_or(false)
+                {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| PeerError::GatheringTimeout(timeout))?;
+        self.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or_else(|| PeerError::Setup("no local description".into()))
+    }
+
+    /// Creates an offer and returns it with every candidate in it (no trickle needed).
+    pub async fn create_offer(&self) -> Result<String, PeerError> {
+        let offer = self
+            .pc
+            .create_offer(None)
+            .await
+            .map_err(|e| PeerError::Setup(e.to_string()))?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(|e| PeerError::Setup(e.to_string()))?;
+        self.gathered_description(Duration::from_secs(5)).await
+    }
+
+    /// Applies the remote answer to our offer.
+    pub async fn accept_answer(&self, sdp: &str) -> Result<(), PeerError> {
+        let answer = RTCSessionDescription::answer(sdp.to_owned())
+            .map_err(|e| PeerError::Sdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(|e| PeerError::Sdp(e.to_string()))
+    }
+
+    /// Answers a remote offer; returns the answer with every candidate in it.
+    pub async fn answer(&self, offer_sdp: &str) -> Result<String, PeerError> {
+        let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
+            .map_err(|e| PeerError::Sdp(e.to_string()))?;
+        self.pc
+            .set_remote_description(offer)
+            .await
+            .map_err(|e| PeerError::Sdp(e.to_string()))?;
+        let answer = self
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(|e| PeerError::Sdp(e.to_string()))?;
+        self.pc
+            .set_local_description(answer)
+            .await
+            .map_err(|e| PeerError::Setup(e.to_string()))?;
+        self.gathered_description(Duration::from_secs(5)).await
+    }
+
+    /// Waits until connected; fails on `failed`/`closed` or after `timeout`.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), PeerError> {
+        let mut state = self.state.clone();
+        let wait = async {
+            loop {
+                let s = *state.borrow_and_update();
+                match s {
+                    PeerState::Connected => return Ok(()),
+                    PeerState::Failed | PeerState::Closed => return Err(s),
+                    _ => {}
+                }
+                if state.changed().await.is_err() {
+                    return Err(PeerState::Closed);
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(s)) => Err(PeerError::ConnectTimeout(timeout, s)),
+            Err(_) => Err(PeerError::ConnectTimeout(timeout, self.state())),
+        }
+    }
+
+    /// The next remote track the peer sends (they appear with their first packet).
+    pub async fn next_remote_track(&self, timeout: Duration) -> Option<RemoteTrack> {
+        let mut rx = self.remote.lock().await;
+        tokio::time::timeout(timeout, rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// `getStats()`: per stream bytes, packets, NACK/PLI/FIR, bitrate, RTT.
+    pub async fn stats(&self) -> PeerStats {
+        let report = self
+            .pc
+            .get_stats(
+                std::time::Instant::now(),
+                webrtc::peer_connection::StatsSelector::None,
+            )
+            .await;
+        stats::from_report(self.state(), &report)
+    }
+
+    /// Closes the connection and stops its senders; idempotent.
+    pub async fn close(&self) {
+        if let Ok(mut senders) = self.senders.lock() {
+            for s in senders.drain(..) {
+                s.stop();
+            }
+        }
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!("close: {e}");
+        }
+        self.events.state.send_replace(PeerState::Closed);
+    }
+}

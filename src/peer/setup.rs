@@ -1,0 +1,193 @@
+//! Building a webrtc-rs peer connection the way usermedia needs it: H.264
+//! (constrained baseline, packetization-mode 1) and Opus only, ICE on explicit local
+//! addresses with fast connectivity checks and no mDNS, send-side congestion control
+//! (GCC over TWCC), and keyframe requests surfaced to the sender.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{Attribute, Gcc, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_congestion_control, register_default_interceptors, CongestionFeedback, Registry,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
+};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    SettingEngineBuilder,
+};
+
+use super::{PeerConfig, PeerError};
+use crate::encode::h264::PROFILE_LEVEL_ID;
+
+/// Payload types we offer (browsers map their own in answers; we read the negotiated one).
+pub const H264_PAYLOAD_TYPE: u8 = 102;
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+
+/// The H.264 codec we send and receive.
+pub fn h264_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: format!(
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={PROFILE_LEVEL_ID}"
+        ),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// The Opus codec we send and receive (RTP clock 48 kHz, 2 channels as RFC 7587 says).
+pub fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// Marks inbound PLI/FIR (and REMB) for the application so senders see them through
+/// `TrackLocal::poll`; every other inbound RTCP is consumed by the interceptors below it.
+#[derive(Default)]
+struct KeyframeRequests {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
+    let any = p.as_any();
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| is_keyframe_request(p.as_ref()))
+                .cloned()
+                .collect();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(requests);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequests {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
+
+/// The local addresses ICE gathers on: the configured ones, or every interface that is
+/// up, loopback included (a browser on the same machine must work).
+pub fn ice_addresses(config: &PeerConfig) -> Vec<IpAddr> {
+    if !config.ice_addrs.is_empty() {
+        return config.ice_addrs.clone();
+    }
+    let mut addrs: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map(|list| list.into_iter().map(|i| i.ip()).collect())
+        .unwrap_or_default();
+    // Link-local IPv6 needs a scope id that ICE candidates do not carry.
+    addrs.retain(|ip| match ip {
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) != 0xfe80,
+        IpAddr::V4(_) => true,
+    });
+    if addrs.is_empty() {
+        addrs.push(IpAddr::from([127, 0, 0, 1]));
+    }
+    addrs
+}
+
+/// Builds a peer connection. Must run inside a tokio runtime.
+pub async fn build(
+    config: &PeerConfig,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+) -> Result<Arc<dyn PeerConnection>, PeerError> {
+    let mut media = MediaEngine::default();
+    let setup = |e: rtc::shared::error::Error| PeerError::Setup(e.to_string());
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: h264_codec(),
+                payload_type: H264_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Video,
+        )
+        .map_err(setup)?;
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus_codec(),
+                payload_type: OPUS_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Audio,
+        )
+        .map_err(setup)?;
+    let b = &config.video_bitrate;
+    let gcc = Gcc::new(b.start as f64, b.min as f64, b.max as f64);
+    // Codecs first: the interceptors add their RTCP feedback to registered codecs.
+    let registry =
+        configure_congestion_control(Registry::new(), gcc, CongestionFeedback::Twcc, &mut media)
+            .map_err(setup)?;
+    let registry = register_default_interceptors(registry, &mut media).map_err(setup)?;
+    let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
+
+    let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_ice_connection_attempts(Some(config.ice_check_interval), None)
+        .with_ice_timeouts(
+            Some(config.ice_disconnected_timeout),
+            Some(config.ice_failed_timeout),
+            Some(Duration::from_secs(1)),
+        )
+        .build();
+    let udp: Vec<String> = ice_addresses(config)
+        .into_iter()
+        .map(|ip| std::net::SocketAddr::new(ip, 0).to_string())
+        .collect();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .with_handler(handler)
+        .with_udp_addrs(udp)
+        .build()
+        .await
+        .map_err(|e| PeerError::Setup(e.to_string()))?;
+    Ok(Arc::new(pc))
+}
