@@ -12,6 +12,15 @@ use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
 use usermedia::peer::{Peer, PeerConfig, PeerFactory, RemoteTrack};
 use usermedia::{MediaFrame, MediaKind};
 
+/// Peer tests run one at a time: they count process-wide sockets and measure timing on a
+/// 2-core machine.
+async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await
+}
+
 fn loopback() -> PeerFactory {
     PeerFactory::new(PeerConfig {
         ice_addrs: vec!["127.0.0.1".parse().unwrap()],
@@ -46,6 +55,7 @@ async fn remote_tracks(peer: &Peer, n: usize) -> Vec<RemoteTrack> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn camera_and_tone_arrive_decoded_at_the_other_peer() {
+    let _serial = exclusive().await;
     let devices =
         MediaDevices::from_devices_file(&example("phone.json"), PermissionPolicy::granted())
             .unwrap();
@@ -187,4 +197,278 @@ async fn camera_and_tone_arrive_decoded_at_the_other_peer() {
     );
     a.close().await;
     b.close().await;
+}
+
+/// A sender of one 320×240 pattern track and `n` viewers connected to it.
+async fn broadcast(
+    n: usize,
+    sender_factory: &PeerFactory,
+    viewer_factory: &PeerFactory,
+    video: &EncodedTrack,
+) -> Vec<(Peer, Peer, RemoteTrack)> {
+    let mut pairs = Vec::new();
+    for _ in 0..n {
+        let (a, b) = (
+            sender_factory.create().await.unwrap(),
+            viewer_factory.create().await.unwrap(),
+        );
+        a.add_track(video).await.unwrap();
+        connect(&a, &b).await;
+        let remote = remote_tracks(&b, 1).await.remove(0);
+        pairs.push((a, b, remote));
+    }
+    pairs
+}
+
+fn pattern_track(devices: &MediaDevices, size: (u32, u32)) -> usermedia::MediaStreamTrack {
+    devices
+        .get_user_media_json(&format!(
+            r#"{{"video": {{"width": {{"exact": {}}}, "height": {{"exact": {}}}}}}}"#,
+            size.0, size.1
+        ))
+        .unwrap()
+        .get_video_tracks()
+        .remove(0)
+}
+
+/// Open sockets of this process.
+fn sockets() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pli_brings_a_keyframe_within_100_ms() {
+    let _serial = exclusive().await;
+    let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    let camera = pattern_track(&devices, (640, 480));
+    let video = EncodedTrack::start(&camera, CodecConfig::H264 { bitrate: 800_000 }).unwrap();
+    let factory = loopback();
+    let pairs = broadcast(1, &factory, &factory, &video).await;
+    let remote = &pairs[0].2;
+    // Let the start-up keyframes pass.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for _ in 0..3 {
+        let (forced, decoded) = (
+            video.stats().keyframes_forced,
+            remote.stats().key_frames_decoded,
+        );
+        let asked = Instant::now();
+        remote.request_keyframe();
+        let mut at_encoder = None;
+        let at_receiver = loop {
+            if at_encoder.is_none() && video.stats().keyframes_forced > forced {
+                at_encoder = Some(asked.elapsed());
+            }
+            if remote.stats().key_frames_decoded > decoded {
+                break asked.elapsed();
+            }
+            assert!(
+                asked.elapsed() < Duration::from_secs(1),
+                "no keyframe after a PLI"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let at_encoder = at_encoder.unwrap_or(at_receiver);
+        assert!(
+            at_encoder < Duration::from_millis(100),
+            "keyframe encoded {at_encoder:?} after the PLI"
+        );
+        assert!(
+            at_receiver < Duration::from_millis(200),
+            "keyframe decoded {at_receiver:?} after the PLI"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(remote.stats().plis_sent >= 3);
+    assert!(video.stats().keyframes_forced >= 4, "{:?}", video.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_viewers_share_one_encoder_and_ten_leave_cleanly() {
+    let _serial = exclusive().await;
+    let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    let camera = pattern_track(&devices, (320, 240));
+    let video = EncodedTrack::start(&camera, CodecConfig::H264 { bitrate: 300_000 }).unwrap();
+    let (senders, viewers) = (loopback(), loopback());
+    let sockets_before = sockets();
+    let mut pairs = broadcast(20, &senders, &viewers, &video).await;
+    assert_eq!((senders.live(), viewers.live()), (20, 20));
+    let start_stats = video.stats();
+    let start_decoded: Vec<u64> = pairs.iter().map(|p| p.2.stats().frames_decoded).collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stats = video.stats();
+    let encoded = stats.frames_encoded - start_stats.frames_encoded;
+    // One encoder: ~60 frames in 2 s, not 20 × 60.
+    assert!(
+        (50..=70).contains(&encoded),
+        "encoded {encoded} frames for 20 viewers: {stats:?}"
+    );
+    assert_eq!(stats.sinks, 20);
+    for (i, (_, _, remote)) in pairs.iter().enumerate() {
+        let decoded = remote.stats().frames_decoded - start_decoded[i];
+        assert!(decoded >= 40, "viewer {i} decoded {decoded} frames in 2 s");
+    }
+    let sockets_with_20 = sockets();
+    assert!(
+        sockets_with_20 >= sockets_before + 40,
+        "{sockets_before} → {sockets_with_20}"
+    );
+
+    // Ten leave: their connections close and everything they held goes.
+    for (a, b, _) in pairs.drain(..10) {
+        a.close().await;
+        b.close().await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!((senders.live(), viewers.live()), (10, 10));
+    assert_eq!(
+        video.stats().sinks,
+        10,
+        "the encoder stopped feeding the closed peers"
+    );
+    let sockets_with_10 = sockets();
+    assert!(
+        sockets_with_10 + 20 <= sockets_with_20,
+        "sockets {sockets_with_20} → {sockets_with_10}"
+    );
+    let before: Vec<u64> = pairs.iter().map(|p| p.2.stats().frames_decoded).collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (i, (_, _, remote)) in pairs.iter().enumerate() {
+        assert!(
+            remote.stats().frames_decoded - before[i] >= 20,
+            "remaining viewer {i} stalled"
+        );
+    }
+    for (a, b, _) in pairs {
+        a.close().await;
+        b.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_peer_is_dropped_and_the_others_keep_receiving() {
+    let _serial = exclusive().await;
+    let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    let camera = pattern_track(&devices, (320, 240));
+    let video = EncodedTrack::start(&camera, CodecConfig::H264 { bitrate: 300_000 }).unwrap();
+    let senders = PeerFactory::new(PeerConfig {
+        ice_addrs: vec!["127.0.0.1".parse().unwrap()],
+        ice_disconnected_timeout: Duration::from_secs(1),
+        ice_failed_timeout: Duration::from_secs(2),
+        ..PeerConfig::default()
+    });
+    let viewers = loopback();
+    let mut pairs = broadcast(2, &senders, &viewers, &video).await;
+
+    // A third viewer runs on a runtime of its own, which is then torn down without
+    // closing anything: its sockets vanish mid-stream, no goodbye.
+    let doomed_sender = senders.create().await.unwrap();
+    doomed_sender.add_track(&video).await.unwrap();
+    let offer = doomed_sender.create_offer().await.unwrap();
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+    let (kill_tx, kill_rx) = std::sync::mpsc::channel::<()>();
+    let viewer_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let peer = rt.block_on(async {
+            let factory = loopback();
+            let peer = factory.create().await.unwrap();
+            let answer = peer.answer(&offer).await.unwrap();
+            answer_tx.send(answer).unwrap();
+            peer.wait_connected(Duration::from_secs(10)).await.unwrap();
+            let _ = peer.next_remote_track(Duration::from_secs(5)).await;
+            peer
+        });
+        kill_rx.recv().unwrap();
+        std::mem::forget(peer); // no close, no Drop: as if the process died
+        rt.shutdown_background();
+    });
+    doomed_sender
+        .accept_answer(&answer_rx.await.unwrap())
+        .await
+        .unwrap();
+    doomed_sender
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+    // Its sender joins the encoder once it sees the connection up.
+    let joined = Instant::now();
+    while video.stats().sinks < 3 {
+        assert!(
+            joined.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            video.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    kill_tx.send(()).unwrap();
+    viewer_thread.join().unwrap();
+    let gone = Instant::now();
+    let mut state = doomed_sender.watch_state();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !matches!(
+            *state.borrow_and_update(),
+            usermedia::peer::PeerState::Failed
+        ) {
+            state.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the vanished peer is detected");
+    let detected = gone.elapsed();
+    assert!(
+        detected <= Duration::from_secs(5),
+        "detected after {detected:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(senders.live(), 2, "the failed peer gave back its slot");
+    drop(doomed_sender);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(video.stats().sinks, 2, "the encoder no longer feeds it");
+    // The others never noticed.
+    let before: Vec<u64> = pairs.iter().map(|p| p.2.stats().frames_decoded).collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (i, (_, _, remote)) in pairs.iter().enumerate() {
+        assert!(
+            remote.stats().frames_decoded - before[i] >= 20,
+            "viewer {i} stalled"
+        );
+    }
+    for (a, b, _) in pairs.drain(..) {
+        a.close().await;
+        b.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_limit_is_enforced() {
+    let _serial = exclusive().await;
+    let factory = PeerFactory::new(PeerConfig {
+        ice_addrs: vec!["127.0.0.1".parse().unwrap()],
+        max_peers: 2,
+        ..PeerConfig::default()
+    });
+    let a = factory.create().await.unwrap();
+    let _b = factory.create().await.unwrap();
+    match factory.create().await {
+        Err(usermedia::peer::PeerError::TooManyPeers(2)) => {}
+        other => panic!("expected TooManyPeers, got {:?}", other.map(|_| ())),
+    }
+    a.close().await;
+    assert_eq!(factory.live(), 1);
+    assert!(factory.create().await.is_ok());
 }

@@ -130,7 +130,7 @@ impl PeerFactory {
         &self.config
     }
 
-    /// Peer connections alive now (created and not yet closed or dropped).
+    /// Peer connections open now (created, not yet closed, failed or dropped).
     pub fn live(&self) -> usize {
         self.live.load(Ordering::SeqCst)
     }
@@ -207,7 +207,8 @@ pub struct Peer {
     state: watch::Receiver<PeerState>,
     remote: tokio::sync::Mutex<mpsc::Receiver<RemoteTrack>>,
     senders: Mutex<Vec<local::LocalSender>>,
-    _slot: Slot,
+    /// Held while the connection is open; given back on close or failure.
+    slot: Arc<Mutex<Option<Slot>>>,
 }
 
 impl Peer {
@@ -224,13 +225,36 @@ impl Peer {
             events: Arc::clone(&events),
         });
         let pc = setup::build(config, handler).await?;
+        let slot = Arc::new(Mutex::new(Some(slot)));
+        // A peer that fails (ICE timed out: the other side vanished) is closed at once and
+        // gives back its slot; its owner sees `Failed` and drops it.
+        let mut watch_state = state_rx.clone();
+        let watch_pc = Arc::downgrade(&pc);
+        let watch_slot = Arc::clone(&slot);
+        tokio::spawn(async move {
+            while watch_state.changed().await.is_ok() {
+                let state = *watch_state.borrow();
+                if matches!(state, PeerState::Failed | PeerState::Closed) {
+                    if let Ok(mut s) = watch_slot.lock() {
+                        s.take();
+                    }
+                    if state == PeerState::Failed {
+                        tracing::info!("peer connection failed; closing it");
+                        if let Some(pc) = watch_pc.upgrade() {
+                            let _ = pc.close().await;
+                        }
+                    }
+                    break;
+                }
+            }
+        });
         Ok(Peer {
             pc,
             events,
             state: state_rx,
             remote: tokio::sync::Mutex::new(remote_rx),
             senders: Mutex::new(Vec::new()),
-            _slot: slot,
+            slot,
         })
     }
 
@@ -400,6 +424,26 @@ impl Peer {
         if let Err(e) = self.pc.close().await {
             tracing::debug!("close: {e}");
         }
-        self.events.state.send_replace(PeerState::Closed);
+        if let Ok(mut s) = self.slot.lock() {
+            s.take();
+        }
+        if self.state() != PeerState::Failed {
+            self.events.state.send_replace(PeerState::Closed);
+        }
+    }
+}
+
+impl Drop for Peer {
+    /// Dropping a peer closes it (webrtc-rs keeps an unclosed connection's driver alive).
+    fn drop(&mut self) {
+        if let Ok(mut senders) = self.senders.lock() {
+            senders.clear();
+        }
+        let pc = Arc::clone(&self.pc);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
     }
 }
