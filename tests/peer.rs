@@ -472,3 +472,45 @@ async fn the_peer_limit_is_enforced() {
     assert_eq!(factory.live(), 1);
     assert!(factory.create().await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_encoder_follows_the_bandwidth_estimate() {
+    let _serial = exclusive().await;
+    let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    let camera = pattern_track(&devices, (640, 480));
+    let video = EncodedTrack::start(&camera, CodecConfig::H264 { bitrate: 2_500_000 }).unwrap();
+    let bounds = usermedia::peer::BitrateBounds {
+        min: 150_000,
+        start: 400_000,
+        max: 2_500_000,
+    };
+    let factory = PeerFactory::new(PeerConfig {
+        ice_addrs: vec!["127.0.0.1".parse().unwrap()],
+        video_bitrate: bounds,
+        ..PeerConfig::default()
+    });
+    let pairs = broadcast(1, &factory, &loopback(), &video).await;
+    let sender = &pairs[0].0;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let estimate = sender.bandwidth_estimate();
+    assert!(
+        (bounds.min as f64..=bounds.max as f64).contains(&estimate),
+        "estimate {estimate} outside the bounds"
+    );
+    let bitrate = video.stats().bitrate;
+    assert!(
+        bitrate < 2_500_000,
+        "the encoder kept its configured 2.5 Mbit/s: {:?}",
+        video.stats()
+    );
+    assert!(bitrate >= bounds.min, "{bitrate}");
+    // The last vote is at most one second old.
+    assert!(
+        (bitrate as f64 - estimate).abs() <= estimate * 0.5 + 100_000.0,
+        "{bitrate} vs {estimate}"
+    );
+    for (a, b, _) in pairs {
+        a.close().await;
+        b.close().await;
+    }
+}

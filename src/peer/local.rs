@@ -19,7 +19,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
-use super::setup::{h264_codec, opus_codec};
+use super::setup::{h264_codec, opus_codec, BandwidthTarget};
 use super::{PeerError, PeerState};
 use crate::constraints::MediaKind;
 use crate::encode::pipeline::EncodedTrack;
@@ -34,6 +34,7 @@ impl LocalSender {
         pc: &Arc<dyn PeerConnection>,
         encoded: &EncodedTrack,
         state: watch::Receiver<PeerState>,
+        bandwidth: BandwidthTarget,
     ) -> Result<Self, PeerError> {
         let (kind, codec) = match encoded.kind() {
             MediaKind::Video => (RtpCodecKind::Video, h264_codec()),
@@ -82,7 +83,7 @@ impl LocalSender {
         let send = tokio::spawn(send_loop(
             track,
             sender,
-            Arc::clone(pc),
+            bandwidth,
             encoded.clone(),
             ssrc,
             codec.mime_type,
@@ -121,7 +122,7 @@ impl Drop for Vote<'_> {
 async fn send_loop(
     track: Arc<TrackLocalStaticSample>,
     sender: Arc<dyn RtpSender>,
-    pc: Arc<dyn PeerConnection>,
+    bandwidth: BandwidthTarget,
     encoded: EncodedTrack,
     ssrc: u32,
     mime: String,
@@ -176,13 +177,8 @@ async fn send_loop(
                 }
             }
             _ = estimate.tick(), if video => {
-                let report = pc.get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None).await;
-                let target = report
-                    .outbound_rtp_streams()
-                    .filter(|o| o.sent_rtp_stream_stats.rtp_stream_stats.ssrc == ssrc)
-                    .map(|o| o.target_bitrate)
-                    .find(|t| *t > 0.0);
-                if let Some(target) = target {
+                let target = bandwidth.bits_per_second();
+                if target > 0.0 {
                     encoded.vote_bitrate(_vote.voter, Some(target as u32));
                 }
             }

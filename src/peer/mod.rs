@@ -19,7 +19,7 @@ use webrtc::peer_connection::{
     RTCSessionDescription,
 };
 
-pub use remote::RemoteTrack;
+pub use remote::{RemoteTrack, RemoteTrackStats};
 pub use setup::{h264_codec, opus_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE};
 pub use stats::{InboundStats, OutboundStats, PeerStats};
 
@@ -207,6 +207,7 @@ pub struct Peer {
     state: watch::Receiver<PeerState>,
     remote: tokio::sync::Mutex<mpsc::Receiver<RemoteTrack>>,
     senders: Mutex<Vec<local::LocalSender>>,
+    bandwidth: setup::BandwidthTarget,
     /// Held while the connection is open; given back on close or failure.
     slot: Arc<Mutex<Option<Slot>>>,
 }
@@ -224,7 +225,7 @@ impl Peer {
         let handler = Arc::new(Handler {
             events: Arc::clone(&events),
         });
-        let pc = setup::build(config, handler).await?;
+        let (pc, bandwidth) = setup::build(config, handler).await?;
         let slot = Arc::new(Mutex::new(Some(slot)));
         // A peer that fails (ICE timed out: the other side vanished) is closed at once and
         // gives back its slot; its owner sees `Failed` and drops it.
@@ -254,6 +255,7 @@ impl Peer {
             state: state_rx,
             remote: tokio::sync::Mutex::new(remote_rx),
             senders: Mutex::new(Vec::new()),
+            bandwidth,
             slot,
         })
     }
@@ -272,7 +274,9 @@ impl Peer {
     /// Samples flow once the connection is up; keyframe requests from the peer reach the
     /// encoder, and the peer's bandwidth estimate votes on the encoder's bitrate.
     pub async fn add_track(&self, track: &EncodedTrack) -> Result<(), PeerError> {
-        let sender = local::LocalSender::start(&self.pc, track, self.state.clone()).await?;
+        let sender =
+            local::LocalSender::start(&self.pc, track, self.state.clone(), self.bandwidth.clone())
+                .await?;
         if let Ok(mut senders) = self.senders.lock() {
             senders.push(sender);
         }
@@ -400,6 +404,11 @@ impl Peer {
             .await
             .ok()
             .flatten()
+    }
+
+    /// The congestion controller's bandwidth estimate toward this peer, bits per second.
+    pub fn bandwidth_estimate(&self) -> f64 {
+        self.bandwidth.bits_per_second()
     }
 
     /// `getStats()`: per stream bytes, packets, NACK/PLI/FIR, bitrate, RTT.

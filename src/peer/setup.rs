@@ -8,7 +8,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{Attribute, Gcc, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rtc::interceptor::{
+    Attribute, BandwidthEstimator, EstimatorStats, Gcc, Interceptor, Packet, PacketReport, Slot,
+    StreamInfo, TaggedPacket,
+};
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_congestion_control, register_default_interceptors, CongestionFeedback, Registry,
 };
@@ -112,6 +117,55 @@ impl Interceptor for KeyframeRequests {
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
+/// GCC wrapped so its target bitrate is published where the senders read it: webrtc-rs
+/// 0.21 does not fill the outbound `targetBitrate` stat (measured: always 0), and the
+/// estimator lives inside the interceptor chain, out of reach otherwise.
+struct ReportingEstimator<E: BandwidthEstimator> {
+    inner: E,
+    target: Arc<AtomicU64>,
+}
+
+impl<E: BandwidthEstimator> ReportingEstimator<E> {
+    fn publish(&self) {
+        self.target
+            .store(self.inner.target_bitrate().to_bits(), Ordering::Relaxed);
+    }
+}
+
+impl<E: BandwidthEstimator> BandwidthEstimator for ReportingEstimator<E> {
+    fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        self.inner.on_reports(now, reports);
+        self.publish();
+    }
+
+    fn target_bitrate(&self) -> f64 {
+        self.inner.target_bitrate()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.inner.handle_timeout(now);
+        self.publish();
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.inner.poll_timeout()
+    }
+
+    fn stats(&self) -> EstimatorStats {
+        self.inner.stats()
+    }
+}
+
+/// The congestion controller's current target, bits per second (f64 bits in an atomic).
+#[derive(Clone, Debug)]
+pub struct BandwidthTarget(Arc<AtomicU64>);
+
+impl BandwidthTarget {
+    pub fn bits_per_second(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
 /// The local addresses ICE gathers on: the configured ones, or every interface that is
 /// up, loopback included (a browser on the same machine must work).
 pub fn ice_addresses(config: &PeerConfig) -> Vec<IpAddr> {
@@ -132,11 +186,12 @@ pub fn ice_addresses(config: &PeerConfig) -> Vec<IpAddr> {
     addrs
 }
 
-/// Builds a peer connection. Must run inside a tokio runtime.
+/// Builds a peer connection and the handle on its bandwidth estimate. Must run inside a
+/// tokio runtime.
 pub async fn build(
     config: &PeerConfig,
     handler: Arc<dyn PeerConnectionEventHandler>,
-) -> Result<Arc<dyn PeerConnection>, PeerError> {
+) -> Result<(Arc<dyn PeerConnection>, BandwidthTarget), PeerError> {
     let mut media = MediaEngine::default();
     let setup = |e: rtc::shared::error::Error| PeerError::Setup(e.to_string());
     media
@@ -159,10 +214,19 @@ pub async fn build(
         .map_err(setup)?;
     let b = &config.video_bitrate;
     let gcc = Gcc::new(b.start as f64, b.min as f64, b.max as f64);
+    let target = Arc::new(AtomicU64::new(gcc.target_bitrate().to_bits()));
+    let estimator = ReportingEstimator {
+        inner: gcc,
+        target: Arc::clone(&target),
+    };
     // Codecs first: the interceptors add their RTCP feedback to registered codecs.
-    let registry =
-        configure_congestion_control(Registry::new(), gcc, CongestionFeedback::Twcc, &mut media)
-            .map_err(setup)?;
+    let registry = configure_congestion_control(
+        Registry::new(),
+        estimator,
+        CongestionFeedback::Twcc,
+        &mut media,
+    )
+    .map_err(setup)?;
     let registry = register_default_interceptors(registry, &mut media).map_err(setup)?;
     let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
 
@@ -189,5 +253,5 @@ pub async fn build(
         .build()
         .await
         .map_err(|e| PeerError::Setup(e.to_string()))?;
-    Ok(Arc::new(pc))
+    Ok((Arc::new(pc), BandwidthTarget(target)))
 }
