@@ -67,6 +67,9 @@ pub struct PeerConfig {
     pub video_bitrate: BitrateBounds,
     /// Most peer connections alive at once (per [`PeerFactory`]).
     pub max_peers: usize,
+    /// Decode remote tracks. Off, remote tracks only count what arrives (load generators,
+    /// SFU-like relays that forward without looking).
+    pub decode_remote: bool,
 }
 
 impl Default for PeerConfig {
@@ -82,6 +85,7 @@ impl Default for PeerConfig {
                 max: 2_500_000,
             },
             max_peers: 200,
+            decode_remote: true,
         }
     }
 }
@@ -170,6 +174,7 @@ struct Events {
 
 struct Handler {
     events: Arc<Events>,
+    decode: bool,
 }
 
 #[async_trait::async_trait]
@@ -191,7 +196,7 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn webrtc::media_stream::track_remote::TrackRemote>) {
         // Runs on the connection's driver: start the reader and return.
-        match RemoteTrack::start(track).await {
+        match RemoteTrack::start(track, self.decode).await {
             Ok(remote) => {
                 let _ = self.events.remote.try_send(remote);
             }
@@ -224,6 +229,7 @@ impl Peer {
         });
         let handler = Arc::new(Handler {
             events: Arc::clone(&events),
+            decode: config.decode_remote,
         });
         let (pc, bandwidth) = setup::build(config, handler).await?;
         let slot = Arc::new(Mutex::new(Some(slot)));

@@ -75,7 +75,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl RemoteTrack {
-    pub(super) async fn start(track: Arc<dyn TrackRemote>) -> Result<Self, PeerError> {
+    pub(super) async fn start(
+        track: Arc<dyn TrackRemote>,
+        decode: bool,
+    ) -> Result<Self, PeerError> {
         let ssrc = *track
             .ssrcs()
             .await
@@ -114,15 +117,21 @@ impl RemoteTrack {
             pli: Arc::new(Notify::new()),
             counters: Counters::default(),
         });
-        let (units_tx, units_rx) = sync_channel::<(Bytes, u32)>(DECODE_QUEUE);
-        let decoder_inner = Arc::clone(&inner);
-        std::thread::Builder::new()
-            .name(format!("{kind} decoder"))
-            .spawn(move || match kind {
-                MediaKind::Video => decode_video(units_rx, &decoder_inner),
-                MediaKind::Audio => decode_audio(units_rx, &decoder_inner, channels),
-            })
-            .map_err(|e| PeerError::Track(format!("cannot start the decoder thread: {e}")))?;
+        // Without decoding, packets are only counted: no decoder thread, no queue.
+        let units_tx = if decode {
+            let (units_tx, units_rx) = sync_channel::<(Bytes, u32)>(DECODE_QUEUE);
+            let decoder_inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name(format!("{kind} decoder"))
+                .spawn(move || match kind {
+                    MediaKind::Video => decode_video(units_rx, &decoder_inner),
+                    MediaKind::Audio => decode_audio(units_rx, &decoder_inner, channels),
+                })
+                .map_err(|e| PeerError::Track(format!("cannot start the decoder thread: {e}")))?;
+            Some(units_tx)
+        } else {
+            None
+        };
 
         // PLIs go out from their own task, at most one per PLI_INTERVAL; it ends with the
         // connection (write fails) or when the track is gone.
@@ -166,14 +175,15 @@ impl RemoteTrack {
                             .counters
                             .packets
                             .fetch_add(1, Ordering::Relaxed);
+                        let Some(units_tx) = &units_tx else { continue };
                         if video {
                             builder.push(Instant::now(), packet);
                             while let Some(sample) = builder.pop(Instant::now()) {
-                                reader_inner.queue(&units_tx, sample.data, sample.packet_timestamp);
+                                reader_inner.queue(units_tx, sample.data, sample.packet_timestamp);
                             }
                         } else {
                             let ts = packet.header.timestamp;
-                            reader_inner.queue(&units_tx, packet.payload, ts);
+                            reader_inner.queue(units_tx, packet.payload, ts);
                         }
                     }
                     TrackRemoteEvent::OnEnded => break,

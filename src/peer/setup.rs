@@ -228,6 +228,15 @@ pub async fn build(
     )
     .map_err(setup)?;
     let registry = register_default_interceptors(registry, &mut media).map_err(setup)?;
+    // webrtc-rs 0.21's pacer starts at a fixed 1 Mbit/s whatever GCC's start estimate and
+    // moves only when the estimate changes, so a 2 Mbit/s track was held to 1 Mbit/s with
+    // up to 4096 packets queued (measured: seconds of added latency). Start it above the
+    // most we send; GCC's changes then move it, and the encoder follows GCC too. (A
+    // no-op interceptor in this slot would also drop the inbound RTCP we forward.)
+    let pacer = rtc::interceptor::PacerBuilder::new()
+        .with_target_bitrate(2.0 * b.max as f64 + 256_000.0)
+        .build();
+    let registry = registry.with(Slot::Pacer, pacer);
     let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
 
     let settings = SettingEngineBuilder::new()

@@ -1,0 +1,264 @@
+//! Peer-connection numbers on loopback (a bench binary, numbers printed):
+//! 1. getUserMedia → first decoded frame at a second peer (target < 300 ms);
+//! 2. a 1280×720@30, 2 Mbit/s H.264 track sent to 1, 10 and 50 viewers: CPU of the sending
+//!    process (CPU s per s; target: 50 viewers under 60% of 2 cores = 1.2 CPU s/s) and its
+//!    memory per peer connection (target < 2 MiB). Viewers run in a child process (this
+//!    binary in a receiver role) and count RTP without decoding, so only the sender is
+//!    measured — as the aiortc/GStreamer anchors in shared/anchors were.
+//!
+//! `cargo bench --bench peer` (under `cargo test`: a quick smoke run).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use usermedia::devices::{MediaDevices, PermissionPolicy};
+use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
+use usermedia::peer::{BitrateBounds, PeerConfig, PeerFactory};
+
+const ROLE: &str = "USERMEDIA_BENCH_ROLE";
+
+fn loopback(decode: bool, max_peers: usize) -> PeerFactory {
+    PeerFactory::new(PeerConfig {
+        ice_addrs: vec!["127.0.0.1".parse().expect("ip")],
+        decode_remote: decode,
+        max_peers,
+        video_bitrate: BitrateBounds {
+            min: 1_000_000,
+            start: 2_000_000,
+            max: 2_000_000,
+        },
+        ..PeerConfig::default()
+    })
+}
+
+/// CPU seconds (user + system) of this process: /proc/self/stat, USER_HZ = 100.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    (f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime")) / 100.0
+}
+
+/// Resident memory of this process, MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb / 1024.0
+}
+
+/// The viewer process: answers offers read from stdin (one JSON string a line) and keeps
+/// the connections until stdin closes.
+async fn receiver() {
+    let factory = loopback(false, 1000);
+    let mut peers = Vec::new();
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let offer: String = serde_json::from_str(&line).expect("offer JSON");
+        let peer = factory.create().await.expect("peer");
+        let answer = peer.answer(&offer).await.expect("answer");
+        writeln!(stdout, "{}", serde_json::to_string(&answer).expect("json")).expect("stdout");
+        stdout.flush().expect("flush");
+        peers.push(peer);
+    }
+    for p in &peers {
+        p.close().await;
+    }
+}
+
+async fn first_frame_ms() -> f64 {
+    let start = Instant::now();
+    let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    let stream = devices
+        .get_user_media_json(r#"{"video": {"width": 640, "height": 480}}"#)
+        .expect("getUserMedia");
+    let video = EncodedTrack::start(
+        &stream.get_video_tracks()[0],
+        CodecConfig::H264 { bitrate: 1_000_000 },
+    )
+    .expect("encoder");
+    let factory = loopback(true, 10);
+    let a = factory.create().await.expect("peer a");
+    let b = factory.create().await.expect("peer b");
+    a.add_track(&video).await.expect("track");
+    let offer = a.create_offer().await.expect("offer");
+    let answer = b.answer(&offer).await.expect("answer");
+    a.accept_answer(&answer).await.expect("accept");
+    let remote = b
+        .next_remote_track(Duration::from_secs(10))
+        .await
+        .expect("remote track");
+    let rx = remote.subscribe(8);
+    tokio::task::spawn_blocking(move || rx.recv().expect("first frame"))
+        .await
+        .expect("join");
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    a.close().await;
+    b.close().await;
+    ms
+}
+
+/// A 1280×720 Y4M of the pattern with ±8 of fresh noise per frame: content that fills a
+/// 2 Mbit/s budget (the bare pattern compresses to ~240 kbit/s and would understate the
+/// per-viewer cost).
+fn detailed_clip(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("detailed.y4m");
+    let file = std::fs::File::create(&path).expect("clip file");
+    let mut w = usermedia::devices::media_file::Y4mWriter::new(
+        std::io::BufWriter::new(file),
+        1280,
+        720,
+        30.0,
+    )
+    .expect("y4m header");
+    let mut state = 0x2545_f491u32;
+    for n in 0..60u32 {
+        let mut f = usermedia::devices::pattern::render(1280, 720, n, 0);
+        for px in f.planes_mut().0.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *px = px.saturating_add((state >> 28) as u8).saturating_sub(8);
+        }
+        w.write(&f).expect("frame");
+    }
+    w.finish().expect("flush");
+    let devices = dir.join("devices.json");
+    std::fs::write(
+        &devices,
+        r#"{"devices": [{"kind": "videoinput", "deviceId": "clip", "source": {"file": "detailed.y4m"},
+            "modes": [{"width": 1280, "height": 720, "frameRate": 30}]}]}"#,
+    )
+    .expect("devices file");
+    devices
+}
+
+async fn viewers(counts: &[usize], window: Duration) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let devices =
+        MediaDevices::from_devices_file(&detailed_clip(dir.path()), PermissionPolicy::granted())
+            .expect("devices");
+    let stream = devices
+        .get_user_media_json(r#"{"video": {"width": {"exact": 1280}, "height": {"exact": 720}, "frameRate": {"exact": 30}}}"#)
+        .expect("getUserMedia");
+    let video = EncodedTrack::start(
+        &stream.get_video_tracks()[0],
+        CodecConfig::H264 { bitrate: 2_000_000 },
+    )
+    .expect("encoder");
+    let exe = std::env::current_exe().expect("current exe");
+    let mut child = Command::new(exe)
+        .env(ROLE, "receiver")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("receiver process");
+    let mut to_child = child.stdin.take().expect("stdin");
+    let mut from_child = BufReader::new(child.stdout.take().expect("stdout"));
+    let factory = loopback(true, 1000);
+    let mut peers = Vec::new();
+    let mut rows = Vec::new();
+    for &n in counts {
+        while peers.len() < n {
+            let peer = factory.create().await.expect("peer");
+            peer.add_track(&video).await.expect("track");
+            let offer = peer.create_offer().await.expect("offer");
+            writeln!(to_child, "{}", serde_json::to_string(&offer).expect("json"))
+                .expect("to child");
+            let mut line = String::new();
+            from_child.read_line(&mut line).expect("answer from child");
+            let answer: String = serde_json::from_str(&line).expect("answer JSON");
+            peer.accept_answer(&answer).await.expect("accept");
+            peer.wait_connected(Duration::from_secs(10))
+                .await
+                .expect("connected");
+            peers.push(peer);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (cpu0, bytes0, t0) = (cpu_seconds(), video.stats().bytes, Instant::now());
+        let mut sent0 = 0u64;
+        for p in &peers {
+            sent0 += p
+                .stats()
+                .await
+                .outbound
+                .iter()
+                .map(|o| o.bytes_sent)
+                .sum::<u64>();
+        }
+        tokio::time::sleep(window).await;
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = (cpu_seconds() - cpu0) / wall;
+        let mut sent = 0u64;
+        for p in &peers {
+            sent += p
+                .stats()
+                .await
+                .outbound
+                .iter()
+                .map(|o| o.bytes_sent)
+                .sum::<u64>();
+        }
+        let encoded_kbps = (video.stats().bytes - bytes0) as f64 * 8.0 / wall / 1000.0;
+        let per_viewer_kbps = (sent - sent0) as f64 * 8.0 / wall / 1000.0 / n as f64;
+        rows.push((n, cpu, rss_mib(), encoded_kbps, per_viewer_kbps));
+        println!(
+            "{n:>3} viewers: sender CPU {cpu:.3} s/s ({:.0}% of 2 cores), RSS {:.1} MiB, encoder {encoded_kbps:.0} kbit/s, {per_viewer_kbps:.0} kbit/s sent per viewer",
+            cpu * 50.0,
+            rss_mib()
+        );
+    }
+    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        if last.0 > first.0 {
+            let viewers = (last.0 - first.0) as f64;
+            println!(
+                "per additional viewer: {:.4} CPU s/s, {:.2} MiB",
+                (last.1 - first.1) / viewers,
+                (last.2 - first.2) / viewers
+            );
+        }
+    }
+    drop(to_child);
+    for p in &peers {
+        p.close().await;
+    }
+    let _ = child.wait();
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if std::env::var(ROLE).as_deref() == Ok("receiver") {
+        runtime.block_on(receiver());
+        return;
+    }
+    let benching = std::env::args().any(|a| a == "--bench");
+    runtime.block_on(async {
+        let runs = if benching { 5 } else { 1 };
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            times.push(first_frame_ms().await);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "getUserMedia → first decoded frame at a second peer (640x480, loopback): median {:.0} ms, min {:.0}, max {:.0} ({runs} runs)",
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1]
+        );
+        if benching {
+            viewers(&[1, 10, 50], Duration::from_secs(5)).await;
+        } else {
+            viewers(&[1, 2], Duration::from_secs(1)).await;
+        }
+    });
+}
