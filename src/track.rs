@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::constraints::{
-    select_settings, ConstraintsError, MediaKind, MediaTrackCapabilities, MediaTrackConstraints,
-    MediaTrackSettings,
+    select_settings, AudioMode, ConstraintsError, DeviceModel, DeviceModes, Flag, MediaKind,
+    MediaTrackCapabilities, MediaTrackConstraints, MediaTrackSettings, VideoMode,
 };
 use crate::devices::source::{frame_interval, Source, SourceError};
 use crate::devices::worker::{FrameReceiver, TrackOutput, UsageRegistry, Worker};
@@ -33,6 +33,8 @@ struct TrackInner {
     id: String,
     kind: MediaKind,
     device: Arc<DeviceDescriptor>,
+    /// Remote tracks: settings measured from what arrives (the decoder updates them).
+    live: Option<Arc<Mutex<MediaTrackSettings>>>,
     registry: Arc<UsageRegistry>,
     output: Arc<TrackOutput>,
     worker: Mutex<Arc<Worker>>,
@@ -100,6 +102,7 @@ impl MediaStreamTrack {
                 id: uuid::Uuid::new_v4().to_string(),
                 kind,
                 device,
+                live: None,
                 registry,
                 output,
                 worker: Mutex::new(worker),
@@ -111,7 +114,50 @@ impl MediaStreamTrack {
         })
     }
 
-    /// A unique id (a UUID).
+    /// A remote track (received from a peer) on `source`, whose settings are the shared,
+    /// measured `live` ones. Its device is a stand-in with the remote id and no facing mode.
+    pub(crate) fn start_remote(
+        kind: MediaKind,
+        id: &str,
+        live: Arc<Mutex<MediaTrackSettings>>,
+        source: Box<dyn Source>,
+    ) -> Result<Self, MediaError> {
+        let device = Arc::new(DeviceDescriptor {
+            model: remote_model(kind, id, &lock(&live)),
+            label: format!("remote {kind}"),
+            source: crate::devices::SourceSpec::Remote,
+        });
+        let registry: Arc<UsageRegistry> = Arc::default();
+        let output = TrackOutput::new(true);
+        let lease = registry.lease(id);
+        let worker = Worker::spawn(source, kind, id, lease, &output).map_err(|e| {
+            MediaError::AbortError {
+                message: e.to_string(),
+            }
+        })?;
+        Ok(MediaStreamTrack {
+            inner: Arc::new(TrackInner {
+                id: id.to_owned(),
+                kind,
+                device,
+                live: Some(live),
+                registry,
+                output,
+                worker: Mutex::new(worker),
+                state: Mutex::new(Mutable {
+                    settings: MediaTrackSettings::default(),
+                    constraints: MediaTrackConstraints::default(),
+                }),
+            }),
+        })
+    }
+
+    /// Whether the track was received from a peer.
+    pub fn is_remote(&self) -> bool {
+        self.inner.live.is_some()
+    }
+
+    /// A unique id (a UUID; for a remote track, the sender's track id).
     pub fn id(&self) -> &str {
         &self.inner.id
     }
@@ -162,14 +208,29 @@ impl MediaStreamTrack {
         self.inner.output.delivered()
     }
 
-    /// `getSettings()`: what the track is running at now.
+    /// `getSettings()`: what the track is running at now. A remote track reports what
+    /// arrives (size, measured frame rate, or the audio format) and its deviceId — never
+    /// `facingMode`, which RTP does not carry.
     pub fn get_settings(&self) -> MediaTrackSettings {
-        lock(&self.inner.state).settings.clone()
+        match &self.inner.live {
+            Some(live) => lock(live).clone(),
+            None => lock(&self.inner.state).settings.clone(),
+        }
     }
 
-    /// `getCapabilities()`: the ranges and values the track's device can produce.
+    /// `getCapabilities()`: the ranges and values the track's device can produce (for a
+    /// remote track: what arrives, without `facingMode`).
     pub fn get_capabilities(&self) -> MediaTrackCapabilities {
-        MediaTrackCapabilities::of_device(&self.inner.device.model)
+        match &self.inner.live {
+            Some(live) => {
+                let model = remote_model(self.inner.kind, &self.inner.id, &lock(live));
+                let mut caps = MediaTrackCapabilities::of_device(&model);
+                caps.facing_mode = None;
+                caps.group_id = None;
+                caps
+            }
+            None => MediaTrackCapabilities::of_device(&self.inner.device.model),
+        }
     }
 
     /// `getConstraints()`: the constraints most recently applied successfully.
@@ -186,6 +247,14 @@ impl MediaStreamTrack {
         let inner = &self.inner;
         let mut state = lock(&inner.state);
         if inner.output.is_ended() {
+            return Ok(());
+        }
+        if let Some(live) = &inner.live {
+            // A remote track cannot change what the peer sends: the constraints are checked
+            // against what arrives (one requiring facingMode can never be met), and kept.
+            let model = remote_model(inner.kind, &inner.id, &lock(live));
+            select_settings(inner.kind, &constraints, &[&model])?;
+            state.constraints = constraints;
             return Ok(());
         }
         let selection = select_settings(inner.kind, &constraints, &[&inner.device.model])?;
@@ -297,12 +366,41 @@ impl MediaStreamTrack {
                 id: uuid::Uuid::new_v4().to_string(),
                 kind: inner.kind,
                 device: Arc::clone(&inner.device),
+                live: inner.live.clone(),
                 registry: Arc::clone(&inner.registry),
                 output,
                 worker: Mutex::new(worker),
                 state: Mutex::new(state),
             }),
         }
+    }
+}
+
+/// The device model of a remote track: what arrives now, no facing mode, no group.
+fn remote_model(kind: MediaKind, id: &str, s: &MediaTrackSettings) -> DeviceModel {
+    let modes = match kind {
+        MediaKind::Video => DeviceModes::Video(vec![VideoMode {
+            width: s.width.unwrap_or(0),
+            height: s.height.unwrap_or(0),
+            frame_rate: s.frame_rate.unwrap_or(0.0),
+        }]),
+        MediaKind::Audio => DeviceModes::Audio {
+            modes: vec![AudioMode {
+                sample_rate: s.sample_rate.unwrap_or(48_000),
+                channel_count: s.channel_count.unwrap_or(1),
+                sample_size: s.sample_size.unwrap_or(16),
+                latency: 0.0,
+            }],
+            echo_cancellation: vec![Flag::Off],
+            auto_gain_control: vec![false],
+            noise_suppression: vec![false],
+        },
+    };
+    DeviceModel {
+        device_id: id.to_owned(),
+        group_id: String::new(),
+        facing_mode: None,
+        modes,
     }
 }
 

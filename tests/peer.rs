@@ -133,6 +133,12 @@ async fn camera_and_tone_arrive_decoded_at_the_other_peer() {
         "counters mostly consecutive: {numbers:?}"
     );
 
+    // The remote track is a MediaStreamTrack of kind remote.
+    let track = remote_video.track();
+    assert!(track.is_remote() && !camera.is_remote());
+    assert_eq!(track.kind(), MediaKind::Video);
+    assert_eq!(track.ready_state(), usermedia::TrackState::Live);
+    assert_eq!(track.get_settings(), remote_video.get_settings());
     // Settings measured on the receiving side, and never facingMode.
     let s = remote_video.get_settings();
     assert_eq!((s.width, s.height), (Some(640), Some(480)));

@@ -388,6 +388,9 @@ pub(crate) fn open_source(
         (SourceSpec::Microphone { pcm_id }, _) => {
             microphone::MicrophoneSource::open(pcm_id, settings).map(|s| Box::new(s) as _)
         }
+        (SourceSpec::Remote, _) => Err(SourceError::Unsupported(
+            "a remote track's source cannot be reopened".into(),
+        )),
         #[cfg(not(feature = "hardware"))]
         (SourceSpec::Camera { .. } | SourceSpec::Microphone { .. }, _) => Err(SourceError::Open(
             "built without the `hardware` feature".into(),

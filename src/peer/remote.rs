@@ -17,14 +17,15 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::PeerError;
 use crate::constraints::{
-    select_settings, AudioMode, DeviceModel, DeviceModes, Flag, MediaKind, MediaTrackCapabilities,
-    MediaTrackConstraints, MediaTrackSettings, VideoMode,
+    MediaKind, MediaTrackCapabilities, MediaTrackConstraints, MediaTrackSettings,
 };
-use crate::devices::worker::{FrameReceiver, TrackOutput};
+use crate::devices::source::{Source, SourceError};
+use crate::devices::worker::FrameReceiver;
 use crate::devices::MediaFrame;
 use crate::encode::h264::H264Decoder;
 use crate::encode::opus::OpusDecoder;
 use crate::error::MediaError;
+use crate::track::MediaStreamTrack;
 
 /// Units waiting for the decoder; beyond this they are dropped (and a keyframe asked for).
 const DECODE_QUEUE: usize = 64;
@@ -42,19 +43,38 @@ struct Counters {
 }
 
 struct Inner {
-    id: String,
     kind: MediaKind,
-    output: Arc<TrackOutput>,
-    settings: Mutex<MediaTrackSettings>,
-    constraints: Mutex<MediaTrackConstraints>,
+    /// Measured settings, shared with the track (`getSettings`).
+    settings: Arc<Mutex<MediaTrackSettings>>,
     pli: Arc<Notify>,
     counters: Counters,
 }
 
-/// A track received from a peer.
+/// A track received from a peer: the [`MediaStreamTrack`] (kind remote) that delivers its
+/// decoded frames, plus what only a receiver can do — ask for a keyframe, count packets.
 #[derive(Clone)]
 pub struct RemoteTrack {
+    track: MediaStreamTrack,
     inner: Arc<Inner>,
+}
+
+/// Decoded frames of a remote track, as the track's source. Ends when the decoder does.
+struct RemoteSource {
+    frames: Receiver<MediaFrame>,
+}
+
+impl Source for RemoteSource {
+    fn next_frame(&mut self) -> Result<MediaFrame, SourceError> {
+        self.frames
+            .recv()
+            .map_err(|_| SourceError::Ended("the remote track ended".into()))
+    }
+
+    fn reconfigure(&mut self, _: &MediaTrackSettings) -> Result<(), SourceError> {
+        Err(SourceError::Unsupported(
+            "a remote track cannot be reconfigured".into(),
+        ))
+    }
 }
 
 /// Counters of a remote track.
@@ -108,29 +128,39 @@ impl RemoteTrack {
             settings.channel_count = Some(channels as u32);
             settings.sample_size = Some(16);
         }
+        let settings = Arc::new(Mutex::new(settings));
         let inner = Arc::new(Inner {
-            id,
             kind,
-            output: TrackOutput::new(true),
-            settings: Mutex::new(settings),
-            constraints: Mutex::new(MediaTrackConstraints::default()),
+            settings: Arc::clone(&settings),
             pli: Arc::new(Notify::new()),
             counters: Counters::default(),
         });
-        // Without decoding, packets are only counted: no decoder thread, no queue.
-        let units_tx = if decode {
+        // Decoded frames reach the track's worker through a short queue.
+        let (frames_tx, frames_rx) = sync_channel::<MediaFrame>(8);
+        let media_track = MediaStreamTrack::start_remote(
+            kind,
+            &id,
+            settings,
+            Box::new(RemoteSource { frames: frames_rx }),
+        )
+        .map_err(|e| PeerError::Track(e.to_string()))?;
+        // Without decoding, packets are only counted: no decoder thread, no queue; the
+        // frame sender then lives (idle) as long as the reader.
+        let (units_tx, idle_frames_tx) = if decode {
             let (units_tx, units_rx) = sync_channel::<(Bytes, u32)>(DECODE_QUEUE);
             let decoder_inner = Arc::clone(&inner);
             std::thread::Builder::new()
                 .name(format!("{kind} decoder"))
                 .spawn(move || match kind {
-                    MediaKind::Video => decode_video(units_rx, &decoder_inner),
-                    MediaKind::Audio => decode_audio(units_rx, &decoder_inner, channels),
+                    MediaKind::Video => decode_video(units_rx, &decoder_inner, &frames_tx),
+                    MediaKind::Audio => {
+                        decode_audio(units_rx, &decoder_inner, &frames_tx, channels)
+                    }
                 })
                 .map_err(|e| PeerError::Track(format!("cannot start the decoder thread: {e}")))?;
-            Some(units_tx)
+            (Some(units_tx), None)
         } else {
-            None
+            (None, Some(frames_tx))
         };
 
         // PLIs go out from their own task, at most one per PLI_INTERVAL; it ends with the
@@ -190,14 +220,23 @@ impl RemoteTrack {
                     _ => {}
                 }
             }
-            // Dropping the sender ends the decoder thread, which ends the track.
+            // Dropping the senders ends the decoder thread, which ends the track.
+            drop(idle_frames_tx);
         });
-        Ok(RemoteTrack { inner })
+        Ok(RemoteTrack {
+            track: media_track,
+            inner,
+        })
+    }
+
+    /// The track: subscribe to it, read its settings, apply constraints, as any track.
+    pub fn track(&self) -> &MediaStreamTrack {
+        &self.track
     }
 
     /// The remote track's id (from the sender's SDP).
     pub fn id(&self) -> &str {
-        &self.inner.id
+        self.track.id()
     }
 
     pub fn kind(&self) -> MediaKind {
@@ -206,64 +245,29 @@ impl RemoteTrack {
 
     /// Receive decoded frames, as from a local track.
     pub fn subscribe(&self, capacity: usize) -> FrameReceiver {
-        self.inner.output.subscribe(capacity)
+        self.track.subscribe(capacity)
     }
 
     /// Whether the remote side has stopped sending (or the connection closed).
     pub fn ended(&self) -> bool {
-        self.inner.output.is_ended()
+        self.track.ready_state() == crate::track::TrackState::Ended
     }
 
     /// `getSettings()`: measured size and frame rate (or audio format) and the deviceId;
     /// never `facingMode`.
     pub fn get_settings(&self) -> MediaTrackSettings {
-        lock(&self.inner.settings).clone()
-    }
-
-    /// The device model selection sees for this track: what is arriving now, no facing.
-    fn model(&self) -> DeviceModel {
-        let s = self.get_settings();
-        let modes = match self.inner.kind {
-            MediaKind::Video => DeviceModes::Video(vec![VideoMode {
-                width: s.width.unwrap_or(0),
-                height: s.height.unwrap_or(0),
-                frame_rate: s.frame_rate.unwrap_or(0.0),
-            }]),
-            MediaKind::Audio => DeviceModes::Audio {
-                modes: vec![AudioMode {
-                    sample_rate: s.sample_rate.unwrap_or(48_000),
-                    channel_count: s.channel_count.unwrap_or(1),
-                    sample_size: 16,
-                    latency: 0.0,
-                }],
-                echo_cancellation: vec![Flag::Off],
-                auto_gain_control: vec![false],
-                noise_suppression: vec![false],
-            },
-        };
-        DeviceModel {
-            device_id: self.inner.id.clone(),
-            group_id: String::new(),
-            facing_mode: None,
-            modes,
-        }
+        self.track.get_settings()
     }
 
     /// `getCapabilities()`: what is arriving; no `facingMode`.
     pub fn get_capabilities(&self) -> MediaTrackCapabilities {
-        let mut caps = MediaTrackCapabilities::of_device(&self.model());
-        caps.facing_mode = None;
-        caps.group_id = None;
-        caps
+        self.track.get_capabilities()
     }
 
-    /// `applyConstraints()`: a remote track cannot change what the peer sends, so the
-    /// constraints are checked against what arrives; one requiring `facingMode` can never
-    /// be met.
+    /// `applyConstraints()`: checked against what arrives; one requiring `facingMode`
+    /// can never be met.
     pub fn apply_constraints(&self, constraints: MediaTrackConstraints) -> Result<(), MediaError> {
-        select_settings(self.inner.kind, &constraints, &[&self.model()])?;
-        *lock(&self.inner.constraints) = constraints;
-        Ok(())
+        self.track.apply_constraints(constraints)
     }
 
     /// Sends a PLI (rate-limited): the sender answers with a keyframe.
@@ -304,11 +308,31 @@ impl Inner {
     }
 }
 
-fn decode_video(units: Receiver<(Bytes, u32)>, inner: &Inner) {
+/// Hands a decoded frame to the track; a full queue drops it (counted).
+fn hand_over(
+    frames: &std::sync::mpsc::SyncSender<MediaFrame>,
+    inner: &Inner,
+    frame: MediaFrame,
+) -> bool {
+    match frames.try_send(frame) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(TrySendError::Disconnected(_)) => false,
+    }
+}
+
+fn decode_video(
+    units: Receiver<(Bytes, u32)>,
+    inner: &Inner,
+    frames: &std::sync::mpsc::SyncSender<MediaFrame>,
+) {
     let mut decoder = match H264Decoder::new() {
         Ok(d) => d,
         Err(e) => {
-            inner.output.end(&format!("no decoder: {e}"));
+            tracing::warn!("remote video: no decoder: {e}");
             return;
         }
     };
@@ -340,7 +364,9 @@ fn decode_video(units: Receiver<(Bytes, u32)>, inner: &Inner) {
                 }
                 let frame =
                     frame.with_times(start.elapsed(), crate::devices::source::wall_clock_ms());
-                inner.output.deliver(&MediaFrame::Video(Arc::new(frame)));
+                if !hand_over(frames, inner, MediaFrame::Video(Arc::new(frame))) {
+                    return;
+                }
             }
             Ok(None) => {}
             Err(e) => {
@@ -350,14 +376,18 @@ fn decode_video(units: Receiver<(Bytes, u32)>, inner: &Inner) {
             }
         }
     }
-    inner.output.end("the remote track ended");
 }
 
-fn decode_audio(units: Receiver<(Bytes, u32)>, inner: &Inner, channels: u16) {
+fn decode_audio(
+    units: Receiver<(Bytes, u32)>,
+    inner: &Inner,
+    frames: &std::sync::mpsc::SyncSender<MediaFrame>,
+    channels: u16,
+) {
     let mut decoder = match OpusDecoder::new(48_000, channels) {
         Ok(d) => d,
         Err(e) => {
-            inner.output.end(&format!("no decoder: {e}"));
+            tracing::warn!("remote audio: no decoder: {e}");
             return;
         }
     };
@@ -370,7 +400,9 @@ fn decode_audio(units: Receiver<(Bytes, u32)>, inner: &Inner, channels: u16) {
                     .frames_decoded
                     .fetch_add(1, Ordering::Relaxed);
                 frame.capture_time_ms = crate::devices::source::wall_clock_ms();
-                inner.output.deliver(&MediaFrame::Audio(Arc::new(frame)));
+                if !hand_over(frames, inner, MediaFrame::Audio(Arc::new(frame))) {
+                    return;
+                }
             }
             Err(e) => {
                 inner.counters.decode_errors.fetch_add(1, Ordering::Relaxed);
@@ -378,5 +410,4 @@ fn decode_audio(units: Receiver<(Bytes, u32)>, inner: &Inner, channels: u16) {
             }
         }
     }
-    inner.output.end("the remote track ended");
 }
