@@ -296,6 +296,9 @@ async fn a_pli_brings_a_keyframe_within_100_ms() {
     }
     assert!(remote.stats().plis_sent >= 3);
     assert!(video.stats().keyframes_forced >= 4, "{:?}", video.stats());
+    let stats = pairs[0].0.stats().await;
+    assert!(stats.keyframe_requests_received >= 3, "{stats:?}");
+    assert!(stats.keyframes_sent >= 4, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::RtpSender;
 
 use super::setup::{h264_codec, opus_codec, BandwidthTarget};
-use super::{PeerError, PeerState};
+use super::{PeerError, PeerState, SendCounters};
 use crate::constraints::MediaKind;
 use crate::encode::pipeline::EncodedTrack;
 
@@ -35,6 +35,7 @@ impl LocalSender {
         encoded: &EncodedTrack,
         state: watch::Receiver<PeerState>,
         bandwidth: BandwidthTarget,
+        counters: Arc<SendCounters>,
     ) -> Result<Self, PeerError> {
         let (kind, codec) = match encoded.kind() {
             MediaKind::Video => (RtpCodecKind::Video, h264_codec()),
@@ -67,6 +68,7 @@ impl LocalSender {
 
         let rtcp_track = Arc::clone(&track);
         let rtcp_encoder = encoded.clone();
+        let rtcp_counters = Arc::clone(&counters);
         let rtcp = tokio::spawn(async move {
             while let Some(event) = rtcp_track.poll().await {
                 if let TrackLocalEvent::OnRtcpPacket(packets) = event {
@@ -75,20 +77,24 @@ impl LocalSender {
                         any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
                     });
                     if wants_keyframe {
+                        rtcp_counters
+                            .keyframe_requests
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         rtcp_encoder.request_keyframe();
                     }
                 }
             }
         });
-        let send = tokio::spawn(send_loop(
+        let send = tokio::spawn(send_loop(SendContext {
             track,
             sender,
             bandwidth,
-            encoded.clone(),
+            counters,
+            encoded: encoded.clone(),
             ssrc,
-            codec.mime_type,
+            mime: codec.mime_type,
             state,
-        ));
+        }));
         Ok(LocalSender {
             tasks: vec![rtcp, send],
         })
@@ -119,15 +125,29 @@ impl Drop for Vote<'_> {
     }
 }
 
-async fn send_loop(
+/// Everything one send loop works with.
+struct SendContext {
     track: Arc<TrackLocalStaticSample>,
     sender: Arc<dyn RtpSender>,
     bandwidth: BandwidthTarget,
+    counters: Arc<SendCounters>,
     encoded: EncodedTrack,
     ssrc: u32,
     mime: String,
-    mut state: watch::Receiver<PeerState>,
-) {
+    state: watch::Receiver<PeerState>,
+}
+
+async fn send_loop(ctx: SendContext) {
+    let SendContext {
+        track,
+        sender,
+        bandwidth,
+        counters,
+        encoded,
+        ssrc,
+        mime,
+        mut state,
+    } = ctx;
     // Samples written before the connection is up would be lost.
     loop {
         match *state.borrow_and_update() {
@@ -166,6 +186,7 @@ async fn send_loop(
         tokio::select! {
             unit = units.recv() => {
                 let Some(unit) = unit else { break };
+                let keyframe = video && unit.keyframe;
                 let sample = Sample {
                     data: unit.data,
                     duration: unit.duration,
@@ -174,6 +195,10 @@ async fn send_loop(
                 if let Err(e) = track.write_sample(ssrc, payload_type, &sample, &[]).await {
                     tracing::debug!("write sample: {e}");
                     break;
+                }
+                counters.frames_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if keyframe {
+                    counters.keyframes_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             _ = estimate.tick(), if video => {

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
-    RTCSessionDescription,
+    PeerConnection, PeerConnectionEventHandler, RTCIceConnectionState, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription,
 };
 
 pub use remote::{RemoteTrack, RemoteTrackStats};
@@ -115,6 +115,42 @@ impl From<RTCPeerConnectionState> for PeerState {
     }
 }
 
+/// The ICE connection state, as `RTCPeerConnection.iceConnectionState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IceState {
+    New,
+    Checking,
+    Connected,
+    Completed,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+impl From<RTCIceConnectionState> for IceState {
+    fn from(s: RTCIceConnectionState) -> Self {
+        match s {
+            RTCIceConnectionState::Checking => IceState::Checking,
+            RTCIceConnectionState::Connected => IceState::Connected,
+            RTCIceConnectionState::Completed => IceState::Completed,
+            RTCIceConnectionState::Disconnected => IceState::Disconnected,
+            RTCIceConnectionState::Failed => IceState::Failed,
+            RTCIceConnectionState::Closed => IceState::Closed,
+            _ => IceState::New,
+        }
+    }
+}
+
+/// What this peer's senders did, counted by us (webrtc-rs 0.21 leaves the matching
+/// outbound stats at 0).
+#[derive(Debug, Default)]
+pub(crate) struct SendCounters {
+    pub(crate) frames_sent: std::sync::atomic::AtomicU64,
+    pub(crate) keyframes_sent: std::sync::atomic::AtomicU64,
+    pub(crate) keyframe_requests: std::sync::atomic::AtomicU64,
+}
+
 /// Makes peer connections with one configuration, at most `max_peers` alive at once.
 #[derive(Clone)]
 pub struct PeerFactory {
@@ -167,6 +203,7 @@ impl Drop for Slot {
 /// What the event handler shares with the `Peer`.
 struct Events {
     state: watch::Sender<PeerState>,
+    ice: watch::Sender<IceState>,
     gathered: Notify,
     gathering_complete: Mutex<bool>,
     remote: mpsc::Sender<RemoteTrack>,
@@ -186,6 +223,12 @@ impl PeerConnectionEventHandler for Handler {
             }
             self.events.gathered.notify_waiters();
         }
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        let state = IceState::from(state);
+        tracing::debug!("ICE state: {state:?}");
+        self.events.ice.send_replace(state);
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
@@ -212,6 +255,7 @@ pub struct Peer {
     state: watch::Receiver<PeerState>,
     remote: tokio::sync::Mutex<mpsc::Receiver<RemoteTrack>>,
     senders: Mutex<Vec<local::LocalSender>>,
+    counters: Arc<SendCounters>,
     bandwidth: setup::BandwidthTarget,
     /// Held while the connection is open; given back on close or failure.
     slot: Arc<Mutex<Option<Slot>>>,
@@ -220,9 +264,11 @@ pub struct Peer {
 impl Peer {
     async fn build(config: &PeerConfig, slot: Slot) -> Result<Peer, PeerError> {
         let (state_tx, state_rx) = watch::channel(PeerState::New);
+        let (ice_tx, _) = watch::channel(IceState::New);
         let (remote_tx, remote_rx) = mpsc::channel(16);
         let events = Arc::new(Events {
             state: state_tx,
+            ice: ice_tx,
             gathered: Notify::new(),
             gathering_complete: Mutex::new(false),
             remote: remote_tx,
@@ -261,6 +307,7 @@ impl Peer {
             state: state_rx,
             remote: tokio::sync::Mutex::new(remote_rx),
             senders: Mutex::new(Vec::new()),
+            counters: Arc::default(),
             bandwidth,
             slot,
         })
@@ -269,6 +316,11 @@ impl Peer {
     /// The connection state now.
     pub fn state(&self) -> PeerState {
         *self.state.borrow()
+    }
+
+    /// The ICE connection state now (the connection state also reflects DTLS).
+    pub fn ice_state(&self) -> IceState {
+        *self.events.ice.borrow()
     }
 
     /// A receiver of state changes.
@@ -280,9 +332,14 @@ impl Peer {
     /// Samples flow once the connection is up; keyframe requests from the peer reach the
     /// encoder, and the peer's bandwidth estimate votes on the encoder's bitrate.
     pub async fn add_track(&self, track: &EncodedTrack) -> Result<(), PeerError> {
-        let sender =
-            local::LocalSender::start(&self.pc, track, self.state.clone(), self.bandwidth.clone())
-                .await?;
+        let sender = local::LocalSender::start(
+            &self.pc,
+            track,
+            self.state.clone(),
+            self.bandwidth.clone(),
+            Arc::clone(&self.counters),
+        )
+        .await?;
         if let Ok(mut senders) = self.senders.lock() {
             senders.push(sender);
         }
@@ -426,7 +483,16 @@ impl Peer {
                 webrtc::peer_connection::StatsSelector::None,
             )
             .await;
-        stats::from_report(self.state(), &report)
+        let mut stats = stats::from_report(self.state(), &report);
+        stats.ice_state = self.ice_state();
+        let c = &self.counters;
+        stats.frames_sent = c.frames_sent.load(std::sync::atomic::Ordering::Relaxed);
+        stats.keyframes_sent = c.keyframes_sent.load(std::sync::atomic::Ordering::Relaxed);
+        stats.keyframe_requests_received = c
+            .keyframe_requests
+            .load(std::sync::atomic::Ordering::Relaxed);
+        stats.bandwidth_estimate = self.bandwidth_estimate();
+        stats
     }
 
     /// Closes the connection and stops its senders; idempotent.

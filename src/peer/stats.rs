@@ -4,7 +4,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde::Serialize;
 use webrtc::peer_connection::RTCStatsReport;
 
-use super::PeerState;
+use super::{IceState, PeerState};
 
 /// One sent stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,6 +41,14 @@ pub struct InboundStats {
 #[serde(rename_all = "camelCase")]
 pub struct PeerStats {
     pub state: PeerState,
+    pub ice_state: IceState,
+    /// Video frames and audio packets written to this peer, keyframes among them.
+    pub frames_sent: u64,
+    pub keyframes_sent: u64,
+    /// PLI and FIR received from this peer.
+    pub keyframe_requests_received: u64,
+    /// The congestion controller's estimate toward this peer, bits per second.
+    pub bandwidth_estimate: f64,
     pub outbound: Vec<OutboundStats>,
     pub inbound: Vec<InboundStats>,
     /// Round-trip time of the nominated candidate pair (STUN), milliseconds.
@@ -91,6 +99,11 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
         .next();
     PeerStats {
         state,
+        ice_state: IceState::New,
+        frames_sent: 0,
+        keyframes_sent: 0,
+        keyframe_requests_received: 0,
+        bandwidth_estimate: 0.0,
         outbound,
         inbound,
         rtt_ms,
