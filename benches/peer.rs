@@ -72,6 +72,21 @@ async fn receiver() {
     }
 }
 
+/// Bytes sent to all `peers` so far.
+async fn bytes_sent(peers: &[usermedia::peer::Peer]) -> u64 {
+    let mut total = 0;
+    for p in peers {
+        total += p
+            .stats()
+            .await
+            .outbound
+            .iter()
+            .map(|o| o.bytes_sent)
+            .sum::<u64>();
+    }
+    total
+}
+
 async fn first_frame_ms() -> f64 {
     let start = Instant::now();
     let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
@@ -182,29 +197,11 @@ async fn viewers(counts: &[usize], window: Duration) {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (cpu0, bytes0, t0) = (cpu_seconds(), video.stats().bytes, Instant::now());
-        let mut sent0 = 0u64;
-        for p in &peers {
-            sent0 += p
-                .stats()
-                .await
-                .outbound
-                .iter()
-                .map(|o| o.bytes_sent)
-                .sum::<u64>();
-        }
+        let sent0 = bytes_sent(&peers).await;
         tokio::time::sleep(window).await;
         let wall = t0.elapsed().as_secs_f64();
         let cpu = (cpu_seconds() - cpu0) / wall;
-        let mut sent = 0u64;
-        for p in &peers {
-            sent += p
-                .stats()
-                .await
-                .outbound
-                .iter()
-                .map(|o| o.bytes_sent)
-                .sum::<u64>();
-        }
+        let sent = bytes_sent(&peers).await;
         let encoded_kbps = (video.stats().bytes - bytes0) as f64 * 8.0 / wall / 1000.0;
         let per_viewer_kbps = (sent - sent0) as f64 * 8.0 / wall / 1000.0 / n as f64;
         rows.push((n, cpu, rss_mib(), encoded_kbps, per_viewer_kbps));

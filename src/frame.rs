@@ -181,6 +181,23 @@ impl VideoFrame {
         (y, u, v)
     }
 
+    /// The frame as the `yuv` crate's writable planar image.
+    fn planar_mut(&mut self) -> yuv::YuvPlanarImageMut<'_, u8> {
+        let (width, height) = (self.width, self.height);
+        let (cw, _) = chroma_size(width, height);
+        let (y, u, v) = self.planes_mut();
+        yuv::YuvPlanarImageMut {
+            y_plane: yuv::BufferStoreMut::Borrowed(y),
+            y_stride: width,
+            u_plane: yuv::BufferStoreMut::Borrowed(u),
+            u_stride: cw,
+            v_plane: yuv::BufferStoreMut::Borrowed(v),
+            v_stride: cw,
+            width,
+            height,
+        }
+    }
+
     /// Converts packed YUYV (4:2:2) to I420. `stride` is bytes per row (≥ 2 × width).
     pub fn from_yuyv(src: &[u8], width: u32, height: u32, stride: u32) -> Result<Self, FrameError> {
         check_dimensions(width, height)?;
@@ -195,18 +212,7 @@ impl VideoFrame {
             src.len(),
         )?;
         let mut frame = VideoFrame::black(width, height);
-        let (cw, _) = chroma_size(width, height);
-        let (y, u, v) = frame.planes_mut();
-        let mut planar = yuv::YuvPlanarImageMut {
-            y_plane: yuv::BufferStoreMut::Borrowed(y),
-            y_stride: width,
-            u_plane: yuv::BufferStoreMut::Borrowed(u),
-            u_stride: cw,
-            v_plane: yuv::BufferStoreMut::Borrowed(v),
-            v_stride: cw,
-            width,
-            height,
-        };
+        let mut planar = frame.planar_mut();
         let packed = yuv::YuvPackedImage {
             yuy: &src[..stride as usize * height as usize],
             yuy_stride: stride,
@@ -247,18 +253,7 @@ impl VideoFrame {
             src.len(),
         )?;
         let mut frame = VideoFrame::black(width, height);
-        let (cw, _) = chroma_size(width, height);
-        let (y, u, v) = frame.planes_mut();
-        let mut planar = yuv::YuvPlanarImageMut {
-            y_plane: yuv::BufferStoreMut::Borrowed(y),
-            y_stride: width,
-            u_plane: yuv::BufferStoreMut::Borrowed(u),
-            u_stride: cw,
-            v_plane: yuv::BufferStoreMut::Borrowed(v),
-            v_stride: cw,
-            width,
-            height,
-        };
+        let mut planar = frame.planar_mut();
         yuv::rgb_to_yuv420(
             &mut planar,
             src,
