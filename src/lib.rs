@@ -11,6 +11,7 @@ pub mod encode;
 pub mod error;
 pub mod frame;
 pub mod peer;
+pub mod service;
 pub mod track;
 
 pub use constraints::{

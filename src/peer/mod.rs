@@ -419,12 +419,25 @@ impl Peer {
 
     /// Answers a remote offer; returns the answer with every candidate in it.
     pub async fn answer(&self, offer_sdp: &str) -> Result<String, PeerError> {
+        self.answer_with(offer_sdp, &[]).await
+    }
+
+    /// Answers a remote offer, sending `tracks` on it (a viewer's recvonly offer): the
+    /// tracks are added after the offer is applied, so they take its m-lines.
+    pub async fn answer_with(
+        &self,
+        offer_sdp: &str,
+        tracks: &[EncodedTrack],
+    ) -> Result<String, PeerError> {
         let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
             .map_err(|e| PeerError::Sdp(e.to_string()))?;
         self.pc
             .set_remote_description(offer)
             .await
             .map_err(|e| PeerError::Sdp(e.to_string()))?;
+        for track in tracks {
+            self.add_track(track).await?;
+        }
         let answer = self
             .pc
             .create_answer(None)
@@ -435,6 +448,36 @@ impl Peer {
             .await
             .map_err(|e| PeerError::Setup(e.to_string()))?;
         self.gathered_description(Duration::from_secs(5)).await
+    }
+
+    /// Adds trickled remote candidates from an SDP fragment
+    /// (`application/trickle-ice-sdpfrag`: `a=ice-ufrag`, `a=mid`, `a=candidate` lines).
+    pub async fn add_candidates(&self, fragment: &str) -> Result<usize, PeerError> {
+        use webrtc::peer_connection::RTCIceCandidateInit;
+        let (mut mid, mut ufrag, mut added) = (None, None, 0);
+        for line in fragment.lines().map(|l| l.trim_end_matches('\r')) {
+            if let Some(v) = line.strip_prefix("a=mid:") {
+                mid = Some(v.to_owned());
+            } else if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
+                ufrag = Some(v.to_owned());
+            } else if let Some(c) = line.strip_prefix("a=") {
+                if c.starts_with("candidate:") {
+                    let init = RTCIceCandidateInit {
+                        candidate: c.to_owned(),
+                        sdp_mid: mid.clone(),
+                        sdp_mline_index: if mid.is_none() { Some(0) } else { None },
+                        username_fragment: ufrag.clone(),
+                        ..Default::default()
+                    };
+                    self.pc
+                        .add_ice_candidate(init)
+                        .await
+                        .map_err(|e| PeerError::Sdp(format!("candidate {c:?}: {e}")))?;
+                    added += 1;
+                }
+            }
+        }
+        Ok(added)
     }
 
     /// Waits until connected; fails on `failed`/`closed` or after `timeout`.

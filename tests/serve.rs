@@ -1,0 +1,365 @@
+//! `serve`'s HTTP side on loopback: WHEP viewed by a Rust peer end to end, and every error
+//! status with the exact bad input.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use usermedia::devices::pattern::read_strip;
+use usermedia::devices::{MediaDevices, PermissionPolicy};
+use usermedia::peer::{Peer, PeerConfig, PeerFactory};
+use usermedia::service::Publisher;
+use usermedia::{MediaFrame, MediaKind};
+use usermedia_signaling::{router, Endpoint, ServerConfig};
+
+async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await
+}
+
+fn factory(max: usize) -> PeerFactory {
+    PeerFactory::new(PeerConfig {
+        ice_addrs: vec!["127.0.0.1".parse().unwrap()],
+        max_peers: max,
+        ..PeerConfig::default()
+    })
+}
+
+/// A server publishing the pattern camera and the tone as `default`.
+async fn server(config: ServerConfig, max_viewers: usize) -> (SocketAddr, Arc<Publisher>) {
+    let devices = Arc::new(MediaDevices::builtin_virtual(PermissionPolicy::granted()));
+    let stream = devices
+        .get_user_media_json(r#"{"video": {"width": 640, "height": 480}, "audio": true}"#)
+        .unwrap();
+    let publisher =
+        Arc::new(Publisher::new(factory(max_viewers)).with_devices(Arc::clone(&devices)));
+    publisher
+        .publish("default", stream.get_tracks().to_vec(), 1_000_000)
+        .unwrap();
+    let app = router(Arc::clone(&publisher) as Arc<dyn Endpoint>, config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _keep = stream;
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr, publisher)
+}
+
+struct Response {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+/// A minimal HTTP/1.1 client (one request per connection).
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let body = if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"))
+    {
+        let mut out = String::new();
+        let mut rest = rest;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || tail.len() < n {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = tail[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        rest.to_owned()
+    };
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A viewer's recvonly offer.
+async fn viewer() -> (Peer, String) {
+    let peer = factory(10).create().await.unwrap();
+    peer.add_receiver(MediaKind::Video).await.unwrap();
+    peer.add_receiver(MediaKind::Audio).await.unwrap();
+    let offer = peer.create_offer().await.unwrap();
+    (peer, offer)
+}
+
+const SDP: (&str, &str) = ("Content-Type", "application/sdp");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_round_trip_decodes_frames_and_delete_frees_the_session() {
+    let _serial = exclusive().await;
+    let (addr, publisher) = server(ServerConfig::default(), 10).await;
+    let (peer, offer) = viewer().await;
+    let r = http(addr, "POST", "/whep/default", &[SDP], offer.as_bytes()).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.headers.get("content-type").map(String::as_str),
+        Some("application/sdp")
+    );
+    let location = r.headers.get("location").cloned().expect("Location");
+    assert!(location.starts_with("/whep/default/"), "{location}");
+    assert!(r.headers.contains_key("etag"));
+    assert_eq!(
+        r.headers
+            .get("access-control-allow-origin")
+            .map(String::as_str),
+        Some("*")
+    );
+    peer.accept_answer(&r.body).await.unwrap();
+    peer.wait_connected(Duration::from_secs(10)).await.unwrap();
+    let mut video = None;
+    for _ in 0..2 {
+        let t = peer
+            .next_remote_track(Duration::from_secs(10))
+            .await
+            .expect("remote track");
+        if t.kind() == MediaKind::Video {
+            video = Some(t);
+        }
+    }
+    let video = video.expect("a video track");
+    let frames = tokio::task::spawn_blocking(move || {
+        let rx = video.subscribe(64);
+        let mut numbers = Vec::new();
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            if let Ok(Some(MediaFrame::Video(f))) = rx.recv_timeout(Duration::from_millis(200)) {
+                numbers.push(read_strip(&f).expect("strip").frame_number);
+            }
+        }
+        numbers
+    })
+    .await
+    .unwrap();
+    assert!(frames.len() >= 50, "decoded {} frames in 2 s", frames.len());
+
+    let status: serde_json::Value =
+        serde_json::from_str(&http(addr, "GET", "/status", &[], b"").await.body).unwrap();
+    assert_eq!(status["streams"][0]["viewers"], 1, "{status}");
+    assert_eq!(
+        status["peers"][0]["stats"]["state"], "connected",
+        "{status}"
+    );
+    assert!(
+        status["devicesInUse"].as_array().unwrap().len() == 2,
+        "{status}"
+    );
+
+    assert_eq!(http(addr, "DELETE", &location, &[], b"").await.status, 200);
+    assert_eq!(publisher.session_count(), 0);
+    assert_eq!(
+        http(addr, "DELETE", &location, &[], b"").await.status,
+        404,
+        "DELETE twice"
+    );
+    peer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_status_for_its_bad_input() {
+    let _serial = exclusive().await;
+    let config = ServerConfig {
+        token: Some("s3cret".into()),
+        token_for_viewing: false,
+        ..ServerConfig::default()
+    };
+    let (addr, publisher) = server(config, 1).await;
+    let (_peer, offer) = viewer().await;
+    let offer = offer.as_bytes();
+
+    let big = vec![b'a'; 70 * 1024];
+    assert_eq!(
+        http(addr, "POST", "/whep/default", &[SDP], &big)
+            .await
+            .status,
+        413,
+        "oversized body"
+    );
+    let r = http(
+        addr,
+        "POST",
+        "/whep/default",
+        &[("Content-Type", "text/plain")],
+        offer,
+    )
+    .await;
+    assert_eq!(r.status, 415, "{}", r.body);
+    let r = http(addr, "POST", "/whep/default", &[SDP], b"this is not sdp").await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("malformed SDP") && r.body.contains("line 1"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        http(addr, "POST", "/whep/nope", &[SDP], offer).await.status,
+        404,
+        "unknown stream"
+    );
+    // Publishing needs the token.
+    let r = http(addr, "POST", "/whip/default", &[SDP], offer).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.headers.get("www-authenticate").map(String::as_str),
+        Some("Bearer")
+    );
+    let r = http(
+        addr,
+        "POST",
+        "/whip/default",
+        &[SDP, ("Authorization", "Bearer wrong")],
+        offer,
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let r = http(
+        addr,
+        "POST",
+        "/whip/default",
+        &[SDP, ("Authorization", "Bearer s3cret")],
+        offer,
+    )
+    .await;
+    assert_eq!(r.status, 501, "WHIP ingest is not there yet: {}", r.body);
+    // Trickle and sessions.
+    let r = http(
+        addr,
+        "PATCH",
+        "/whep/default/none",
+        &[("Content-Type", "text/plain")],
+        b"a=x",
+    )
+    .await;
+    assert_eq!(r.status, 415);
+    let frag = ("Content-Type", "application/trickle-ice-sdpfrag");
+    assert_eq!(
+        http(addr, "PATCH", "/whep/default/none", &[frag], b"a=mid:0\r\n")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        http(
+            addr,
+            "PATCH",
+            "/whep/default/none",
+            &[frag, ("If-Match", "*")],
+            b"a=ice-ufrag:x\r\n"
+        )
+        .await
+        .status,
+        501
+    );
+    assert_eq!(
+        http(addr, "DELETE", "/whep/default/none", &[], b"")
+            .await
+            .status,
+        404
+    );
+    let r = http(addr, "OPTIONS", "/whep/default", &[], b"").await;
+    assert_eq!(r.status, 204);
+    assert!(r
+        .headers
+        .get("access-control-allow-methods")
+        .is_some_and(|m| m.contains("POST")));
+    // At capacity (one viewer): 503 with Retry-After, and the first viewer is unaffected.
+    let first = http(addr, "POST", "/whep/default", &[SDP], offer).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let (_second, offer2) = viewer().await;
+    let r = http(addr, "POST", "/whep/default", &[SDP], offer2.as_bytes()).await;
+    assert_eq!(r.status, 503);
+    assert!(r.headers.contains_key("retry-after"));
+    assert_eq!(publisher.session_count(), 1);
+    // The viewer page.
+    let r = http(addr, "GET", "/", &[], b"").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("RTCPeerConnection") && r.body.contains("/whep/"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewing_can_require_the_token() {
+    let _serial = exclusive().await;
+    let config = ServerConfig {
+        token: Some("t".into()),
+        token_for_viewing: true,
+        ..ServerConfig::default()
+    };
+    let (addr, _publisher) = server(config, 5).await;
+    let (peer, offer) = viewer().await;
+    assert_eq!(
+        http(addr, "POST", "/whep/default", &[SDP], offer.as_bytes())
+            .await
+            .status,
+        401
+    );
+    let r = http(
+        addr,
+        "POST",
+        "/whep/default",
+        &[SDP, ("Authorization", "Bearer t")],
+        offer.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let location = r.headers.get("location").cloned().unwrap();
+    assert_eq!(
+        http(addr, "DELETE", &location, &[], b"").await.status,
+        401,
+        "ending needs the token too"
+    );
+    assert_eq!(
+        http(
+            addr,
+            "DELETE",
+            &location,
+            &[("Authorization", "Bearer t")],
+            b""
+        )
+        .await
+        .status,
+        200
+    );
+    peer.close().await;
+}
