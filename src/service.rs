@@ -22,20 +22,43 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A stream: its tracks with their encoders. Captured streams have their tracks from the
+/// start; an ingested (WHIP) one gains them as the publisher's media arrives.
+#[derive(Default)]
 struct Published {
-    tracks: Vec<MediaStreamTrack>,
-    encoded: Vec<EncodedTrack>,
+    tracks: Mutex<Vec<(MediaStreamTrack, EncodedTrack)>>,
+    /// The WHIP session feeding it, if ingested.
+    ingest: Option<String>,
+}
+
+impl Published {
+    fn encoders(&self) -> Vec<EncodedTrack> {
+        lock(&self.tracks).iter().map(|(_, e)| e.clone()).collect()
+    }
+}
+
+fn encode(track: &MediaStreamTrack, video_bitrate: u32) -> Result<EncodedTrack, EncodeError> {
+    let codec = match track.kind() {
+        MediaKind::Video => CodecConfig::H264 {
+            bitrate: video_bitrate,
+        },
+        MediaKind::Audio => CodecConfig::Opus { bitrate: 64_000 },
+    };
+    EncodedTrack::start(track, codec)
 }
 
 struct Session {
     stream: String,
     peer: Arc<Peer>,
+    direction: Direction,
 }
 
 /// Streams we send and the sessions viewing them.
 pub struct Publisher {
     factory: PeerFactory,
-    streams: Mutex<HashMap<String, Arc<Published>>>,
+    streams: Arc<Mutex<HashMap<String, Arc<Published>>>>,
+    /// Bitrate of re-encoded ingested video.
+    ingest_bitrate: u32,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
     devices: Option<Arc<MediaDevices>>,
 }
@@ -44,7 +67,8 @@ impl Publisher {
     pub fn new(factory: PeerFactory) -> Self {
         Publisher {
             factory,
-            streams: Mutex::new(HashMap::new()),
+            streams: Arc::default(),
+            ingest_bitrate: 1_500_000,
             sessions: Arc::default(),
             devices: None,
         }
@@ -64,17 +88,16 @@ impl Publisher {
         tracks: Vec<MediaStreamTrack>,
         video_bitrate: u32,
     ) -> Result<(), EncodeError> {
-        let mut encoded = Vec::new();
-        for t in &tracks {
-            let codec = match t.kind() {
-                MediaKind::Video => CodecConfig::H264 {
-                    bitrate: video_bitrate,
-                },
-                MediaKind::Audio => CodecConfig::Opus { bitrate: 64_000 },
-            };
-            encoded.push(EncodedTrack::start(t, codec)?);
+        let mut list = Vec::new();
+        for t in tracks {
+            let e = encode(&t, video_bitrate)?;
+            list.push((t, e));
         }
-        lock(&self.streams).insert(name.to_owned(), Arc::new(Published { tracks, encoded }));
+        let published = Published {
+            tracks: Mutex::new(list),
+            ingest: None,
+        };
+        lock(&self.streams).insert(name.to_owned(), Arc::new(published));
         Ok(())
     }
 
@@ -94,6 +117,7 @@ impl Publisher {
     /// Removes the session when its peer fails or closes; reaps it if it never connects.
     fn watch(&self, id: String, peer: &Arc<Peer>) {
         let sessions = Arc::clone(&self.sessions);
+        let streams = Arc::clone(&self.streams);
         let weak = Arc::downgrade(peer);
         let mut state = peer.watch_state();
         tokio::spawn(async move {
@@ -119,6 +143,7 @@ impl Publisher {
                 }
             }
             let removed = lock(&sessions).remove(&id);
+            unpublish_ingest(&streams, &id);
             if let Some(session) = removed {
                 tracing::info!("session {id} on {:?} ended", session.stream);
                 session.peer.close().await;
@@ -127,6 +152,98 @@ impl Publisher {
             }
         });
     }
+
+    /// WHIP: answers the publisher's offer and publishes its tracks, re-encoded once for
+    /// every viewer, as they arrive.
+    async fn ingest(
+        &self,
+        stream: &str,
+        offer: SessionDescription,
+    ) -> Result<Answer, EndpointError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        {
+            let mut streams = lock(&self.streams);
+            if streams.contains_key(stream) {
+                return Err(EndpointError::Conflict(stream.to_owned()));
+            }
+            streams.insert(
+                stream.to_owned(),
+                Arc::new(Published {
+                    tracks: Mutex::new(Vec::new()),
+                    ingest: Some(id.clone()),
+                }),
+            );
+        }
+        let peer = match self.new_peer().await {
+            Ok(p) => p,
+            Err(e) => {
+                unpublish_ingest(&self.streams, &id);
+                return Err(e);
+            }
+        };
+        let sdp = match peer.answer(offer.as_str()).await {
+            Ok(sdp) => sdp,
+            Err(e) => {
+                unpublish_ingest(&self.streams, &id);
+                peer.close().await;
+                return Err(offer_error(e));
+            }
+        };
+        tracing::info!("session {id}: publishing {stream:?}");
+        lock(&self.sessions).insert(
+            id.clone(),
+            Session {
+                stream: stream.to_owned(),
+                peer: Arc::clone(&peer),
+                direction: Direction::Ingest,
+            },
+        );
+        self.watch(id.clone(), &peer);
+        let (streams, name, bitrate) = (
+            Arc::clone(&self.streams),
+            stream.to_owned(),
+            self.ingest_bitrate,
+        );
+        let weak = Arc::downgrade(&peer);
+        tokio::spawn(async move {
+            // Tracks appear with their first packets; a publisher sends at most a few.
+            for _ in 0..4 {
+                let Some(peer) = weak.upgrade() else { break };
+                let Some(remote) = peer.next_remote_track(CONNECT_TIMEOUT).await else {
+                    break;
+                };
+                let published = lock(&streams).get(&name).cloned();
+                let Some(published) = published else { break };
+                match encode(remote.track(), bitrate) {
+                    Ok(e) => lock(&published.tracks).push((remote.track().clone(), e)),
+                    Err(e) => tracing::warn!("ingested {} of {name:?}: {e}", remote.kind()),
+                }
+            }
+        });
+        Ok(Answer { session: id, sdp })
+    }
+
+    async fn new_peer(&self) -> Result<Arc<Peer>, EndpointError> {
+        match self.factory.create().await {
+            Ok(p) => Ok(Arc::new(p)),
+            Err(PeerError::TooManyPeers(_)) => Err(EndpointError::TooManySessions {
+                retry_after_secs: 5,
+            }),
+            Err(e) => Err(EndpointError::Internal(e.to_string())),
+        }
+    }
+}
+
+fn offer_error(e: PeerError) -> EndpointError {
+    match e {
+        PeerError::Sdp(m) => EndpointError::BadOffer(m),
+        other => EndpointError::Internal(other.to_string()),
+    }
+}
+
+/// Removes the stream fed by ingest session `session`, if any.
+fn unpublish_ingest(streams: &Mutex<HashMap<String, Arc<Published>>>, session: &str) {
+    lock(streams).retain(|_, p| p.ingest.as_deref() != Some(session));
 }
 
 #[async_trait::async_trait]
@@ -138,31 +255,25 @@ impl Endpoint for Publisher {
         offer: SessionDescription,
     ) -> Result<Answer, EndpointError> {
         if direction == Direction::Ingest {
-            return Err(EndpointError::NotImplemented(
-                "WHIP ingest is not available yet".into(),
-            ));
+            return self.ingest(stream, offer).await;
         }
         let published = lock(&self.streams)
             .get(stream)
             .cloned()
             .ok_or_else(|| EndpointError::UnknownStream(stream.to_owned()))?;
-        let peer = match self.factory.create().await {
-            Ok(p) => Arc::new(p),
-            Err(PeerError::TooManyPeers(_)) => {
-                return Err(EndpointError::TooManySessions {
-                    retry_after_secs: 5,
-                })
-            }
-            Err(e) => return Err(EndpointError::Internal(e.to_string())),
-        };
-        let sdp = match peer.answer_with(offer.as_str(), &published.encoded).await {
+        let encoders = published.encoders();
+        if encoders.is_empty() {
+            // An ingested stream whose media has not arrived yet.
+            return Err(EndpointError::TooManySessions {
+                retry_after_secs: 1,
+            });
+        }
+        let peer = self.new_peer().await?;
+        let sdp = match peer.answer_with(offer.as_str(), &encoders).await {
             Ok(sdp) => sdp,
             Err(e) => {
                 peer.close().await;
-                return Err(match e {
-                    PeerError::Sdp(m) => EndpointError::BadOffer(m),
-                    other => EndpointError::Internal(other.to_string()),
-                });
+                return Err(offer_error(e));
             }
         };
         let id = uuid::Uuid::new_v4().to_string();
@@ -172,6 +283,7 @@ impl Endpoint for Publisher {
             Session {
                 stream: stream.to_owned(),
                 peer: Arc::clone(&peer),
+                direction: Direction::View,
             },
         );
         self.watch(id.clone(), &peer);
@@ -191,6 +303,7 @@ impl Endpoint for Publisher {
 
     async fn end(&self, session: &str) -> Result<(), EndpointError> {
         let removed = lock(&self.sessions).remove(session);
+        unpublish_ingest(&self.streams, session);
         match removed {
             Some(s) => {
                 s.peer.close().await;
@@ -205,21 +318,34 @@ impl Endpoint for Publisher {
             .iter()
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
             .collect();
-        let sessions: Vec<(String, String, Arc<Peer>)> = lock(&self.sessions)
+        let sessions: Vec<(String, String, Direction, Arc<Peer>)> = lock(&self.sessions)
             .iter()
-            .map(|(id, s)| (id.clone(), s.stream.clone(), Arc::clone(&s.peer)))
+            .map(|(id, s)| {
+                (
+                    id.clone(),
+                    s.stream.clone(),
+                    s.direction,
+                    Arc::clone(&s.peer),
+                )
+            })
             .collect();
         let mut peers = Vec::new();
-        for (id, stream, peer) in &sessions {
-            peers.push(json!({ "session": id, "stream": stream, "stats": peer.stats().await }));
+        for (id, stream, direction, peer) in &sessions {
+            let role = if *direction == Direction::View {
+                "viewer"
+            } else {
+                "publisher"
+            };
+            peers.push(json!({ "session": id, "stream": stream, "role": role, "stats": peer.stats().await }));
         }
         let streams: Vec<Value> = streams
             .iter()
             .map(|(name, p)| {
                 json!({
                     "name": name,
-                    "viewers": sessions.iter().filter(|(_, s, _)| s == name).count(),
-                    "tracks": p.tracks.iter().zip(&p.encoded).map(|(t, e)| json!({
+                    "viewers": sessions.iter().filter(|(_, s, d, _)| s == name && *d == Direction::View).count(),
+                    "ingested": p.ingest.is_some(),
+                    "tracks": lock(&p.tracks).iter().map(|(t, e)| json!({
                         "kind": t.kind(),
                         "label": t.label(),
                         "settings": t.get_settings(),

@@ -262,7 +262,7 @@ async fn every_error_status_for_its_bad_input() {
         offer,
     )
     .await;
-    assert_eq!(r.status, 501, "WHIP ingest is not there yet: {}", r.body);
+    assert_eq!(r.status, 409, "the stream is already published: {}", r.body);
     // Trickle and sessions.
     let r = http(
         addr,
@@ -362,4 +362,113 @@ async fn viewing_can_require_the_token() {
         200
     );
     peer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_ingest_is_relayed_to_whep_viewers() {
+    use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
+    let _serial = exclusive().await;
+    let config = ServerConfig {
+        token: Some("pub".into()),
+        ..ServerConfig::default()
+    };
+    let (addr, publisher) = server(config, 10).await;
+    // A publisher: our own pattern camera, sent through WHIP.
+    let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    let camera = devices
+        .get_user_media_json(r#"{"video": {"width": 640, "height": 480}}"#)
+        .unwrap()
+        .get_video_tracks()
+        .remove(0);
+    let encoded = EncodedTrack::start(&camera, CodecConfig::H264 { bitrate: 1_000_000 }).unwrap();
+    let sender = factory(10).create().await.unwrap();
+    sender.add_track(&encoded).await.unwrap();
+    let offer = sender.create_offer().await.unwrap();
+    let auth = ("Authorization", "Bearer pub");
+    let r = http(addr, "POST", "/whip/relay", &[SDP, auth], offer.as_bytes()).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let location = r.headers.get("location").cloned().unwrap();
+    assert!(location.starts_with("/whip/relay/"));
+    sender.accept_answer(&r.body).await.unwrap();
+    sender
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+    // A second publisher of the same stream is refused.
+    let (_other, offer2) = viewer().await;
+    assert_eq!(
+        http(addr, "POST", "/whip/relay", &[SDP, auth], offer2.as_bytes())
+            .await
+            .status,
+        409
+    );
+
+    // A viewer of the relayed stream (503 + Retry-After until its media has arrived).
+    let (peer, offer) = viewer().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let r = loop {
+        let r = http(addr, "POST", "/whep/relay", &[SDP], offer.as_bytes()).await;
+        if r.status != 503 || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(r.status, 201, "{}", r.body);
+    peer.accept_answer(&r.body).await.unwrap();
+    peer.wait_connected(Duration::from_secs(10)).await.unwrap();
+    let video = peer
+        .next_remote_track(Duration::from_secs(10))
+        .await
+        .expect("relayed track");
+    assert_eq!(video.kind(), MediaKind::Video);
+    let numbers = tokio::task::spawn_blocking(move || {
+        let rx = video.subscribe(64);
+        let mut numbers = Vec::new();
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            if let Ok(Some(MediaFrame::Video(f))) = rx.recv_timeout(Duration::from_millis(200)) {
+                if let Some(s) = read_strip(&f) {
+                    numbers.push(s.frame_number);
+                }
+            }
+        }
+        numbers
+    })
+    .await
+    .unwrap();
+    assert!(
+        numbers.len() >= 30,
+        "relayed frames decoded: {}",
+        numbers.len()
+    );
+    assert!(
+        numbers.windows(2).all(|w| w[1] > w[0]),
+        "the publisher's frames, in order"
+    );
+
+    let status: serde_json::Value =
+        serde_json::from_str(&http(addr, "GET", "/status", &[], b"").await.body).unwrap();
+    let relay = status["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "relay")
+        .cloned()
+        .unwrap();
+    assert_eq!(relay["ingested"], true);
+    assert_eq!(relay["viewers"], 1);
+    // Ending the publisher's session unpublishes the stream.
+    assert_eq!(
+        http(addr, "DELETE", &location, &[auth], b"").await.status,
+        200
+    );
+    assert_eq!(
+        http(addr, "POST", "/whep/relay", &[SDP], offer.as_bytes())
+            .await
+            .status,
+        404
+    );
+    peer.close().await;
+    sender.close().await;
+    let _ = publisher;
 }
