@@ -94,6 +94,34 @@ enum Command {
         #[arg(long, default_value_t = 50, value_name = "N")]
         max_viewers: usize,
     },
+    /// Capture and publish to a WHIP endpoint (an SFU, another usermedia) until Ctrl-C,
+    /// then end the session (DELETE).
+    Publish {
+        /// The WHIP endpoint, e.g. http://127.0.0.1:8080/whip/cam.
+        #[arg(long, value_name = "URL")]
+        whip: String,
+        /// Bearer token for the endpoint.
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+        #[command(flatten)]
+        device_args: DeviceArgs,
+        /// getUserMedia constraints, or @FILE.
+        #[arg(
+            long,
+            value_name = "JSON",
+            default_value = r#"{"video":true,"audio":true}"#
+        )]
+        constraints: String,
+        /// Local address ICE gathers on (repeatable; default: every interface that is up).
+        #[arg(long = "ice-addr", value_name = "IP")]
+        ice_addrs: Vec<std::net::IpAddr>,
+        /// Video bitrate, bits per second.
+        #[arg(long, default_value_t = 1_500_000, value_name = "BPS")]
+        video_bitrate: u32,
+        /// Stop after this many seconds instead of waiting for Ctrl-C.
+        #[arg(long, value_name = "N", value_parser = parse_seconds)]
+        seconds: Option<f64>,
+    },
     /// Capture for a while and write what arrived: video.y4m and audio.wav in DIR, so a
     /// person can look and listen. Prints the settings chosen and the frame/sample counts.
     Capture {
@@ -142,8 +170,12 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // webrtc-rs warns about the interceptor slots we replace on purpose.
+                tracing_subscriber::EnvFilter::new(
+                    "warn,webrtc=error,rtc=error,rtc_interceptor=error,rtc_ice=error",
+                )
+            }),
         )
         .init();
     let cli = Cli::parse();
@@ -155,6 +187,23 @@ fn main() -> ExitCode {
             seconds,
             out,
         } => capture::run(&constraints, &device_args, seconds, &out),
+        Command::Publish {
+            whip,
+            token,
+            device_args,
+            constraints,
+            ice_addrs,
+            video_bitrate,
+            seconds,
+        } => serve::publish(serve::PublishOptions {
+            whip,
+            token,
+            device_args,
+            constraints,
+            ice_addrs,
+            video_bitrate,
+            seconds,
+        }),
         Command::Serve {
             device_args,
             listen,

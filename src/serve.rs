@@ -108,3 +108,92 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
         Ok(ExitCode::SUCCESS)
     })
 }
+
+pub(super) struct PublishOptions {
+    pub whip: String,
+    pub token: Option<String>,
+    pub device_args: DeviceArgs,
+    pub constraints: String,
+    pub ice_addrs: Vec<IpAddr>,
+    pub video_bitrate: u32,
+    pub seconds: Option<f64>,
+}
+
+/// `usermedia publish`: capture, publish through WHIP, DELETE on Ctrl-C (or after --seconds).
+pub(super) fn publish(opts: PublishOptions) -> Result<ExitCode, BadInput> {
+    use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
+    let devices = load_devices(&opts.device_args)?;
+    let Some(constraints) = parse_constraints(&opts.constraints)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let stream = match devices.get_user_media(&constraints) {
+            Ok(s) => s,
+            Err(e) => {
+                print_json(&json!({ "error": e.to_json() }));
+                return Ok(ExitCode::from(1));
+            }
+        };
+        let mut encoded = Vec::new();
+        for t in stream.get_tracks() {
+            let codec = match t.kind() {
+                usermedia::MediaKind::Video => CodecConfig::H264 {
+                    bitrate: opts.video_bitrate,
+                },
+                usermedia::MediaKind::Audio => CodecConfig::Opus { bitrate: 64_000 },
+            };
+            encoded.push(EncodedTrack::start(t, codec).context("cannot start the encoders")?);
+        }
+        let factory = PeerFactory::new(PeerConfig {
+            ice_addrs: opts.ice_addrs.clone(),
+            ..PeerConfig::default()
+        });
+        let session = match usermedia::service::publish_whip(
+            &factory,
+            &opts.whip,
+            opts.token.as_deref(),
+            &encoded,
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(BadInput(anyhow::anyhow!(
+                    "publishing to {}: {e}",
+                    opts.whip
+                )))
+            }
+        };
+        if let Err(e) = session
+            .peer
+            .wait_connected(std::time::Duration::from_secs(15))
+            .await
+        {
+            let _ = session.end().await;
+            return Err(BadInput(anyhow::anyhow!(
+                "publishing to {}: {e}",
+                opts.whip
+            )));
+        }
+        println!(
+            "usermedia: publishing to {} (session {})",
+            opts.whip, session.http.location
+        );
+        match opts.seconds {
+            Some(s) => tokio::time::sleep(std::time::Duration::from_secs_f64(s)).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        let stats = session.peer.stats().await;
+        print_json(&json!({ "whip": opts.whip, "session": session.http.location, "stats": stats }));
+        if let Err(e) = session.end().await {
+            tracing::warn!("ending the session: {e}");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -362,3 +362,59 @@ impl Endpoint for Publisher {
         json!({ "streams": streams, "peers": peers, "devicesInUse": devices })
     }
 }
+
+/// Why publishing to or viewing from a WHIP/WHEP server failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    #[error(transparent)]
+    Http(#[from] usermedia_signaling::ClientError),
+}
+
+/// A session we opened on another WHIP or WHEP server.
+pub struct RemoteSession {
+    pub peer: Peer,
+    pub http: usermedia_signaling::HttpSession,
+}
+
+impl RemoteSession {
+    /// Ends it: DELETE on the server, then the connection closes.
+    pub async fn end(self) -> Result<(), SessionError> {
+        let deleted = self.http.end().await;
+        self.peer.close().await;
+        deleted.map_err(SessionError::from)
+    }
+}
+
+/// Publishes `tracks` to a WHIP endpoint (`url`, e.g. `http://sfu/whip/room1`).
+pub async fn publish_whip(
+    factory: &PeerFactory,
+    url: &str,
+    token: Option<&str>,
+    tracks: &[EncodedTrack],
+) -> Result<RemoteSession, SessionError> {
+    let peer = factory.create().await?;
+    for t in tracks {
+        peer.add_track(t).await?;
+    }
+    let offer = peer.create_offer().await?;
+    let http = usermedia_signaling::post_offer(url, token, &offer).await?;
+    peer.accept_answer(&http.answer).await?;
+    Ok(RemoteSession { peer, http })
+}
+
+/// Views a stream from a WHEP endpoint; its tracks arrive as [`Peer::next_remote_track`].
+pub async fn view_whep(
+    factory: &PeerFactory,
+    url: &str,
+    token: Option<&str>,
+) -> Result<RemoteSession, SessionError> {
+    let peer = factory.create().await?;
+    peer.add_receiver(MediaKind::Video).await?;
+    peer.add_receiver(MediaKind::Audio).await?;
+    let offer = peer.create_offer().await?;
+    let http = usermedia_signaling::post_offer(url, token, &offer).await?;
+    peer.accept_answer(&http.answer).await?;
+    Ok(RemoteSession { peer, http })
+}

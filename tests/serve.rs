@@ -472,3 +472,171 @@ async fn whip_ingest_is_relayed_to_whep_viewers() {
     sender.close().await;
     let _ = publisher;
 }
+
+/// Views `url` with the library's WHEP client, retrying while the stream has no media yet.
+async fn view(url: &str) -> usermedia::service::RemoteSession {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match usermedia::service::view_whep(&factory(10), url, None).await {
+            Ok(s) => return s,
+            // 404 until the publisher has posted, 503 until its media arrives.
+            Err(usermedia::service::SessionError::Http(
+                usermedia_signaling::ClientError::Status {
+                    status: 404 | 503, ..
+                },
+            )) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(e) => panic!("view {url}: {e}"),
+        }
+    }
+}
+
+async fn decoded_frames(session: &usermedia::service::RemoteSession, window: Duration) -> usize {
+    session
+        .peer
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let video = loop {
+        let t = session
+            .peer
+            .next_remote_track(Duration::from_secs(10))
+            .await
+            .expect("a track");
+        if t.kind() == MediaKind::Video {
+            break t;
+        }
+    };
+    tokio::task::spawn_blocking(move || {
+        let rx = video.subscribe(64);
+        let end = Instant::now() + window;
+        let mut n = 0;
+        while Instant::now() < end {
+            if let Ok(Some(MediaFrame::Video(f))) = rx.recv_timeout(Duration::from_millis(200)) {
+                n += usize::from(read_strip(&f).is_some());
+            }
+        }
+        n
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_whip_and_whep_clients() {
+    use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
+    use usermedia::service::{publish_whip, view_whep, SessionError};
+    use usermedia_signaling::ClientError;
+    let _serial = exclusive().await;
+    let config = ServerConfig {
+        token: Some("pub".into()),
+        ..ServerConfig::default()
+    };
+    let (addr, _publisher) = server(config, 10).await;
+    let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    let camera = devices
+        .get_user_media_json(r#"{"video": {"width": 640, "height": 480}}"#)
+        .unwrap()
+        .get_video_tracks()
+        .remove(0);
+    let encoded = EncodedTrack::start(&camera, CodecConfig::H264 { bitrate: 1_000_000 }).unwrap();
+    let whip = format!("http://{addr}/whip/cam");
+
+    // Errors carry the status and the server's message.
+    match publish_whip(
+        &factory(10),
+        &whip,
+        Some("nope"),
+        std::slice::from_ref(&encoded),
+    )
+    .await
+    {
+        Err(SessionError::Http(ClientError::Status {
+            status: 401,
+            message,
+            ..
+        })) => assert!(message.contains("token"), "{message}"),
+        other => panic!("expected 401, got {:?}", other.err()),
+    }
+    match view_whep(&factory(10), &format!("http://{addr}/whep/absent"), None).await {
+        Err(SessionError::Http(ClientError::Status { status: 404, .. })) => {}
+        other => panic!("expected 404, got {:?}", other.err()),
+    }
+    match view_whep(&factory(10), "https://example.invalid/whep/x", None).await {
+        Err(SessionError::Http(ClientError::BadUrl(..))) => {}
+        other => panic!("expected BadUrl, got {:?}", other.err()),
+    }
+
+    let publication = publish_whip(&factory(10), &whip, Some("pub"), &[encoded])
+        .await
+        .unwrap();
+    assert!(publication
+        .http
+        .location
+        .starts_with(&format!("http://{addr}/whip/cam/")));
+    publication
+        .peer
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let viewing = view(&format!("http://{addr}/whep/cam")).await;
+    let n = decoded_frames(&viewing, Duration::from_secs(2)).await;
+    assert!(n >= 30, "decoded {n} relayed frames in 2 s");
+    viewing.end().await.unwrap();
+    publication.end().await.unwrap();
+    match view_whep(&factory(10), &format!("http://{addr}/whep/cam"), None).await {
+        Err(SessionError::Http(ClientError::Status { status: 404, .. })) => {}
+        other => panic!("the stream ended with its publisher; got {:?}", other.err()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publish_command_feeds_a_viewer() {
+    let _serial = exclusive().await;
+    let config = ServerConfig {
+        token: Some("pub".into()),
+        ..ServerConfig::default()
+    };
+    let (addr, _publisher) = server(config, 10).await;
+    let builtin = common::example("builtin.json");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
+        .args([
+            "publish",
+            "--whip",
+            &format!("http://{addr}/whip/cli"),
+            "--token",
+            "pub",
+            "--devices",
+            builtin.to_str().unwrap(),
+            "--constraints",
+            r#"{"video": {"width": 640, "height": 480}}"#,
+            "--ice-addr",
+            "127.0.0.1",
+            "--seconds",
+            "5",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let viewing = view(&format!("http://{addr}/whep/cli")).await;
+    let n = decoded_frames(&viewing, Duration::from_secs(2)).await;
+    assert!(n >= 30, "decoded {n} frames from the publish command");
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success());
+    let printed: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert!(
+        printed["stats"]["framesSent"].as_u64().unwrap() > 100,
+        "{printed}"
+    );
+    // It ended its session on the way out: the stream is gone.
+    let r = http(
+        addr,
+        "POST",
+        "/whep/cli",
+        &[SDP],
+        viewer().await.1.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    viewing.peer.close().await;
+}
