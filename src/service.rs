@@ -418,3 +418,155 @@ pub async fn view_whep(
     peer.accept_answer(&http.answer).await?;
     Ok(RemoteSession { peer, http })
 }
+
+/// A participant in a WebSocket call room (`/ws?room=R`): sends its tracks to everyone in
+/// the room and receives theirs (full mesh; it offers to those already there).
+pub struct CallBot {
+    remote: tokio::sync::mpsc::Receiver<crate::peer::RemoteTrack>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CallBot {
+    /// The next track another participant sends.
+    pub async fn next_remote_track(
+        &mut self,
+        timeout: Duration,
+    ) -> Option<crate::peer::RemoteTrack> {
+        tokio::time::timeout(timeout, self.remote.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Leaves the room: closes the socket and every connection.
+    pub fn leave(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for CallBot {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Joins the call room at `ws_url` (e.g. `ws://127.0.0.1:8080/ws?room=r1`) with `tracks`.
+pub async fn join_room(
+    ws_url: &str,
+    factory: PeerFactory,
+    tracks: Vec<EncodedTrack>,
+) -> Result<CallBot, SessionError> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let http_error = |m: String| {
+        SessionError::Http(usermedia_signaling::ClientError::Transport {
+            url: ws_url.to_owned(),
+            message: m,
+        })
+    };
+    let (socket, _) = tokio_tungstenite::connect_async(ws_url)
+        .await
+        .map_err(|e| http_error(e.to_string()))?;
+    let (mut sink, mut stream) = socket.split();
+    sink.send(Message::text(json!({ "type": "join" }).to_string()))
+        .await
+        .map_err(|e| http_error(e.to_string()))?;
+    let (remote_tx, remote) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(async move {
+        let mut peers: HashMap<String, Arc<Peer>> = HashMap::new();
+        // Hands each connection's remote tracks to the bot's owner.
+        let forward = |peer: &Arc<Peer>| {
+            let weak = Arc::downgrade(peer);
+            let tx = remote_tx.clone();
+            tokio::spawn(async move {
+                while let Some(peer) = weak.upgrade() {
+                    let next = peer.next_remote_track(Duration::from_secs(3600)).await;
+                    drop(peer);
+                    let Some(track) = next else { break };
+                    if tx.send(track).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        };
+        while let Some(Ok(message)) = stream.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let Ok(msg) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            let from = msg["from"].as_str().unwrap_or_default().to_owned();
+            let reply = match msg["type"].as_str() {
+                Some("peers") => {
+                    let mut offers = Vec::new();
+                    for id in msg["peers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                    {
+                        let Ok(peer) = factory.create().await else {
+                            continue;
+                        };
+                        let peer = Arc::new(peer);
+                        for t in &tracks {
+                            let _ = peer.add_track(t).await;
+                        }
+                        forward(&peer);
+                        if let Ok(sdp) = peer.create_offer().await {
+                            offers.push(json!({ "type": "offer", "to": id, "sdp": sdp }));
+                        }
+                        peers.insert(id.to_owned(), peer);
+                    }
+                    offers
+                }
+                Some("offer") => {
+                    let sdp = msg["sdp"].as_str().unwrap_or_default();
+                    let Ok(peer) = factory.create().await else {
+                        continue;
+                    };
+                    let peer = Arc::new(peer);
+                    forward(&peer);
+                    let answer = peer.answer_with(sdp, &tracks).await;
+                    peers.insert(from.clone(), peer);
+                    match answer {
+                        Ok(sdp) => vec![json!({ "type": "answer", "to": from, "sdp": sdp })],
+                        Err(e) => {
+                            tracing::warn!("call: cannot answer {from}: {e}");
+                            Vec::new()
+                        }
+                    }
+                }
+                Some("answer") => {
+                    if let (Some(peer), Some(sdp)) = (peers.get(&from), msg["sdp"].as_str()) {
+                        if let Err(e) = peer.accept_answer(sdp).await {
+                            tracing::warn!("call: answer from {from}: {e}");
+                        }
+                    }
+                    Vec::new()
+                }
+                Some("leave") => {
+                    if let Some(peer) = peers.remove(&from) {
+                        peer.close().await;
+                    }
+                    Vec::new()
+                }
+                Some("error") => {
+                    tracing::warn!("call room: {}", msg["message"]);
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            };
+            for r in reply {
+                if sink.send(Message::text(r.to_string())).await.is_err() {
+                    break;
+                }
+            }
+        }
+        for (_, peer) in peers.drain() {
+            peer.close().await;
+        }
+    });
+    Ok(CallBot { remote, task })
+}

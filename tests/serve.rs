@@ -640,3 +640,127 @@ async fn the_publish_command_feeds_a_viewer() {
     assert_eq!(r.status, 404);
     viewing.peer.close().await;
 }
+
+fn camera_encoder(size: (u32, u32)) -> usermedia::encode::pipeline::EncodedTrack {
+    use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
+    let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    let camera = devices
+        .get_user_media_json(&format!(
+            r#"{{"video": {{"width": {{"exact": {}}}, "height": {{"exact": {}}}}}}}"#,
+            size.0, size.1
+        ))
+        .unwrap()
+        .get_video_tracks()
+        .remove(0);
+    EncodedTrack::start(&camera, CodecConfig::H264 { bitrate: 800_000 }).unwrap()
+}
+
+/// The size of the first few decoded frames of the next remote video track.
+async fn received_size(bot: &mut usermedia::service::CallBot) -> (u32, u32, usize) {
+    let track = bot
+        .next_remote_track(Duration::from_secs(15))
+        .await
+        .expect("a remote track");
+    tokio::task::spawn_blocking(move || {
+        let rx = track.subscribe(32);
+        let mut n = 0;
+        let mut size = (0, 0);
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            if let Ok(Some(MediaFrame::Video(f))) = rx.recv_timeout(Duration::from_millis(200)) {
+                size = (f.width(), f.height());
+                n += 1;
+            }
+        }
+        (size.0, size.1, n)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bots_in_a_room_exchange_media_both_ways() {
+    use usermedia::service::join_room;
+    let _serial = exclusive().await;
+    let (addr, _publisher) = server(ServerConfig::default(), 10).await;
+    let url = format!("ws://{addr}/ws?room=r1");
+    let mut a = join_room(&url, factory(10), vec![camera_encoder((640, 480))])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut b = join_room(&url, factory(10), vec![camera_encoder((320, 240))])
+        .await
+        .unwrap();
+    let (from_b, from_a) = tokio::join!(received_size(&mut a), received_size(&mut b));
+    assert_eq!((from_b.0, from_b.1), (320, 240), "A sees B");
+    assert_eq!((from_a.0, from_a.1), (640, 480), "B sees A");
+    assert!(from_b.2 >= 20 && from_a.2 >= 20, "{from_b:?} {from_a:?}");
+    a.leave();
+    b.leave();
+}
+
+/// The next JSON message on a room socket.
+async fn next<S>(s: &mut S) -> serde_json::Value
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    match tokio::time::timeout(Duration::from_secs(5), s.next()).await {
+        Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+            serde_json::from_str(&t).unwrap()
+        }
+        other => panic!("no message: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_protocol_reports_bad_input() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let _serial = exclusive().await;
+    let (addr, _publisher) = server(ServerConfig::default(), 10).await;
+    let url = format!("ws://{addr}/ws?room=proto");
+    let (mut one, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    one.send(Message::text("not json")).await.unwrap();
+    assert_eq!(next(&mut one).await["type"], "error");
+    one.send(Message::text(r#"{"type":"join"}"#)).await.unwrap();
+    let peers = next(&mut one).await;
+    assert_eq!(peers["type"], "peers");
+    assert_eq!(peers["peers"], serde_json::json!([]));
+    let me = peers["you"].as_str().unwrap().to_owned();
+    one.send(Message::text(r#"{"type":"offer","sdp":"v=0"}"#))
+        .await
+        .unwrap();
+    assert!(next(&mut one).await["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"to\""));
+    one.send(Message::text(
+        r#"{"type":"offer","to":"nobody","sdp":"v=0"}"#,
+    ))
+    .await
+    .unwrap();
+    assert!(next(&mut one).await["message"]
+        .as_str()
+        .unwrap()
+        .contains("nobody"));
+    // A second participant: the first hears of it, then of its leaving.
+    let (mut two, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    two.send(Message::text(r#"{"type":"join"}"#)).await.unwrap();
+    let seen = next(&mut two).await;
+    assert_eq!(seen["peers"], serde_json::json!([me]));
+    assert_eq!(next(&mut one).await["type"], "join");
+    two.send(Message::text(r#"{"type":"leave"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut one).await["type"], "leave");
+    // The call page is served.
+    let r = http(addr, "GET", "/call", &[], b"").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("/ws?room="));
+}

@@ -20,6 +20,8 @@ use crate::sdp::SessionDescription;
 
 /// The viewer page (plain HTML and JS, embedded: no CDN, no build step).
 const VIEWER_PAGE: &str = include_str!("viewer.html");
+/// The call page: joins a room with the browser's camera.
+const CALL_PAGE: &str = include_str!("call.html");
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -30,6 +32,8 @@ pub struct ServerConfig {
     pub token_for_viewing: bool,
     /// Largest accepted body.
     pub max_body: usize,
+    /// Most participants in one call room.
+    pub max_room_participants: usize,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +42,7 @@ impl Default for ServerConfig {
             token: None,
             token_for_viewing: false,
             max_body: 64 * 1024,
+            max_room_participants: 8,
         }
     }
 }
@@ -52,8 +57,13 @@ type Shared = State<Arc<AppState>>;
 /// The signaling routes over `endpoint`.
 pub fn router(endpoint: Arc<dyn Endpoint>, config: ServerConfig) -> Router {
     let max_body = config.max_body;
+    let rooms = Arc::new(crate::rooms::Rooms::new(config.max_room_participants));
     let state = Arc::new(AppState { endpoint, config });
+    let ws = Router::new()
+        .route("/ws", get(crate::rooms::upgrade))
+        .with_state(rooms);
     Router::new()
+        .route("/call", get(|| async { Html(CALL_PAGE) }))
         .route("/", get(|| async { Html(VIEWER_PAGE) }))
         .route("/status", get(status))
         .route("/whep/{stream}", post(whep).options(preflight))
@@ -73,6 +83,7 @@ pub fn router(endpoint: Arc<dyn Endpoint>, config: ServerConfig) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::map_response(cors))
         .with_state(state)
+        .merge(ws)
 }
 
 /// Lets pages on other origins use the endpoints.

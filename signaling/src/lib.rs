@@ -5,6 +5,7 @@
 mod client;
 mod endpoint;
 mod http;
+mod rooms;
 mod sdp;
 
 pub use client::{post_offer, ClientError, HttpSession};
