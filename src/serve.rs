@@ -9,8 +9,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::json;
 
+use usermedia::devices::MediaDevices;
 use usermedia::peer::{PeerConfig, PeerFactory};
 use usermedia::service::Publisher;
+use usermedia::MediaStream;
 use usermedia_signaling::{router, ServerConfig};
 
 use super::{load_devices, parse_constraints, print_json, BadInput, DeviceArgs};
@@ -26,6 +28,30 @@ pub(super) struct Options {
     pub ice_addrs: Vec<IpAddr>,
     pub video_bitrate: u32,
     pub max_viewers: usize,
+}
+
+/// What `serve` and `publish` start with: the devices, the captured stream and a runtime.
+/// `None` after a media error was printed as JSON (exit 1).
+type Captured = (Arc<MediaDevices>, MediaStream, tokio::runtime::Runtime);
+
+fn capture(args: &DeviceArgs, constraints: &str) -> Result<Option<Captured>, BadInput> {
+    let devices = Arc::new(load_devices(args)?);
+    let Some(constraints) = parse_constraints(constraints)? else {
+        return Ok(None);
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // Inside the runtime: sources start their threads, encoders and peers need tokio.
+    let stream = runtime.block_on(async { devices.get_user_media(&constraints) });
+    match stream {
+        Ok(stream) => Ok(Some((devices, stream, runtime))),
+        Err(e) => {
+            print_json(&json!({ "error": e.to_json() }));
+            Ok(None)
+        }
+    }
 }
 
 pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
@@ -50,22 +76,10 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
             "--token-for-viewing needs --token or --token-file"
         )));
     }
-    let devices = Arc::new(load_devices(&opts.device_args)?);
-    let Some(constraints) = parse_constraints(&opts.constraints)? else {
+    let Some((devices, stream, runtime)) = capture(&opts.device_args, &opts.constraints)? else {
         return Ok(ExitCode::from(1));
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let stream = match devices.get_user_media(&constraints) {
-            Ok(s) => s,
-            Err(e) => {
-                print_json(&json!({ "error": e.to_json() }));
-                return Ok(ExitCode::from(1));
-            }
-        };
         let factory = PeerFactory::new(PeerConfig {
             ice_addrs: opts.ice_addrs.clone(),
             max_peers: opts.max_viewers,
@@ -122,22 +136,10 @@ pub(super) struct PublishOptions {
 /// `usermedia publish`: capture, publish through WHIP, DELETE on Ctrl-C (or after --seconds).
 pub(super) fn publish(opts: PublishOptions) -> Result<ExitCode, BadInput> {
     use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
-    let devices = load_devices(&opts.device_args)?;
-    let Some(constraints) = parse_constraints(&opts.constraints)? else {
+    let Some((_devices, stream, runtime)) = capture(&opts.device_args, &opts.constraints)? else {
         return Ok(ExitCode::from(1));
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let stream = match devices.get_user_media(&constraints) {
-            Ok(s) => s,
-            Err(e) => {
-                print_json(&json!({ "error": e.to_json() }));
-                return Ok(ExitCode::from(1));
-            }
-        };
         let mut encoded = Vec::new();
         for t in stream.get_tracks() {
             let codec = match t.kind() {

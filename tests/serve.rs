@@ -366,7 +366,6 @@ async fn viewing_can_require_the_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_ingest_is_relayed_to_whep_viewers() {
-    use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
     let _serial = exclusive().await;
     let config = ServerConfig {
         token: Some("pub".into()),
@@ -374,13 +373,7 @@ async fn whip_ingest_is_relayed_to_whep_viewers() {
     };
     let (addr, publisher) = server(config, 10).await;
     // A publisher: our own pattern camera, sent through WHIP.
-    let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
-    let camera = devices
-        .get_user_media_json(r#"{"video": {"width": 640, "height": 480}}"#)
-        .unwrap()
-        .get_video_tracks()
-        .remove(0);
-    let encoded = EncodedTrack::start(&camera, CodecConfig::H264 { bitrate: 1_000_000 }).unwrap();
+    let encoded = camera_encoder((640, 480));
     let sender = factory(10).create().await.unwrap();
     sender.add_track(&encoded).await.unwrap();
     let offer = sender.create_offer().await.unwrap();
