@@ -12,6 +12,7 @@ pub mod error;
 pub mod frame;
 pub mod peer;
 pub mod service;
+mod sync;
 pub mod track;
 
 pub use constraints::{

@@ -12,15 +12,12 @@ use crate::devices::MediaDevices;
 use crate::encode::pipeline::{CodecConfig, EncodedTrack};
 use crate::encode::EncodeError;
 use crate::peer::{Peer, PeerError, PeerFactory, PeerState};
+use crate::sync::lock;
 use crate::track::MediaStreamTrack;
 use crate::MediaKind;
 
 /// How long a session may take to connect before it is reaped.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A stream: its tracks with their encoders. Captured streams have their tracks from the
 /// start; an ingested (WHIP) one gains them as the publisher's media arrives.

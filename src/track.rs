@@ -7,7 +7,7 @@
 //! A track stays live while any handle or subscription to it exists; when the last track
 //! on a source is stopped or dropped, the source closes and the device is released.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -20,6 +20,7 @@ use crate::devices::source::{frame_interval, Source, SourceError};
 use crate::devices::worker::{FrameReceiver, TrackOutput, UsageRegistry, Worker};
 use crate::devices::{open_source, DeviceDescriptor};
 use crate::error::MediaError;
+use crate::sync::lock;
 
 /// `readyState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -45,11 +46,6 @@ struct TrackInner {
 struct Mutable {
     settings: MediaTrackSettings,
     constraints: MediaTrackConstraints,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Updates assign whole fields, so a poisoned lock still holds consistent data.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A track of one kind from one device.

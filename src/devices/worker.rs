@@ -7,18 +7,13 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use super::source::{MediaFrame, Source, SourceError};
 use crate::constraints::{MediaKind, MediaTrackSettings};
 use crate::frame::VideoFrame;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section here leaves its data consistent, so a poisoned lock (a
-    // panic elsewhere) is still safe to use.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::sync::lock;
 
 /// Why a track's frames stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,7 +127,7 @@ impl TrackOutput {
         }
     }
 
-    pub(crate) fn deliver(&self, frame: &MediaFrame) {
+    fn deliver(&self, frame: &MediaFrame) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
         lock(&self.subscribers).retain(|s| match s.tx.try_send(frame.clone()) {
             Ok(()) => true,

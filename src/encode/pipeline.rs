@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::h264::{H264Config, H264Encoder};
@@ -19,15 +19,11 @@ use super::opus::OpusEncoder;
 use super::{EncodeError, EncodedUnit};
 use crate::constraints::MediaKind;
 use crate::devices::MediaFrame;
+use crate::sync::lock;
 use crate::track::MediaStreamTrack;
 
 /// Minimum spacing of keyframes forced by requests (new sinks are not limited).
 pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(200);
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Critical sections leave the data consistent; a poisoned lock is still usable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Which codec and at what bitrate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

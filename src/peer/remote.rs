@@ -25,6 +25,7 @@ use crate::devices::MediaFrame;
 use crate::encode::h264::H264Decoder;
 use crate::encode::opus::OpusDecoder;
 use crate::error::MediaError;
+use crate::sync::lock;
 use crate::track::MediaStreamTrack;
 
 /// Units waiting for the decoder; beyond this they are dropped (and a keyframe asked for).
@@ -88,10 +89,6 @@ pub struct RemoteTrackStats {
     pub plis_sent: u64,
     /// Units dropped before decoding because the decoder was behind.
     pub units_dropped: u64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl RemoteTrack {
