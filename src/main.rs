@@ -57,71 +57,10 @@ enum Command {
         json: bool,
     },
     /// Capture and publish as a stream: browsers view it through WHEP (open the printed URL).
-    Serve {
-        #[command(flatten)]
-        device_args: DeviceArgs,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-        listen: std::net::SocketAddr,
-        /// getUserMedia constraints for what to capture, or @FILE.
-        #[arg(
-            long,
-            value_name = "JSON",
-            default_value = r#"{"video":true,"audio":true}"#
-        )]
-        constraints: String,
-        /// Name of the published stream.
-        #[arg(long, default_value = "default", value_name = "NAME")]
-        stream: String,
-        /// Require `Authorization: Bearer TOKEN` for publishing (and, with
-        /// --token-for-viewing, for viewing).
-        #[arg(long, value_name = "TOKEN", conflicts_with = "token_file")]
-        token: Option<String>,
-        /// Read the token from a file (first line).
-        #[arg(long, value_name = "FILE")]
-        token_file: Option<PathBuf>,
-        /// Require the token for viewing too.
-        #[arg(long)]
-        token_for_viewing: bool,
-        /// Local address ICE gathers on (repeatable). Default: every interface that is up,
-        /// loopback included.
-        #[arg(long = "ice-addr", value_name = "IP")]
-        ice_addrs: Vec<std::net::IpAddr>,
-        /// Video bitrate, bits per second (the encoder follows viewers' bandwidth below it).
-        #[arg(long, default_value_t = 1_500_000, value_name = "BPS")]
-        video_bitrate: u32,
-        /// Most viewers at once (503 with Retry-After past it).
-        #[arg(long, default_value_t = 50, value_name = "N")]
-        max_viewers: usize,
-    },
+    Serve(serve::Options),
     /// Capture and publish to a WHIP endpoint (an SFU, another usermedia) until Ctrl-C,
     /// then end the session (DELETE).
-    Publish {
-        /// The WHIP endpoint, e.g. http://127.0.0.1:8080/whip/cam.
-        #[arg(long, value_name = "URL")]
-        whip: String,
-        /// Bearer token for the endpoint.
-        #[arg(long, value_name = "TOKEN")]
-        token: Option<String>,
-        #[command(flatten)]
-        device_args: DeviceArgs,
-        /// getUserMedia constraints, or @FILE.
-        #[arg(
-            long,
-            value_name = "JSON",
-            default_value = r#"{"video":true,"audio":true}"#
-        )]
-        constraints: String,
-        /// Local address ICE gathers on (repeatable; default: every interface that is up).
-        #[arg(long = "ice-addr", value_name = "IP")]
-        ice_addrs: Vec<std::net::IpAddr>,
-        /// Video bitrate, bits per second.
-        #[arg(long, default_value_t = 1_500_000, value_name = "BPS")]
-        video_bitrate: u32,
-        /// Stop after this many seconds instead of waiting for Ctrl-C.
-        #[arg(long, value_name = "N", value_parser = parse_seconds)]
-        seconds: Option<f64>,
-    },
+    Publish(serve::PublishOptions),
     /// Capture for a while and write what arrived: video.y4m and audio.wav in DIR, so a
     /// person can look and listen. Prints the settings chosen and the frame/sample counts.
     Capture {
@@ -187,46 +126,8 @@ fn main() -> ExitCode {
             seconds,
             out,
         } => capture::run(&constraints, &device_args, seconds, &out),
-        Command::Publish {
-            whip,
-            token,
-            device_args,
-            constraints,
-            ice_addrs,
-            video_bitrate,
-            seconds,
-        } => serve::publish(serve::PublishOptions {
-            whip,
-            token,
-            device_args,
-            constraints,
-            ice_addrs,
-            video_bitrate,
-            seconds,
-        }),
-        Command::Serve {
-            device_args,
-            listen,
-            constraints,
-            stream,
-            token,
-            token_file,
-            token_for_viewing,
-            ice_addrs,
-            video_bitrate,
-            max_viewers,
-        } => serve::run(serve::Options {
-            device_args,
-            listen,
-            constraints,
-            stream,
-            token,
-            token_file,
-            token_for_viewing,
-            ice_addrs,
-            video_bitrate,
-            max_viewers,
-        }),
+        Command::Publish(opts) => serve::publish(opts),
+        Command::Serve(opts) => serve::run(opts),
         Command::Select {
             constraints,
             device_args,

@@ -15,18 +15,45 @@ use usermedia::service::Publisher;
 use usermedia::MediaStream;
 use usermedia_signaling::{router, ServerConfig};
 
-use super::{load_devices, parse_constraints, print_json, BadInput, DeviceArgs};
+use super::{load_devices, parse_constraints, parse_seconds, print_json, BadInput, DeviceArgs};
 
+/// `usermedia serve`'s flags.
+#[derive(clap::Args)]
 pub(super) struct Options {
+    #[command(flatten)]
     pub device_args: DeviceArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: SocketAddr,
+    /// getUserMedia constraints for what to capture, or @FILE.
+    #[arg(
+        long,
+        value_name = "JSON",
+        default_value = r#"{"video":true,"audio":true}"#
+    )]
     pub constraints: String,
+    /// Name of the published stream.
+    #[arg(long, default_value = "default", value_name = "NAME")]
     pub stream: String,
+    /// Require `Authorization: Bearer TOKEN` for publishing (and, with
+    /// --token-for-viewing, for viewing).
+    #[arg(long, value_name = "TOKEN", conflicts_with = "token_file")]
     pub token: Option<String>,
+    /// Read the token from a file (first line).
+    #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Require the token for viewing too.
+    #[arg(long)]
     pub token_for_viewing: bool,
+    /// Local address ICE gathers on (repeatable). Default: every interface that is up,
+    /// loopback included.
+    #[arg(long = "ice-addr", value_name = "IP")]
     pub ice_addrs: Vec<IpAddr>,
+    /// Video bitrate, bits per second (the encoder follows viewers' bandwidth below it).
+    #[arg(long, default_value_t = 1_500_000, value_name = "BPS")]
     pub video_bitrate: u32,
+    /// Most viewers at once (503 with Retry-After past it).
+    #[arg(long, default_value_t = 50, value_name = "N")]
     pub max_viewers: usize,
 }
 
@@ -123,32 +150,45 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
     })
 }
 
+/// `usermedia publish`'s flags.
+#[derive(clap::Args)]
 pub(super) struct PublishOptions {
+    /// The WHIP endpoint, e.g. http://127.0.0.1:8080/whip/cam.
+    #[arg(long, value_name = "URL")]
     pub whip: String,
+    /// Bearer token for the endpoint.
+    #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+    #[command(flatten)]
     pub device_args: DeviceArgs,
+    /// getUserMedia constraints, or @FILE.
+    #[arg(
+        long,
+        value_name = "JSON",
+        default_value = r#"{"video":true,"audio":true}"#
+    )]
     pub constraints: String,
+    /// Local address ICE gathers on (repeatable; default: every interface that is up).
+    #[arg(long = "ice-addr", value_name = "IP")]
     pub ice_addrs: Vec<IpAddr>,
+    /// Video bitrate, bits per second.
+    #[arg(long, default_value_t = 1_500_000, value_name = "BPS")]
     pub video_bitrate: u32,
+    /// Stop after this many seconds instead of waiting for Ctrl-C.
+    #[arg(long, value_name = "N", value_parser = parse_seconds)]
     pub seconds: Option<f64>,
 }
 
 /// `usermedia publish`: capture, publish through WHIP, DELETE on Ctrl-C (or after --seconds).
 pub(super) fn publish(opts: PublishOptions) -> Result<ExitCode, BadInput> {
-    use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
     let Some((_devices, stream, runtime)) = capture(&opts.device_args, &opts.constraints)? else {
         return Ok(ExitCode::from(1));
     };
     runtime.block_on(async move {
         let mut encoded = Vec::new();
         for t in stream.get_tracks() {
-            let codec = match t.kind() {
-                usermedia::MediaKind::Video => CodecConfig::H264 {
-                    bitrate: opts.video_bitrate,
-                },
-                usermedia::MediaKind::Audio => CodecConfig::Opus { bitrate: 64_000 },
-            };
-            encoded.push(EncodedTrack::start(t, codec).context("cannot start the encoders")?);
+            let e = usermedia::service::encode_track(t, opts.video_bitrate);
+            encoded.push(e.context("cannot start the encoders")?);
         }
         let factory = PeerFactory::new(PeerConfig {
             ice_addrs: opts.ice_addrs.clone(),

@@ -34,7 +34,12 @@ impl Published {
     }
 }
 
-fn encode(track: &MediaStreamTrack, video_bitrate: u32) -> Result<EncodedTrack, EncodeError> {
+/// The encoder usermedia uses for a track it sends: H.264 at `video_bitrate` for video,
+/// Opus at 64 kbit/s for audio.
+pub fn encode_track(
+    track: &MediaStreamTrack,
+    video_bitrate: u32,
+) -> Result<EncodedTrack, EncodeError> {
     let codec = match track.kind() {
         MediaKind::Video => CodecConfig::H264 {
             bitrate: video_bitrate,
@@ -87,7 +92,7 @@ impl Publisher {
     ) -> Result<(), EncodeError> {
         let mut list = Vec::new();
         for t in tracks {
-            let e = encode(&t, video_bitrate)?;
+            let e = encode_track(&t, video_bitrate)?;
             list.push((t, e));
         }
         let published = Published {
@@ -211,7 +216,7 @@ impl Publisher {
                 };
                 let published = lock(&streams).get(&name).cloned();
                 let Some(published) = published else { break };
-                match encode(remote.track(), bitrate) {
+                match encode_track(remote.track(), bitrate) {
                     Ok(e) => lock(&published.tracks).push((remote.track().clone(), e)),
                     Err(e) => tracing::warn!("ingested {} of {name:?}: {e}", remote.kind()),
                 }
