@@ -5,21 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::example;
+use common::{example, exclusive};
 use usermedia::devices::pattern::read_strip;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
 use usermedia::peer::{Peer, PeerConfig, PeerFactory, RemoteTrack};
 use usermedia::{MediaFrame, MediaKind};
-
-/// Peer tests run one at a time: they count process-wide sockets and measure timing on a
-/// 2-core machine.
-async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
-    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
-        .lock()
-        .await
-}
 
 fn loopback() -> PeerFactory {
     PeerFactory::new(PeerConfig {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::exclusive;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,13 +17,6 @@ use usermedia::peer::{Peer, PeerConfig, PeerFactory};
 use usermedia::service::Publisher;
 use usermedia::{MediaFrame, MediaKind};
 use usermedia_signaling::{router, Endpoint, ServerConfig};
-
-async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
-    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
-        .lock()
-        .await
-}
 
 fn factory(max: usize) -> PeerFactory {
     PeerFactory::new(PeerConfig {

@@ -137,17 +137,16 @@ impl HttpSession {
             .patch(&self.location)
             .header(CONTENT_TYPE, "application/trickle-ice-sdpfrag")
             .body(fragment.to_owned());
-        let response = self
-            .authorized(request)
-            .send()
-            .await
-            .map_err(|e| transport(&self.location, e))?;
-        check(&self.location, response).await.map(|_| ())
+        self.send(request).await
     }
 
     /// Ends the session (DELETE).
     pub async fn end(&self) -> Result<(), ClientError> {
-        let request = self.client.delete(&self.location);
+        self.send(self.client.delete(&self.location)).await
+    }
+
+    /// Sends a request on the session's resource, with the token; 4xx/5xx are errors.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(), ClientError> {
         let response = self
             .authorized(request)
             .send()

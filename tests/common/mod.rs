@@ -146,3 +146,12 @@ pub fn library_select(devices: Devices, constraints: &str, deny: &[&str]) -> (i3
         Err(e) => (1, json!({ "error": e.to_json() })),
     }
 }
+
+/// Tests that count process-wide sockets or measure timing on a 2-core machine run one at a
+/// time within their binary.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await
+}
