@@ -113,8 +113,9 @@ fn main() -> ExitCode {
                 // webrtc-rs (crates `webrtc`, `rtc*`) logs routine connection set-up at warn
                 // level (measured: ~5 lines per viewer, e.g. ICE pings before candidates
                 // arrive, and the interceptor slots we replace on purpose). Its errors stay
-                // visible; RUST_LOG=warn shows everything.
-                tracing_subscriber::EnvFilter::new("warn,webrtc=error,rtc=error")
+                // visible; RUST_LOG=warn shows everything. Our own info lines (devices in use,
+                // sessions) are on: an operator should see them.
+                tracing_subscriber::EnvFilter::new("warn,usermedia=info,webrtc=error,rtc=error")
             }),
         )
         .init();

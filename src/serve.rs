@@ -116,14 +116,6 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
         publisher
             .publish(&opts.stream, stream.get_tracks().to_vec(), opts.video_bitrate)
             .context("cannot start the encoders")?;
-        for t in stream.get_tracks() {
-            tracing::warn!(
-                "capturing {} from {:?}: {}",
-                t.kind(),
-                t.label(),
-                serde_json::to_string(&t.get_settings()).unwrap_or_default()
-            );
-        }
         let config = ServerConfig {
             token,
             token_for_viewing: opts.token_for_viewing,
@@ -138,7 +130,7 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;
-                tracing::warn!("shutting down");
+                tracing::info!("shutting down");
             })
             .await
             .context("server")?;
