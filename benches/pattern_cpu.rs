@@ -4,21 +4,12 @@
 //!
 //! `cargo bench --bench pattern_cpu` (under `cargo test` it runs for 1 s as a smoke test)
 
+mod common;
+
+use common::*;
 use std::time::{Duration, Instant};
 
 use usermedia::devices::{MediaDevices, PermissionPolicy};
-
-/// CPU seconds (user + system) of this process so far. /proc/self/stat counts in clock
-/// ticks of 1/100 s on Linux (USER_HZ).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: f64 =
-        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
-    ticks / 100.0
-}
 
 fn main() {
     let benching = std::env::args().any(|a| a == "--bench");

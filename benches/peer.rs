@@ -8,6 +8,9 @@
 //!
 //! `cargo bench --bench peer` (under `cargo test`: a quick smoke run).
 
+mod common;
+
+use common::*;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,25 +33,6 @@ fn loopback(decode: bool, max_peers: usize) -> PeerFactory {
         },
         ..PeerConfig::default()
     })
-}
-
-/// CPU seconds (user + system) of this process: /proc/self/stat, USER_HZ = 100.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    (f[11].parse::<f64>().expect("utime") + f[12].parse::<f64>().expect("stime")) / 100.0
-}
-
-/// Resident memory of this process, MiB.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("status");
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kb / 1024.0
 }
 
 /// The viewer process: answers offers read from stdin (one JSON string a line) and keeps
