@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then checks formatting, lints, and runs every
 # test of the workspace (unit, conformance, CLI, property tests; benches and examples are
-# built and run once in test mode). `.ci/run` calls exactly this.
+# built and run once in test mode), the browser interop tests included: they need
+# Debian's chromium and firefox-esr, and iproute2 for the loopback of the network
+# namespace each browser case runs in. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh chromium firefox-esr iproute2
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked

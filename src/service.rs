@@ -103,6 +103,15 @@ impl Publisher {
         Ok(())
     }
 
+    /// The tracks of stream `name` as they are now: captured tracks, or an ingested
+    /// stream's remote tracks (which a bot can subscribe to, record or inspect).
+    pub fn tracks(&self, name: &str) -> Vec<MediaStreamTrack> {
+        let published = lock(&self.streams).get(name).cloned();
+        published
+            .map(|p| lock(&p.tracks).iter().map(|(t, _)| t.clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Sessions open now.
     pub fn session_count(&self) -> usize {
         lock(&self.sessions).len()

@@ -1,0 +1,386 @@
+//! Interop with real browsers: headless Chromium and Firefox (Debian's packages) against
+//! usermedia on loopback, each case in its own network namespace (see
+//! `browser_support`). Every case runs for both browsers; Firefox has no H.264 in Debian,
+//! so its video is VP8. The numbers each passing case measured go into the interop
+//! matrix (target/tmp/interop/matrix.md), which the README copies.
+
+mod browser_support;
+
+use std::time::{Duration, Instant};
+
+use browser_support::{in_netns, percentile, phone_devices, record, serve, Browser, MatrixRow};
+use serde_json::Value;
+use usermedia::peer::{PeerConfig, PeerFactory};
+use usermedia::service::{encode_track, join_room};
+use usermedia::track::MediaStreamTrack;
+use usermedia::{MediaFrame, MediaKind};
+
+/// What we capture for a browser to view: the phone's back camera, which faces the
+/// environment, so the remote side can be checked for not reporting it.
+fn environment_camera(width: u32, height: u32) -> String {
+    format!(
+        r#"{{"video": {{"facingMode": {{"exact": "environment"}}, "width": {{"exact": {width}}},
+            "height": {{"exact": {height}}}}}, "audio": true}}"#
+    )
+}
+
+fn number(v: &Value, pointer: &str) -> f64 {
+    v.pointer(pointer)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("{pointer} missing from the page's result: {v}"))
+}
+
+fn mime(codec: &str) -> String {
+    match codec {
+        "h264" => "video/H264".into(),
+        "vp8" => "video/VP8".into(),
+        other => panic!("no such codec {other}"),
+    }
+}
+
+fn assert_codec(result: &Value, pointer: &str, expected: &str) {
+    let got = result.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+    assert!(
+        got.eq_ignore_ascii_case(expected),
+        "{pointer}: expected {expected}, the browser used {got:?}"
+    );
+}
+
+/// Frame numbers read from the strip: enough of them, and never going backwards.
+fn assert_counter_increases(result: &Value) -> usize {
+    let frames: Vec<u64> = result
+        .pointer("/strip/frames")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    assert!(
+        frames.len() >= 30,
+        "the page read only {} frame numbers from the strip ({} unreadable): {frames:?}",
+        frames.len(),
+        result.pointer("/strip/unreadable").unwrap_or(&Value::Null)
+    );
+    assert!(
+        frames.windows(2).all(|w| w[1] > w[0]),
+        "the frame counter went backwards or repeated: {frames:?}"
+    );
+    frames.len()
+}
+
+/// Capture → browser display latency percentiles (ms) read off the strip.
+fn latency_summary(result: &Value) -> String {
+    let latencies: Vec<f64> = result
+        .pointer("/strip/latenciesMs")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    match (
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 95.0),
+        percentile(&latencies, 99.0),
+    ) {
+        (Some(p50), Some(p95), Some(p99)) => {
+            format!("glass-to-glass p50 {p50:.0} ms, p95 {p95:.0} ms, p99 {p99:.0} ms")
+        }
+        _ => "no latency samples".into(),
+    }
+}
+
+fn assert_no_facing_mode(settings: &Value, whose: &str) {
+    assert!(
+        settings.is_object(),
+        "{whose}: no settings reported: {settings}"
+    );
+    assert!(
+        settings.get("facingMode").is_none(),
+        "{whose} reports facingMode although it is never carried over RTP: {settings}"
+    );
+}
+
+/// The browser views our WHEP stream in `codec` at `width`×`height`.
+async fn browser_views(case: &str, browser: Browser, codec: &str, width: u32, height: u32) {
+    let served = serve(Some(&environment_camera(width, height))).await;
+    let camera = served
+        .publisher
+        .tracks("default")
+        .into_iter()
+        .find(|t| t.kind() == MediaKind::Video)
+        .expect("a published camera");
+    let ours = serde_json::to_value(camera.get_settings()).expect("settings");
+    assert_eq!(ours["facingMode"], "environment", "our camera: {ours}");
+
+    let query = format!("case=view&stream=default&codec={codec}");
+    let (result, _browser) = served.run_page(browser, &query).await;
+
+    assert_codec(&result, "/video/codec", &mime(codec));
+    let decoded = number(&result, "/video/framesDecoded");
+    assert!(decoded >= 60.0, "{decoded} frames decoded in 3 s: {result}");
+    assert_eq!(
+        (
+            number(&result, "/video/frameWidth"),
+            number(&result, "/video/frameHeight")
+        ),
+        (f64::from(width), f64::from(height)),
+        "decoded size differs from what our constraints selected"
+    );
+    let read = assert_counter_increases(&result);
+    assert_no_facing_mode(&result["remoteSettings"], "the browser's remote track");
+
+    assert_codec(&result, "/audio/codec", "audio/opus");
+    let samples = number(&result, "/audio/samplesReceived");
+    assert!(samples > 48_000.0, "{samples} audio samples in 3 s: {result}");
+    let (level, energy) = (
+        number(&result, "/audio/audioLevel"),
+        number(&result, "/audio/totalAudioEnergy"),
+    );
+    assert!(
+        level > 0.0 || energy > 0.0,
+        "our tone arrived silent: audioLevel {level}, energy {energy}"
+    );
+    assert_eq!(number(&result, "/deleteStatus"), 200.0, "DELETE of the session");
+
+    record(MatrixRow {
+        case,
+        browser,
+        direction: "views usermedia (WHEP)",
+        codec: &format!("{codec} {width}×{height} + opus"),
+        detail: format!(
+            "{decoded} frames decoded in 3 s, {read} counters read; audioLevel {level:.2}; {}",
+            latency_summary(&result)
+        ),
+    });
+}
+
+/// Counts the frames a remote track delivers over `window` and returns (frames, audio RMS).
+async fn count_frames(track: &MediaStreamTrack, window: Duration) -> (u64, f64) {
+    let receiver = track.subscribe(64);
+    tokio::task::spawn_blocking(move || {
+        let (mut frames, mut sum, mut samples) = (0u64, 0f64, 0u64);
+        let end = Instant::now() + window;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match receiver.recv_timeout(left) {
+                Ok(Some(MediaFrame::Video(_))) => frames += 1,
+                Ok(Some(MediaFrame::Audio(a))) => {
+                    frames += 1;
+                    for s in a.to_i16() {
+                        sum += f64::from(s) * f64::from(s);
+                        samples += 1;
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => break,
+            }
+        }
+        let rms = if samples == 0 {
+            0.0
+        } else {
+            (sum / samples as f64).sqrt()
+        };
+        (frames, rms)
+    })
+    .await
+    .expect("frame counter")
+}
+
+/// Waits until `find` returns a track (remote tracks appear with their first packets).
+async fn wait_for<T>(what: &str, mut find: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(t) = find() {
+            return t;
+        }
+        assert!(Instant::now() < end, "{what} never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Checks a remote video track of ours: frames decoded over 3 s, and settings like a
+/// browser's remote track (size and rate, never facingMode).
+async fn assert_remote_video(track: &MediaStreamTrack, whose: &str) -> (u64, String) {
+    let (frames, _) = count_frames(track, Duration::from_secs(3)).await;
+    assert!(frames >= 40, "{whose}: we decoded {frames} frames in 3 s");
+    let settings = serde_json::to_value(track.get_settings()).expect("settings");
+    for key in ["width", "height", "frameRate"] {
+        assert!(
+            settings.get(key).and_then(Value::as_f64).is_some_and(|v| v > 0.0),
+            "{whose}: our remote track's settings lack {key}: {settings}"
+        );
+    }
+    assert_no_facing_mode(&settings, whose);
+    let size = format!("{}×{}", settings["width"], settings["height"]);
+    (frames, size)
+}
+
+/// The browser publishes its fake camera and microphone to our WHIP endpoint.
+async fn browser_publishes(case: &str, browser: Browser, codec: &str) {
+    let served = serve(None).await;
+    let query = format!("case=publish&stream=cam&codec={codec}");
+    let (result, _browser) = served.run_page(browser, &query).await;
+    assert_codec(&result, "/codec", &mime(codec));
+
+    let tracks = || served.publisher.tracks("cam");
+    let video = wait_for("the browser's video track", || {
+        tracks().into_iter().find(|t| t.kind() == MediaKind::Video)
+    })
+    .await;
+    let audio = wait_for("the browser's audio track", || {
+        tracks().into_iter().find(|t| t.kind() == MediaKind::Audio)
+    })
+    .await;
+    assert!(video.is_remote() && audio.is_remote());
+    let (frames, size) = assert_remote_video(&video, "the ingested video").await;
+    let (_, rms) = count_frames(&audio, Duration::from_secs(1)).await;
+    assert!(rms > 0.0, "the browser's microphone arrived silent");
+
+    record(MatrixRow {
+        case,
+        browser,
+        direction: "publishes to usermedia (WHIP)",
+        codec: &format!("{codec} + opus"),
+        detail: format!("we decoded {frames} frames in 3 s at {size}; audio RMS {rms:.0}"),
+    });
+}
+
+/// The browser and a usermedia bot in one call room: both send camera and microphone,
+/// both decode what the other sends.
+async fn browser_calls_bot(case: &str, browser: Browser, codec: &str) {
+    let served = serve(None).await;
+    let stream = phone_devices()
+        .get_user_media_json(&environment_camera(640, 480))
+        .expect("the bot's camera");
+    let encoders = stream
+        .get_tracks()
+        .iter()
+        .map(|t| encode_track(t, 1_000_000).expect("encoder"))
+        .collect();
+    let factory = PeerFactory::new(PeerConfig {
+        ice_addrs: vec!["127.0.0.1".parse().expect("loopback")],
+        ..PeerConfig::default()
+    });
+    let room = format!("ws://{}/ws?room=interop", served.addr);
+    let mut bot = join_room(&room, factory, encoders)
+        .await
+        .expect("the bot joins");
+
+    let query = format!("case=call&room=interop&codec={codec}");
+    let (result, _browser) = served.run_page(browser, &query).await;
+
+    // The browser's side: our pattern and tone.
+    assert_codec(&result, "/video/codec", &mime(codec));
+    let decoded = number(&result, "/video/framesDecoded");
+    assert!(decoded >= 60.0, "the browser decoded {decoded} of our frames in 3 s");
+    assert_counter_increases(&result);
+    assert_no_facing_mode(&result["remoteSettings"], "the browser's remote track");
+    let level = number(&result, "/audio/audioLevel");
+    let energy = number(&result, "/audio/totalAudioEnergy");
+    assert!(level > 0.0 || energy > 0.0, "our tone arrived silent in the browser");
+
+    // Our side: the browser's camera and microphone.
+    let mut remote = Vec::new();
+    while remote.len() < 2 {
+        let track = bot
+            .next_remote_track(Duration::from_secs(5))
+            .await
+            .expect("the browser's tracks reach the bot");
+        remote.push(track);
+    }
+    let video = remote
+        .iter()
+        .find(|t| t.kind() == MediaKind::Video)
+        .expect("video from the browser");
+    let audio = remote
+        .iter()
+        .find(|t| t.kind() == MediaKind::Audio)
+        .expect("audio from the browser");
+    let (frames, size) = assert_remote_video(video.track(), "the bot's remote video").await;
+    let (_, rms) = count_frames(audio.track(), Duration::from_secs(1)).await;
+    assert!(rms > 0.0, "the browser's microphone arrived silent at the bot");
+    bot.leave();
+
+    record(MatrixRow {
+        case,
+        browser,
+        direction: "call room with a usermedia bot (both ways)",
+        codec: &format!("{codec} + opus"),
+        detail: format!(
+            "browser decoded {decoded} frames in 3 s, audioLevel {level:.2}; bot decoded {frames} at {size}, audio RMS {rms:.0}; {}",
+            latency_summary(&result)
+        ),
+    });
+}
+
+macro_rules! case {
+    ($name:ident, $body:expr) => {
+        #[test]
+        fn $name() {
+            in_netns(stringify!($name), || $body(stringify!($name)));
+        }
+    };
+}
+
+case!(chromium_views_h264_640x480, |c| browser_views(
+    c,
+    Browser::Chromium,
+    "h264",
+    640,
+    480
+));
+case!(chromium_views_h264_1280x720, |c| browser_views(
+    c,
+    Browser::Chromium,
+    "h264",
+    1280,
+    720
+));
+case!(chromium_views_vp8_640x480, |c| browser_views(
+    c,
+    Browser::Chromium,
+    "vp8",
+    640,
+    480
+));
+case!(chromium_views_vp8_1280x720, |c| browser_views(
+    c,
+    Browser::Chromium,
+    "vp8",
+    1280,
+    720
+));
+case!(firefox_views_vp8_640x480, |c| browser_views(
+    c,
+    Browser::Firefox,
+    "vp8",
+    640,
+    480
+));
+case!(firefox_views_vp8_1280x720, |c| browser_views(
+    c,
+    Browser::Firefox,
+    "vp8",
+    1280,
+    720
+));
+case!(chromium_publishes_h264, |c| browser_publishes(
+    c,
+    Browser::Chromium,
+    "h264"
+));
+case!(chromium_publishes_vp8, |c| browser_publishes(
+    c,
+    Browser::Chromium,
+    "vp8"
+));
+case!(firefox_publishes_vp8, |c| browser_publishes(
+    c,
+    Browser::Firefox,
+    "vp8"
+));
+case!(chromium_calls_a_bot_h264, |c| browser_calls_bot(
+    c,
+    Browser::Chromium,
+    "h264"
+));
+case!(firefox_calls_a_bot_vp8, |c| browser_calls_bot(
+    c,
+    Browser::Firefox,
+    "vp8"
+));

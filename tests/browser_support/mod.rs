@@ -1,0 +1,451 @@
+//! The harness of the browser interop tests.
+//!
+//! Each case re-executes its own test binary inside a private network namespace with only
+//! loopback up (`unshare --net`, see shared/browsers/README.md: outside one the browsers
+//! gather and probe every interface and look up public hosts). Inside, the case serves
+//! usermedia's signaling routes plus a test page on one loopback origin, launches a
+//! headless browser on that page, and waits for the JSON result the page POSTs back. The
+//! browser runs in its own process group, which the harness kills when the case ends.
+//!
+//! A missing browser, `unshare` or root is a failure, not a skip: CI installs them.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::response::Html;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use usermedia::devices::{MediaDevices, PermissionPolicy};
+use usermedia::peer::{PeerConfig, PeerFactory};
+use usermedia::service::Publisher;
+use usermedia::MediaStream;
+use usermedia_signaling::{router, Endpoint, ServerConfig};
+
+/// Set in the re-executed child: the case runs here rather than re-executing again.
+const INSIDE_NETNS: &str = "USERMEDIA_TEST_IN_NETNS";
+/// How long a whole case may take, browser start included (the issue asks for < 20 s).
+const CASE_LIMIT: Duration = Duration::from_secs(20);
+/// How long the page may take to report.
+pub const PAGE_LIMIT: Duration = Duration::from_secs(15);
+
+const PAGE: &str = include_str!("page.html");
+const FIREFOX_PREFS: &str = include_str!("firefox-user.js");
+
+/// Runs `case` (the body of test `name`) inside a fresh network namespace that has only
+/// loopback. The cases run one at a time: two browsers at once on two cores would make
+/// the frame-rate assertions measure the machine, not the code.
+pub fn in_netns<F, Fut>(name: &str, case: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if std::env::var_os(INSIDE_NETNS).is_some() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        runtime.block_on(case());
+        return;
+    }
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let started = Instant::now();
+    let mut unshare = Command::new("unshare");
+    unshare.arg("--net");
+    if !is_root() {
+        // A user namespace makes us root inside it, enough to bring loopback up.
+        unshare.arg("--map-root-user");
+    }
+    let mut child = unshare
+        .args(["--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(&exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE_NETNS, "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run unshare (util-linux) for {name}: {e}"));
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the case") {
+            break Some(status);
+        }
+        if started.elapsed() > CASE_LIMIT + Duration::from_secs(10) {
+            // Our own child, by its PID; its browser dies with the namespace's last process.
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (out, err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    // Through print! so libtest shows it with the failure (and hides it on success).
+    print!("{out}");
+    print!("{err}");
+    let elapsed = started.elapsed();
+    match status {
+        Some(s) if s.success() => {}
+        Some(s) => panic!("{name} failed inside its network namespace ({s}); output above"),
+        None => panic!("{name} took longer than {elapsed:?} and was killed; output above"),
+    }
+    assert!(
+        elapsed < CASE_LIMIT,
+        "{name} took {elapsed:?}, over the {CASE_LIMIT:?} a case may take"
+    );
+}
+
+/// Whether we run as root (CI does): then no user namespace is needed.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut p) = pipe {
+            let mut bytes = Vec::new();
+            let _ = p.read_to_end(&mut bytes);
+            text = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        text
+    })
+}
+
+/// The two browsers under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Browser {
+    Chromium,
+    Firefox,
+}
+
+impl Browser {
+    pub fn name(self) -> &'static str {
+        match self {
+            Browser::Chromium => "Chromium",
+            Browser::Firefox => "Firefox",
+        }
+    }
+
+    fn executable(self) -> &'static str {
+        match self {
+            // The binary itself: the /usr/bin/chromium wrapper adds API keys and flags.
+            Browser::Chromium => "/usr/lib/chromium/chromium",
+            Browser::Firefox => "/usr/lib/firefox-esr/firefox-esr",
+        }
+    }
+
+    /// Starts the browser on `url` in a new process group with a fresh profile.
+    fn launch(self, url: &str, origin: &str) -> BrowserProcess {
+        let executable = self.executable();
+        assert!(
+            Path::new(executable).exists(),
+            "{} is not installed ({executable} is missing): scripts/setup.sh installs it",
+            self.name()
+        );
+        let profile = tempfile::tempdir().expect("a profile directory");
+        let home = profile.path().join("home");
+        std::fs::create_dir_all(&home).expect("browser home");
+        let log_path = profile.path().join("browser.log");
+        let log = std::fs::File::create(&log_path).expect("browser log");
+        let mut command = Command::new(executable);
+        command
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .process_group(0);
+        match self {
+            Browser::Chromium => {
+                let data_dir = profile.path().join("chromium");
+                command
+                    .args(CHROMIUM_FLAGS)
+                    .arg(format!("--user-data-dir={}", data_dir.display()))
+                    .arg(url);
+            }
+            Browser::Firefox => {
+                let dir = profile.path().join("firefox");
+                std::fs::create_dir_all(&dir).expect("firefox profile");
+                // Firefox gathers loopback candidates only for an origin holding camera and
+                // microphone permission (shared/browsers/README.md).
+                let permissions = dir.join("permissions.txt");
+                std::fs::write(
+                    &permissions,
+                    format!("origin\tcamera\t1\t{origin}\norigin\tmicrophone\t1\t{origin}\n"),
+                )
+                .expect("permissions file");
+                let prefs = format!(
+                    "{FIREFOX_PREFS}\nuser_pref(\"permissions.manager.defaultsUrl\", \"file://{}\");\n",
+                    permissions.display()
+                );
+                std::fs::write(dir.join("user.js"), prefs).expect("user.js");
+                command
+                    .env("MOZ_HEADLESS", "1")
+                    .env("MOZ_CRASHREPORTER_DISABLE", "1")
+                    .env("MOZ_REMOTE_SETTINGS_DEVTOOLS", "1")
+                    .args(["-headless", "-no-remote", "-profile"])
+                    .arg(&dir)
+                    .arg(url);
+            }
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name()));
+        BrowserProcess {
+            child,
+            log_path,
+            _profile: profile,
+        }
+    }
+}
+
+/// shared/browsers/README.md's flags: loopback candidates on, every background
+/// connection and public host lookup off, fake camera and microphone.
+const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-breakpad",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--no-pings",
+    "--disable-quic",
+    "--metrics-recording-only",
+    "--password-store=basic",
+    "--use-mock-keychain",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    "--disable-features=WebRtcHideLocalIpsWithMdns,MediaRouter,DialMediaRouteProvider,OptimizationHints,Translate,AutofillServerCommunication",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+];
+
+/// A running browser; dropping it kills its whole process group.
+pub struct BrowserProcess {
+    child: Child,
+    log_path: PathBuf,
+    _profile: tempfile::TempDir,
+}
+
+impl BrowserProcess {
+    /// The last lines the browser printed (for failure messages).
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for BrowserProcess {
+    fn drop(&mut self) {
+        // The group we created for it (process_group(0): its PGID is its PID).
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+type Waiting = Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>;
+
+/// usermedia's signaling routes and the test page on one loopback origin.
+pub struct Served {
+    pub addr: SocketAddr,
+    pub publisher: Arc<Publisher>,
+    waiting: Waiting,
+    _stream: Option<MediaStream>,
+}
+
+/// The devices file with a back camera facing the environment (pattern source) and a tone
+/// microphone.
+pub fn phone_devices() -> MediaDevices {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/devices/phone.json");
+    MediaDevices::from_devices_file(&path, PermissionPolicy::granted()).expect("phone.json")
+}
+
+/// Serves usermedia on 127.0.0.1: with `constraints`, the phone's devices captured per
+/// them and published as `default`; without, nothing published (a WHIP target).
+pub async fn serve(constraints: Option<&str>) -> Served {
+    let factory = PeerFactory::new(PeerConfig {
+        ice_addrs: vec!["127.0.0.1".parse().expect("loopback")],
+        ..PeerConfig::default()
+    });
+    let publisher = Arc::new(Publisher::new(factory));
+    let stream = constraints.map(|c| {
+        let stream = phone_devices()
+            .get_user_media_json(c)
+            .unwrap_or_else(|e| panic!("getUserMedia({c}): {e:?}"));
+        publisher
+            .publish("default", stream.get_tracks().to_vec(), 1_500_000)
+            .expect("encoders");
+        stream
+    });
+    let waiting: Waiting = Arc::default();
+    let test_routes = Router::new()
+        .route("/test", get(|| async { Html(PAGE) }))
+        .route("/test/result/{id}", post(result))
+        .route("/test/log/{id}", post(page_log))
+        .with_state(Arc::clone(&waiting));
+    let app = router(
+        Arc::clone(&publisher) as Arc<dyn Endpoint>,
+        ServerConfig::default(),
+    )
+    .merge(test_routes);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Served {
+        addr,
+        publisher,
+        waiting,
+        _stream: stream,
+    }
+}
+
+async fn result(State(waiting): State<Waiting>, UrlPath(id): UrlPath<String>, Json(v): Json<Value>) {
+    let sender = waiting.lock().ok().and_then(|mut w| w.remove(&id));
+    if let Some(sender) = sender {
+        let _ = sender.send(v);
+    }
+}
+
+async fn page_log(UrlPath(id): UrlPath<String>, body: String) {
+    eprintln!("[page {id}] {body}");
+}
+
+impl Served {
+    /// Opens the test page in `browser` with `query` (case and parameters) and returns the
+    /// page's result, with the browser still running (a publishing page keeps sending).
+    /// Panics with the page's error, or the browser's last output on a timeout.
+    pub async fn run_page(&self, browser: Browser, query: &str) -> (Value, BrowserProcess) {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (tx, rx) = oneshot::channel();
+        self.waiting
+            .lock()
+            .expect("waiting map")
+            .insert(id.clone(), tx);
+        let origin = format!("http://{}", self.addr);
+        let url = format!("{origin}/test?{query}&id={id}");
+        let started = Instant::now();
+        let process = browser.launch(&url, &origin);
+        let value = match tokio::time::timeout(PAGE_LIMIT, rx).await {
+            Ok(Ok(v)) => v,
+            _ => panic!(
+                "{} did not report within {PAGE_LIMIT:?} for {query}; its output:\n{}",
+                browser.name(),
+                process.log_tail()
+            ),
+        };
+        eprintln!(
+            "{} reported after {:?}: {value}",
+            browser.name(),
+            started.elapsed()
+        );
+        if let Some(error) = value.get("error") {
+            panic!(
+                "the page failed in {}: {error}\nbrowser output:\n{}",
+                browser.name(),
+                process.log_tail()
+            );
+        }
+        (value, process)
+    }
+}
+
+/// Percentile `p` (0–100) of `values` (nearest rank), `None` when empty.
+pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted[rank.min(sorted.len()) - 1])
+}
+
+/// One row of the interop matrix, written by a passing case.
+pub struct MatrixRow<'a> {
+    pub case: &'a str,
+    pub browser: Browser,
+    pub direction: &'a str,
+    pub codec: &'a str,
+    pub detail: String,
+}
+
+/// Records a passing case under target/tmp/interop/ and rewrites the matrix (Markdown)
+/// from every row recorded so far; the README's table is a copy of it.
+pub fn record(row: MatrixRow) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop");
+    std::fs::create_dir_all(&dir).expect("interop dir");
+    let entry = json!({
+        "browser": row.browser.name(),
+        "direction": row.direction,
+        "codec": row.codec,
+        "detail": row.detail,
+    });
+    std::fs::write(dir.join(format!("{}.json", row.case)), entry.to_string())
+        .expect("matrix row");
+    let mut rows: Vec<Value> = std::fs::read_dir(&dir)
+        .expect("interop dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect();
+    let key = |v: &Value| {
+        format!(
+            "{}{}{}",
+            v["browser"].as_str().unwrap_or(""),
+            v["direction"].as_str().unwrap_or(""),
+            v["codec"].as_str().unwrap_or("")
+        )
+    };
+    rows.sort_by_key(key);
+    let mut table = String::from(
+        "| browser | direction | codec | measured |\n|---|---|---|---|\n",
+    );
+    for r in rows {
+        table.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            r["browser"].as_str().unwrap_or(""),
+            r["direction"].as_str().unwrap_or(""),
+            r["codec"].as_str().unwrap_or(""),
+            r["detail"].as_str().unwrap_or("")
+        ));
+    }
+    std::fs::write(dir.join("matrix.md"), table).expect("matrix");
+}
