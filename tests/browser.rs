@@ -14,6 +14,7 @@ use usermedia::peer::{PeerConfig, PeerFactory};
 use usermedia::service::{encode_track, join_room};
 use usermedia::track::MediaStreamTrack;
 use usermedia::{MediaFrame, MediaKind};
+use usermedia_signaling::Endpoint;
 
 /// What we capture for a browser to view: the phone's back camera, which faces the
 /// environment, so the remote side can be checked for not reporting it.
@@ -39,7 +40,10 @@ fn mime(codec: &str) -> String {
 }
 
 fn assert_codec(result: &Value, pointer: &str, expected: &str) {
-    let got = result.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+    let got = result
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("");
     assert!(
         got.eq_ignore_ascii_case(expected),
         "{pointer}: expected {expected}, the browser used {got:?}"
@@ -127,7 +131,10 @@ async fn browser_views(case: &str, browser: Browser, codec: &str, width: u32, he
 
     assert_codec(&result, "/audio/codec", "audio/opus");
     let samples = number(&result, "/audio/samplesReceived");
-    assert!(samples > 48_000.0, "{samples} audio samples in 3 s: {result}");
+    assert!(
+        samples > 48_000.0,
+        "{samples} audio samples in 3 s: {result}"
+    );
     let (level, energy) = (
         number(&result, "/audio/audioLevel"),
         number(&result, "/audio/totalAudioEnergy"),
@@ -136,7 +143,11 @@ async fn browser_views(case: &str, browser: Browser, codec: &str, width: u32, he
         level > 0.0 || energy > 0.0,
         "our tone arrived silent: audioLevel {level}, energy {energy}"
     );
-    assert_eq!(number(&result, "/deleteStatus"), 200.0, "DELETE of the session");
+    assert_eq!(
+        number(&result, "/deleteStatus"),
+        200.0,
+        "DELETE of the session"
+    );
 
     record(MatrixRow {
         case,
@@ -201,7 +212,10 @@ async fn assert_remote_video(track: &MediaStreamTrack, whose: &str) -> (u64, Str
     let settings = serde_json::to_value(track.get_settings()).expect("settings");
     for key in ["width", "height", "frameRate"] {
         assert!(
-            settings.get(key).and_then(Value::as_f64).is_some_and(|v| v > 0.0),
+            settings
+                .get(key)
+                .and_then(Value::as_f64)
+                .is_some_and(|v| v > 0.0),
             "{whose}: our remote track's settings lack {key}: {settings}"
         );
     }
@@ -267,12 +281,18 @@ async fn browser_calls_bot(case: &str, browser: Browser, codec: &str) {
     // The browser's side: our pattern and tone.
     assert_codec(&result, "/video/codec", &mime(codec));
     let decoded = number(&result, "/video/framesDecoded");
-    assert!(decoded >= 60.0, "the browser decoded {decoded} of our frames in 3 s");
+    assert!(
+        decoded >= 60.0,
+        "the browser decoded {decoded} of our frames in 3 s"
+    );
     assert_counter_increases(&result);
     assert_no_facing_mode(&result["remoteSettings"], "the browser's remote track");
     let level = number(&result, "/audio/audioLevel");
     let energy = number(&result, "/audio/totalAudioEnergy");
-    assert!(level > 0.0 || energy > 0.0, "our tone arrived silent in the browser");
+    assert!(
+        level > 0.0 || energy > 0.0,
+        "our tone arrived silent in the browser"
+    );
 
     // Our side: the browser's camera and microphone.
     let mut remote = Vec::new();
@@ -293,7 +313,10 @@ async fn browser_calls_bot(case: &str, browser: Browser, codec: &str) {
         .expect("audio from the browser");
     let (frames, size) = assert_remote_video(video.track(), "the bot's remote video").await;
     let (_, rms) = count_frames(audio.track(), Duration::from_secs(1)).await;
-    assert!(rms > 0.0, "the browser's microphone arrived silent at the bot");
+    assert!(
+        rms > 0.0,
+        "the browser's microphone arrived silent at the bot"
+    );
     bot.leave();
 
     record(MatrixRow {
@@ -384,3 +407,103 @@ case!(firefox_calls_a_bot_vp8, |c| browser_calls_bot(
     Browser::Firefox,
     "vp8"
 ));
+
+/// The viewer page the service ships (`/`) plays our stream: the session it opens shows
+/// up in `/status` as a connected viewer that is being sent video.
+async fn shipped_viewer_plays(case: &str, browser: Browser) {
+    let served = serve(Some(&environment_camera(640, 480))).await;
+    let _browser = served.open(browser, "/");
+    let frames_sent = |status: &Value| {
+        status["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["role"] == "viewer")
+            .map(|p| {
+                (
+                    p["stats"]["state"].clone(),
+                    p["stats"]["framesSent"].as_u64(),
+                )
+            })
+    };
+    let end = Instant::now() + Duration::from_secs(12);
+    let sent = loop {
+        let status = served.publisher.status().await;
+        if let Some((state, Some(sent))) = frames_sent(&status) {
+            if state == "connected" && sent >= 60 {
+                break sent;
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "the viewer page never reached 60 frames sent: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    record(MatrixRow {
+        case,
+        browser,
+        direction: "the shipped viewer page `/` (WHEP)",
+        codec: "browser's choice",
+        detail: format!("connected, {sent} frames sent"),
+    });
+}
+
+/// The call page the service ships (`/call?room=R&join`) joins a room where a bot
+/// waits: the browser's camera and microphone reach the bot.
+async fn shipped_call_page_joins(case: &str, browser: Browser) {
+    let served = serve(None).await;
+    let stream = phone_devices()
+        .get_user_media_json(&environment_camera(640, 480))
+        .expect("the bot's camera");
+    let encoders = stream
+        .get_tracks()
+        .iter()
+        .map(|t| encode_track(t, 1_000_000).expect("encoder"))
+        .collect();
+    let factory = PeerFactory::new(PeerConfig {
+        ice_addrs: vec!["127.0.0.1".parse().expect("loopback")],
+        ..PeerConfig::default()
+    });
+    let room = format!("ws://{}/ws?room=page", served.addr);
+    let mut bot = join_room(&room, factory, encoders)
+        .await
+        .expect("the bot joins");
+    let _browser = served.open(browser, "/call?room=page&join");
+    let mut remote = Vec::new();
+    while remote.len() < 2 {
+        let track = bot
+            .next_remote_track(Duration::from_secs(10))
+            .await
+            .expect("the call page's tracks reach the bot");
+        remote.push(track);
+    }
+    let video = remote
+        .iter()
+        .find(|t| t.kind() == MediaKind::Video)
+        .expect("video from the page");
+    let (frames, size) = assert_remote_video(video.track(), "the call page's video").await;
+    bot.leave();
+    record(MatrixRow {
+        case,
+        browser,
+        direction: "the shipped call page `/call` with a bot",
+        codec: "browser's choice",
+        detail: format!("the bot decoded {frames} frames in 3 s at {size}"),
+    });
+}
+
+case!(chromium_plays_the_viewer_page, |c| shipped_viewer_plays(
+    c,
+    Browser::Chromium
+));
+case!(firefox_plays_the_viewer_page, |c| shipped_viewer_plays(
+    c,
+    Browser::Firefox
+));
+case!(chromium_joins_with_the_call_page, |c| {
+    shipped_call_page_joins(c, Browser::Chromium)
+});
+case!(firefox_joins_with_the_call_page, |c| {
+    shipped_call_page_joins(c, Browser::Firefox)
+});

@@ -75,6 +75,7 @@ where
         .arg(&exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(INSIDE_NETNS, "1")
+        .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -93,7 +94,10 @@ where
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let (out, err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    let (out, err) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
     // Through print! so libtest shows it with the failure (and hides it on success).
     print!("{out}");
     print!("{err}");
@@ -336,7 +340,11 @@ pub async fn serve(constraints: Option<&str>) -> Served {
     }
 }
 
-async fn result(State(waiting): State<Waiting>, UrlPath(id): UrlPath<String>, Json(v): Json<Value>) {
+async fn result(
+    State(waiting): State<Waiting>,
+    UrlPath(id): UrlPath<String>,
+    Json(v): Json<Value>,
+) {
     let sender = waiting.lock().ok().and_then(|mut w| w.remove(&id));
     if let Some(sender) = sender {
         let _ = sender.send(v);
@@ -348,6 +356,12 @@ async fn page_log(UrlPath(id): UrlPath<String>, body: String) {
 }
 
 impl Served {
+    /// Opens `path` (one of the pages the service ships, or the test page) in `browser`.
+    pub fn open(&self, browser: Browser, path: &str) -> BrowserProcess {
+        let origin = format!("http://{}", self.addr);
+        browser.launch(&format!("{origin}{path}"), &origin)
+    }
+
     /// Opens the test page in `browser` with `query` (case and parameters) and returns the
     /// page's result, with the browser still running (a publishing page keeps sending).
     /// Panics with the page's error, or the browser's last output on a timeout.
@@ -358,10 +372,8 @@ impl Served {
             .lock()
             .expect("waiting map")
             .insert(id.clone(), tx);
-        let origin = format!("http://{}", self.addr);
-        let url = format!("{origin}/test?{query}&id={id}");
         let started = Instant::now();
-        let process = browser.launch(&url, &origin);
+        let process = self.open(browser, &format!("/test?{query}&id={id}"));
         let value = match tokio::time::timeout(PAGE_LIMIT, rx).await {
             Ok(Ok(v)) => v,
             _ => panic!(
@@ -417,8 +429,7 @@ pub fn record(row: MatrixRow) {
         "codec": row.codec,
         "detail": row.detail,
     });
-    std::fs::write(dir.join(format!("{}.json", row.case)), entry.to_string())
-        .expect("matrix row");
+    std::fs::write(dir.join(format!("{}.json", row.case)), entry.to_string()).expect("matrix row");
     let mut rows: Vec<Value> = std::fs::read_dir(&dir)
         .expect("interop dir")
         .filter_map(|e| e.ok())
@@ -435,9 +446,7 @@ pub fn record(row: MatrixRow) {
         )
     };
     rows.sort_by_key(key);
-    let mut table = String::from(
-        "| browser | direction | codec | measured |\n|---|---|---|---|\n",
-    );
+    let mut table = String::from("| browser | direction | codec | measured |\n|---|---|---|---|\n");
     for r in rows {
         table.push_str(&format!(
             "| {} | {} | {} | {} |\n",
