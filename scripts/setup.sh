@@ -5,9 +5,10 @@
 #   cmake                       opus (bundled libopus)
 #   libclang-dev                nokhwa's V4L2 bindings (bindgen)
 #   nasm                        openh264's assembly: without it encoding is ~3x slower
+#   libvpx-dev                  VP8 (env-libvpx-sys links the system's libvpx via pkg-config)
 set -euo pipefail
 
-packages=(pkg-config libasound2-dev cmake libclang-dev nasm)
+packages=(pkg-config libasound2-dev cmake libclang-dev nasm libvpx-dev)
 # Extra packages a caller asks for (the test command adds the browsers).
 packages+=("$@")
 

@@ -52,6 +52,10 @@ pub(super) struct Options {
     /// Video bitrate, bits per second (the encoder follows viewers' bandwidth below it).
     #[arg(long, default_value_t = 1_500_000, value_name = "BPS")]
     pub video_bitrate: u32,
+    /// Send video only in this codec. Default: H.264 or VP8, whichever each viewer's offer
+    /// lists first (one encoder per codec in use, shared by its viewers).
+    #[arg(long, value_enum, value_name = "CODEC")]
+    pub video_codec: Option<usermedia::encode::VideoCodec>,
     /// Most viewers at once (503 with Retry-After past it).
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub max_viewers: usize,
@@ -112,7 +116,11 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
             max_peers: opts.max_viewers,
             ..PeerConfig::default()
         });
-        let publisher = Arc::new(Publisher::new(factory).with_devices(Arc::clone(&devices)));
+        let publisher = Arc::new(
+            Publisher::new(factory)
+                .with_devices(Arc::clone(&devices))
+                .with_video_codec(opts.video_codec),
+        );
         publisher
             .publish(&opts.stream, stream.get_tracks().to_vec(), opts.video_bitrate)
             .context("cannot start the encoders")?;
@@ -166,6 +174,10 @@ pub(super) struct PublishOptions {
     /// Video bitrate, bits per second.
     #[arg(long, default_value_t = 1_500_000, value_name = "BPS")]
     pub video_bitrate: u32,
+    /// Offer video only in this codec. Default: H.264 and VP8 (H.264 first); the server's
+    /// answer picks.
+    #[arg(long, value_enum, value_name = "CODEC")]
+    pub video_codec: Option<usermedia::encode::VideoCodec>,
     /// Stop after this many seconds instead of waiting for Ctrl-C.
     #[arg(long, value_name = "N", value_parser = parse_seconds)]
     pub seconds: Option<f64>,
@@ -179,7 +191,7 @@ pub(super) fn publish(opts: PublishOptions) -> Result<ExitCode, BadInput> {
     runtime.block_on(async move {
         let mut encoded = Vec::new();
         for t in stream.get_tracks() {
-            let e = usermedia::service::encode_track(t, opts.video_bitrate);
+            let e = usermedia::service::encode_track_with(t, opts.video_bitrate, opts.video_codec);
             encoded.push(e.context("cannot start the encoders")?);
         }
         let factory = PeerFactory::new(PeerConfig {

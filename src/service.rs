@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use usermedia_signaling::{Answer, Direction, Endpoint, EndpointError, SessionDescription};
 
 use crate::devices::MediaDevices;
-use crate::encode::pipeline::{CodecConfig, EncodedTrack};
-use crate::encode::EncodeError;
+use crate::encode::pipeline::TrackEncoders;
+use crate::encode::{EncodeError, VideoCodec};
 use crate::peer::{Peer, PeerError, PeerFactory, PeerState};
 use crate::sync::lock;
 use crate::track::MediaStreamTrack;
@@ -19,34 +19,47 @@ use crate::MediaKind;
 /// How long a session may take to connect before it is reaped.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A stream: its tracks with their encoders. Captured streams have their tracks from the
-/// start; an ingested (WHIP) one gains them as the publisher's media arrives.
+/// A stream: its tracks with their encoders (one per codec its viewers negotiate, started
+/// by the first viewer of that codec). Captured streams have their tracks from the start; an
+/// ingested (WHIP) one gains them as the publisher's media arrives.
 #[derive(Default)]
 struct Published {
-    tracks: Mutex<Vec<(MediaStreamTrack, EncodedTrack)>>,
+    tracks: Mutex<Vec<(MediaStreamTrack, TrackEncoders)>>,
     /// The WHIP session feeding it, if ingested.
     ingest: Option<String>,
 }
 
 impl Published {
-    fn encoders(&self) -> Vec<EncodedTrack> {
+    fn encoders(&self) -> Vec<TrackEncoders> {
         lock(&self.tracks).iter().map(|(_, e)| e.clone()).collect()
     }
 }
 
-/// The encoder usermedia uses for a track it sends: H.264 at `video_bitrate` for video,
-/// Opus at 64 kbit/s for audio.
+/// The encoders usermedia uses for a track it sends: video in H.264 or VP8, whichever each
+/// peer negotiates (H.264 preferred when we offer), at `video_bitrate`; audio in Opus at 64
+/// kbit/s. Each encoder starts when the first peer needs it.
 pub fn encode_track(
     track: &MediaStreamTrack,
     video_bitrate: u32,
-) -> Result<EncodedTrack, EncodeError> {
-    let codec = match track.kind() {
-        MediaKind::Video => CodecConfig::H264 {
-            bitrate: video_bitrate,
-        },
-        MediaKind::Audio => CodecConfig::Opus { bitrate: 64_000 },
-    };
-    EncodedTrack::start(track, codec)
+) -> Result<TrackEncoders, EncodeError> {
+    encode_track_with(track, video_bitrate, None)
+}
+
+/// [`encode_track`] with the video codecs limited: `Some(codec)` sends only that codec,
+/// `None` either.
+pub fn encode_track_with(
+    track: &MediaStreamTrack,
+    video_bitrate: u32,
+    video_codec: Option<VideoCodec>,
+) -> Result<TrackEncoders, EncodeError> {
+    if track.ready_state() == crate::track::TrackState::Ended {
+        return Err(EncodeError::Mismatch(format!(
+            "the {} track {:?} has ended",
+            track.kind(),
+            track.label()
+        )));
+    }
+    Ok(TrackEncoders::new(track, video_bitrate, video_codec))
 }
 
 struct Session {
@@ -61,6 +74,8 @@ pub struct Publisher {
     streams: Arc<Mutex<HashMap<String, Arc<Published>>>>,
     /// Bitrate of re-encoded ingested video.
     ingest_bitrate: u32,
+    /// The video codecs we send: one, or `None` for whichever each viewer offers first.
+    video_codec: Option<VideoCodec>,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
     devices: Option<Arc<MediaDevices>>,
 }
@@ -71,9 +86,16 @@ impl Publisher {
             factory,
             streams: Arc::default(),
             ingest_bitrate: 1_500_000,
+            video_codec: None,
             sessions: Arc::default(),
             devices: None,
         }
+    }
+
+    /// Sends video only in `codec` (`None`: H.264 or VP8, the first a viewer offers).
+    pub fn with_video_codec(mut self, codec: Option<VideoCodec>) -> Self {
+        self.video_codec = codec;
+        self
     }
 
     /// Reports these devices' use in `/status`.
@@ -82,8 +104,9 @@ impl Publisher {
         self
     }
 
-    /// Publishes `tracks` as `name`: one encoder per track (H.264 at `video_bitrate`,
-    /// Opus at 64 kbit/s), shared by every viewer.
+    /// Publishes `tracks` as `name`: per track one encoder per codec its viewers negotiate
+    /// (H.264 or VP8 at `video_bitrate`, Opus at 64 kbit/s), each started by the first viewer
+    /// of its codec and shared by every later one.
     pub fn publish(
         &self,
         name: &str,
@@ -92,7 +115,7 @@ impl Publisher {
     ) -> Result<(), EncodeError> {
         let mut list = Vec::new();
         for t in tracks {
-            let e = encode_track(&t, video_bitrate)?;
+            let e = encode_track_with(&t, video_bitrate, self.video_codec)?;
             list.push((t, e));
         }
         let published = Published {
@@ -210,10 +233,11 @@ impl Publisher {
             },
         );
         self.watch(id.clone(), &peer);
-        let (streams, name, bitrate) = (
+        let (streams, name, bitrate, video_codec) = (
             Arc::clone(&self.streams),
             stream.to_owned(),
             self.ingest_bitrate,
+            self.video_codec,
         );
         let weak = Arc::downgrade(&peer);
         tokio::spawn(async move {
@@ -225,7 +249,7 @@ impl Publisher {
                 };
                 let published = lock(&streams).get(&name).cloned();
                 let Some(published) = published else { break };
-                match encode_track(remote.track(), bitrate) {
+                match encode_track_with(remote.track(), bitrate, video_codec) {
                     Ok(e) => lock(&published.tracks).push((remote.track().clone(), e)),
                     Err(e) => tracing::warn!("ingested {} of {name:?}: {e}", remote.kind()),
                 }
@@ -360,7 +384,14 @@ impl Endpoint for Publisher {
                         "kind": t.kind(),
                         "label": t.label(),
                         "settings": t.get_settings(),
-                        "encoder": e.stats(),
+                        // The encoders running: one per codec viewers have negotiated.
+                        "encoders": e.running().iter().map(|e| {
+                            let mut v = json!(e.stats());
+                            if let Some(o) = v.as_object_mut() {
+                                o.insert("codec".into(), json!(e.codec().name()));
+                            }
+                            v
+                        }).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
                 })
             })
@@ -398,12 +429,14 @@ impl RemoteSession {
     }
 }
 
-/// Publishes `tracks` to a WHIP endpoint (`url`, e.g. `http://sfu/whip/room1`).
+/// Publishes `tracks` (`&EncodedTrack`s or `&TrackEncoders`: the offer lists each video
+/// track's codecs, most preferred first, and the answer's choice decides which encoder
+/// feeds the session) to a WHIP endpoint (`url`, e.g. `http://sfu/whip/room1`).
 pub async fn publish_whip(
     factory: &PeerFactory,
     url: &str,
     token: Option<&str>,
-    tracks: &[EncodedTrack],
+    tracks: impl IntoIterator<Item = impl Into<TrackEncoders>>,
 ) -> Result<RemoteSession, SessionError> {
     let peer = factory.create().await?;
     for t in tracks {
@@ -462,10 +495,12 @@ impl Drop for CallBot {
 }
 
 /// Joins the call room at `ws_url` (e.g. `ws://127.0.0.1:8080/ws?room=r1`) with `tracks`.
+/// Each connection sends the codec it negotiates (we offer H.264 and VP8 to those already
+/// there and answer newcomers with the first of their offer), one encoder per codec.
 pub async fn join_room(
     ws_url: &str,
     factory: PeerFactory,
-    tracks: Vec<EncodedTrack>,
+    tracks: Vec<TrackEncoders>,
 ) -> Result<CallBot, SessionError> {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;

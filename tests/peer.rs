@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use common::{example, exclusive};
 use usermedia::devices::pattern::read_strip;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
-use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
+use usermedia::encode::pipeline::{CodecConfig, EncodedTrack, TrackEncoders};
+use usermedia::encode::VideoCodec;
 use usermedia::peer::{Peer, PeerConfig, PeerFactory, RemoteTrack};
 use usermedia::{MediaFrame, MediaKind};
 
@@ -528,6 +529,161 @@ async fn the_encoder_follows_the_bandwidth_estimate() {
         "{bitrate} vs {estimate}"
     );
     for (a, b, _) in pairs {
+        a.close().await;
+        b.close().await;
+    }
+}
+
+/// Frame numbers decoded from `track` for `window` after its first frame, each frame's size
+/// checked.
+async fn strip_numbers(track: &RemoteTrack, size: (u32, u32), window: Duration) -> Vec<u32> {
+    let t = track.clone();
+    tokio::task::spawn_blocking(move || {
+        let rx = t.subscribe(256);
+        let mut frames = vec![rx.recv().expect("a first decoded frame")];
+        let end = Instant::now() + window;
+        while Instant::now() < end {
+            if let Ok(Some(f)) = rx.recv_timeout(Duration::from_millis(100)) {
+                frames.push(f);
+            }
+        }
+        frames
+            .iter()
+            .map(|f| match f {
+                MediaFrame::Video(v) => {
+                    assert_eq!((v.width(), v.height()), size);
+                    read_strip(v).expect("strip readable").frame_number
+                }
+                MediaFrame::Audio(_) => panic!("audio on the video track"),
+            })
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_arrives_decoded_at_the_other_peer() {
+    let _serial = exclusive().await;
+    let devices =
+        MediaDevices::from_devices_file(&example("phone.json"), PermissionPolicy::granted())
+            .unwrap();
+    let stream = devices
+        .get_user_media_json(
+            r#"{"video": {"deviceId": {"exact": "front"}, "width": 640, "height": 480}}"#,
+        )
+        .unwrap();
+    let camera = &stream.get_video_tracks()[0];
+    assert!(camera.get_settings().facing_mode.is_some());
+    let video = EncodedTrack::start(camera, CodecConfig::Vp8 { bitrate: 1_000_000 }).unwrap();
+    let factory = loopback();
+    let (a, b) = (
+        factory.create().await.unwrap(),
+        factory.create().await.unwrap(),
+    );
+    a.add_track(&video).await.unwrap();
+    let offer = a.create_offer().await.unwrap();
+    assert_eq!(
+        usermedia::peer::video_codecs(&offer),
+        [VideoCodec::Vp8],
+        "a VP8 encoder offers VP8 only"
+    );
+    let answer = b.answer(&offer).await.unwrap();
+    a.accept_answer(&answer).await.unwrap();
+    a.wait_connected(Duration::from_secs(10)).await.unwrap();
+    let remote = remote_tracks(&b, 1).await.remove(0);
+    assert_eq!(remote.video_codec(), Some(VideoCodec::Vp8));
+
+    let numbers = strip_numbers(&remote, (640, 480), Duration::from_secs(3)).await;
+    assert!(
+        numbers.len() >= 85,
+        "decoded {} frames in 3 s",
+        numbers.len()
+    );
+    let consecutive = numbers.windows(2).filter(|w| w[1] == w[0] + 1).count();
+    assert!(
+        consecutive + 5 >= numbers.len(),
+        "counters mostly consecutive: {numbers:?}"
+    );
+    let s = remote.get_settings();
+    assert_eq!((s.width, s.height), (Some(640), Some(480)));
+    assert!(s.facing_mode.is_none());
+    let json = serde_json::to_value(&s).unwrap();
+    assert!(json.get("facingMode").is_none(), "{json}");
+    let stats = remote.stats();
+    assert!(stats.key_frames_decoded >= 1, "{stats:?}");
+    assert_eq!(stats.decode_errors, 0, "{stats:?}");
+    // A PLI reaches the VP8 encoder as it does the H.264 one.
+    let before = video.stats().keyframes_forced;
+    remote.request_keyframe();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        video.stats().keyframes_forced > before,
+        "{:?}",
+        video.stats()
+    );
+    a.close().await;
+    b.close().await;
+}
+
+/// Our offer lists both codecs, H.264 first; the answer's first codec is what we send, and
+/// only that codec's encoder starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offerer_sends_the_codec_the_answer_lists_first() {
+    let _serial = exclusive().await;
+    let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    let camera = pattern_track(&devices, (320, 240));
+    let factory = loopback();
+    for (reorder, expect) in [(false, VideoCodec::H264), (true, VideoCodec::Vp8)] {
+        let encoders = TrackEncoders::new(&camera, 500_000, None);
+        let (a, b) = (
+            factory.create().await.unwrap(),
+            factory.create().await.unwrap(),
+        );
+        a.add_track(&encoders).await.unwrap();
+        let offer = a.create_offer().await.unwrap();
+        assert_eq!(
+            usermedia::peer::video_codecs(&offer),
+            [VideoCodec::H264, VideoCodec::Vp8]
+        );
+        let mut answer = b.answer(&offer).await.unwrap();
+        assert_eq!(
+            usermedia::peer::video_codecs(&answer),
+            [VideoCodec::H264, VideoCodec::Vp8],
+            "webrtc-rs answers in the offer's order"
+        );
+        if reorder {
+            // An answerer preferring VP8 (as a browser without H.264 does) lists it first.
+            let (h264, vp8) = (
+                usermedia::peer::H264_PAYLOAD_TYPE,
+                usermedia::peer::VP8_PAYLOAD_TYPE,
+            );
+            answer = answer
+                .split("\r\n")
+                .map(|l| match l.strip_prefix("m=video ") {
+                    Some(_) => l.replace(&format!(" {h264} {vp8}"), &format!(" {vp8} {h264}")),
+                    None => l.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("\r\n");
+            assert_eq!(usermedia::peer::video_codecs(&answer)[0], VideoCodec::Vp8);
+        }
+        a.accept_answer(&answer).await.unwrap();
+        a.wait_connected(Duration::from_secs(10)).await.unwrap();
+        let remote = remote_tracks(&b, 1).await.remove(0);
+        assert_eq!(remote.video_codec(), Some(expect));
+        let numbers = strip_numbers(&remote, (320, 240), Duration::from_secs(1)).await;
+        assert!(numbers.len() >= 20, "{expect}: {numbers:?}");
+        let running: Vec<_> = encoders
+            .running()
+            .iter()
+            .map(|e| e.codec().video_codec())
+            .collect();
+        assert_eq!(
+            running,
+            [Some(expect)],
+            "one encoder, the negotiated codec's"
+        );
         a.close().await;
         b.close().await;
     }

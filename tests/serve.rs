@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use usermedia::devices::pattern::read_strip;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
+use usermedia::encode::VideoCodec;
 use usermedia::peer::{Peer, PeerConfig, PeerFactory};
 use usermedia::service::Publisher;
 use usermedia::{MediaFrame, MediaKind};
@@ -28,12 +29,24 @@ fn factory(max: usize) -> PeerFactory {
 
 /// A server publishing the pattern camera and the tone as `default`.
 async fn server(config: ServerConfig, max_viewers: usize) -> (SocketAddr, Arc<Publisher>) {
+    server_sending(config, max_viewers, None).await
+}
+
+/// [`server`] sending video only in `video_codec` (`None`: what each viewer offers first).
+async fn server_sending(
+    config: ServerConfig,
+    max_viewers: usize,
+    video_codec: Option<VideoCodec>,
+) -> (SocketAddr, Arc<Publisher>) {
     let devices = Arc::new(MediaDevices::builtin_virtual(PermissionPolicy::granted()));
     let stream = devices
         .get_user_media_json(r#"{"video": {"width": 640, "height": 480}, "audio": true}"#)
         .unwrap();
-    let publisher =
-        Arc::new(Publisher::new(factory(max_viewers)).with_devices(Arc::clone(&devices)));
+    let publisher = Arc::new(
+        Publisher::new(factory(max_viewers))
+            .with_devices(Arc::clone(&devices))
+            .with_video_codec(video_codec),
+    );
     publisher
         .publish("default", stream.get_tracks().to_vec(), 1_000_000)
         .unwrap();
@@ -281,11 +294,12 @@ async fn every_error_status_for_its_bad_input() {
             "PATCH",
             "/whep/default/none",
             &[frag, ("If-Match", "*")],
-            b"a=ice-ufrag:x\r\n"
+            b"a=ice-ufrag:x\r\na=ice-pwd:yyyyyyyyyyyyyyyyyyyyyy\r\n"
         )
         .await
         .status,
-        501
+        404,
+        "an ICE restart of an unknown session"
     );
     assert_eq!(
         http(addr, "DELETE", "/whep/default/none", &[], b"")
@@ -549,7 +563,7 @@ async fn library_whip_and_whep_clients() {
         Err(SessionError::Http(ClientError::Status { status: 404, .. })) => {}
         other => panic!("expected 404, got {:?}", other.err()),
     }
-    match view_whep(&factory(10), "https://example.invalid/whep/x", None).await {
+    match view_whep(&factory(10), "ftp://example.invalid/whep/x", None).await {
         Err(SessionError::Http(ClientError::BadUrl(..))) => {}
         other => panic!("expected BadUrl, got {:?}", other.err()),
     }
@@ -672,11 +686,11 @@ async fn two_bots_in_a_room_exchange_media_both_ways() {
     let _serial = exclusive().await;
     let (addr, _publisher) = server(ServerConfig::default(), 10).await;
     let url = format!("ws://{addr}/ws?room=r1");
-    let mut a = join_room(&url, factory(10), vec![camera_encoder((640, 480))])
+    let mut a = join_room(&url, factory(10), vec![camera_encoder((640, 480)).into()])
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut b = join_room(&url, factory(10), vec![camera_encoder((320, 240))])
+    let mut b = join_room(&url, factory(10), vec![camera_encoder((320, 240)).into()])
         .await
         .unwrap();
     let (from_b, from_a) = tokio::join!(received_size(&mut a), received_size(&mut b));
@@ -751,4 +765,145 @@ async fn the_room_protocol_reports_bad_input() {
     let r = http(addr, "GET", "/call", &[], b"").await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("/ws?room="));
+}
+
+/// A viewer's recvonly offer naming its video codecs, most preferred first.
+async fn viewer_of(codecs: &[VideoCodec]) -> (Peer, String) {
+    let peer = factory(10).create().await.unwrap();
+    peer.add_video_receiver(codecs).await.unwrap();
+    peer.add_receiver(MediaKind::Audio).await.unwrap();
+    let offer = peer.create_offer().await.unwrap();
+    assert_eq!(usermedia::peer::video_codecs(&offer), codecs, "{offer}");
+    (peer, offer)
+}
+
+/// Posts a viewer's offer; returns the answer's video codecs and the codec of the video
+/// that arrives, after checking it decodes to the pattern.
+async fn watch_codec(addr: SocketAddr, peer: &Peer, offer: &str) -> (Vec<VideoCodec>, VideoCodec) {
+    let r = http(addr, "POST", "/whep/default", &[SDP], offer.as_bytes()).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let listed = usermedia::peer::video_codecs(&r.body);
+    peer.accept_answer(&r.body).await.unwrap();
+    peer.wait_connected(Duration::from_secs(10)).await.unwrap();
+    let video = loop {
+        let t = peer
+            .next_remote_track(Duration::from_secs(10))
+            .await
+            .expect("remote track");
+        if t.kind() == MediaKind::Video {
+            break t;
+        }
+    };
+    let codec = video.video_codec().expect("a video codec");
+    let numbers = tokio::task::spawn_blocking(move || {
+        let rx = video.subscribe(64);
+        let mut numbers = Vec::new();
+        let end = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < end {
+            if let Ok(Some(MediaFrame::Video(f))) = rx.recv_timeout(Duration::from_millis(200)) {
+                numbers.push(read_strip(&f).expect("strip").frame_number);
+            }
+        }
+        numbers
+    })
+    .await
+    .unwrap();
+    assert!(numbers.len() >= 30, "{codec}: decoded {numbers:?}");
+    (listed, codec)
+}
+
+/// The video encoders `/status` reports for the stream: (codec, sinks) in start order.
+async fn video_encoders(addr: SocketAddr) -> Vec<(String, u64)> {
+    let status: serde_json::Value =
+        serde_json::from_str(&http(addr, "GET", "/status", &[], b"").await.body).unwrap();
+    let tracks = status["streams"][0]["tracks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let video = tracks
+        .iter()
+        .find(|t| t["kind"] == "video")
+        .unwrap_or_else(|| panic!("no video track: {status}"));
+    video["encoders"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no encoders: {status}"))
+        .iter()
+        .map(|e| {
+            (
+                e["codec"].as_str().unwrap_or_default().to_owned(),
+                e["sinks"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whep_viewers_get_the_first_codec_of_their_offer() {
+    let _serial = exclusive().await;
+    let (addr, _publisher) = server(ServerConfig::default(), 10).await;
+    assert!(
+        video_encoders(addr).await.is_empty(),
+        "no encoder before a viewer"
+    );
+    // A browser without H.264 (Debian's Firefox) offers VP8 only.
+    let (vp8_only, offer) = viewer_of(&[VideoCodec::Vp8]).await;
+    let (listed, got) = watch_codec(addr, &vp8_only, &offer).await;
+    assert_eq!((listed, got), (vec![VideoCodec::Vp8], VideoCodec::Vp8));
+    // Both, in the viewer's order: the first wins, and our answer lists it first.
+    let (both, offer) = viewer_of(&[VideoCodec::Vp8, VideoCodec::H264]).await;
+    let (listed, got) = watch_codec(addr, &both, &offer).await;
+    assert_eq!(got, VideoCodec::Vp8);
+    assert_eq!(listed[0], VideoCodec::Vp8, "{listed:?}");
+    let (h264_first, offer) = viewer_of(&[VideoCodec::H264, VideoCodec::Vp8]).await;
+    let (listed, got) = watch_codec(addr, &h264_first, &offer).await;
+    assert_eq!(got, VideoCodec::H264);
+    assert_eq!(listed[0], VideoCodec::H264, "{listed:?}");
+    for p in [vp8_only, both, h264_first] {
+        p.close().await;
+    }
+
+    // A server limited to H.264 refuses a VP8-only offer, naming both sides' codecs.
+    let (addr, _publisher) =
+        server_sending(ServerConfig::default(), 10, Some(VideoCodec::H264)).await;
+    let (peer, offer) = viewer_of(&[VideoCodec::Vp8]).await;
+    let r = http(addr, "POST", "/whep/default", &[SDP], offer.as_bytes()).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("vp8") && r.body.contains("h264"),
+        "{}",
+        r.body
+    );
+    let (listed, got) = {
+        let (peer, offer) = viewer_of(&[VideoCodec::Vp8, VideoCodec::H264]).await;
+        let out = watch_codec(addr, &peer, &offer).await;
+        peer.close().await;
+        out
+    };
+    assert_eq!((listed, got), (vec![VideoCodec::H264], VideoCodec::H264));
+    peer.close().await;
+}
+
+/// Encode once per (track, codec): viewers of one codec share its encoder, a viewer of
+/// another codec starts a second one, and no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_encoder_per_codec_in_use() {
+    let _serial = exclusive().await;
+    let (addr, _publisher) = server(ServerConfig::default(), 10).await;
+    let mut viewers = Vec::new();
+    for _ in 0..2 {
+        let (peer, offer) = viewer_of(&[VideoCodec::Vp8]).await;
+        assert_eq!(watch_codec(addr, &peer, &offer).await.1, VideoCodec::Vp8);
+        viewers.push(peer);
+    }
+    assert_eq!(video_encoders(addr).await, [("vp8".to_owned(), 2)]);
+    let (peer, offer) = viewer_of(&[VideoCodec::H264]).await;
+    assert_eq!(watch_codec(addr, &peer, &offer).await.1, VideoCodec::H264);
+    viewers.push(peer);
+    assert_eq!(
+        video_encoders(addr).await,
+        [("vp8".to_owned(), 2), ("h264".to_owned(), 1)]
+    );
+    for p in viewers {
+        p.close().await;
+    }
 }

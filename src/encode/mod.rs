@@ -1,9 +1,11 @@
-//! Encoders and decoders (H.264 through openh264, Opus through libopus) and the
-//! encode-once pipeline that feeds many peers from one encoder per track.
+//! Encoders and decoders (H.264 through openh264, VP8 through libvpx, Opus through
+//! libopus) and the encode-once pipeline that feeds many peers from one encoder per track
+//! and codec.
 
 pub mod h264;
 pub mod opus;
 pub mod pipeline;
+pub mod vp8;
 
 use std::time::Duration;
 
@@ -19,12 +21,67 @@ pub enum EncodeError {
     Mismatch(String),
 }
 
-/// One encoded unit: an H.264 access unit (Annex B) or an Opus packet. Cheap to clone
+/// A video codec we encode and decode. Browsers differ in what they have (Debian's Firefox
+/// has no H.264), so a sender offers or accepts either and the negotiation decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    /// H.264 constrained baseline (openh264).
+    H264,
+    /// VP8 (libvpx).
+    Vp8,
+}
+
+impl VideoCodec {
+    /// Every video codec, in our default preference order (H.264 first: hardware decoders
+    /// for it are everywhere).
+    pub const ALL: [VideoCodec; 2] = [VideoCodec::H264, VideoCodec::Vp8];
+
+    /// The RTP MIME type (`video/H264`, `video/VP8`).
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "video/H264",
+            VideoCodec::Vp8 => "video/VP8",
+        }
+    }
+
+    /// The codec of an RTP MIME type (case-insensitive), if it is one of ours.
+    pub fn from_mime_type(mime: &str) -> Option<VideoCodec> {
+        VideoCodec::ALL
+            .into_iter()
+            .find(|c| c.mime_type().eq_ignore_ascii_case(mime))
+    }
+
+    /// The codecs a preference allows, most preferred first: one codec, or (`None`) all of
+    /// them in the default order.
+    pub fn allowed(preference: Option<VideoCodec>) -> Vec<VideoCodec> {
+        match preference {
+            Some(c) => vec![c],
+            None => VideoCodec::ALL.to_vec(),
+        }
+    }
+
+    /// Its lowercase name, as on the command line and in `/status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "h264",
+            VideoCodec::Vp8 => "vp8",
+        }
+    }
+}
+
+impl std::fmt::Display for VideoCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One encoded unit: an H.264 access unit (Annex B), a VP8 frame or an Opus packet. Cheap to clone
 /// (the payload is shared), so one encoding reaches many peers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedUnit {
     pub data: Bytes,
-    /// An IDR with SPS/PPS (H.264); every Opus packet stands alone.
+    /// An IDR with SPS/PPS (H.264), a key frame (VP8); every Opus packet stands alone.
     pub keyframe: bool,
     /// Position on the track's timeline.
     pub timestamp: Duration,

@@ -8,6 +8,10 @@
 //!   instead of receiving a broken chain; it never slows the encoder or the other sinks.
 //! - With no sinks the encoder idles (frames are consumed, not encoded). The thread ends
 //!   when the track ends or the last handle is dropped.
+//!
+//! A track sent to peers that negotiate different codecs has a [`TrackEncoders`]: one
+//! [`EncodedTrack`] per codec, each started the first time a peer needs it and shared by
+//! every later peer of that codec.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -16,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use super::h264::{H264Config, H264Encoder};
 use super::opus::OpusEncoder;
-use super::{EncodeError, EncodedUnit};
+use super::vp8::{Vp8Config, Vp8Encoder};
+use super::{EncodeError, EncodedUnit, VideoCodec};
 use crate::constraints::MediaKind;
 use crate::devices::MediaFrame;
 use crate::sync::lock;
@@ -29,14 +34,51 @@ pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodecConfig {
     H264 { bitrate: u32 },
+    Vp8 { bitrate: u32 },
     Opus { bitrate: u32 },
 }
 
 impl CodecConfig {
-    fn kind(&self) -> MediaKind {
+    /// The kind of track this codec encodes.
+    pub fn kind(&self) -> MediaKind {
         match self {
-            CodecConfig::H264 { .. } => MediaKind::Video,
+            CodecConfig::H264 { .. } | CodecConfig::Vp8 { .. } => MediaKind::Video,
             CodecConfig::Opus { .. } => MediaKind::Audio,
+        }
+    }
+
+    /// The video codec, `None` for Opus.
+    pub fn video_codec(&self) -> Option<VideoCodec> {
+        match self {
+            CodecConfig::H264 { .. } => Some(VideoCodec::H264),
+            CodecConfig::Vp8 { .. } => Some(VideoCodec::Vp8),
+            CodecConfig::Opus { .. } => None,
+        }
+    }
+
+    /// A video codec at `bitrate`.
+    pub fn video(codec: VideoCodec, bitrate: u32) -> Self {
+        match codec {
+            VideoCodec::H264 => CodecConfig::H264 { bitrate },
+            VideoCodec::Vp8 => CodecConfig::Vp8 { bitrate },
+        }
+    }
+
+    /// The configured bitrate, bits per second.
+    pub fn bitrate(&self) -> u32 {
+        match self {
+            CodecConfig::H264 { bitrate }
+            | CodecConfig::Vp8 { bitrate }
+            | CodecConfig::Opus { bitrate } => *bitrate,
+        }
+    }
+
+    /// The codec's lowercase name: `h264`, `vp8`, `opus`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CodecConfig::H264 { .. } => "h264",
+            CodecConfig::Vp8 { .. } => "vp8",
+            CodecConfig::Opus { .. } => "opus",
         }
     }
 }
@@ -47,7 +89,7 @@ impl CodecConfig {
 pub struct EncoderStats {
     /// Raw frames (or audio blocks) received from the track.
     pub frames_in: u64,
-    /// Units produced (H.264 access units, Opus packets).
+    /// Units produced (H.264 access units, VP8 frames, Opus packets).
     pub frames_encoded: u64,
     pub keyframes: u64,
     pub bytes: u64,
@@ -118,6 +160,7 @@ struct KeyframeState {
 
 struct Shared {
     kind: MediaKind,
+    codec: CodecConfig,
     sinks: Mutex<Vec<Sink>>,
     keyframe: Mutex<KeyframeState>,
     /// The configured bitrate; the target is the lowest vote below it.
@@ -184,8 +227,9 @@ pub struct EncodedTrack {
 }
 
 impl EncodedTrack {
-    /// Starts encoding `track` with `codec` (video: H.264; audio: Opus) at the track's
-    /// current settings; a size change on the track restarts the encoder at the new size.
+    /// Starts encoding `track` with `codec` (video: H.264 or VP8; audio: Opus) at the
+    /// track's current settings; a size change on the track restarts the encoder at the new
+    /// size.
     pub fn start(track: &MediaStreamTrack, codec: CodecConfig) -> Result<Self, EncodeError> {
         if codec.kind() != track.kind() {
             return Err(EncodeError::Mismatch(format!(
@@ -195,22 +239,22 @@ impl EncodedTrack {
             )));
         }
         let settings = track.get_settings();
-        let encoder = match codec {
-            CodecConfig::H264 { bitrate } => Encoder::Video {
+        let bitrate = codec.bitrate();
+        let encoder = match codec.video_codec() {
+            Some(video) => Encoder::Video {
+                codec: video,
                 encoder: None,
                 bitrate,
                 frame_rate: settings.frame_rate.unwrap_or(30.0),
             },
-            CodecConfig::Opus { bitrate } => Encoder::Audio {
+            None => Encoder::Audio {
                 encoder: None,
                 bitrate,
             },
         };
-        let bitrate = match codec {
-            CodecConfig::H264 { bitrate } | CodecConfig::Opus { bitrate } => bitrate,
-        };
         let shared = Arc::new(Shared {
             kind: track.kind(),
+            codec,
             sinks: Mutex::new(Vec::new()),
             keyframe: Mutex::new(KeyframeState::default()),
             base_bitrate: AtomicU64::new(bitrate as u64),
@@ -226,7 +270,7 @@ impl EncodedTrack {
         let input = track.subscribe(2);
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
-            .name(format!("{} encoder", track.kind()))
+            .name(format!("{} encoder", codec.name()))
             .spawn(move || run(input, weak, encoder))
             .map_err(|e| EncodeError::Codec(format!("cannot start the encoder thread: {e}")))?;
         Ok(EncodedTrack { shared })
@@ -234,6 +278,16 @@ impl EncodedTrack {
 
     pub fn kind(&self) -> MediaKind {
         self.shared.kind
+    }
+
+    /// The codec it was started with (the bitrate is the configured one).
+    pub fn codec(&self) -> CodecConfig {
+        self.shared.codec
+    }
+
+    /// Whether two handles are the same encoder.
+    pub fn same_encoder(&self, other: &EncodedTrack) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// Adds a sink with room for `capacity` units; its first unit is a keyframe.
@@ -325,10 +379,193 @@ impl EncodedTrack {
     }
 }
 
+/// Opus bitrate of the encoders a [`TrackEncoders`] starts for audio tracks.
+pub const AUDIO_BITRATE: u32 = 64_000;
+
+/// The encoders of one track, one per codec: encode once per (track, codec).
+///
+/// A peer asks for the codec it negotiated ([`TrackEncoders::encoder`]); the first peer of
+/// a codec starts that encoder, every later one shares it. Video may use the allowed codecs
+/// (most preferred first); audio is Opus. A set made from one [`EncodedTrack`] (`From`)
+/// allows exactly that encoder's codec. Cloning gives another handle to the same set.
+#[derive(Clone)]
+pub struct TrackEncoders {
+    inner: Arc<SetInner>,
+}
+
+struct SetInner {
+    kind: MediaKind,
+    /// The track, where encoders can still be started (`None`: a fixed set).
+    track: Option<MediaStreamTrack>,
+    video_bitrate: u32,
+    /// Video codecs allowed, most preferred first (empty for audio).
+    allowed: Vec<VideoCodec>,
+    running: Mutex<Vec<EncodedTrack>>,
+}
+
+impl TrackEncoders {
+    /// The encoders of `track`: for video, the codecs `preference` allows (one, or `None`:
+    /// H.264 and VP8, H.264 preferred) at `video_bitrate`; for audio, Opus at
+    /// [`AUDIO_BITRATE`]. Nothing starts until a peer asks.
+    pub fn new(
+        track: &MediaStreamTrack,
+        video_bitrate: u32,
+        preference: Option<VideoCodec>,
+    ) -> Self {
+        let kind = track.kind();
+        TrackEncoders {
+            inner: Arc::new(SetInner {
+                kind,
+                track: Some(track.clone()),
+                video_bitrate,
+                allowed: match kind {
+                    MediaKind::Video => VideoCodec::allowed(preference),
+                    MediaKind::Audio => Vec::new(),
+                },
+                running: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn kind(&self) -> MediaKind {
+        self.inner.kind
+    }
+
+    /// The video codecs this set may send, most preferred first (empty for audio).
+    pub fn video_codecs(&self) -> &[VideoCodec] {
+        &self.inner.allowed
+    }
+
+    /// The encoder for `codec` (`None` for audio), started now if no peer needed it yet.
+    pub fn encoder(&self, codec: Option<VideoCodec>) -> Result<EncodedTrack, EncodeError> {
+        let inner = &self.inner;
+        let config = match (inner.kind, codec) {
+            (MediaKind::Audio, None) => None,
+            (MediaKind::Video, Some(c)) if inner.allowed.contains(&c) => Some(c),
+            (kind, codec) => {
+                return Err(EncodeError::Mismatch(format!(
+                    "this {kind} track's encoders cannot encode {}",
+                    codec.map_or("audio".to_owned(), |c| c.to_string())
+                )))
+            }
+        };
+        let mut running = lock(&inner.running);
+        if let Some(e) = running.iter().find(|e| e.codec().video_codec() == config) {
+            return Ok(e.clone());
+        }
+        let Some(track) = &inner.track else {
+            return Err(EncodeError::Mismatch(
+                "a fixed encoder set cannot start encoders".into(),
+            ));
+        };
+        let codec = match config {
+            Some(c) => CodecConfig::video(c, inner.video_bitrate),
+            None => CodecConfig::Opus {
+                bitrate: AUDIO_BITRATE,
+            },
+        };
+        let encoder = EncodedTrack::start(track, codec)?;
+        tracing::info!(
+            "started a {} encoder for track {:?} ({} running)",
+            codec.name(),
+            track.label(),
+            running.len() + 1
+        );
+        running.push(encoder.clone());
+        Ok(encoder)
+    }
+
+    /// The encoders started so far, in the order they started.
+    pub fn running(&self) -> Vec<EncodedTrack> {
+        lock(&self.inner.running).clone()
+    }
+}
+
+impl From<EncodedTrack> for TrackEncoders {
+    /// A fixed set: exactly this encoder.
+    fn from(encoded: EncodedTrack) -> Self {
+        TrackEncoders {
+            inner: Arc::new(SetInner {
+                kind: encoded.kind(),
+                track: None,
+                video_bitrate: encoded.codec().bitrate(),
+                allowed: encoded.codec().video_codec().into_iter().collect(),
+                running: Mutex::new(vec![encoded]),
+            }),
+        }
+    }
+}
+
+impl From<&EncodedTrack> for TrackEncoders {
+    fn from(encoded: &EncodedTrack) -> Self {
+        TrackEncoders::from(encoded.clone())
+    }
+}
+
+impl From<&TrackEncoders> for TrackEncoders {
+    fn from(set: &TrackEncoders) -> Self {
+        set.clone()
+    }
+}
+
+/// A running video encoder of either codec.
+enum VideoEncoder {
+    // Boxed: both encoders' state (openh264's, libvpx's configuration) is much larger
+    // than Opus's handle.
+    H264(Box<H264Encoder>),
+    Vp8(Box<Vp8Encoder>),
+}
+
+impl VideoEncoder {
+    fn new(
+        codec: VideoCodec,
+        f: &crate::frame::VideoFrame,
+        rate: f64,
+        bitrate: u32,
+    ) -> Result<Self, EncodeError> {
+        let (w, h) = (f.width(), f.height());
+        Ok(match codec {
+            VideoCodec::H264 => {
+                let config = H264Config::new(w, h, rate, bitrate);
+                VideoEncoder::H264(Box::new(H264Encoder::new(config)?))
+            }
+            VideoCodec::Vp8 => {
+                let config = Vp8Config::new(w, h, rate, bitrate);
+                VideoEncoder::Vp8(Box::new(Vp8Encoder::new(config)?))
+            }
+        })
+    }
+
+    fn size(&self) -> (u32, u32) {
+        match self {
+            VideoEncoder::H264(e) => (e.config().width, e.config().height),
+            VideoEncoder::Vp8(e) => (e.config().width, e.config().height),
+        }
+    }
+
+    fn set_bitrate(&mut self, bitrate: u32) -> Result<(), EncodeError> {
+        match self {
+            VideoEncoder::H264(e) => e.set_bitrate(bitrate),
+            VideoEncoder::Vp8(e) => e.set_bitrate(bitrate),
+        }
+    }
+
+    fn encode(
+        &mut self,
+        f: &crate::frame::VideoFrame,
+        keyframe: bool,
+    ) -> Result<Option<EncodedUnit>, EncodeError> {
+        match self {
+            VideoEncoder::H264(e) => e.encode(f, keyframe),
+            VideoEncoder::Vp8(e) => e.encode(f, keyframe),
+        }
+    }
+}
+
 enum Encoder {
     Video {
-        // Boxed: the H.264 encoder's state is much larger than Opus's handle.
-        encoder: Option<Box<H264Encoder>>,
+        codec: VideoCodec,
+        encoder: Option<VideoEncoder>,
         bitrate: u32,
         frame_rate: f64,
     },
@@ -348,18 +585,18 @@ impl Encoder {
         match (self, frame) {
             (
                 Encoder::Video {
+                    codec,
                     encoder,
                     bitrate: current,
                     frame_rate,
                 },
                 MediaFrame::Video(f),
             ) => {
-                let resized = encoder.as_ref().is_some_and(|e| {
-                    (e.config().width, e.config().height) != (f.width(), f.height())
-                });
+                let resized = encoder
+                    .as_ref()
+                    .is_some_and(|e| e.size() != (f.width(), f.height()));
                 if encoder.is_none() || resized {
-                    let config = H264Config::new(f.width(), f.height(), *frame_rate, bitrate);
-                    *encoder = Some(Box::new(H264Encoder::new(config)?));
+                    *encoder = Some(VideoEncoder::new(*codec, f, *frame_rate, bitrate)?);
                     *current = bitrate;
                 }
                 let Some(enc) = encoder.as_mut() else {

@@ -1,73 +1,136 @@
-//! Sending one encoded track to one peer: the samples of the shared encoder written with
-//! the negotiated payload type, keyframe requests passed back to the encoder, and the
-//! peer's bandwidth estimate voted into the encoder's bitrate.
+//! Sending one track to one peer: the codec chosen at negotiation, the samples of that
+//! codec's shared encoder packetized with the negotiated payload type, keyframe requests
+//! passed back to the encoder, and the peer's bandwidth estimate voted into its bitrate.
+//!
+//! The codec is known only once both descriptions are in, but webrtc-rs takes a track's
+//! codec when the track is added (its sample track even fixes the payloader then, and a
+//! codec the remote offer lacks fails the add). So a video track is added as a plain RTP
+//! track with no codec; [`LocalSender::prepare_offer`] lists the codecs it may send on its
+//! m-line, and [`LocalSender::negotiate`] reads the remote description before it is
+//! applied, picks the codec, and gives the sender the track's description with it (same
+//! ids and SSRC) so webrtc-rs binds its interceptors (NACK, TWCC) to that codec when sending
+//! starts. We packetize ourselves, with the chosen codec's payloader, once connected.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack as RtcTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::packetizer::{new_packetizer, Packetizer};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::PeerConnection;
-use webrtc::rtp_transceiver::RtpSender;
+use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 
-use super::setup::{h264_codec, opus_codec, BandwidthTarget};
+use super::setup::{opus_codec, video_codec_parameters, BandwidthTarget};
 use super::{PeerError, PeerState, SendCounters};
 use crate::constraints::MediaKind;
-use crate::encode::pipeline::EncodedTrack;
+use crate::encode::pipeline::{EncodedTrack, TrackEncoders};
+use crate::encode::VideoCodec;
+use crate::sync::lock;
+
+/// RTP packets at most this long (webrtc-rs's sample track uses the same).
+const MTU: usize = 1200;
+
+/// Which remote description [`LocalSender::negotiate`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Remote {
+    /// The remote offer we are about to answer.
+    Offer,
+    /// The remote answer to our offer.
+    Answer,
+}
+
+/// What the sender's tasks share with it.
+struct Shared {
+    /// The negotiated video codec (`None` for audio or before negotiation).
+    codec: Mutex<Option<VideoCodec>>,
+    /// The encoder feeding this peer, once connected: keyframe requests go to it.
+    encoder: OnceLock<EncodedTrack>,
+}
 
 /// The tasks that feed one track to one peer; stopped on close or drop.
 pub(super) struct LocalSender {
     tasks: Vec<JoinHandle<()>>,
+    encoders: TrackEncoders,
+    sender: Arc<dyn RtpSender>,
+    /// The track as described to webrtc-rs (ids, SSRC, codec).
+    description: Mutex<RtcTrack>,
+    shared: Arc<Shared>,
+}
+
+/// The webrtc-rs description of a track of `kind` with one encoding: `ssrc`, `codec`.
+fn describe(id: &str, kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec) -> RtcTrack {
+    RtcTrack::new(
+        "usermedia".to_owned(),
+        id.to_owned(),
+        id.to_owned(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )
+}
+
+fn rtp_codec(codec: Option<VideoCodec>) -> RTCRtpCodec {
+    match codec {
+        Some(c) => video_codec_parameters(c).rtp_codec,
+        None => opus_codec(),
+    }
 }
 
 impl LocalSender {
     pub(super) async fn start(
         pc: &Arc<dyn PeerConnection>,
-        encoded: &EncodedTrack,
+        encoders: TrackEncoders,
         state: watch::Receiver<PeerState>,
         bandwidth: BandwidthTarget,
         counters: Arc<SendCounters>,
     ) -> Result<Self, PeerError> {
-        let (kind, codec) = match encoded.kind() {
-            MediaKind::Video => (RtpCodecKind::Video, h264_codec()),
-            MediaKind::Audio => (RtpCodecKind::Audio, opus_codec()),
+        let (kind, first) = match encoders.kind() {
+            MediaKind::Video => {
+                let Some(&first) = encoders.video_codecs().first() else {
+                    return Err(PeerError::Track("no video codec to send".into()));
+                };
+                (RtpCodecKind::Video, Some(first))
+            }
+            MediaKind::Audio => (RtpCodecKind::Audio, None),
         };
         let ssrc: u32 = rand::random();
         let id = uuid::Uuid::new_v4().to_string();
-        let track = RtcTrack::new(
-            "usermedia".to_owned(),
-            id.clone(),
-            id,
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: codec.clone(),
+        // Video: no codec until negotiation picks one (see the module's comment).
+        let codec = match first {
+            Some(_) => RTCRtpCodec {
+                clock_rate: 90_000,
                 ..Default::default()
-            }],
-        );
-        let track = Arc::new(
-            TrackLocalStaticSample::new(Instant::now(), track)
-                .map_err(|e| PeerError::Track(e.to_string()))?,
-        );
+            },
+            None => opus_codec(),
+        };
+        let description = describe(&id, kind, ssrc, codec);
+        let track = Arc::new(TrackLocalStaticRTP::new(description.clone()));
         let sender = pc
             .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
             .await
             .map_err(|e| PeerError::Track(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            codec: Mutex::new(None),
+            encoder: OnceLock::new(),
+        });
 
         let rtcp_track = Arc::clone(&track);
-        let rtcp_encoder = encoded.clone();
+        let rtcp_shared = Arc::clone(&shared);
         let rtcp_counters = Arc::clone(&counters);
         let rtcp = tokio::spawn(async move {
             while let Some(event) = rtcp_track.poll().await {
@@ -80,24 +143,167 @@ impl LocalSender {
                         rtcp_counters
                             .keyframe_requests
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        rtcp_encoder.request_keyframe();
+                        // Before the encoder is attached the sink's first unit is a
+                        // keyframe anyway.
+                        if let Some(encoder) = rtcp_shared.encoder.get() {
+                            encoder.request_keyframe();
+                        }
                     }
                 }
             }
         });
         let send = tokio::spawn(send_loop(SendContext {
             track,
-            sender,
+            sender: Arc::clone(&sender),
             bandwidth,
             counters,
-            encoded: encoded.clone(),
+            encoders: encoders.clone(),
+            shared: Arc::clone(&shared),
+            first,
             ssrc,
-            mime: codec.mime_type,
             state,
         }));
         Ok(LocalSender {
             tasks: vec![rtcp, send],
+            encoders,
+            sender,
+            description: Mutex::new(description),
+            shared,
         })
+    }
+
+    /// This sender's transceiver.
+    async fn transceiver(
+        &self,
+        pc: &Arc<dyn PeerConnection>,
+    ) -> Result<Arc<dyn RtpTransceiver>, PeerError> {
+        for t in pc.get_transceivers().await {
+            if let Ok(Some(s)) = t.sender().await {
+                if s.id() == self.sender.id() {
+                    return Ok(t);
+                }
+            }
+        }
+        Err(PeerError::Track("the sender has no transceiver".into()))
+    }
+
+    /// Before our offer: this track's m-line lists exactly the codecs it may send, most
+    /// preferred first.
+    pub(super) async fn prepare_offer(
+        &self,
+        pc: &Arc<dyn PeerConnection>,
+    ) -> Result<(), PeerError> {
+        let codecs = self.encoders.video_codecs();
+        if codecs.is_empty() {
+            return Ok(());
+        }
+        let preferences = codecs.iter().map(|&c| video_codec_parameters(c)).collect();
+        self.transceiver(pc)
+            .await?
+            .set_codec_preferences(preferences)
+            .await
+            .map_err(|e| PeerError::Setup(format!("codec preferences: {e}")))
+    }
+
+    /// Picks the codec from the remote description `sdp` (before it or our answer is
+    /// applied): the first video codec of this track's m-line that the track may send.
+    /// When answering, our answer then lists the chosen codec first and only codecs we may
+    /// send. An m-line that lists none of them is an error naming both.
+    pub(super) async fn negotiate(
+        &self,
+        pc: &Arc<dyn PeerConnection>,
+        sdp: &str,
+        remote: Remote,
+    ) -> Result<(), PeerError> {
+        let allowed = self.encoders.video_codecs();
+        if allowed.is_empty() {
+            return Ok(()); // audio: Opus is the only codec
+        }
+        let transceiver = self.transceiver(pc).await?;
+        let Ok(Some(mid)) = transceiver.mid().await else {
+            return Ok(()); // not in this description: nothing is sent
+        };
+        let Some(listed) = super::sdp::video_codecs_of_mid(sdp, &mid) else {
+            return Ok(());
+        };
+        let Some(&chosen) = listed.iter().find(|c| allowed.contains(c)) else {
+            let names = |list: &[VideoCodec]| {
+                list.iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(PeerError::Sdp(format!(
+                "the remote {} lists no video codec we send (it lists [{}], we send [{}])",
+                if remote == Remote::Offer {
+                    "offer"
+                } else {
+                    "answer"
+                },
+                names(&listed),
+                names(allowed)
+            )));
+        };
+        *lock(&self.shared.codec) = Some(chosen);
+        let replacement = {
+            let mut description = lock(&self.description);
+            let current = description
+                .codings()
+                .first()
+                .map(|c| c.codec.mime_type.clone())
+                .unwrap_or_default();
+            if current.eq_ignore_ascii_case(chosen.mime_type()) {
+                None
+            } else {
+                let ssrc = description.ssrcs().next().unwrap_or_default();
+                let id = description.track_id().to_string();
+                *description = describe(
+                    &id,
+                    RtpCodecKind::Video,
+                    ssrc,
+                    video_codec_parameters(chosen).rtp_codec,
+                );
+                Some(description.clone())
+            }
+        };
+        if let Some(description) = replacement {
+            // webrtc-rs keeps the track it bound at add_track (we write through it); this
+            // only changes the sender's description, which decides how the interceptors
+            // bind when sending starts.
+            self.sender
+                .replace_track(Arc::new(TrackLocalStaticRTP::new(description)))
+                .await
+                .map_err(|e| PeerError::Setup(format!("switching to {chosen}: {e}")))?;
+        }
+        if remote == Remote::Offer {
+            // Answer with the chosen codec first and nothing we would not send; the offer's
+            // payload types stay (read from the sender, which took them from the offer).
+            if let Ok(params) = self.sender.get_parameters().await {
+                let codecs = params.rtp_parameters.codecs;
+                let of = |c: VideoCodec| {
+                    codecs
+                        .iter()
+                        .find(|p| p.rtp_codec.mime_type.eq_ignore_ascii_case(c.mime_type()))
+                        .cloned()
+                };
+                let ordered: Vec<RTCRtpCodecParameters> = std::iter::once(chosen)
+                    .chain(
+                        listed
+                            .iter()
+                            .copied()
+                            .filter(|c| *c != chosen && allowed.contains(c)),
+                    )
+                    .filter_map(of)
+                    .collect();
+                if !ordered.is_empty() {
+                    if let Err(e) = transceiver.set_codec_preferences(ordered).await {
+                        tracing::debug!("answer codec preferences: {e}");
+                    }
+                }
+            }
+        }
+        tracing::debug!("sending {chosen} (the remote {remote:?} lists {listed:?})");
+        Ok(())
     }
 
     pub(super) fn stop(&self) {
@@ -127,13 +333,15 @@ impl Drop for Vote<'_> {
 
 /// Everything one send loop works with.
 struct SendContext {
-    track: Arc<TrackLocalStaticSample>,
+    track: Arc<TrackLocalStaticRTP>,
     sender: Arc<dyn RtpSender>,
     bandwidth: BandwidthTarget,
     counters: Arc<SendCounters>,
-    encoded: EncodedTrack,
+    encoders: TrackEncoders,
+    shared: Arc<Shared>,
+    /// The codec sent if negotiation never chose one (the track's first).
+    first: Option<VideoCodec>,
     ssrc: u32,
-    mime: String,
     state: watch::Receiver<PeerState>,
 }
 
@@ -143,9 +351,10 @@ async fn send_loop(ctx: SendContext) {
         sender,
         bandwidth,
         counters,
-        encoded,
+        encoders,
+        shared,
+        first,
         ssrc,
-        mime,
         mut state,
     } = ctx;
     // Samples written before the connection is up would be lost.
@@ -159,12 +368,19 @@ async fn send_loop(ctx: SendContext) {
             return;
         }
     }
+    let video = encoders.kind() == MediaKind::Video;
+    let codec = if video {
+        lock(&shared.codec).or(first)
+    } else {
+        None
+    };
+    let rtp = rtp_codec(codec);
     let payload_type = match sender.get_parameters().await {
         Ok(params) => params
             .rtp_parameters
             .codecs
             .iter()
-            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&mime))
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&rtp.mime_type))
             .map(|c| c.payload_type),
         Err(e) => {
             tracing::warn!("sender parameters: {e}");
@@ -172,10 +388,33 @@ async fn send_loop(ctx: SendContext) {
         }
     };
     let Some(payload_type) = payload_type else {
-        tracing::warn!("{mime} was not negotiated; not sending it");
+        tracing::warn!("{} was not negotiated; not sending it", rtp.mime_type);
         return;
     };
-    let video = encoded.kind() == MediaKind::Video;
+    let encoded = match encoders.encoder(codec) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!("cannot encode {}: {e}", rtp.mime_type);
+            return;
+        }
+    };
+    let _ = shared.encoder.set(encoded.clone());
+    let payloader = match rtp.payloader() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("no payloader for {}: {e}", rtp.mime_type);
+            return;
+        }
+    };
+    let mut packetizer = new_packetizer(
+        Instant::now(),
+        MTU,
+        payload_type,
+        ssrc,
+        payloader,
+        Box::new(rtc::rtp::sequence::new_random_sequencer()),
+        rtp.clock_rate,
+    );
     let mut units = encoded.subscribe_async(if video { 30 } else { 50 });
     let _vote = Vote {
         encoded: &encoded,
@@ -187,13 +426,23 @@ async fn send_loop(ctx: SendContext) {
             unit = units.recv() => {
                 let Some(unit) = unit else { break };
                 let keyframe = video && unit.keyframe;
-                let sample = Sample {
-                    data: unit.data,
-                    duration: unit.duration,
-                    ..Sample::new(Instant::now())
+                let ticks = (unit.duration.as_secs_f64() * rtp.clock_rate as f64) as u32;
+                let packets = match packetizer.packetize(Instant::now(), &unit.data, ticks) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::debug!("packetize: {e}");
+                        continue;
+                    }
                 };
-                if let Err(e) = track.write_sample(ssrc, payload_type, &sample, &[]).await {
-                    tracing::debug!("write sample: {e}");
+                let mut failed = false;
+                for packet in packets {
+                    if let Err(e) = track.write_rtp(packet).await {
+                        tracing::debug!("write RTP: {e}");
+                        failed = true;
+                        break;
+                    }
+                }
+                if failed {
                     break;
                 }
                 counters.frames_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

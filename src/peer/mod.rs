@@ -5,6 +5,7 @@
 
 mod local;
 mod remote;
+mod sdp;
 mod setup;
 mod stats;
 
@@ -20,10 +21,15 @@ use webrtc::peer_connection::{
 };
 
 pub use remote::{RemoteTrack, RemoteTrackStats};
-pub use setup::{h264_codec, opus_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE};
+pub use sdp::video_codecs;
+pub use setup::{
+    h264_codec, opus_codec, vp8_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE,
+};
 pub use stats::{InboundStats, OutboundStats, PeerStats};
 
-use crate::encode::pipeline::EncodedTrack;
+use crate::encode::pipeline::TrackEncoders;
+use crate::encode::VideoCodec;
+use crate::sync::lock;
 
 /// Why a peer-connection operation failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -254,7 +260,7 @@ pub struct Peer {
     events: Arc<Events>,
     state: watch::Receiver<PeerState>,
     remote: tokio::sync::Mutex<mpsc::Receiver<RemoteTrack>>,
-    senders: Mutex<Vec<local::LocalSender>>,
+    senders: Mutex<Vec<Arc<local::LocalSender>>>,
     counters: Arc<SendCounters>,
     bandwidth: setup::BandwidthTarget,
     /// Held while the connection is open; given back on close or failure.
@@ -328,22 +334,26 @@ impl Peer {
         self.state.clone()
     }
 
-    /// Sends an encoded track to this peer (call before creating the offer or answer).
-    /// Samples flow once the connection is up; keyframe requests from the peer reach the
-    /// encoder, and the peer's bandwidth estimate votes on the encoder's bitrate.
-    pub async fn add_track(&self, track: &EncodedTrack) -> Result<(), PeerError> {
+    /// Sends a track to this peer (call before creating the offer or answer): an
+    /// `&EncodedTrack` (exactly its codec) or a `&TrackEncoders` (any codec it allows; the
+    /// negotiation picks one and the set's encoder for it feeds this peer). Samples flow
+    /// once the connection is up; keyframe requests from the peer reach the encoder, and
+    /// the peer's bandwidth estimate votes on the encoder's bitrate.
+    pub async fn add_track(&self, track: impl Into<TrackEncoders>) -> Result<(), PeerError> {
         let sender = local::LocalSender::start(
             &self.pc,
-            track,
+            track.into(),
             self.state.clone(),
             self.bandwidth.clone(),
             Arc::clone(&self.counters),
         )
         .await?;
-        if let Ok(mut senders) = self.senders.lock() {
-            senders.push(sender);
-        }
+        lock(&self.senders).push(Arc::new(sender));
         Ok(())
+    }
+
+    fn senders(&self) -> Vec<Arc<local::LocalSender>> {
+        lock(&self.senders).clone()
     }
 
     /// Asks to receive a kind of media without sending it (a viewer's offer).
@@ -365,6 +375,32 @@ impl Peer {
             .await
             .map(|_| ())
             .map_err(|e| PeerError::Track(e.to_string()))
+    }
+
+    /// Asks to receive video in `codecs` only, most preferred first (a viewer's offer that
+    /// names its codecs, as a browser without H.264 does).
+    pub async fn add_video_receiver(&self, codecs: &[VideoCodec]) -> Result<(), PeerError> {
+        use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+        use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+        let transceiver = self
+            .pc
+            .add_transceiver_from_kind(
+                RtpCodecKind::Video,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| PeerError::Track(e.to_string()))?;
+        let preferences = codecs
+            .iter()
+            .map(|&c| setup::video_codec_parameters(c))
+            .collect();
+        transceiver
+            .set_codec_preferences(preferences)
+            .await
+            .map_err(|e| PeerError::Track(format!("codec preferences: {e}")))
     }
 
     async fn gathered_description(&self, timeout: Duration) -> Result<String, PeerError> {
@@ -395,6 +431,9 @@ impl Peer {
 
     /// Creates an offer and returns it with every candidate in it (no trickle needed).
     pub async fn create_offer(&self) -> Result<String, PeerError> {
+        for sender in self.senders() {
+            sender.prepare_offer(&self.pc).await?;
+        }
         let offer = self
             .pc
             .create_offer(None)
@@ -407,8 +446,14 @@ impl Peer {
         self.gathered_description(Duration::from_secs(5)).await
     }
 
-    /// Applies the remote answer to our offer.
+    /// Applies the remote answer to our offer; each track sends the first codec the answer
+    /// lists for it.
     pub async fn accept_answer(&self, sdp: &str) -> Result<(), PeerError> {
+        for sender in self.senders() {
+            sender
+                .negotiate(&self.pc, sdp, local::Remote::Answer)
+                .await?;
+        }
         let answer = RTCSessionDescription::answer(sdp.to_owned())
             .map_err(|e| PeerError::Sdp(e.to_string()))?;
         self.pc
@@ -419,15 +464,19 @@ impl Peer {
 
     /// Answers a remote offer; returns the answer with every candidate in it.
     pub async fn answer(&self, offer_sdp: &str) -> Result<String, PeerError> {
-        self.answer_with(offer_sdp, &[]).await
+        self.answer_with(offer_sdp, std::iter::empty::<TrackEncoders>())
+            .await
     }
 
     /// Answers a remote offer, sending `tracks` on it (a viewer's recvonly offer): the
-    /// tracks are added after the offer is applied, so they take its m-lines.
+    /// tracks (`&EncodedTrack`s or `&TrackEncoders`) are added after the offer is applied,
+    /// so they take its m-lines. Each video track sends the first codec of its m-line, in
+    /// the offer's order, that it may send, and the answer lists that codec first; an
+    /// m-line offering none of them is a [`PeerError::Sdp`].
     pub async fn answer_with(
         &self,
         offer_sdp: &str,
-        tracks: &[EncodedTrack],
+        tracks: impl IntoIterator<Item = impl Into<TrackEncoders>>,
     ) -> Result<String, PeerError> {
         let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
             .map_err(|e| PeerError::Sdp(e.to_string()))?;
@@ -437,6 +486,11 @@ impl Peer {
             .map_err(|e| PeerError::Sdp(e.to_string()))?;
         for track in tracks {
             self.add_track(track).await?;
+        }
+        for sender in self.senders() {
+            sender
+                .negotiate(&self.pc, offer_sdp, local::Remote::Offer)
+                .await?;
         }
         let answer = self
             .pc

@@ -1,5 +1,5 @@
-//! A remote track: RTP from the peer, depacketized (H.264 access units via the
-//! sample builder, Opus packets as they come), decoded on its own thread into the same
+//! A remote track: RTP from the peer, depacketized (H.264 access units and VP8 frames via
+//! the sample builder, Opus packets as they come), decoded on its own thread into the same
 //! frames local tracks deliver. Its settings are measured from what arrives and, as in
 //! browsers, never include `facingMode`: it is not carried over RTP.
 
@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rtc::media::io::sample_builder::SampleBuilder;
+use rtc::media::Sample;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::codec::vp8::Vp8Packet;
 use tokio::sync::Notify;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
@@ -24,6 +26,8 @@ use crate::devices::worker::FrameReceiver;
 use crate::devices::MediaFrame;
 use crate::encode::h264::H264Decoder;
 use crate::encode::opus::OpusDecoder;
+use crate::encode::vp8::Vp8Decoder;
+use crate::encode::{EncodeError, VideoCodec};
 use crate::error::MediaError;
 use crate::sync::lock;
 use crate::track::MediaStreamTrack;
@@ -45,6 +49,8 @@ struct Counters {
 
 struct Inner {
     kind: MediaKind,
+    /// The negotiated codec's MIME type, as the sender's description has it.
+    mime_type: String,
     /// Measured settings, shared with the track (`getSettings`).
     settings: Arc<Mutex<MediaTrackSettings>>,
     pli: Arc<Notify>,
@@ -111,7 +117,9 @@ impl RemoteTrack {
         } else {
             MediaKind::Audio
         };
-        if mime != "video/h264" && mime != "audio/opus" {
+        // The negotiated codec decides the depacketizer and the decoder.
+        let video_codec = VideoCodec::from_mime_type(&mime);
+        if video_codec.is_none() && mime != "audio/opus" {
             return Err(PeerError::Track(format!("cannot decode {mime}")));
         }
         let id = track.track_id().await.to_string();
@@ -128,6 +136,7 @@ impl RemoteTrack {
         let settings = Arc::new(Mutex::new(settings));
         let inner = Arc::new(Inner {
             kind,
+            mime_type: codec.mime_type.clone(),
             settings: Arc::clone(&settings),
             pli: Arc::new(Notify::new()),
             counters: Counters::default(),
@@ -148,11 +157,9 @@ impl RemoteTrack {
             let decoder_inner = Arc::clone(&inner);
             std::thread::Builder::new()
                 .name(format!("{kind} decoder"))
-                .spawn(move || match kind {
-                    MediaKind::Video => decode_video(units_rx, &decoder_inner, &frames_tx),
-                    MediaKind::Audio => {
-                        decode_audio(units_rx, &decoder_inner, &frames_tx, channels)
-                    }
+                .spawn(move || match video_codec {
+                    Some(codec) => decode_video(units_rx, &decoder_inner, &frames_tx, codec),
+                    None => decode_audio(units_rx, &decoder_inner, &frames_tx, channels),
                 })
                 .map_err(|e| PeerError::Track(format!("cannot start the decoder thread: {e}")))?;
             (Some(units_tx), None)
@@ -192,9 +199,7 @@ impl RemoteTrack {
 
         let reader_inner = Arc::clone(&inner);
         tokio::spawn(async move {
-            let video = kind == MediaKind::Video;
-            let mut builder = SampleBuilder::new(256, H264Packet::default(), 90_000)
-                .with_max_time_delay(Duration::from_millis(500));
+            let mut builder = video_codec.map(Builder::new);
             while let Some(event) = track.poll().await {
                 match event {
                     TrackRemoteEvent::OnRtpPacket(packet) => {
@@ -203,9 +208,9 @@ impl RemoteTrack {
                             .packets
                             .fetch_add(1, Ordering::Relaxed);
                         let Some(units_tx) = &units_tx else { continue };
-                        if video {
-                            builder.push(Instant::now(), packet);
-                            while let Some(sample) = builder.pop(Instant::now()) {
+                        if let Some(builder) = &mut builder {
+                            builder.push(packet);
+                            while let Some(sample) = builder.pop() {
                                 reader_inner.queue(units_tx, sample.data, sample.packet_timestamp);
                             }
                         } else {
@@ -238,6 +243,16 @@ impl RemoteTrack {
 
     pub fn kind(&self) -> MediaKind {
         self.inner.kind
+    }
+
+    /// The negotiated codec's MIME type (`video/H264`, `video/VP8`, `audio/opus`).
+    pub fn mime_type(&self) -> &str {
+        &self.inner.mime_type
+    }
+
+    /// The negotiated video codec; `None` for audio.
+    pub fn video_codec(&self) -> Option<VideoCodec> {
+        VideoCodec::from_mime_type(&self.inner.mime_type)
     }
 
     /// Receive decoded frames, as from a local track.
@@ -305,6 +320,69 @@ impl Inner {
     }
 }
 
+/// Reassembles frames from RTP packets with the negotiated codec's depacketizer.
+enum Builder {
+    H264(SampleBuilder<H264Packet>),
+    Vp8(SampleBuilder<Vp8Packet>),
+}
+
+impl Builder {
+    fn new(codec: VideoCodec) -> Self {
+        let delay = Duration::from_millis(500);
+        match codec {
+            VideoCodec::H264 => Builder::H264(
+                SampleBuilder::new(256, H264Packet::default(), 90_000).with_max_time_delay(delay),
+            ),
+            VideoCodec::Vp8 => Builder::Vp8(
+                SampleBuilder::new(256, Vp8Packet::default(), 90_000).with_max_time_delay(delay),
+            ),
+        }
+    }
+
+    fn push(&mut self, packet: rtc::rtp::Packet) {
+        match self {
+            Builder::H264(b) => b.push(Instant::now(), packet),
+            Builder::Vp8(b) => b.push(Instant::now(), packet),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Sample> {
+        match self {
+            Builder::H264(b) => b.pop(Instant::now()),
+            Builder::Vp8(b) => b.pop(Instant::now()),
+        }
+    }
+}
+
+/// A video decoder of the negotiated codec.
+enum VideoDecoder {
+    H264(H264Decoder),
+    Vp8(Vp8Decoder),
+}
+
+impl VideoDecoder {
+    fn new(codec: VideoCodec) -> Result<Self, EncodeError> {
+        Ok(match codec {
+            VideoCodec::H264 => VideoDecoder::H264(H264Decoder::new()?),
+            VideoCodec::Vp8 => VideoDecoder::Vp8(Vp8Decoder::new()?),
+        })
+    }
+
+    fn decode(&mut self, data: &[u8]) -> Result<Option<crate::frame::VideoFrame>, EncodeError> {
+        match self {
+            VideoDecoder::H264(d) => d.decode(data),
+            VideoDecoder::Vp8(d) => d.decode(data),
+        }
+    }
+
+    fn is_keyframe(&self, data: &[u8]) -> bool {
+        match self {
+            VideoDecoder::H264(_) => crate::encode::h264::nal_types(data).contains(&5),
+            VideoDecoder::Vp8(_) => crate::encode::vp8::is_keyframe(data),
+        }
+    }
+}
+
 /// Hands a decoded frame to the track; a full queue drops it (counted).
 fn hand_over(
     frames: &std::sync::mpsc::SyncSender<MediaFrame>,
@@ -325,8 +403,9 @@ fn decode_video(
     units: Receiver<(Bytes, u32)>,
     inner: &Inner,
     frames: &std::sync::mpsc::SyncSender<MediaFrame>,
+    codec: VideoCodec,
 ) {
-    let mut decoder = match H264Decoder::new() {
+    let mut decoder = match VideoDecoder::new(codec) {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!("remote video: no decoder: {e}");
@@ -342,7 +421,7 @@ fn decode_video(
             Ok(Some(frame)) => {
                 let c = &inner.counters;
                 c.frames_decoded.fetch_add(1, Ordering::Relaxed);
-                if crate::encode::h264::nal_types(&data).contains(&5) {
+                if decoder.is_keyframe(&data) {
                     c.keyframes_decoded.fetch_add(1, Ordering::Relaxed);
                 }
                 if let Some(prev) = last_ts {

@@ -1,5 +1,5 @@
 //! Building a webrtc-rs peer connection the way usermedia needs it: H.264
-//! (constrained baseline, packetization-mode 1) and Opus only, ICE on explicit local
+//! (constrained baseline, packetization-mode 1), VP8 and Opus only, ICE on explicit local
 //! addresses with fast connectivity checks and no mDNS, send-side congestion control
 //! (GCC over TWCC), and keyframe requests surfaced to the sender.
 
@@ -18,7 +18,7 @@ use rtc::peer_connection::configuration::interceptor_registry::{
     configure_congestion_control, register_default_interceptors, CongestionFeedback, Registry,
 };
 use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
 };
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -30,9 +30,11 @@ use webrtc::peer_connection::{
 
 use super::{PeerConfig, PeerError};
 use crate::encode::h264::PROFILE_LEVEL_ID;
+use crate::encode::VideoCodec;
 
 /// Payload types we offer (browsers map their own in answers; we read the negotiated one).
 pub const H264_PAYLOAD_TYPE: u8 = 102;
+pub const VP8_PAYLOAD_TYPE: u8 = 96;
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 
 /// The H.264 codec we send and receive.
@@ -45,6 +47,31 @@ pub fn h264_codec() -> RTCRtpCodec {
             "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={PROFILE_LEVEL_ID}"
         ),
         rtcp_feedback: vec![],
+    }
+}
+
+/// The VP8 codec we send and receive (no parameters; RFC 7741).
+pub fn vp8_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// A video codec's RTP description and the payload type we offer it with.
+pub fn video_codec_parameters(codec: VideoCodec) -> RTCRtpCodecParameters {
+    match codec {
+        VideoCodec::H264 => RTCRtpCodecParameters {
+            rtp_codec: h264_codec(),
+            payload_type: H264_PAYLOAD_TYPE,
+        },
+        VideoCodec::Vp8 => RTCRtpCodecParameters {
+            rtp_codec: vp8_codec(),
+            payload_type: VP8_PAYLOAD_TYPE,
+        },
     }
 }
 
@@ -194,15 +221,13 @@ pub async fn build(
 ) -> Result<(Arc<dyn PeerConnection>, BandwidthTarget), PeerError> {
     let mut media = MediaEngine::default();
     let setup = |e: rtc::shared::error::Error| PeerError::Setup(e.to_string());
-    media
-        .register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: h264_codec(),
-                payload_type: H264_PAYLOAD_TYPE,
-            },
-            RtpCodecKind::Video,
-        )
-        .map_err(setup)?;
+    // Both video codecs, H.264 first: the default order of our offers (senders narrow
+    // and reorder their own m-line to the codecs they may send).
+    for codec in VideoCodec::ALL {
+        media
+            .register_codec(video_codec_parameters(codec), RtpCodecKind::Video)
+            .map_err(setup)?;
+    }
     media
         .register_codec(
             RTCRtpCodecParameters {
