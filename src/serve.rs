@@ -13,7 +13,7 @@ use usermedia::devices::MediaDevices;
 use usermedia::peer::{PeerConfig, PeerFactory};
 use usermedia::service::Publisher;
 use usermedia::MediaStream;
-use usermedia_signaling::{router, ServerConfig};
+use usermedia_signaling::{router, ServerConfig, StreamToken, TokenFile};
 
 use super::{load_devices, parse_constraints, parse_seconds, print_json, BadInput, DeviceArgs};
 
@@ -36,15 +36,27 @@ pub(super) struct Options {
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub stream: String,
     /// Require `Authorization: Bearer TOKEN` for publishing (and, with
-    /// --token-for-viewing, for viewing).
-    #[arg(long, value_name = "TOKEN", conflicts_with = "token_file")]
+    /// --token-for-viewing, for viewing); valid for every stream. Without any token,
+    /// anyone may publish.
+    #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
-    /// Read the token from a file (first line).
+    /// A token valid for stream NAME only (repeatable); used on another stream it gets 403.
+    #[arg(long = "stream-token", value_name = "NAME=TOKEN")]
+    pub stream_tokens: Vec<StreamToken>,
+    /// Read tokens from a file: one per line, `TOKEN` (every stream, at most one such
+    /// line) or `STREAM TOKEN` (that stream only); blank lines and `#` lines are skipped.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// Require the token for viewing too.
+    /// Require a token for viewing too.
     #[arg(long)]
     pub token_for_viewing: bool,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key). Browsers need a
+    /// secure context for getUserMedia anywhere but on localhost.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Local address ICE gathers on (repeatable). Default: every interface that is up,
     /// loopback included.
     #[arg(long = "ice-addr", value_name = "IP")]
@@ -85,28 +97,41 @@ fn capture(args: &DeviceArgs, constraints: &str) -> Result<Option<Captured>, Bad
     }
 }
 
-pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
-    let token = match (&opts.token, &opts.token_file) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read token file {}", path.display()))?;
-            let t = text.lines().next().unwrap_or("").trim().to_owned();
-            if t.is_empty() {
+/// The tokens of --token, --stream-token and --token-file together.
+fn tokens(opts: &Options) -> Result<(Option<String>, Vec<StreamToken>), BadInput> {
+    let mut token = opts.token.clone();
+    let mut stream_tokens = opts.stream_tokens.clone();
+    if let Some(path) = &opts.token_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read token file {}", path.display()))?;
+        let file =
+            TokenFile::parse(&text).with_context(|| format!("token file {}", path.display()))?;
+        if let Some(t) = file.token {
+            if token.is_some() {
                 return Err(BadInput(anyhow::anyhow!(
-                    "token file {} is empty",
+                    "token file {}: a token for every stream, and --token gives one too",
                     path.display()
                 )));
             }
-            Some(t)
+            token = Some(t);
         }
-        (None, None) => None,
-    };
-    if opts.token_for_viewing && token.is_none() {
+        stream_tokens.extend(file.stream_tokens);
+    }
+    Ok((token, stream_tokens))
+}
+
+pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
+    let (token, stream_tokens) = tokens(&opts)?;
+    if opts.token_for_viewing && token.is_none() && stream_tokens.is_empty() {
         return Err(BadInput(anyhow::anyhow!(
-            "--token-for-viewing needs --token or --token-file"
+            "--token-for-viewing needs --token, --stream-token or --token-file"
         )));
     }
+    // Checked before capturing: a bad certificate or key is reported at once.
+    let tls = match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => Some(usermedia_signaling::server_config(cert, key)?),
+        _ => None,
+    };
     let Some((devices, stream, runtime)) = capture(&opts.device_args, &opts.constraints)? else {
         return Ok(ExitCode::from(1));
     };
@@ -126,6 +151,7 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
             .context("cannot start the encoders")?;
         let config = ServerConfig {
             token,
+            stream_tokens,
             token_for_viewing: opts.token_for_viewing,
             ..ServerConfig::default()
         };
@@ -134,14 +160,23 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
             .await
             .with_context(|| format!("cannot listen on {}", opts.listen))?;
         let local = listener.local_addr().context("listener address")?;
-        println!("usermedia: serving stream {:?} — open http://{local}/ (WHEP: POST http://{local}/whep/{})", opts.stream, opts.stream);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-                tracing::info!("shutting down");
-            })
-            .await
-            .context("server")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("usermedia: serving stream {:?} — open {scheme}://{local}/ (WHEP: POST {scheme}://{local}/whep/{})", opts.stream, opts.stream);
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        };
+        match tls {
+            Some(config) => {
+                let listener = usermedia_signaling::TlsListener::new(listener, config)
+                    .context("TLS listener")?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+        }
+        .context("server")?;
         publisher.close_all().await;
         for t in stream.get_tracks() {
             t.stop();
@@ -159,6 +194,10 @@ pub(super) struct PublishOptions {
     /// Bearer token for the endpoint.
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// Also trust the certificates in this PEM file for https:// (a private CA, or a
+    /// self-signed server's certificate); the system's roots stay trusted. Repeatable.
+    #[arg(long = "ca-cert", value_name = "PEM")]
+    pub ca_certs: Vec<PathBuf>,
     #[command(flatten)]
     pub device_args: DeviceArgs,
     /// getUserMedia constraints, or @FILE.
@@ -185,6 +224,7 @@ pub(super) struct PublishOptions {
 
 /// `usermedia publish`: capture, publish through WHIP, DELETE on Ctrl-C (or after --seconds).
 pub(super) fn publish(opts: PublishOptions) -> Result<ExitCode, BadInput> {
+    let client = usermedia_signaling::HttpClient::with_ca_certs(&opts.ca_certs)?;
     let Some((_devices, stream, runtime)) = capture(&opts.device_args, &opts.constraints)? else {
         return Ok(ExitCode::from(1));
     };
@@ -198,7 +238,8 @@ pub(super) fn publish(opts: PublishOptions) -> Result<ExitCode, BadInput> {
             ice_addrs: opts.ice_addrs.clone(),
             ..PeerConfig::default()
         });
-        let session = match usermedia::service::publish_whip(
+        let session = match usermedia::service::publish_whip_with(
+            &client,
             &factory,
             &opts.whip,
             opts.token.as_deref(),

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use usermedia_signaling::{Answer, Direction, Endpoint, EndpointError, SessionDescription};
+use usermedia_signaling::{
+    Answer, Direction, Endpoint, EndpointError, IceRestart, SessionDescription, SessionInfo,
+};
 
 use crate::devices::MediaDevices;
 use crate::encode::pipeline::TrackEncoders;
@@ -66,6 +68,8 @@ struct Session {
     stream: String,
     peer: Arc<Peer>,
     direction: Direction,
+    /// The entity tag: the session id, then a new one per ICE restart.
+    etag: String,
 }
 
 /// Streams we send and the sessions viewing them.
@@ -230,6 +234,7 @@ impl Publisher {
                 stream: stream.to_owned(),
                 peer: Arc::clone(&peer),
                 direction: Direction::Ingest,
+                etag: id.clone(),
             },
         );
         self.watch(id.clone(), &peer);
@@ -319,6 +324,7 @@ impl Endpoint for Publisher {
                 stream: stream.to_owned(),
                 peer: Arc::clone(&peer),
                 direction: Direction::View,
+                etag: id.clone(),
             },
         );
         self.watch(id.clone(), &peer);
@@ -330,10 +336,57 @@ impl Endpoint for Publisher {
             .get(session)
             .map(|s| Arc::clone(&s.peer))
             .ok_or_else(|| EndpointError::UnknownSession(session.to_owned()))?;
+        // Candidates of another ICE generation: a restart sent as trickle.
+        let given = fragment
+            .lines()
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"));
+        if let (Some(given), Some(current)) = (given, peer.remote_ice_ufrag().await) {
+            if given.trim() != current {
+                return Err(EndpointError::PreconditionRequired(format!(
+                    "the fragment's ice-ufrag {given:?} is not the session's ({current:?}); \
+                     new ICE credentials are an ICE restart, which needs If-Match: *"
+                )));
+            }
+        }
         peer.add_candidates(fragment)
             .await
             .map(|_| ())
             .map_err(|e| EndpointError::BadOffer(e.to_string()))
+    }
+
+    async fn session(&self, session: &str) -> Option<SessionInfo> {
+        lock(&self.sessions).get(session).map(|s| SessionInfo {
+            stream: s.stream.clone(),
+            direction: s.direction,
+            etag: s.etag.clone(),
+        })
+    }
+
+    async fn restart_ice(
+        &self,
+        session: &str,
+        fragment: &str,
+    ) -> Result<IceRestart, EndpointError> {
+        let peer = lock(&self.sessions)
+            .get(session)
+            .map(|s| Arc::clone(&s.peer))
+            .ok_or_else(|| EndpointError::UnknownSession(session.to_owned()))?;
+        let ours = peer
+            .restart_ice_answer(fragment)
+            .await
+            .map_err(|e| match e {
+                PeerError::Sdp(m) => EndpointError::BadOffer(format!("ICE restart: {m}")),
+                other => EndpointError::Internal(format!("ICE restart: {other}")),
+            })?;
+        let etag = uuid::Uuid::new_v4().simple().to_string();
+        match lock(&self.sessions).get_mut(session) {
+            Some(s) => s.etag.clone_from(&etag),
+            None => return Err(EndpointError::UnknownSession(session.to_owned())),
+        }
+        Ok(IceRestart {
+            fragment: ours,
+            etag,
+        })
     }
 
     async fn end(&self, session: &str) -> Result<(), EndpointError> {
@@ -421,6 +474,16 @@ pub struct RemoteSession {
 }
 
 impl RemoteSession {
+    /// Restarts ICE (RFC 9725 section 4.3.3): new local credentials and candidates sent
+    /// with `PATCH` + `If-Match: *`, the server's new ones applied from its `200`. Media
+    /// keeps its negotiated codecs and DTLS session.
+    pub async fn restart_ice(&mut self) -> Result<(), SessionError> {
+        let ours = self.peer.restart_ice_offer().await?;
+        let theirs = self.http.restart_ice(&ours).await?;
+        self.peer.accept_ice_restart(&theirs).await?;
+        Ok(())
+    }
+
     /// Ends it: DELETE on the server, then the connection closes.
     pub async fn end(self) -> Result<(), SessionError> {
         let deleted = self.http.end().await;
@@ -431,8 +494,21 @@ impl RemoteSession {
 
 /// Publishes `tracks` (`&EncodedTrack`s or `&TrackEncoders`: the offer lists each video
 /// track's codecs, most preferred first, and the answer's choice decides which encoder
-/// feeds the session) to a WHIP endpoint (`url`, e.g. `http://sfu/whip/room1`).
+/// feeds the session) to a WHIP endpoint (`url`, e.g. `http://sfu/whip/room1`), trusting
+/// the system's roots for https://.
 pub async fn publish_whip(
+    factory: &PeerFactory,
+    url: &str,
+    token: Option<&str>,
+    tracks: impl IntoIterator<Item = impl Into<TrackEncoders>>,
+) -> Result<RemoteSession, SessionError> {
+    let client = usermedia_signaling::HttpClient::new()?;
+    publish_whip_with(&client, factory, url, token, tracks).await
+}
+
+/// [`publish_whip`] through `client` (e.g. one trusting a private CA for https://).
+pub async fn publish_whip_with(
+    client: &usermedia_signaling::HttpClient,
     factory: &PeerFactory,
     url: &str,
     token: Option<&str>,
@@ -443,7 +519,7 @@ pub async fn publish_whip(
         peer.add_track(t).await?;
     }
     let offer = peer.create_offer().await?;
-    let http = usermedia_signaling::post_offer(url, token, &offer).await?;
+    let http = client.post_offer(url, token, &offer).await?;
     peer.accept_answer(&http.answer).await?;
     Ok(RemoteSession { peer, http })
 }
@@ -454,11 +530,22 @@ pub async fn view_whep(
     url: &str,
     token: Option<&str>,
 ) -> Result<RemoteSession, SessionError> {
+    let client = usermedia_signaling::HttpClient::new()?;
+    view_whep_with(&client, factory, url, token).await
+}
+
+/// [`view_whep`] through `client` (e.g. one trusting a private CA for https://).
+pub async fn view_whep_with(
+    client: &usermedia_signaling::HttpClient,
+    factory: &PeerFactory,
+    url: &str,
+    token: Option<&str>,
+) -> Result<RemoteSession, SessionError> {
     let peer = factory.create().await?;
     peer.add_receiver(MediaKind::Video).await?;
     peer.add_receiver(MediaKind::Audio).await?;
     let offer = peer.create_offer().await?;
-    let http = usermedia_signaling::post_offer(url, token, &offer).await?;
+    let http = client.post_offer(url, token, &offer).await?;
     peer.accept_answer(&http.answer).await?;
     Ok(RemoteSession { peer, http })
 }

@@ -1,9 +1,17 @@
 //! The client side of WHIP and WHEP: POST an offer, get the answer and the session's
 //! resource; trickle to it; DELETE it when done. Redirects (307/308) are followed with the
 //! method and body kept; 4xx/5xx become errors carrying the status and the server's words.
+//! `http://` and `https://` (rustls on ring; the system's trust roots plus any CA files
+//! given, for private or self-signed servers).
 
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, LINK, LOCATION};
+use std::path::PathBuf;
+
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MATCH, LINK, LOCATION};
 use reqwest::StatusCode;
+
+use crate::tls::TlsError;
+
+const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
 /// Why a WHIP/WHEP request failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -20,6 +28,104 @@ pub enum ClientError {
     Transport { url: String, message: String },
     #[error("{0}: the 201 response has no Location header")]
     NoLocation(String),
+    /// A CA file that cannot be used, or https:// with nothing to trust.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// A WHIP/WHEP client: one connection pool and one TLS trust setting for many sessions.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    /// Why https:// cannot work here (no trust roots at all), if it cannot.
+    tls_unusable: Option<String>,
+}
+
+impl HttpClient {
+    /// A client trusting the operating system's roots.
+    pub fn new() -> Result<Self, ClientError> {
+        Self::with_ca_certs(&[])
+    }
+
+    /// A client trusting the operating system's roots and every certificate in the PEM
+    /// files `ca_files` (a private CA, or a self-signed server's own certificate).
+    pub fn with_ca_certs(ca_files: &[PathBuf]) -> Result<Self, ClientError> {
+        let tls = crate::tls::client_tls(ca_files)?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .tls_backend_preconfigured(tls.config)
+            .build()
+            .map_err(|e| transport("(client set-up)", e))?;
+        Ok(HttpClient {
+            client,
+            tls_unusable: tls.unusable,
+        })
+    }
+
+    /// POSTs `offer` (SDP) to a WHIP or WHEP endpoint and returns the session.
+    pub async fn post_offer(
+        &self,
+        url: &str,
+        token: Option<&str>,
+        offer: &str,
+    ) -> Result<HttpSession, ClientError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| ClientError::BadUrl(url.to_owned(), e.to_string()))?;
+        match (parsed.scheme(), &self.tls_unusable) {
+            ("http", _) | ("https", None) => {}
+            ("https", Some(why)) => {
+                return Err(ClientError::Tls(TlsError::Config(format!("{url}: {why}"))))
+            }
+            (other, _) => {
+                return Err(ClientError::BadUrl(
+                    url.to_owned(),
+                    format!("unsupported scheme {other:?} (http or https)"),
+                ))
+            }
+        }
+        let client = self.client.clone();
+        let mut request = client
+            .post(parsed.clone())
+            .header(CONTENT_TYPE, "application/sdp")
+            .body(offer.to_owned());
+        if let Some(t) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let response = check(url, request.send().await.map_err(|e| transport(url, e))?).await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(ClientError::Status {
+                url: url.to_owned(),
+                status: response.status().as_u16(),
+                message: "expected 201 Created".into(),
+            });
+        }
+        // Location is relative to the URL that answered (after redirects).
+        let base = response.url().clone();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| base.join(l).ok())
+            .ok_or_else(|| ClientError::NoLocation(url.to_owned()))?;
+        let ice = ice_servers(response.headers());
+        let etag = etag(response.headers());
+        let answer = response.text().await.map_err(|e| transport(url, e))?;
+        Ok(HttpSession {
+            client,
+            token: token.map(str::to_owned),
+            location: location.to_string(),
+            answer,
+            ice_servers: ice,
+            etag,
+        })
+    }
+}
+
+fn etag(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// A session created on a WHIP or WHEP server.
@@ -33,12 +139,24 @@ pub struct HttpSession {
     pub answer: String,
     /// `Link: <url>; rel="ice-server"` entries the server offered (STUN/TURN URLs).
     pub ice_servers: Vec<String>,
+    /// The session's entity tag (`ETag`, quotes included), sent as `If-Match` with
+    /// trickled candidates; an ICE restart replaces it.
+    pub etag: Option<String>,
 }
 
+/// A transport failure with its causes (reqwest's own message is only "error sending
+/// request"; the reason, e.g. an untrusted certificate, is further down the chain).
 fn transport(url: &str, e: reqwest::Error) -> ClientError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
     ClientError::Transport {
         url: url.to_owned(),
-        message: e.to_string(),
+        message,
     }
 }
 
@@ -70,56 +188,14 @@ fn ice_servers(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// POSTs `offer` (SDP) to a WHIP or WHEP endpoint and returns the session.
+/// POSTs `offer` (SDP) to a WHIP or WHEP endpoint and returns the session, trusting the
+/// operating system's roots for https:// (see [`HttpClient`] for more).
 pub async fn post_offer(
     url: &str,
     token: Option<&str>,
     offer: &str,
 ) -> Result<HttpSession, ClientError> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|e| ClientError::BadUrl(url.to_owned(), e.to_string()))?;
-    if parsed.scheme() != "http" {
-        return Err(ClientError::BadUrl(
-            url.to_owned(),
-            "only http:// is supported in this build (no TLS client yet)".into(),
-        ));
-    }
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .map_err(|e| transport(url, e))?;
-    let mut request = client
-        .post(parsed.clone())
-        .header(CONTENT_TYPE, "application/sdp")
-        .body(offer.to_owned());
-    if let Some(t) = token {
-        request = request.header(AUTHORIZATION, format!("Bearer {t}"));
-    }
-    let response = check(url, request.send().await.map_err(|e| transport(url, e))?).await?;
-    if response.status() != StatusCode::CREATED {
-        return Err(ClientError::Status {
-            url: url.to_owned(),
-            status: response.status().as_u16(),
-            message: "expected 201 Created".into(),
-        });
-    }
-    // Location is relative to the URL that answered (after redirects).
-    let base = response.url().clone();
-    let location = response
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|l| base.join(l).ok())
-        .ok_or_else(|| ClientError::NoLocation(url.to_owned()))?;
-    let ice = ice_servers(response.headers());
-    let answer = response.text().await.map_err(|e| transport(url, e))?;
-    Ok(HttpSession {
-        client,
-        token: token.map(str::to_owned),
-        location: location.to_string(),
-        answer,
-        ice_servers: ice,
-    })
+    HttpClient::new()?.post_offer(url, token, offer).await
 }
 
 impl HttpSession {
@@ -130,28 +206,64 @@ impl HttpSession {
         }
     }
 
-    /// Sends trickled candidates (`application/trickle-ice-sdpfrag`).
+    /// Sends trickled candidates (`application/trickle-ice-sdpfrag`), with `If-Match`
+    /// naming the session's entity tag when the server gave one.
     pub async fn trickle(&self, fragment: &str) -> Result<(), ClientError> {
+        let mut request = self
+            .client
+            .patch(&self.location)
+            .header(CONTENT_TYPE, SDPFRAG)
+            .body(fragment.to_owned());
+        if let Some(tag) = &self.etag {
+            request = request.header(IF_MATCH, tag);
+        }
+        self.send(request).await.map(|_| ())
+    }
+
+    /// Restarts ICE (RFC 9725 section 4.3.3): PATCHes our new `a=ice-ufrag`/`a=ice-pwd`
+    /// (and candidates) with `If-Match: *` and returns the server's fragment — its new
+    /// credentials and candidates. The session's entity tag becomes the one in the answer.
+    pub async fn restart_ice(&mut self, fragment: &str) -> Result<String, ClientError> {
         let request = self
             .client
             .patch(&self.location)
-            .header(CONTENT_TYPE, "application/trickle-ice-sdpfrag")
+            .header(CONTENT_TYPE, SDPFRAG)
+            .header(IF_MATCH, "*")
             .body(fragment.to_owned());
-        self.send(request).await
+        let response = self.send(request).await?;
+        if response.status() != StatusCode::OK {
+            return Err(ClientError::Status {
+                url: self.location.clone(),
+                status: response.status().as_u16(),
+                message: "expected 200 OK with the server's ICE fragment".into(),
+            });
+        }
+        if let Some(tag) = etag(response.headers()) {
+            self.etag = Some(tag);
+        }
+        response
+            .text()
+            .await
+            .map_err(|e| transport(&self.location, e))
     }
 
     /// Ends the session (DELETE).
     pub async fn end(&self) -> Result<(), ClientError> {
-        self.send(self.client.delete(&self.location)).await
+        self.send(self.client.delete(&self.location))
+            .await
+            .map(|_| ())
     }
 
     /// Sends a request on the session's resource, with the token; 4xx/5xx are errors.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<(), ClientError> {
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
         let response = self
             .authorized(request)
             .send()
             .await
             .map_err(|e| transport(&self.location, e))?;
-        check(&self.location, response).await.map(|_| ())
+        check(&self.location, response).await
     }
 }

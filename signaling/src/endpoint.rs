@@ -19,6 +19,28 @@ pub struct Answer {
     pub sdp: String,
 }
 
+/// What the HTTP layer needs to know of an existing session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The stream it views or publishes (its resource is under that stream's path).
+    pub stream: String,
+    pub direction: Direction,
+    /// Its entity tag, without quotes: the session id at first, a new value after each
+    /// ICE restart (a trickle `PATCH` naming an older one gets `412`).
+    pub etag: String,
+}
+
+/// A completed ICE restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceRestart {
+    /// Our side's new ICE credentials and candidates, an `application/trickle-ice-sdpfrag`
+    /// body: `a=ice-ufrag`, `a=ice-pwd`, then the first m-line with `a=mid` and
+    /// `a=candidate` lines, `a=end-of-candidates`.
+    pub fragment: String,
+    /// The session's new entity tag, without quotes.
+    pub etag: String,
+}
+
 /// Why the media side refused or failed a request; each maps to one HTTP status.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EndpointError {
@@ -37,9 +59,17 @@ pub enum EndpointError {
     /// 503 with Retry-After: at capacity.
     #[error("too many sessions")]
     TooManySessions { retry_after_secs: u32 },
-    /// 501: a feature the media side does not offer (e.g. an ICE restart).
+    /// 501: a feature the media side does not offer.
     #[error("{0}")]
     NotImplemented(String),
+    /// 422: a PATCH this session cannot carry out (RFC 9725: an ICE restart where only
+    /// trickle is supported, or the reverse); the session goes on unchanged.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 428: the request needs a precondition it lacks (candidates of a new ICE generation
+    /// sent as trickle, without `If-Match: *`).
+    #[error("{0}")]
+    PreconditionRequired(String),
     /// 500.
     #[error("{0}")]
     Internal(String),
@@ -58,6 +88,23 @@ pub trait Endpoint: Send + Sync + 'static {
 
     /// Adds the client's trickled candidates (`a=candidate:` lines of an SDP fragment).
     async fn trickle(&self, session: &str, fragment: &str) -> Result<(), EndpointError>;
+
+    /// The session's stream, direction and entity tag; `None` if there is no such session.
+    async fn session(&self, session: &str) -> Option<SessionInfo>;
+
+    /// Restarts ICE with the client's new credentials (`a=ice-ufrag`, `a=ice-pwd` and
+    /// candidates in `fragment`) and returns ours. On failure the session must go on with
+    /// its current ICE session (RFC 9725 section 4.3.3). The default: not supported (422).
+    async fn restart_ice(
+        &self,
+        session: &str,
+        fragment: &str,
+    ) -> Result<IceRestart, EndpointError> {
+        let _ = fragment;
+        Err(EndpointError::Unprocessable(format!(
+            "session {session:?} does not support ICE restarts; start a new session"
+        )))
+    }
 
     /// Ends a session.
     async fn end(&self, session: &str) -> Result<(), EndpointError>;

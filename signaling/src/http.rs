@@ -1,22 +1,24 @@
 //! WHEP (`/whep/{stream}`) and WHIP (`/whip/{stream}`) over axum, `GET /status` and the
 //! viewer page. Every bad request gets a status naming the problem and the server carries
 //! on serving everyone else:
-//! 401 missing/wrong token · 404 unknown stream or session · 409 stream already published ·
-//! 413 body over the limit · 415 wrong content type · 400 malformed SDP (the parser's message) ·
-//! 503 + Retry-After at capacity · 501 ICE restart.
+//! 401 missing/unknown token · 403 a token for another stream · 404 unknown stream or session ·
+//! 409 stream already published · 412 `If-Match` naming an old entity tag · 413 body over the
+//! limit · 415 wrong content type · 400 malformed SDP (the parser's message) · 422 a PATCH the
+//! session cannot carry out · 428 a new ICE generation without `If-Match: *` · 503 +
+//! Retry-After at capacity. `PATCH` with `If-Match: *` restarts ICE (RFC 9725 section 4.3.3):
+//! `200` with our new credentials as an sdpfrag and a new `ETag`.
 
 use std::sync::Arc;
 
+use crate::auth::{Denied, StreamToken};
+use crate::endpoint::{Direction, Endpoint, EndpointError, SessionInfo};
+use crate::sdp::SessionDescription;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use subtle::ConstantTimeEq;
-
-use crate::endpoint::{Direction, Endpoint, EndpointError};
-use crate::sdp::SessionDescription;
 
 /// The viewer page (plain HTML and JS, embedded: no CDN, no build step).
 const VIEWER_PAGE: &str = include_str!("viewer.html");
@@ -26,9 +28,12 @@ const CALL_PAGE: &str = include_str!("call.html");
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// The bearer token publishing (WHIP) requires, if any.
+    /// A bearer token valid for every stream. With it or any per-stream token,
+    /// publishing (WHIP) needs a token.
     pub token: Option<String>,
-    /// Whether viewing (WHEP) requires the token too.
+    /// Tokens valid for one stream each; such a token used on another stream is `403`.
+    pub stream_tokens: Vec<StreamToken>,
+    /// Whether viewing (WHEP) needs a token too.
     pub token_for_viewing: bool,
     /// Largest accepted body.
     pub max_body: usize,
@@ -40,6 +45,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             token: None,
+            stream_tokens: Vec::new(),
             token_for_viewing: false,
             max_body: 64 * 1024,
             max_room_participants: 8,
@@ -53,6 +59,7 @@ struct AppState {
 }
 
 type Shared = State<Arc<AppState>>;
+type SessionPath = Path<(String, String)>;
 
 /// The signaling routes over `endpoint`.
 pub fn router(endpoint: Arc<dyn Endpoint>, config: ServerConfig) -> Router {
@@ -70,15 +77,21 @@ pub fn router(endpoint: Arc<dyn Endpoint>, config: ServerConfig) -> Router {
         .route("/whip/{stream}", post(whip).options(preflight))
         .route(
             "/whep/{stream}/{session}",
-            axum::routing::patch(patch_session)
-                .delete(end_session)
-                .options(preflight),
+            axum::routing::patch(|s: Shared, p: SessionPath, h: HeaderMap, b: Bytes| {
+                patch_session(s, Direction::View, p, h, b)
+            })
+            .delete(|s: Shared, p: SessionPath, h: HeaderMap| end_session(s, Direction::View, p, h))
+            .options(preflight),
         )
         .route(
             "/whip/{stream}/{session}",
-            axum::routing::patch(patch_session)
-                .delete(end_session)
-                .options(preflight),
+            axum::routing::patch(|s: Shared, p: SessionPath, h: HeaderMap, b: Bytes| {
+                patch_session(s, Direction::Ingest, p, h, b)
+            })
+            .delete(|s: Shared, p: SessionPath, h: HeaderMap| {
+                end_session(s, Direction::Ingest, p, h)
+            })
+            .options(preflight),
         )
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::map_response(cors))
@@ -138,38 +151,48 @@ fn endpoint_error(e: EndpointError) -> Response {
             r
         }
         EndpointError::NotImplemented(_) => problem(StatusCode::NOT_IMPLEMENTED, e.to_string()),
+        EndpointError::Unprocessable(_) => problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        EndpointError::PreconditionRequired(_) => {
+            problem(StatusCode::PRECONDITION_REQUIRED, e.to_string())
+        }
         EndpointError::Internal(_) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-/// Checks `Authorization: Bearer <token>` in constant time; `Some` is the 401 to send.
-fn unauthorized(config: &ServerConfig, headers: &HeaderMap, required: bool) -> Option<Response> {
-    let (Some(token), true) = (&config.token, required) else {
+/// Checks the bearer token for `stream` when `required` (and any token is configured);
+/// `Some` is the 401 or 403 to send.
+fn unauthorized(
+    config: &ServerConfig,
+    headers: &HeaderMap,
+    stream: &str,
+    required: bool,
+) -> Option<Response> {
+    if !required {
         return None;
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match given {
-        Some(g) if bool::from(g.as_bytes().ct_eq(token.as_bytes())) => None,
-        Some(_) => {
-            let mut r = problem(StatusCode::UNAUTHORIZED, "wrong bearer token");
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Some(r)
-        }
-        None => {
-            let mut r = problem(
-                StatusCode::UNAUTHORIZED,
-                "missing Authorization: Bearer token",
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Some(r)
-        }
     }
+    let (status, message) = match crate::auth::check(config, headers, stream) {
+        Ok(()) => return None,
+        Err(Denied::Missing) => (
+            StatusCode::UNAUTHORIZED,
+            "missing Authorization: Bearer token".to_owned(),
+        ),
+        Err(Denied::Unknown) => (StatusCode::UNAUTHORIZED, "wrong bearer token".to_owned()),
+        Err(Denied::OtherStream) => {
+            return Some(problem(
+                StatusCode::FORBIDDEN,
+                format!("this bearer token is not valid for stream {stream:?}"),
+            ))
+        }
+    };
+    let mut r = problem(status, message);
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(r)
+}
+
+/// Whether requests of this direction need a token.
+fn token_required(config: &ServerConfig, direction: Direction) -> bool {
+    direction == Direction::Ingest || config.token_for_viewing
 }
 
 fn content_type_is(headers: &HeaderMap, wanted: &str) -> bool {
@@ -186,17 +209,7 @@ async fn whep(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let required = state.config.token_for_viewing;
-    create(
-        state,
-        Direction::View,
-        "whep",
-        stream,
-        headers,
-        body,
-        required,
-    )
-    .await
+    create(state, Direction::View, "whep", stream, headers, body).await
 }
 
 async fn whip(
@@ -205,16 +218,7 @@ async fn whip(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    create(
-        state,
-        Direction::Ingest,
-        "whip",
-        stream,
-        headers,
-        body,
-        true,
-    )
-    .await
+    create(state, Direction::Ingest, "whip", stream, headers, body).await
 }
 
 async fn create(
@@ -224,9 +228,9 @@ async fn create(
     stream: String,
     headers: HeaderMap,
     body: Bytes,
-    auth_required: bool,
 ) -> Response {
-    if let Some(r) = unauthorized(&state.config, &headers, auth_required) {
+    let required = token_required(&state.config, direction);
+    if let Some(r) = unauthorized(&state.config, &headers, &stream, required) {
         return r;
     }
     if !content_type_is(&headers, "application/sdp") {
@@ -263,43 +267,121 @@ async fn create(
     }
 }
 
+/// The session at `/{whip|whep}/{stream}/{session}`; `Err` is the 404 to send when no
+/// such session lives at this path.
+async fn session_at(
+    state: &AppState,
+    direction: Direction,
+    stream: &str,
+    session: &str,
+) -> Result<SessionInfo, Response> {
+    match state.endpoint.session(session).await {
+        Some(info) if info.stream == stream && info.direction == direction => Ok(info),
+        _ => Err(endpoint_error(EndpointError::UnknownSession(
+            session.to_owned(),
+        ))),
+    }
+}
+
+/// Whether an `If-Match` value (`*`, or a list of entity tags) names `etag`.
+fn names_etag(if_match: &str, etag: &str) -> bool {
+    if_match.split(',').any(|t| {
+        let t = t.trim();
+        let t = t.strip_prefix("W/").unwrap_or(t);
+        t.strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .is_some_and(|t| t == etag)
+    })
+}
+
+fn has_attribute(fragment: &str, name: &str) -> bool {
+    fragment
+        .lines()
+        .any(|l| l.trim_end_matches('\r').starts_with(name))
+}
+
+/// `PATCH`: trickle ICE (`204`), or with `If-Match: *` an ICE restart (`200` + fragment).
 async fn patch_session(
     State(state): Shared,
-    Path((_stream, session)): Path<(String, String)>,
-    method: Method,
+    direction: Direction,
+    Path((stream, session)): SessionPath,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    debug_assert_eq!(method, Method::PATCH);
-    if let Some(r) = unauthorized(&state.config, &headers, state.config.token_for_viewing) {
+    let required = token_required(&state.config, direction);
+    if let Some(r) = unauthorized(&state.config, &headers, &stream, required) {
         return r;
     }
     if !content_type_is(&headers, "application/trickle-ice-sdpfrag") {
         return problem(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "trickle ICE needs Content-Type: application/trickle-ice-sdpfrag",
+            "trickle ICE and ICE restarts need Content-Type: application/trickle-ice-sdpfrag",
         );
     }
-    if headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) == Some("*") {
-        return endpoint_error(EndpointError::NotImplemented(
-            "ICE restart is not supported; start a new session".into(),
-        ));
-    }
+    let info = match session_at(&state, direction, &stream, &session).await {
+        Ok(info) => info,
+        Err(r) => return r,
+    };
     let Ok(fragment) = std::str::from_utf8(&body) else {
         return problem(StatusCode::BAD_REQUEST, "the fragment is not UTF-8 text");
     };
-    match state.endpoint.trickle(&session, fragment).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => endpoint_error(e),
+    let if_match = match headers.get(header::IF_MATCH).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(v.trim()),
+        Some(Err(_)) => return problem(StatusCode::BAD_REQUEST, "If-Match is not ASCII"),
+    };
+    match if_match {
+        Some("*") => {
+            if !has_attribute(fragment, "a=ice-ufrag:") || !has_attribute(fragment, "a=ice-pwd:") {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "an ICE restart (If-Match: *) needs the new a=ice-ufrag and a=ice-pwd",
+                );
+            }
+            match state.endpoint.restart_ice(&session, fragment).await {
+                Ok(restart) => {
+                    tracing::info!("session {session}: ICE restarted");
+                    let mut r = (StatusCode::OK, restart.fragment).into_response();
+                    let h = r.headers_mut();
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", restart.etag)) {
+                        h.insert(header::ETAG, v);
+                    }
+                    r
+                }
+                Err(e) => endpoint_error(e),
+            }
+        }
+        Some(tags) if !names_etag(tags, &info.etag) => problem(
+            StatusCode::PRECONDITION_FAILED,
+            format!(
+                "If-Match {tags} does not name the session's current entity tag \"{}\" \
+                 (ICE was restarted since)",
+                info.etag
+            ),
+        ),
+        // Without If-Match: accepted, as clients of earlier WHEP drafts send none.
+        _ => match state.endpoint.trickle(&session, fragment).await {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => endpoint_error(e),
+        },
     }
 }
 
 async fn end_session(
     State(state): Shared,
-    Path((_stream, session)): Path<(String, String)>,
+    direction: Direction,
+    Path((stream, session)): SessionPath,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = unauthorized(&state.config, &headers, state.config.token_for_viewing) {
+    let required = token_required(&state.config, direction);
+    if let Some(r) = unauthorized(&state.config, &headers, &stream, required) {
+        return r;
+    }
+    if let Err(r) = session_at(&state, direction, &stream, &session).await {
         return r;
     }
     match state.endpoint.end(&session).await {

@@ -1,14 +1,18 @@
 //! usermedia-signaling: exchanges SDP with browsers and servers — WHEP (view) and WHIP
-//! (ingest) over HTTP, server and client. It knows SDP text and HTTP, nothing of capture or codecs: the main
+//! (ingest) over HTTP and HTTPS, server and client. It knows SDP text and HTTP, nothing of capture or codecs: the main
 //! package plugs in through [`Endpoint`] (offer in, answer out).
 
+mod auth;
 mod client;
 mod endpoint;
 mod http;
 mod rooms;
 mod sdp;
+mod tls;
 
-pub use client::{post_offer, ClientError, HttpSession};
-pub use endpoint::{Answer, Direction, Endpoint, EndpointError};
+pub use auth::{StreamToken, TokenFile, TokenFileError};
+pub use client::{post_offer, ClientError, HttpClient, HttpSession};
+pub use endpoint::{Answer, Direction, Endpoint, EndpointError, IceRestart, SessionInfo};
 pub use http::{router, ServerConfig};
 pub use sdp::{SdpError, SessionDescription};
+pub use tls::{server_config, TlsError, TlsListener};

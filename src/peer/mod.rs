@@ -5,6 +5,7 @@
 
 mod local;
 mod remote;
+mod restart;
 mod sdp;
 mod setup;
 mod stats;
@@ -21,6 +22,7 @@ use webrtc::peer_connection::{
 };
 
 pub use remote::{RemoteTrack, RemoteTrackStats};
+pub use restart::{fragment_of, ice_credentials};
 pub use sdp::video_codecs;
 pub use setup::{
     h264_codec, opus_codec, vp8_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE,
