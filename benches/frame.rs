@@ -1,12 +1,17 @@
 //! Per-frame costs of the pixel work: YUYV → I420, 1920×1080 → 1280×720 scaling, and
-//! rendering the pattern at 1280×720.
+//! rendering the pattern at 1280×720; and of the video codecs: H.264 and VP8 encoding and
+//! decoding one 1280×720 frame at 2 Mbit/s.
 //!
-//! `cargo bench --bench frame`
+//! `cargo bench --bench frame` (`cargo bench --bench frame -- codec` for the codecs only)
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use usermedia::devices::pattern;
+use usermedia::encode::h264::{H264Config, H264Decoder, H264Encoder};
+use usermedia::encode::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder};
+use usermedia::encode::{EncodeError, EncodedUnit};
 use usermedia::frame::{Scaler, VideoFrame};
 
 fn bench(c: &mut Criterion) {
@@ -41,5 +46,93 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// One second of the pattern at 1280×720 with ±8 of luma noise per frame: detail that
+/// fills a 2 Mbit/s budget, as a camera's sensor noise does (the bare pattern compresses to
+/// a fraction of it and would understate the cost).
+fn noisy_second() -> Vec<VideoFrame> {
+    (0..30u32)
+        .map(|n| {
+            let mut f = pattern::render(1280, 720, n, 0);
+            let mut state = 0x9e37_79b9u32.wrapping_mul(n + 1);
+            for px in f.planes_mut().0.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                *px = px.saturating_add((state >> 28) as u8).saturating_sub(8);
+            }
+            f
+        })
+        .collect()
+}
+
+/// Encode and decode cost per 1280×720 frame of both codecs, as the pipeline runs them
+/// (realtime settings, a keyframe every 5 s, 30 fps timestamps).
+fn codecs(c: &mut Criterion) {
+    let mut group = c.benchmark_group("codec");
+    group.sample_size(30);
+    group.measurement_time(Duration::from_secs(6));
+    let mut frames = noisy_second();
+    type Encode = Box<dyn FnMut(&VideoFrame) -> Result<Option<EncodedUnit>, EncodeError>>;
+    type Decode = Box<dyn FnMut(&[u8]) -> Result<Option<VideoFrame>, EncodeError>>;
+    type Codec = (&'static str, fn() -> Encode, fn() -> Decode);
+    let codecs: [Codec; 2] = [
+        (
+            "h264",
+            || {
+                let mut e = H264Encoder::new(H264Config::new(1280, 720, 30.0, 2_000_000))
+                    .expect("H.264 encoder");
+                Box::new(move |f| e.encode(f, false))
+            },
+            || {
+                let mut d = H264Decoder::new().expect("H.264 decoder");
+                Box::new(move |data| d.decode(data))
+            },
+        ),
+        (
+            "vp8",
+            || {
+                let mut e = Vp8Encoder::new(Vp8Config::new(1280, 720, 30.0, 2_000_000))
+                    .expect("VP8 encoder");
+                Box::new(move |f| e.encode(f, false))
+            },
+            || {
+                let mut d = Vp8Decoder::new().expect("VP8 decoder");
+                Box::new(move |data| d.decode(data))
+            },
+        ),
+    ];
+    for (name, new_encoder, new_decoder) in codecs {
+        let mut encode = new_encoder();
+        let mut n = 0u64;
+        group.bench_function(format!("{name}_encode_1280x720_2mbps"), |b| {
+            b.iter(|| {
+                let frame = &mut frames[(n % 30) as usize];
+                frame.timestamp = Duration::from_millis(n * 33);
+                n += 1;
+                encode(black_box(frame)).expect("encode")
+            })
+        });
+        // Ten seconds of units (keyframes included), decoded in order, round and round.
+        let mut encode = new_encoder();
+        let units: Vec<EncodedUnit> = (0..300u64)
+            .filter_map(|i| {
+                let frame = &mut frames[(i % 30) as usize];
+                frame.timestamp = Duration::from_millis(i * 33);
+                encode(frame).expect("encode")
+            })
+            .collect();
+        let mut decode = new_decoder();
+        let mut i = 0;
+        group.bench_function(format!("{name}_decode_1280x720_2mbps"), |b| {
+            b.iter(|| {
+                let unit = &units[i % units.len()];
+                i += 1;
+                decode(black_box(&unit.data)).expect("decode")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, codecs);
 criterion_main!(benches);
