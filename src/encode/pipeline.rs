@@ -285,11 +285,6 @@ impl EncodedTrack {
         self.shared.codec
     }
 
-    /// Whether two handles are the same encoder.
-    pub fn same_encoder(&self, other: &EncodedTrack) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
-    }
-
     /// Adds a sink with room for `capacity` units; its first unit is a keyframe.
     pub fn subscribe(&self, capacity: usize) -> EncodedReceiver {
         let (tx, rx) = mpsc::sync_channel(capacity.max(1));
@@ -847,6 +842,55 @@ mod tests {
             next.keyframe,
             "after losing units a sink resumes on a keyframe"
         );
+    }
+
+    #[test]
+    fn encoder_sets_start_one_encoder_per_codec_on_demand() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let stream = devices
+            .get_user_media_json(r#"{"video": {"width": 320, "height": 240}, "audio": true}"#)
+            .unwrap();
+        let (video, audio) = (&stream.get_video_tracks()[0], &stream.get_audio_tracks()[0]);
+        let set = TrackEncoders::new(video, 300_000, None);
+        assert_eq!(set.video_codecs(), [VideoCodec::H264, VideoCodec::Vp8]);
+        assert!(
+            set.running().is_empty(),
+            "nothing starts before a peer asks"
+        );
+        let vp8 = set.encoder(Some(VideoCodec::Vp8)).unwrap();
+        let again = set.clone().encoder(Some(VideoCodec::Vp8)).unwrap();
+        assert_eq!(set.running().len(), 1, "shared, not started twice");
+        // Both handles feed from the one VP8 encoder.
+        let (a, b) = (vp8.subscribe(64), again.subscribe(64));
+        let unit = a.recv_timeout(Duration::from_secs(2)).unwrap().unwrap();
+        assert!(unit.keyframe && crate::encode::vp8::is_keyframe(&unit.data));
+        assert!(b.recv_timeout(Duration::from_secs(2)).unwrap().is_some());
+        assert_eq!(vp8.stats().sinks, 2);
+        set.encoder(Some(VideoCodec::H264)).unwrap();
+        let codecs: Vec<_> = set.running().iter().map(|e| e.codec().name()).collect();
+        assert_eq!(codecs, ["vp8", "h264"]);
+        assert!(
+            set.encoder(None).is_err(),
+            "a video set has no audio encoder"
+        );
+
+        let only = TrackEncoders::new(video, 300_000, Some(VideoCodec::H264));
+        assert_eq!(only.video_codecs(), [VideoCodec::H264]);
+        assert!(only.encoder(Some(VideoCodec::Vp8)).is_err());
+
+        let opus = TrackEncoders::new(audio, 300_000, None);
+        assert!(opus.video_codecs().is_empty());
+        assert_eq!(opus.encoder(None).unwrap().codec().bitrate(), AUDIO_BITRATE);
+        assert!(opus.encoder(Some(VideoCodec::Vp8)).is_err());
+
+        // One encoder on its own is a fixed set of exactly its codec.
+        let fixed = TrackEncoders::from(
+            EncodedTrack::start(video, CodecConfig::Vp8 { bitrate: 1 }).unwrap(),
+        );
+        assert_eq!(fixed.video_codecs(), [VideoCodec::Vp8]);
+        assert!(fixed.encoder(Some(VideoCodec::Vp8)).is_ok());
+        assert!(fixed.encoder(Some(VideoCodec::H264)).is_err());
+        assert_eq!(fixed.running().len(), 1);
     }
 
     #[test]

@@ -211,6 +211,12 @@ impl RemoteTrack {
                         if let Some(builder) = &mut builder {
                             builder.push(packet);
                             while let Some(sample) = builder.pop() {
+                                // Packets lost for good (not padding) break the reference
+                                // chain, and VP8's decoder would decode on from the wrong
+                                // reference without an error: ask for a keyframe.
+                                if sample.prev_dropped_packets > sample.prev_padding_packets {
+                                    reader_inner.pli.notify_one();
+                                }
                                 reader_inner.queue(units_tx, sample.data, sample.packet_timestamp);
                             }
                         } else {
