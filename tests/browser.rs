@@ -408,6 +408,21 @@ case!(firefox_calls_a_bot_vp8, |c| browser_calls_bot(
     "vp8"
 ));
 
+/// The codecs of the video encoders `/status` shows running (one per codec in use).
+fn video_encoder_codecs(status: &Value) -> String {
+    let codecs: Vec<&str> = status["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["tracks"].as_array().into_iter().flatten())
+        .filter(|t| t["kind"] == "video")
+        .flat_map(|t| t["encoders"].as_array().into_iter().flatten())
+        .filter_map(|e| e["codec"].as_str())
+        .collect();
+    assert!(!codecs.is_empty(), "no video encoder running: {status}");
+    codecs.join(", ")
+}
+
 /// The viewer page the service ships (`/`) plays our stream: the session it opens shows
 /// up in `/status` as a connected viewer that is being sent video.
 async fn shipped_viewer_plays(case: &str, browser: Browser) {
@@ -427,11 +442,11 @@ async fn shipped_viewer_plays(case: &str, browser: Browser) {
             })
     };
     let end = Instant::now() + Duration::from_secs(12);
-    let sent = loop {
+    let (sent, status) = loop {
         let status = served.publisher.status().await;
         if let Some((state, Some(sent))) = frames_sent(&status) {
             if state == "connected" && sent >= 60 {
-                break sent;
+                break (sent, status);
             }
         }
         assert!(
@@ -444,7 +459,7 @@ async fn shipped_viewer_plays(case: &str, browser: Browser) {
         case,
         browser,
         direction: "the shipped viewer page `/` (WHEP)",
-        codec: "browser's choice",
+        codec: &format!("{} (the browser's first)", video_encoder_codecs(&status)),
         detail: format!("connected, {sent} frames sent"),
     });
 }
@@ -483,12 +498,15 @@ async fn shipped_call_page_joins(case: &str, browser: Browser) {
         .find(|t| t.kind() == MediaKind::Video)
         .expect("video from the page");
     let (frames, size) = assert_remote_video(video.track(), "the call page's video").await;
+    let codec = video
+        .video_codec()
+        .map_or_else(|| video.mime_type().to_owned(), |c| c.name().to_owned());
     bot.leave();
     record(MatrixRow {
         case,
         browser,
         direction: "the shipped call page `/call` with a bot",
-        codec: "browser's choice",
+        codec: &format!("{codec} (the browser's first)"),
         detail: format!("the bot decoded {frames} frames in 3 s at {size}"),
     });
 }
