@@ -8,12 +8,14 @@ mod browser_support;
 
 use std::time::{Duration, Instant};
 
-use browser_support::{in_netns, percentile, phone_devices, record, serve, Browser, MatrixRow};
+use browser_support::{
+    in_netns, percentile, phone_devices, record, serve, Browser, MatrixRow, Served,
+};
 use serde_json::Value;
-use usermedia::peer::{PeerConfig, PeerFactory};
-use usermedia::service::{encode_track, join_room};
+use usermedia::peer::{PeerConfig, PeerFactory, RemoteTrack};
+use usermedia::service::{encode_track, join_room, CallBot};
 use usermedia::track::MediaStreamTrack;
-use usermedia::{MediaFrame, MediaKind};
+use usermedia::{MediaFrame, MediaKind, MediaStream};
 use usermedia_signaling::Endpoint;
 
 /// What we capture for a browser to view: the phone's back camera, which faces the
@@ -254,10 +256,9 @@ async fn browser_publishes(case: &str, browser: Browser, codec: &str) {
     });
 }
 
-/// The browser and a usermedia bot in one call room: both send camera and microphone,
-/// both decode what the other sends.
-async fn browser_calls_bot(case: &str, browser: Browser, codec: &str) {
-    let served = serve(None).await;
+/// A usermedia bot in call room `room` of `served`, sending the phone's back camera (the
+/// pattern) and tone; the stream is returned so its capture lives as long as the bot.
+async fn bot_in_room(served: &Served, room: &str) -> (CallBot, MediaStream) {
     let stream = phone_devices()
         .get_user_media_json(&environment_camera(640, 480))
         .expect("the bot's camera");
@@ -270,10 +271,34 @@ async fn browser_calls_bot(case: &str, browser: Browser, codec: &str) {
         ice_addrs: vec!["127.0.0.1".parse().expect("loopback")],
         ..PeerConfig::default()
     });
-    let room = format!("ws://{}/ws?room=interop", served.addr);
-    let mut bot = join_room(&room, factory, encoders)
+    let url = format!("ws://{}/ws?room={room}", served.addr);
+    let bot = join_room(&url, factory, encoders)
         .await
         .expect("the bot joins");
+    (bot, stream)
+}
+
+/// The browser's video and audio tracks as they reach `bot`.
+async fn browser_tracks_at(bot: &mut CallBot) -> (RemoteTrack, RemoteTrack) {
+    let (mut video, mut audio) = (None, None);
+    while video.is_none() || audio.is_none() {
+        let track = bot
+            .next_remote_track(Duration::from_secs(10))
+            .await
+            .expect("the browser's camera and microphone reach the bot");
+        match track.kind() {
+            MediaKind::Video => video = Some(track),
+            MediaKind::Audio => audio = Some(track),
+        }
+    }
+    (video.expect("video"), audio.expect("audio"))
+}
+
+/// The browser and a usermedia bot in one call room: both send camera and microphone,
+/// both decode what the other sends.
+async fn browser_calls_bot(case: &str, browser: Browser, codec: &str) {
+    let served = serve(None).await;
+    let (mut bot, _camera) = bot_in_room(&served, "interop").await;
 
     let query = format!("case=call&room=interop&codec={codec}");
     let (result, _browser) = served.run_page(browser, &query).await;
@@ -295,22 +320,7 @@ async fn browser_calls_bot(case: &str, browser: Browser, codec: &str) {
     );
 
     // Our side: the browser's camera and microphone.
-    let mut remote = Vec::new();
-    while remote.len() < 2 {
-        let track = bot
-            .next_remote_track(Duration::from_secs(5))
-            .await
-            .expect("the browser's tracks reach the bot");
-        remote.push(track);
-    }
-    let video = remote
-        .iter()
-        .find(|t| t.kind() == MediaKind::Video)
-        .expect("video from the browser");
-    let audio = remote
-        .iter()
-        .find(|t| t.kind() == MediaKind::Audio)
-        .expect("audio from the browser");
+    let (video, audio) = browser_tracks_at(&mut bot).await;
     let (frames, size) = assert_remote_video(video.track(), "the bot's remote video").await;
     let (_, rms) = count_frames(audio.track(), Duration::from_secs(1)).await;
     assert!(
@@ -330,83 +340,6 @@ async fn browser_calls_bot(case: &str, browser: Browser, codec: &str) {
         ),
     });
 }
-
-macro_rules! case {
-    ($name:ident, $body:expr) => {
-        #[test]
-        fn $name() {
-            in_netns(stringify!($name), || $body(stringify!($name)));
-        }
-    };
-}
-
-case!(chromium_views_h264_640x480, |c| browser_views(
-    c,
-    Browser::Chromium,
-    "h264",
-    640,
-    480
-));
-case!(chromium_views_h264_1280x720, |c| browser_views(
-    c,
-    Browser::Chromium,
-    "h264",
-    1280,
-    720
-));
-case!(chromium_views_vp8_640x480, |c| browser_views(
-    c,
-    Browser::Chromium,
-    "vp8",
-    640,
-    480
-));
-case!(chromium_views_vp8_1280x720, |c| browser_views(
-    c,
-    Browser::Chromium,
-    "vp8",
-    1280,
-    720
-));
-case!(firefox_views_vp8_640x480, |c| browser_views(
-    c,
-    Browser::Firefox,
-    "vp8",
-    640,
-    480
-));
-case!(firefox_views_vp8_1280x720, |c| browser_views(
-    c,
-    Browser::Firefox,
-    "vp8",
-    1280,
-    720
-));
-case!(chromium_publishes_h264, |c| browser_publishes(
-    c,
-    Browser::Chromium,
-    "h264"
-));
-case!(chromium_publishes_vp8, |c| browser_publishes(
-    c,
-    Browser::Chromium,
-    "vp8"
-));
-case!(firefox_publishes_vp8, |c| browser_publishes(
-    c,
-    Browser::Firefox,
-    "vp8"
-));
-case!(chromium_calls_a_bot_h264, |c| browser_calls_bot(
-    c,
-    Browser::Chromium,
-    "h264"
-));
-case!(firefox_calls_a_bot_vp8, |c| browser_calls_bot(
-    c,
-    Browser::Firefox,
-    "vp8"
-));
 
 /// The codecs of the video encoders `/status` shows running (one per codec in use).
 fn video_encoder_codecs(status: &Value) -> String {
@@ -468,35 +401,9 @@ async fn shipped_viewer_plays(case: &str, browser: Browser) {
 /// waits: the browser's camera and microphone reach the bot.
 async fn shipped_call_page_joins(case: &str, browser: Browser) {
     let served = serve(None).await;
-    let stream = phone_devices()
-        .get_user_media_json(&environment_camera(640, 480))
-        .expect("the bot's camera");
-    let encoders = stream
-        .get_tracks()
-        .iter()
-        .map(|t| encode_track(t, 1_000_000).expect("encoder"))
-        .collect();
-    let factory = PeerFactory::new(PeerConfig {
-        ice_addrs: vec!["127.0.0.1".parse().expect("loopback")],
-        ..PeerConfig::default()
-    });
-    let room = format!("ws://{}/ws?room=page", served.addr);
-    let mut bot = join_room(&room, factory, encoders)
-        .await
-        .expect("the bot joins");
+    let (mut bot, _camera) = bot_in_room(&served, "page").await;
     let _browser = served.open(browser, "/call?room=page&join");
-    let mut remote = Vec::new();
-    while remote.len() < 2 {
-        let track = bot
-            .next_remote_track(Duration::from_secs(10))
-            .await
-            .expect("the call page's tracks reach the bot");
-        remote.push(track);
-    }
-    let video = remote
-        .iter()
-        .find(|t| t.kind() == MediaKind::Video)
-        .expect("video from the page");
+    let (video, _audio) = browser_tracks_at(&mut bot).await;
     let (frames, size) = assert_remote_video(video.track(), "the call page's video").await;
     let codec = video
         .mime_type()
@@ -512,17 +419,29 @@ async fn shipped_call_page_joins(case: &str, browser: Browser) {
     });
 }
 
-case!(chromium_plays_the_viewer_page, |c| shipped_viewer_plays(
-    c,
-    Browser::Chromium
-));
-case!(firefox_plays_the_viewer_page, |c| shipped_viewer_plays(
-    c,
-    Browser::Firefox
-));
-case!(chromium_joins_with_the_call_page, |c| {
-    shipped_call_page_joins(c, Browser::Chromium)
-});
-case!(firefox_joins_with_the_call_page, |c| {
-    shipped_call_page_joins(c, Browser::Firefox)
-});
+/// `case!(name => body(args))`: test `name` runs `body(name, args)` in its own network
+/// namespace.
+macro_rules! case {
+    ($name:ident => $body:ident($($arg:expr),*)) => {
+        #[test]
+        fn $name() {
+            in_netns(stringify!($name), || $body(stringify!($name), $($arg),*));
+        }
+    };
+}
+
+case!(chromium_views_h264_640x480 => browser_views(Browser::Chromium, "h264", 640, 480));
+case!(chromium_views_h264_1280x720 => browser_views(Browser::Chromium, "h264", 1280, 720));
+case!(chromium_views_vp8_640x480 => browser_views(Browser::Chromium, "vp8", 640, 480));
+case!(chromium_views_vp8_1280x720 => browser_views(Browser::Chromium, "vp8", 1280, 720));
+case!(firefox_views_vp8_640x480 => browser_views(Browser::Firefox, "vp8", 640, 480));
+case!(firefox_views_vp8_1280x720 => browser_views(Browser::Firefox, "vp8", 1280, 720));
+case!(chromium_publishes_h264 => browser_publishes(Browser::Chromium, "h264"));
+case!(chromium_publishes_vp8 => browser_publishes(Browser::Chromium, "vp8"));
+case!(firefox_publishes_vp8 => browser_publishes(Browser::Firefox, "vp8"));
+case!(chromium_calls_a_bot_h264 => browser_calls_bot(Browser::Chromium, "h264"));
+case!(firefox_calls_a_bot_vp8 => browser_calls_bot(Browser::Firefox, "vp8"));
+case!(chromium_plays_the_viewer_page => shipped_viewer_plays(Browser::Chromium));
+case!(firefox_plays_the_viewer_page => shipped_viewer_plays(Browser::Firefox));
+case!(chromium_joins_with_the_call_page => shipped_call_page_joins(Browser::Chromium));
+case!(firefox_joins_with_the_call_page => shipped_call_page_joins(Browser::Firefox));
