@@ -87,43 +87,8 @@ async fn camera_and_tone_arrive_decoded_at_the_other_peer() {
         .expect("audio")
         .clone();
 
-    let rv = remote_video.clone();
-    let frames = tokio::task::spawn_blocking(move || {
-        let rx = rv.subscribe(256);
-        let first = rx.recv().expect("a first decoded frame");
-        let end = Instant::now() + Duration::from_secs(3);
-        let mut frames = vec![first];
-        while Instant::now() < end {
-            if let Ok(Some(f)) = rx.recv_timeout(Duration::from_millis(100)) {
-                frames.push(f);
-            }
-        }
-        frames
-    })
-    .await
-    .unwrap();
-    let numbers: Vec<u32> = frames
-        .iter()
-        .map(|f| match f {
-            MediaFrame::Video(v) => {
-                assert_eq!((v.width(), v.height()), (640, 480));
-                read_strip(v)
-                    .expect("strip readable after H.264")
-                    .frame_number
-            }
-            MediaFrame::Audio(_) => panic!("audio on the video track"),
-        })
-        .collect();
-    assert!(
-        numbers.len() >= 85,
-        "decoded {} frames in 3 s",
-        numbers.len()
-    );
-    let consecutive = numbers.windows(2).filter(|w| w[1] == w[0] + 1).count();
-    assert!(
-        consecutive + 5 >= numbers.len(),
-        "counters mostly consecutive: {numbers:?}"
-    );
+    let numbers = strip_numbers(&remote_video, (640, 480), Duration::from_secs(3)).await;
+    assert_three_smooth_seconds(&numbers);
 
     // The remote track is a MediaStreamTrack of kind remote.
     let track = remote_video.track();
@@ -562,6 +527,21 @@ async fn strip_numbers(track: &RemoteTrack, size: (u32, u32), window: Duration) 
     .unwrap()
 }
 
+/// Frame numbers from 3 s of decoding ([`strip_numbers`]): close to 30 a second, and
+/// consecutive but for a few.
+fn assert_three_smooth_seconds(numbers: &[u32]) {
+    assert!(
+        numbers.len() >= 85,
+        "decoded {} frames in 3 s",
+        numbers.len()
+    );
+    let consecutive = numbers.windows(2).filter(|w| w[1] == w[0] + 1).count();
+    assert!(
+        consecutive + 5 >= numbers.len(),
+        "counters mostly consecutive: {numbers:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vp8_arrives_decoded_at_the_other_peer() {
     let _serial = exclusive().await;
@@ -595,16 +575,7 @@ async fn vp8_arrives_decoded_at_the_other_peer() {
     assert_eq!(remote.video_codec(), Some(VideoCodec::Vp8));
 
     let numbers = strip_numbers(&remote, (640, 480), Duration::from_secs(3)).await;
-    assert!(
-        numbers.len() >= 85,
-        "decoded {} frames in 3 s",
-        numbers.len()
-    );
-    let consecutive = numbers.windows(2).filter(|w| w[1] == w[0] + 1).count();
-    assert!(
-        consecutive + 5 >= numbers.len(),
-        "counters mostly consecutive: {numbers:?}"
-    );
+    assert_three_smooth_seconds(&numbers);
     let s = remote.get_settings();
     assert_eq!((s.width, s.height), (Some(640), Some(480)));
     assert!(s.facing_mode.is_none());

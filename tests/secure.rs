@@ -6,7 +6,8 @@
 
 mod common;
 
-use common::exclusive;
+use common::http::{raw, FRAG};
+use common::{exclusive, frame_numbers, session_video, track_frame_numbers};
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -14,13 +15,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use usermedia::devices::pattern::read_strip;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
-use usermedia::peer::{PeerConfig, PeerFactory, PeerState, RemoteTrack};
+use usermedia::peer::{PeerConfig, PeerFactory, PeerState};
 use usermedia::service::{
     publish_whip, view_whep, view_whep_with, Publisher, RemoteSession, SessionError,
 };
-use usermedia::{MediaFrame, MediaKind, MediaStream};
+use usermedia::MediaStream;
 use usermedia_signaling::{
     router, server_config, ClientError, Endpoint, HttpClient, ServerConfig, TlsListener,
 };
@@ -79,47 +79,6 @@ fn certificate() -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, cert, key)
 }
 
-/// The session's video track, once connected.
-async fn video(session: &RemoteSession) -> RemoteTrack {
-    session
-        .peer
-        .wait_connected(Duration::from_secs(10))
-        .await
-        .unwrap();
-    loop {
-        let t = session
-            .peer
-            .next_remote_track(Duration::from_secs(10))
-            .await
-            .expect("a track");
-        if t.kind() == MediaKind::Video {
-            return t;
-        }
-    }
-}
-
-/// The strip frame numbers of the session's video decoded in the next `window`.
-async fn frame_numbers(session: &RemoteSession, window: Duration) -> Vec<u32> {
-    numbers(&video(session).await, window).await
-}
-
-/// The strip frame numbers of `video` decoded in the next `window`.
-async fn numbers(video: &RemoteTrack, window: Duration) -> Vec<u32> {
-    let rx = video.subscribe(64);
-    tokio::task::spawn_blocking(move || {
-        let end = Instant::now() + window;
-        let mut numbers = Vec::new();
-        while Instant::now() < end {
-            if let Ok(Some(MediaFrame::Video(f))) = rx.recv_timeout(Duration::from_millis(100)) {
-                numbers.extend(read_strip(&f).map(|s| s.frame_number));
-            }
-        }
-        numbers
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whep_over_https_trusting_a_self_signed_certificate_decodes_frames() {
     let _serial = exclusive().await;
@@ -171,8 +130,8 @@ async fn whep_ice_restart_keeps_media_flowing_with_new_credentials() {
     let (addr, publisher) = server(ServerConfig::default(), None).await;
     let url = format!("http://{addr}/whep/default");
     let mut session = view_whep(&factory(), &url, None).await.unwrap();
-    let track = video(&session).await;
-    let before = numbers(&track, Duration::from_secs(1)).await;
+    let track = session_video(&session).await;
+    let before = track_frame_numbers(&track, Duration::from_secs(1)).await;
     assert!(
         before.len() >= 15,
         "{} frames before the restart",
@@ -184,7 +143,7 @@ async fn whep_ice_restart_keeps_media_flowing_with_new_credentials() {
     // Media over the restarted ICE session, well past the 2 s consent-loss timeout that a
     // side holding stale credentials would hit.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = numbers(&track, Duration::from_secs(2)).await;
+    let after = track_frame_numbers(&track, Duration::from_secs(2)).await;
     assert_eq!(session.peer.state(), PeerState::Connected);
     assert!(
         after.len() >= 30,
@@ -204,12 +163,11 @@ async fn whep_ice_restart_keeps_media_flowing_with_new_credentials() {
     // candidates of an old generation without If-Match: * are 428.
     let location = session.http.location.clone();
     let path = location.trim_start_matches(&format!("http://{addr}"));
-    let frag = ("Content-Type", "application/trickle-ice-sdpfrag");
     let r = raw(
         addr,
         "PATCH",
         path,
-        &[frag, ("If-Match", &first_tag)],
+        &[FRAG, ("If-Match", &first_tag)],
         "a=mid:0\r\n",
     )
     .await;
@@ -220,7 +178,7 @@ async fn whep_ice_restart_keeps_media_flowing_with_new_credentials() {
         .await
         .expect("trickle with the new ETag");
     let other = "a=ice-ufrag:othergeneration\r\na=mid:0\r\n";
-    let r = raw(addr, "PATCH", path, &[frag], other).await;
+    let r = raw(addr, "PATCH", path, &[FRAG], other).await;
     assert!(r.starts_with("HTTP/1.1 428"), "{r}");
     session.end().await.unwrap();
 }
@@ -270,31 +228,6 @@ async fn whip_ice_restart_keeps_the_relay_flowing() {
     );
     viewing.end().await.unwrap();
     publication.end().await.unwrap();
-}
-
-/// One request on its own connection; the raw response text.
-async fn raw(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out).await;
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `usermedia serve` as a child process, stopped with SIGINT (Ctrl-C) by its PID on drop.

@@ -3,18 +3,17 @@
 
 mod common;
 
-use common::exclusive;
+use common::http::{delete, get, http, patch_fragment, post_offer};
+use common::{exclusive, frame_numbers, track_frame_numbers};
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use usermedia::devices::pattern::read_strip;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::encode::VideoCodec;
-use usermedia::peer::{Peer, PeerConfig, PeerFactory};
+use usermedia::peer::{Peer, PeerConfig, PeerFactory, RemoteTrack};
 use usermedia::service::Publisher;
 use usermedia::{MediaFrame, MediaKind};
 use usermedia_signaling::{router, Endpoint, ServerConfig};
@@ -60,70 +59,6 @@ async fn server_sending(
     (addr, publisher)
 }
 
-struct Response {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-/// A minimal HTTP/1.1 client (one request per connection).
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw).await;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let body = if headers
-        .get("transfer-encoding")
-        .is_some_and(|t| t.contains("chunked"))
-    {
-        let mut out = String::new();
-        let mut rest = rest;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || tail.len() < n {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = tail[n..].trim_start_matches("\r\n");
-        }
-        out
-    } else {
-        rest.to_owned()
-    };
-    Response {
-        status,
-        headers,
-        body,
-    }
-}
-
 /// A viewer's recvonly offer.
 async fn viewer() -> (Peer, String) {
     let peer = factory(10).create().await.unwrap();
@@ -133,14 +68,35 @@ async fn viewer() -> (Peer, String) {
     (peer, offer)
 }
 
-const SDP: (&str, &str) = ("Content-Type", "application/sdp");
+/// The strip frame numbers of `video`'s frames decoded in the next `window`; every frame
+/// must carry the strip.
+async fn strip_numbers(video: RemoteTrack, window: Duration) -> Vec<u32> {
+    tokio::task::spawn_blocking(move || {
+        let rx = video.subscribe(64);
+        let mut numbers = Vec::new();
+        let end = Instant::now() + window;
+        while Instant::now() < end {
+            if let Ok(Some(MediaFrame::Video(f))) = rx.recv_timeout(Duration::from_millis(200)) {
+                numbers.push(read_strip(&f).expect("strip").frame_number);
+            }
+        }
+        numbers
+    })
+    .await
+    .unwrap()
+}
+
+/// `GET /status`, parsed.
+async fn server_status(addr: SocketAddr) -> serde_json::Value {
+    serde_json::from_str(&get(addr, "/status").await.body).unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whep_round_trip_decodes_frames_and_delete_frees_the_session() {
     let _serial = exclusive().await;
     let (addr, publisher) = server(ServerConfig::default(), 10).await;
     let (peer, offer) = viewer().await;
-    let r = http(addr, "POST", "/whep/default", &[SDP], offer.as_bytes()).await;
+    let r = post_offer(addr, "/whep/default", None, offer.as_bytes()).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(
         r.headers.get("content-type").map(String::as_str),
@@ -168,23 +124,10 @@ async fn whep_round_trip_decodes_frames_and_delete_frees_the_session() {
         }
     }
     let video = video.expect("a video track");
-    let frames = tokio::task::spawn_blocking(move || {
-        let rx = video.subscribe(64);
-        let mut numbers = Vec::new();
-        let end = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < end {
-            if let Ok(Some(MediaFrame::Video(f))) = rx.recv_timeout(Duration::from_millis(200)) {
-                numbers.push(read_strip(&f).expect("strip").frame_number);
-            }
-        }
-        numbers
-    })
-    .await
-    .unwrap();
+    let frames = strip_numbers(video, Duration::from_secs(2)).await;
     assert!(frames.len() >= 50, "decoded {} frames in 2 s", frames.len());
 
-    let status: serde_json::Value =
-        serde_json::from_str(&http(addr, "GET", "/status", &[], b"").await.body).unwrap();
+    let status = server_status(addr).await;
     assert_eq!(status["streams"][0]["viewers"], 1, "{status}");
     assert_eq!(
         status["peers"][0]["stats"]["state"], "connected",
@@ -195,10 +138,10 @@ async fn whep_round_trip_decodes_frames_and_delete_frees_the_session() {
         "{status}"
     );
 
-    assert_eq!(http(addr, "DELETE", &location, &[], b"").await.status, 200);
+    assert_eq!(delete(addr, &location, None).await.status, 200);
     assert_eq!(publisher.session_count(), 0);
     assert_eq!(
-        http(addr, "DELETE", &location, &[], b"").await.status,
+        delete(addr, &location, None).await.status,
         404,
         "DELETE twice"
     );
@@ -219,9 +162,7 @@ async fn every_error_status_for_its_bad_input() {
 
     let big = vec![b'a'; 70 * 1024];
     assert_eq!(
-        http(addr, "POST", "/whep/default", &[SDP], &big)
-            .await
-            .status,
+        post_offer(addr, "/whep/default", None, &big).await.status,
         413,
         "oversized body"
     );
@@ -234,7 +175,7 @@ async fn every_error_status_for_its_bad_input() {
     )
     .await;
     assert_eq!(r.status, 415, "{}", r.body);
-    let r = http(addr, "POST", "/whep/default", &[SDP], b"this is not sdp").await;
+    let r = post_offer(addr, "/whep/default", None, b"this is not sdp").await;
     assert_eq!(r.status, 400);
     assert!(
         r.body.contains("malformed SDP") && r.body.contains("line 1"),
@@ -242,34 +183,20 @@ async fn every_error_status_for_its_bad_input() {
         r.body
     );
     assert_eq!(
-        http(addr, "POST", "/whep/nope", &[SDP], offer).await.status,
+        post_offer(addr, "/whep/nope", None, offer).await.status,
         404,
         "unknown stream"
     );
     // Publishing needs the token.
-    let r = http(addr, "POST", "/whip/default", &[SDP], offer).await;
+    let r = post_offer(addr, "/whip/default", None, offer).await;
     assert_eq!(r.status, 401);
     assert_eq!(
         r.headers.get("www-authenticate").map(String::as_str),
         Some("Bearer")
     );
-    let r = http(
-        addr,
-        "POST",
-        "/whip/default",
-        &[SDP, ("Authorization", "Bearer wrong")],
-        offer,
-    )
-    .await;
+    let r = post_offer(addr, "/whip/default", Some("wrong"), offer).await;
     assert_eq!(r.status, 401);
-    let r = http(
-        addr,
-        "POST",
-        "/whip/default",
-        &[SDP, ("Authorization", "Bearer s3cret")],
-        offer,
-    )
-    .await;
+    let r = post_offer(addr, "/whip/default", Some("s3cret"), offer).await;
     assert_eq!(r.status, 409, "the stream is already published: {}", r.body);
     // Trickle and sessions.
     let r = http(
@@ -281,32 +208,25 @@ async fn every_error_status_for_its_bad_input() {
     )
     .await;
     assert_eq!(r.status, 415);
-    let frag = ("Content-Type", "application/trickle-ice-sdpfrag");
     assert_eq!(
-        http(addr, "PATCH", "/whep/default/none", &[frag], b"a=mid:0\r\n")
+        patch_fragment(addr, "/whep/default/none", None, "a=mid:0\r\n")
             .await
             .status,
         404
     );
     assert_eq!(
-        http(
+        patch_fragment(
             addr,
-            "PATCH",
             "/whep/default/none",
-            &[frag, ("If-Match", "*")],
-            b"a=ice-ufrag:x\r\na=ice-pwd:yyyyyyyyyyyyyyyyyyyyyy\r\n"
+            Some("*"),
+            "a=ice-ufrag:x\r\na=ice-pwd:yyyyyyyyyyyyyyyyyyyyyy\r\n"
         )
         .await
         .status,
         404,
         "an ICE restart of an unknown session"
     );
-    assert_eq!(
-        http(addr, "DELETE", "/whep/default/none", &[], b"")
-            .await
-            .status,
-        404
-    );
+    assert_eq!(delete(addr, "/whep/default/none", None).await.status, 404);
     let r = http(addr, "OPTIONS", "/whep/default", &[], b"").await;
     assert_eq!(r.status, 204);
     assert!(r
@@ -314,15 +234,15 @@ async fn every_error_status_for_its_bad_input() {
         .get("access-control-allow-methods")
         .is_some_and(|m| m.contains("POST")));
     // At capacity (one viewer): 503 with Retry-After, and the first viewer is unaffected.
-    let first = http(addr, "POST", "/whep/default", &[SDP], offer).await;
+    let first = post_offer(addr, "/whep/default", None, offer).await;
     assert_eq!(first.status, 201, "{}", first.body);
     let (_second, offer2) = viewer().await;
-    let r = http(addr, "POST", "/whep/default", &[SDP], offer2.as_bytes()).await;
+    let r = post_offer(addr, "/whep/default", None, offer2.as_bytes()).await;
     assert_eq!(r.status, 503);
     assert!(r.headers.contains_key("retry-after"));
     assert_eq!(publisher.session_count(), 1);
     // The viewer page.
-    let r = http(addr, "GET", "/", &[], b"").await;
+    let r = get(addr, "/").await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("RTCPeerConnection") && r.body.contains("/whep/"));
 }
@@ -338,38 +258,20 @@ async fn viewing_can_require_the_token() {
     let (addr, _publisher) = server(config, 5).await;
     let (peer, offer) = viewer().await;
     assert_eq!(
-        http(addr, "POST", "/whep/default", &[SDP], offer.as_bytes())
+        post_offer(addr, "/whep/default", None, offer.as_bytes())
             .await
             .status,
         401
     );
-    let r = http(
-        addr,
-        "POST",
-        "/whep/default",
-        &[SDP, ("Authorization", "Bearer t")],
-        offer.as_bytes(),
-    )
-    .await;
+    let r = post_offer(addr, "/whep/default", Some("t"), offer.as_bytes()).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let location = r.headers.get("location").cloned().unwrap();
     assert_eq!(
-        http(addr, "DELETE", &location, &[], b"").await.status,
+        delete(addr, &location, None).await.status,
         401,
         "ending needs the token too"
     );
-    assert_eq!(
-        http(
-            addr,
-            "DELETE",
-            &location,
-            &[("Authorization", "Bearer t")],
-            b""
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(delete(addr, &location, Some("t")).await.status, 200);
     peer.close().await;
 }
 
@@ -386,8 +288,7 @@ async fn whip_ingest_is_relayed_to_whep_viewers() {
     let sender = factory(10).create().await.unwrap();
     sender.add_track(&encoded).await.unwrap();
     let offer = sender.create_offer().await.unwrap();
-    let auth = ("Authorization", "Bearer pub");
-    let r = http(addr, "POST", "/whip/relay", &[SDP, auth], offer.as_bytes()).await;
+    let r = post_offer(addr, "/whip/relay", Some("pub"), offer.as_bytes()).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let location = r.headers.get("location").cloned().unwrap();
     assert!(location.starts_with("/whip/relay/"));
@@ -399,7 +300,7 @@ async fn whip_ingest_is_relayed_to_whep_viewers() {
     // A second publisher of the same stream is refused.
     let (_other, offer2) = viewer().await;
     assert_eq!(
-        http(addr, "POST", "/whip/relay", &[SDP, auth], offer2.as_bytes())
+        post_offer(addr, "/whip/relay", Some("pub"), offer2.as_bytes())
             .await
             .status,
         409
@@ -409,7 +310,7 @@ async fn whip_ingest_is_relayed_to_whep_viewers() {
     let (peer, offer) = viewer().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let r = loop {
-        let r = http(addr, "POST", "/whep/relay", &[SDP], offer.as_bytes()).await;
+        let r = post_offer(addr, "/whep/relay", None, offer.as_bytes()).await;
         if r.status != 503 || Instant::now() > deadline {
             break r;
         }
@@ -423,21 +324,7 @@ async fn whip_ingest_is_relayed_to_whep_viewers() {
         .await
         .expect("relayed track");
     assert_eq!(video.kind(), MediaKind::Video);
-    let numbers = tokio::task::spawn_blocking(move || {
-        let rx = video.subscribe(64);
-        let mut numbers = Vec::new();
-        let end = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < end {
-            if let Ok(Some(MediaFrame::Video(f))) = rx.recv_timeout(Duration::from_millis(200)) {
-                if let Some(s) = read_strip(&f) {
-                    numbers.push(s.frame_number);
-                }
-            }
-        }
-        numbers
-    })
-    .await
-    .unwrap();
+    let numbers = track_frame_numbers(&video, Duration::from_secs(2)).await;
     assert!(
         numbers.len() >= 30,
         "relayed frames decoded: {}",
@@ -448,8 +335,7 @@ async fn whip_ingest_is_relayed_to_whep_viewers() {
         "the publisher's frames, in order"
     );
 
-    let status: serde_json::Value =
-        serde_json::from_str(&http(addr, "GET", "/status", &[], b"").await.body).unwrap();
+    let status = server_status(addr).await;
     let relay = status["streams"]
         .as_array()
         .unwrap()
@@ -460,12 +346,9 @@ async fn whip_ingest_is_relayed_to_whep_viewers() {
     assert_eq!(relay["ingested"], true);
     assert_eq!(relay["viewers"], 1);
     // Ending the publisher's session unpublishes the stream.
+    assert_eq!(delete(addr, &location, Some("pub")).await.status, 200);
     assert_eq!(
-        http(addr, "DELETE", &location, &[auth], b"").await.status,
-        200
-    );
-    assert_eq!(
-        http(addr, "POST", "/whep/relay", &[SDP], offer.as_bytes())
+        post_offer(addr, "/whep/relay", None, offer.as_bytes())
             .await
             .status,
         404
@@ -490,37 +373,6 @@ async fn view(url: &str) -> usermedia::service::RemoteSession {
             Err(e) => panic!("view {url}: {e}"),
         }
     }
-}
-
-async fn decoded_frames(session: &usermedia::service::RemoteSession, window: Duration) -> usize {
-    session
-        .peer
-        .wait_connected(Duration::from_secs(10))
-        .await
-        .unwrap();
-    let video = loop {
-        let t = session
-            .peer
-            .next_remote_track(Duration::from_secs(10))
-            .await
-            .expect("a track");
-        if t.kind() == MediaKind::Video {
-            break t;
-        }
-    };
-    tokio::task::spawn_blocking(move || {
-        let rx = video.subscribe(64);
-        let end = Instant::now() + window;
-        let mut n = 0;
-        while Instant::now() < end {
-            if let Ok(Some(MediaFrame::Video(f))) = rx.recv_timeout(Duration::from_millis(200)) {
-                n += usize::from(read_strip(&f).is_some());
-            }
-        }
-        n
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -581,7 +433,7 @@ async fn library_whip_and_whep_clients() {
         .await
         .unwrap();
     let viewing = view(&format!("http://{addr}/whep/cam")).await;
-    let n = decoded_frames(&viewing, Duration::from_secs(2)).await;
+    let n = frame_numbers(&viewing, Duration::from_secs(2)).await.len();
     assert!(n >= 30, "decoded {n} relayed frames in 2 s");
     viewing.end().await.unwrap();
     publication.end().await.unwrap();
@@ -620,7 +472,7 @@ async fn the_publish_command_feeds_a_viewer() {
         .spawn()
         .unwrap();
     let viewing = view(&format!("http://{addr}/whep/cli")).await;
-    let n = decoded_frames(&viewing, Duration::from_secs(2)).await;
+    let n = frame_numbers(&viewing, Duration::from_secs(2)).await.len();
     assert!(n >= 30, "decoded {n} frames from the publish command");
     let out = child.wait_with_output().await.unwrap();
     assert!(out.status.success());
@@ -631,14 +483,7 @@ async fn the_publish_command_feeds_a_viewer() {
         "{printed}"
     );
     // It ended its session on the way out: the stream is gone.
-    let r = http(
-        addr,
-        "POST",
-        "/whep/cli",
-        &[SDP],
-        viewer().await.1.as_bytes(),
-    )
-    .await;
+    let r = post_offer(addr, "/whep/cli", None, viewer().await.1.as_bytes()).await;
     assert_eq!(r.status, 404);
     viewing.peer.close().await;
 }
@@ -762,7 +607,7 @@ async fn the_room_protocol_reports_bad_input() {
         .unwrap();
     assert_eq!(next(&mut one).await["type"], "leave");
     // The call page is served.
-    let r = http(addr, "GET", "/call", &[], b"").await;
+    let r = get(addr, "/call").await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("/ws?room="));
 }
@@ -780,7 +625,7 @@ async fn viewer_of(codecs: &[VideoCodec]) -> (Peer, String) {
 /// Posts a viewer's offer; returns the answer's video codecs and the codec of the video
 /// that arrives, after checking it decodes to the pattern.
 async fn watch_codec(addr: SocketAddr, peer: &Peer, offer: &str) -> (Vec<VideoCodec>, VideoCodec) {
-    let r = http(addr, "POST", "/whep/default", &[SDP], offer.as_bytes()).await;
+    let r = post_offer(addr, "/whep/default", None, offer.as_bytes()).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let listed = usermedia::peer::video_codecs(&r.body);
     peer.accept_answer(&r.body).await.unwrap();
@@ -795,27 +640,14 @@ async fn watch_codec(addr: SocketAddr, peer: &Peer, offer: &str) -> (Vec<VideoCo
         }
     };
     let codec = video.video_codec().expect("a video codec");
-    let numbers = tokio::task::spawn_blocking(move || {
-        let rx = video.subscribe(64);
-        let mut numbers = Vec::new();
-        let end = Instant::now() + Duration::from_millis(1500);
-        while Instant::now() < end {
-            if let Ok(Some(MediaFrame::Video(f))) = rx.recv_timeout(Duration::from_millis(200)) {
-                numbers.push(read_strip(&f).expect("strip").frame_number);
-            }
-        }
-        numbers
-    })
-    .await
-    .unwrap();
+    let numbers = strip_numbers(video, Duration::from_millis(1500)).await;
     assert!(numbers.len() >= 30, "{codec}: decoded {numbers:?}");
     (listed, codec)
 }
 
 /// The video encoders `/status` reports for the stream: (codec, sinks) in start order.
 async fn video_encoders(addr: SocketAddr) -> Vec<(String, u64)> {
-    let status: serde_json::Value =
-        serde_json::from_str(&http(addr, "GET", "/status", &[], b"").await.body).unwrap();
+    let status = server_status(addr).await;
     let tracks = status["streams"][0]["tracks"]
         .as_array()
         .cloned()
@@ -866,7 +698,7 @@ async fn whep_viewers_get_the_first_codec_of_their_offer() {
     let (addr, _publisher) =
         server_sending(ServerConfig::default(), 10, Some(VideoCodec::H264)).await;
     let (peer, offer) = viewer_of(&[VideoCodec::Vp8]).await;
-    let r = http(addr, "POST", "/whep/default", &[SDP], offer.as_bytes()).await;
+    let r = post_offer(addr, "/whep/default", None, offer.as_bytes()).await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(
         r.body.contains("vp8") && r.body.contains("h264"),

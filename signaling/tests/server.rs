@@ -3,12 +3,14 @@
 //! sessions checked against their path, TLS with a self-signed certificate and the
 //! errors for unusable certificate and key files.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::http::{delete, http, patch_fragment, post_offer, FRAG};
 use usermedia_signaling::{
     router, server_config, Answer, ClientError, Direction, Endpoint, EndpointError, HttpClient,
     IceRestart, ServerConfig, SessionDescription, SessionInfo, TlsError, TlsListener,
@@ -107,55 +109,6 @@ async fn serve(endpoint: Arc<Fake>, config: ServerConfig) -> SocketAddr {
     addr
 }
 
-struct Reply {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: String,
-}
-
-/// One HTTP/1.1 request on its own connection (responses here are short and not chunked).
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
-
-const SDP: (&str, &str) = ("Content-Type", "application/sdp");
-const FRAG: (&str, &str) = ("Content-Type", "application/trickle-ice-sdpfrag");
-
 #[tokio::test]
 async fn a_token_for_another_stream_is_403_a_missing_or_unknown_one_401() {
     let fake = Arc::new(Fake::default());
@@ -168,84 +121,35 @@ async fn a_token_for_another_stream_is_403_a_missing_or_unknown_one_401() {
     let addr = serve(Arc::clone(&fake), config).await;
     for prefix in ["/whip", "/whep"] {
         let path = format!("{prefix}/a");
-        let r = http(addr, "POST", &path, &[SDP], OFFER).await;
+        let r = post_offer(addr, &path, None, OFFER).await;
         assert_eq!(r.status, 401, "{path} without a token: {}", r.body);
         assert_eq!(
             r.headers.get("www-authenticate").map(String::as_str),
             Some("Bearer")
         );
         assert!(r.body.contains("missing"), "{}", r.body);
-        let r = http(
-            addr,
-            "POST",
-            &path,
-            &[SDP, ("Authorization", "Bearer nope")],
-            OFFER,
-        )
-        .await;
+        let r = post_offer(addr, &path, Some("nope"), OFFER).await;
         assert_eq!(r.status, 401, "{path} with an unknown token");
         assert!(r.body.contains("wrong bearer token"), "{}", r.body);
-        let r = http(
-            addr,
-            "POST",
-            &path,
-            &[SDP, ("Authorization", "Bearer tb")],
-            OFFER,
-        )
-        .await;
+        let r = post_offer(addr, &path, Some("tb"), OFFER).await;
         assert_eq!(r.status, 403, "{path} with stream b's token: {}", r.body);
         assert!(r.body.contains("\"a\""), "{}", r.body);
-        let r = http(
-            addr,
-            "POST",
-            &path,
-            &[SDP, ("Authorization", "Bearer ta")],
-            OFFER,
-        )
-        .await;
+        let r = post_offer(addr, &path, Some("ta"), OFFER).await;
         assert_eq!(r.status, 201, "{path} with stream a's token: {}", r.body);
     }
     // The token for every stream works on any stream, a stream token on its own only.
-    let r = http(
-        addr,
-        "POST",
-        "/whip/c",
-        &[SDP, ("Authorization", "Bearer all")],
-        OFFER,
-    )
-    .await;
+    let r = post_offer(addr, "/whip/c", Some("all"), OFFER).await;
     assert_eq!(r.status, 201);
-    let r = http(
-        addr,
-        "POST",
-        "/whip/c",
-        &[SDP, ("Authorization", "Bearer ta")],
-        OFFER,
-    )
-    .await;
+    let r = post_offer(addr, "/whip/c", Some("ta"), OFFER).await;
     assert_eq!(r.status, 403);
 
     // Session requests check the token against the stream in their path, and the session
     // must live at that path.
-    let created = http(
-        addr,
-        "POST",
-        "/whip/b",
-        &[SDP, ("Authorization", "Bearer tb")],
-        OFFER,
-    )
-    .await;
+    let created = post_offer(addr, "/whip/b", Some("tb"), OFFER).await;
     let location = created.headers["location"].clone();
     assert!(location.starts_with("/whip/b/"), "{location}");
     let session = location.rsplit('/').next().unwrap().to_owned();
-    let r = http(
-        addr,
-        "DELETE",
-        &location,
-        &[("Authorization", "Bearer ta")],
-        "",
-    )
-    .await;
+    let r = delete(addr, &location, Some("ta")).await;
     assert_eq!(r.status, 403, "DELETE with another stream's token");
     let r = http(
         addr,
@@ -256,36 +160,15 @@ async fn a_token_for_another_stream_is_403_a_missing_or_unknown_one_401() {
     )
     .await;
     assert_eq!(r.status, 403, "PATCH with another stream's token");
-    let r = http(addr, "DELETE", &location, &[], "").await;
+    let r = delete(addr, &location, None).await;
     assert_eq!(r.status, 401);
     // Stream a's token cannot reach stream b's session through stream a's path.
-    let r = http(
-        addr,
-        "DELETE",
-        &format!("/whip/a/{session}"),
-        &[("Authorization", "Bearer ta")],
-        "",
-    )
-    .await;
+    let r = delete(addr, &format!("/whip/a/{session}"), Some("ta")).await;
     assert_eq!(r.status, 404, "{}", r.body);
-    let r = http(
-        addr,
-        "DELETE",
-        &format!("/whep/b/{session}"),
-        &[("Authorization", "Bearer tb")],
-        "",
-    )
-    .await;
+    let r = delete(addr, &format!("/whep/b/{session}"), Some("tb")).await;
     assert_eq!(r.status, 404, "a WHIP session is not at a WHEP path");
     assert!(fake.sessions.lock().unwrap().contains_key(&session));
-    let r = http(
-        addr,
-        "DELETE",
-        &location,
-        &[("Authorization", "Bearer tb")],
-        "",
-    )
-    .await;
+    let r = delete(addr, &location, Some("tb")).await;
     assert_eq!(r.status, 200);
     assert!(!fake.sessions.lock().unwrap().contains_key(&session));
 }
@@ -298,14 +181,14 @@ async fn viewing_stays_open_without_token_for_viewing() {
         ..ServerConfig::default()
     };
     let addr = serve(fake, config).await;
-    let r = http(addr, "POST", "/whep/a", &[SDP], OFFER).await;
+    let r = post_offer(addr, "/whep/a", None, OFFER).await;
     assert_eq!(r.status, 201);
-    let r = http(addr, "DELETE", &r.headers["location"], &[], "").await;
+    let r = delete(addr, &r.headers["location"], None).await;
     assert_eq!(
         r.status, 200,
         "ending a viewing session needs no token either"
     );
-    let r = http(addr, "POST", "/whip/a", &[SDP], OFFER).await;
+    let r = post_offer(addr, "/whip/a", None, OFFER).await;
     assert_eq!(
         r.status, 401,
         "publishing needs one as soon as any token is configured"
@@ -319,7 +202,7 @@ async fn ice_restart_and_entity_tags() {
         ..Fake::default()
     });
     let addr = serve(Arc::clone(&fake), ServerConfig::default()).await;
-    let created = http(addr, "POST", "/whep/cam", &[SDP], OFFER).await;
+    let created = post_offer(addr, "/whep/cam", None, OFFER).await;
     assert_eq!(created.status, 201);
     let location = created.headers["location"].clone();
     let first_tag = created.headers["etag"].clone();
@@ -329,49 +212,21 @@ async fn ice_restart_and_entity_tags() {
     );
 
     // Trickle: with the current tag, without If-Match (earlier drafts), with a stale one.
-    let r = http(
-        addr,
-        "PATCH",
-        &location,
-        &[FRAG, ("If-Match", &first_tag)],
-        "a=mid:0\r\n",
-    )
-    .await;
+    let r = patch_fragment(addr, &location, Some(&first_tag), "a=mid:0\r\n").await;
     assert_eq!(r.status, 204, "{}", r.body);
-    let r = http(addr, "PATCH", &location, &[FRAG], "a=mid:0\r\n").await;
+    let r = patch_fragment(addr, &location, None, "a=mid:0\r\n").await;
     assert_eq!(r.status, 204);
-    let r = http(
-        addr,
-        "PATCH",
-        &location,
-        &[FRAG, ("If-Match", "\"stale\"")],
-        "a=mid:0\r\n",
-    )
-    .await;
+    let r = patch_fragment(addr, &location, Some("\"stale\""), "a=mid:0\r\n").await;
     assert_eq!(r.status, 412, "{}", r.body);
     assert_eq!(fake.trickled.lock().unwrap().len(), 2);
 
     // A restart needs the new credentials.
-    let r = http(
-        addr,
-        "PATCH",
-        &location,
-        &[FRAG, ("If-Match", "*")],
-        "a=ice-ufrag:cli2\r\n",
-    )
-    .await;
+    let r = patch_fragment(addr, &location, Some("*"), "a=ice-ufrag:cli2\r\n").await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("ice-pwd"), "{}", r.body);
     let restart = "a=ice-ufrag:cli2\r\na=ice-pwd:clientpassword2\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n\
                    a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\na=end-of-candidates\r\n";
-    let r = http(
-        addr,
-        "PATCH",
-        &location,
-        &[FRAG, ("If-Match", "*")],
-        restart,
-    )
-    .await;
+    let r = patch_fragment(addr, &location, Some("*"), restart).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
         r.headers.get("content-type").map(String::as_str),
@@ -385,50 +240,22 @@ async fn ice_restart_and_entity_tags() {
     let new_tag = r.headers["etag"].clone();
     assert_ne!(new_tag, first_tag);
     // The old tag is stale now; the new one is current (a weak comparison is accepted).
-    let r = http(
-        addr,
-        "PATCH",
-        &location,
-        &[FRAG, ("If-Match", &first_tag)],
-        "a=mid:0\r\n",
-    )
-    .await;
+    let r = patch_fragment(addr, &location, Some(&first_tag), "a=mid:0\r\n").await;
     assert_eq!(r.status, 412);
     assert!(r.body.contains(&new_tag), "{}", r.body);
     let listed = format!("\"x\", W/{new_tag}");
-    let r = http(
-        addr,
-        "PATCH",
-        &location,
-        &[FRAG, ("If-Match", &listed)],
-        "a=mid:0\r\n",
-    )
-    .await;
+    let r = patch_fragment(addr, &location, Some(&listed), "a=mid:0\r\n").await;
     assert_eq!(r.status, 204, "{}", r.body);
     // The media side's 428 (a new generation sent as trickle).
-    let r = http(addr, "PATCH", &location, &[FRAG], "a=ice-ufrag:other\r\n").await;
+    let r = patch_fragment(addr, &location, None, "a=ice-ufrag:other\r\n").await;
     assert_eq!(r.status, 428);
     // Unknown session; a session that supports no restarts (422, the trait's default).
-    let r = http(
-        addr,
-        "PATCH",
-        "/whep/cam/none",
-        &[FRAG, ("If-Match", "*")],
-        restart,
-    )
-    .await;
+    let r = patch_fragment(addr, "/whep/cam/none", Some("*"), restart).await;
     assert_eq!(r.status, 404);
     let plain = Arc::new(Fake::default());
     let addr2 = serve(plain, ServerConfig::default()).await;
-    let created = http(addr2, "POST", "/whep/cam", &[SDP], OFFER).await;
-    let r = http(
-        addr2,
-        "PATCH",
-        &created.headers["location"],
-        &[FRAG, ("If-Match", "*")],
-        restart,
-    )
-    .await;
+    let created = post_offer(addr2, "/whep/cam", None, OFFER).await;
+    let r = patch_fragment(addr2, &created.headers["location"], Some("*"), restart).await;
     assert_eq!(r.status, 422, "{}", r.body);
     // CORS: the page may send If-Match and read the new ETag.
     let r = http(addr, "OPTIONS", &location, &[], "").await;

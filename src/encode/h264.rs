@@ -304,6 +304,7 @@ pub fn nal_types(annex_b: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::devices::pattern::{read_strip, render};
+    use crate::encode::test_frames::noisy_pattern;
 
     #[test]
     fn keyframes_carry_sps_and_pps_and_can_be_forced() {
@@ -363,20 +364,8 @@ mod tests {
 
     #[test]
     fn bitrate_changes_take_effect() {
-        // The pattern with ±8 of noise: detail that fills any budget, so the bitrate
-        // decides the size (pure noise at 100 kbit/s makes openh264 skip every frame).
-        let noisy = |n: u32| {
-            let mut f = render(640, 480, n, 0);
-            let mut state = 0x9e37_79b9u32.wrapping_mul(n + 1);
-            for px in f.planes_mut().0.iter_mut() {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                *px = px.saturating_add((state >> 28) as u8).saturating_sub(8);
-            }
-            f
-        };
-        // Before the first frame (rebuilds) and while running (SetOption).
+        // Before the first frame (rebuilds) and while running (SetOption). The pattern with
+        // noise, not pure noise: at 100 kbit/s that makes openh264 skip every frame.
         let size = |before: u32, after: u32| {
             let mut enc = H264Encoder::new(H264Config::new(640, 480, 30.0, 1_000_000)).unwrap();
             enc.set_bitrate(before).unwrap();
@@ -385,7 +374,7 @@ mod tests {
                 if n == 30 {
                     enc.set_bitrate(after).unwrap();
                 }
-                let unit = enc.encode(&noisy(n), false).unwrap();
+                let unit = enc.encode(&noisy_pattern(n), false).unwrap();
                 if n >= 60 {
                     bytes += unit.map_or(0, |u| u.data.len());
                 }

@@ -90,3 +90,24 @@ pub struct EncodedUnit {
     /// Wall-clock capture time of the source frame, ms since the UNIX epoch.
     pub capture_time_ms: u64,
 }
+
+/// Input the codecs' tests share.
+#[cfg(test)]
+mod test_frames {
+    use crate::devices::pattern::render;
+    use crate::frame::VideoFrame;
+
+    /// Frame `n` of the 640×480 pattern with ±8 of noise (the same for the same `n`):
+    /// detail that fills any budget, so the bitrate decides the encoded size.
+    pub(super) fn noisy_pattern(n: u32) -> VideoFrame {
+        let mut f = render(640, 480, n, 0);
+        let mut state = 0x9e37_79b9u32.wrapping_mul(n + 1);
+        for px in f.planes_mut().0.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *px = px.saturating_add((state >> 28) as u8).saturating_sub(8);
+        }
+        f
+    }
+}

@@ -493,6 +493,7 @@ fn copy_image(img: &vpx_image_t) -> Result<VideoFrame, EncodeError> {
 mod tests {
     use super::*;
     use crate::devices::pattern::{read_strip, render};
+    use crate::encode::test_frames::noisy_pattern;
 
     #[test]
     fn the_strip_survives_300_kbits_at_640x480() {
@@ -557,17 +558,7 @@ mod tests {
 
     #[test]
     fn bitrate_changes_take_effect() {
-        let noisy = |n: u32| {
-            let mut f = render(640, 480, n, 0).with_times(Duration::from_millis(n as u64 * 33), 0);
-            let mut state = 0x9e37_79b9u32.wrapping_mul(n + 1);
-            for px in f.planes_mut().0.iter_mut() {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                *px = px.saturating_add((state >> 28) as u8).saturating_sub(8);
-            }
-            f
-        };
+        let noisy = |n: u32| noisy_pattern(n).with_times(Duration::from_millis(n as u64 * 33), 0);
         let size = |before: u32, after: u32| {
             let mut enc = Vp8Encoder::new(Vp8Config::new(640, 480, 30.0, before)).unwrap();
             let mut bytes = 0;

@@ -121,42 +121,27 @@ impl Peer {
     /// credentials, and the fragment returned carries them with our candidates. For the
     /// answering side of a session (a WHIP/WHEP server).
     pub async fn restart_ice_answer(&self, fragment: &str) -> Result<String, PeerError> {
-        let (ufrag, pwd) = ice_credentials(fragment).ok_or_else(|| {
-            PeerError::Sdp("an ICE restart needs a=ice-ufrag and a=ice-pwd".into())
-        })?;
-        let remote = self
-            .pc
-            .current_remote_description()
-            .await
-            .ok_or_else(|| PeerError::Sdp("no negotiated session to restart".into()))?;
+        let (credentials, remote) = self
+            .restart_inputs(fragment, "an ICE restart needs a=ice-ufrag and a=ice-pwd")
+            .await?;
         if remote.sdp_type != RTCSdpType::Offer {
             return Err(PeerError::Sdp(
                 "this side made the offer; it restarts ICE with restart_ice_offer".into(),
             ));
         }
-        if ice_credentials(&remote.sdp) == Some((ufrag.clone(), pwd.clone())) {
+        if ice_credentials(&remote.sdp).as_ref() == Some(&credentials) {
             return Err(PeerError::Sdp(
                 "the fragment carries the current ICE credentials; a restart needs new ones".into(),
             ));
         }
-        let offer = RTCSessionDescription::offer(with_credentials(&remote.sdp, &ufrag, &pwd))
-            .map_err(|e| PeerError::Sdp(e.to_string()))?;
-        self.pc
-            .set_remote_description(offer)
-            .await
-            .map_err(|e| PeerError::Sdp(format!("re-offer with the new credentials: {e}")))?;
-        self.add_candidates(fragment).await?;
+        self.set_restarted_remote(RTCSdpType::Offer, &remote.sdp, &credentials, fragment)
+            .await?;
         let answer = self
             .pc
             .create_answer(None)
             .await
             .map_err(|e| PeerError::Setup(e.to_string()))?;
-        self.expect_gathering();
-        self.pc
-            .set_local_description(answer)
-            .await
-            .map_err(|e| PeerError::Setup(e.to_string()))?;
-        fragment_of(&self.regathered_description().await?)
+        self.set_restarted_local(answer).await
     }
 
     /// Starts an ICE restart from the offering side (a WHIP/WHEP client): new local
@@ -173,32 +158,75 @@ impl Peer {
             .create_offer(None)
             .await
             .map_err(|e| PeerError::Setup(e.to_string()))?;
-        self.expect_gathering();
-        self.pc
-            .set_local_description(offer)
-            .await
-            .map_err(|e| PeerError::Setup(e.to_string()))?;
-        fragment_of(&self.regathered_description().await?)
+        self.set_restarted_local(offer).await
     }
 
     /// Applies the answering side's fragment to the restart [`Peer::restart_ice_offer`]
     /// started: its new credentials and candidates; connectivity checks start on them.
     pub async fn accept_ice_restart(&self, fragment: &str) -> Result<(), PeerError> {
-        let (ufrag, pwd) = ice_credentials(fragment).ok_or_else(|| {
-            PeerError::Sdp("the restart answer lacks a=ice-ufrag or a=ice-pwd".into())
-        })?;
+        let (credentials, remote) = self
+            .restart_inputs(
+                fragment,
+                "the restart answer lacks a=ice-ufrag or a=ice-pwd",
+            )
+            .await?;
+        self.set_restarted_remote(RTCSdpType::Answer, &remote.sdp, &credentials, fragment)
+            .await
+    }
+
+    /// The new ICE credentials `fragment` carries (`missing`: the error when it lacks
+    /// them) and the negotiated remote description the restart starts from.
+    async fn restart_inputs(
+        &self,
+        fragment: &str,
+        missing: &str,
+    ) -> Result<((String, String), RTCSessionDescription), PeerError> {
+        let credentials =
+            ice_credentials(fragment).ok_or_else(|| PeerError::Sdp(missing.to_owned()))?;
         let remote = self
             .pc
             .current_remote_description()
             .await
             .ok_or_else(|| PeerError::Sdp("no negotiated session to restart".into()))?;
-        let answer = RTCSessionDescription::answer(with_credentials(&remote.sdp, &ufrag, &pwd))
-            .map_err(|e| PeerError::Sdp(e.to_string()))?;
+        Ok((credentials, remote))
+    }
+
+    /// Sets the negotiated remote description `remote` again with the new `(ufrag, pwd)`
+    /// and without the old generation's candidates — as an `Offer`, the re-offer JSEP
+    /// expects of the remote offerer, or otherwise as the `Answer` to our own restart —
+    /// then adds the fragment's candidates.
+    async fn set_restarted_remote(
+        &self,
+        sdp_type: RTCSdpType,
+        remote: &str,
+        (ufrag, pwd): &(String, String),
+        fragment: &str,
+    ) -> Result<(), PeerError> {
+        let sdp = with_credentials(remote, ufrag, pwd);
+        let (description, what) = match sdp_type {
+            RTCSdpType::Offer => (RTCSessionDescription::offer(sdp), "re-offer"),
+            _ => (RTCSessionDescription::answer(sdp), "answer"),
+        };
+        let description = description.map_err(|e| PeerError::Sdp(e.to_string()))?;
         self.pc
-            .set_remote_description(answer)
+            .set_remote_description(description)
             .await
-            .map_err(|e| PeerError::Sdp(format!("answer with the new credentials: {e}")))?;
+            .map_err(|e| PeerError::Sdp(format!("{what} with the new credentials: {e}")))?;
         self.add_candidates(fragment).await.map(|_| ())
+    }
+
+    /// Sets our answer or offer of the restart (fresh credentials) as the local
+    /// description and returns the fragment announcing it, once gathered.
+    async fn set_restarted_local(
+        &self,
+        description: RTCSessionDescription,
+    ) -> Result<String, PeerError> {
+        self.expect_gathering();
+        self.pc
+            .set_local_description(description)
+            .await
+            .map_err(|e| PeerError::Setup(e.to_string()))?;
+        fragment_of(&self.regathered_description().await?)
     }
 }
 

@@ -5,10 +5,19 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use usermedia::devices::pattern::read_strip;
 use usermedia::devices::{MediaDevices, Permission, PermissionPolicy};
-use usermedia::MediaKind;
+use usermedia::peer::RemoteTrack;
+use usermedia::service::RemoteSession;
+use usermedia::{MediaFrame, MediaKind};
+
+/// The minimal HTTP/1.1 client of the signaling crate's tests, included from there by path
+/// (that file says why it lives there).
+#[path = "../../signaling/tests/common/http.rs"]
+pub mod http;
 
 /// Which devices a case runs against.
 #[derive(Debug, Clone, Copy)]
@@ -154,4 +163,46 @@ pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
         .lock()
         .await
+}
+
+/// The session's video track, once connected.
+pub async fn session_video(session: &RemoteSession) -> RemoteTrack {
+    session
+        .peer
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+    loop {
+        let t = session
+            .peer
+            .next_remote_track(Duration::from_secs(10))
+            .await
+            .expect("a track");
+        if t.kind() == MediaKind::Video {
+            return t;
+        }
+    }
+}
+
+/// The strip frame numbers of `video` decoded in the next `window` (a frame whose strip
+/// does not read is left out).
+pub async fn track_frame_numbers(video: &RemoteTrack, window: Duration) -> Vec<u32> {
+    let rx = video.subscribe(64);
+    tokio::task::spawn_blocking(move || {
+        let end = Instant::now() + window;
+        let mut numbers = Vec::new();
+        while Instant::now() < end {
+            if let Ok(Some(MediaFrame::Video(f))) = rx.recv_timeout(Duration::from_millis(100)) {
+                numbers.extend(read_strip(&f).map(|s| s.frame_number));
+            }
+        }
+        numbers
+    })
+    .await
+    .unwrap()
+}
+
+/// [`track_frame_numbers`] of the session's video.
+pub async fn frame_numbers(session: &RemoteSession, window: Duration) -> Vec<u32> {
+    track_frame_numbers(&session_video(session).await, window).await
 }

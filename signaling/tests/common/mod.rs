@@ -1,0 +1,3 @@
+//! Helpers shared by the signaling crate's integration tests.
+
+pub mod http;
