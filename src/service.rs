@@ -584,7 +584,19 @@ impl Drop for CallBot {
 /// Joins the call room at `ws_url` (e.g. `ws://127.0.0.1:8080/ws?room=r1`) with `tracks`.
 /// Each connection sends the codec it negotiates (we offer H.264 and VP8 to those already
 /// there and answer newcomers with the first of their offer), one encoder per codec.
+/// `wss://` rooms are trusted as the system's roots say; see [`join_room_with`] for others.
 pub async fn join_room(
+    ws_url: &str,
+    factory: PeerFactory,
+    tracks: Vec<TrackEncoders>,
+) -> Result<CallBot, SessionError> {
+    let client = usermedia_signaling::HttpClient::new()?;
+    join_room_with(&client, ws_url, factory, tracks).await
+}
+
+/// [`join_room`] with `client`'s TLS trust for `wss://` (e.g. a private CA).
+pub async fn join_room_with(
+    client: &usermedia_signaling::HttpClient,
     ws_url: &str,
     factory: PeerFactory,
     tracks: Vec<TrackEncoders>,
@@ -597,9 +609,17 @@ pub async fn join_room(
             message: m,
         })
     };
-    let (socket, _) = tokio_tungstenite::connect_async(ws_url)
-        .await
-        .map_err(|e| http_error(e.to_string()))?;
+    let connector = if ws_url.starts_with("wss://") {
+        Some(tokio_tungstenite::Connector::Rustls(
+            client.websocket_tls(ws_url)?,
+        ))
+    } else {
+        None
+    };
+    let (socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(ws_url, None, false, connector)
+            .await
+            .map_err(|e| http_error(e.to_string()))?;
     let (mut sink, mut stream) = socket.split();
     sink.send(Message::text(json!({ "type": "join" }).to_string()))
         .await

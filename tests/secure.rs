@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::peer::{PeerConfig, PeerFactory, PeerState};
 use usermedia::service::{
-    publish_whip, view_whep, view_whep_with, Publisher, RemoteSession, SessionError,
+    encode_track, join_room, join_room_with, publish_whip, view_whep, view_whep_with, Publisher,
+    RemoteSession, SessionError,
 };
 use usermedia::MediaStream;
 use usermedia_signaling::{
@@ -464,4 +465,38 @@ async fn publish_over_https_with_ca_cert() {
         String::from_utf8_lossy(&out.stderr)
     );
     viewing.peer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bots_meet_in_a_call_room_over_wss() {
+    let _serial = exclusive().await;
+    let (_dir, cert, key) = certificate();
+    let (addr, _publisher) = server(ServerConfig::default(), Some((&cert, &key))).await;
+    let url = format!("wss://127.0.0.1:{}/ws?room=secure", addr.port());
+    let client = HttpClient::with_ca_certs(std::slice::from_ref(&cert)).unwrap();
+    let stream = camera();
+    let video = encode_track(&stream.get_video_tracks()[0], 500_000).unwrap();
+    let mut first = join_room_with(&client, &url, factory(), vec![video.clone()])
+        .await
+        .unwrap();
+    let mut second = join_room_with(&client, &url, factory(), vec![video])
+        .await
+        .unwrap();
+    for (name, bot) in [("first", &mut first), ("second", &mut second)] {
+        let track = bot
+            .next_remote_track(Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("the {name} bot got no track over wss://"));
+        let numbers = track_frame_numbers(&track, Duration::from_secs(1)).await;
+        assert!(
+            numbers.len() >= 15,
+            "the {name} bot decoded {} frames in 1 s",
+            numbers.len()
+        );
+    }
+    // Without trusting the certificate the room is refused before anything is sent.
+    match join_room(&url, factory(), Vec::new()).await {
+        Err(e) => assert!(e.to_string().contains("certificate"), "{e}"),
+        Ok(_) => panic!("joined a wss:// room whose certificate nobody trusts"),
+    }
 }

@@ -5,6 +5,7 @@
 //! given, for private or self-signed servers).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MATCH, LINK, LOCATION};
 use reqwest::StatusCode;
@@ -39,6 +40,8 @@ pub struct HttpClient {
     client: reqwest::Client,
     /// Why https:// cannot work here (no trust roots at all), if it cannot.
     tls_unusable: Option<String>,
+    /// The same trust for `wss://` call rooms (HTTP/1.1 only: a WebSocket upgrade).
+    websocket_tls: Arc<rustls::ClientConfig>,
 }
 
 impl HttpClient {
@@ -51,6 +54,8 @@ impl HttpClient {
     /// files `ca_files` (a private CA, or a self-signed server's own certificate).
     pub fn with_ca_certs(ca_files: &[PathBuf]) -> Result<Self, ClientError> {
         let tls = crate::tls::client_tls(ca_files)?;
+        let mut websocket_tls = tls.config.clone();
+        websocket_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::limited(5))
             .tls_backend_preconfigured(tls.config)
@@ -59,7 +64,17 @@ impl HttpClient {
         Ok(HttpClient {
             client,
             tls_unusable: tls.unusable,
+            websocket_tls: Arc::new(websocket_tls),
         })
+    }
+
+    /// TLS for a `wss://` connection to `url` (a call room) with this client's trust: the
+    /// system's roots plus its CA files. An error when there is nothing to trust.
+    pub fn websocket_tls(&self, url: &str) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+        match &self.tls_unusable {
+            None => Ok(Arc::clone(&self.websocket_tls)),
+            Some(why) => Err(ClientError::Tls(TlsError::Config(format!("{url}: {why}")))),
+        }
     }
 
     /// POSTs `offer` (SDP) to a WHIP or WHEP endpoint and returns the session.
