@@ -142,7 +142,7 @@ async fn browser_views(case: &str, browser: Browser, codec: &str, width: u32, he
         number(&result, "/audio/totalAudioEnergy"),
     );
     assert!(
-        level > 0.0 || energy > 0.0,
+        level > 0.0 && energy > 0.0,
         "our tone arrived silent: audioLevel {level}, energy {energy}"
     );
     assert_eq!(
@@ -315,8 +315,8 @@ async fn browser_calls_bot(case: &str, browser: Browser, codec: &str) {
     let level = number(&result, "/audio/audioLevel");
     let energy = number(&result, "/audio/totalAudioEnergy");
     assert!(
-        level > 0.0 || energy > 0.0,
-        "our tone arrived silent in the browser"
+        level > 0.0 && energy > 0.0,
+        "our tone arrived silent in the browser: audioLevel {level}, energy {energy}"
     );
 
     // Our side: the browser's camera and microphone.
