@@ -11,7 +11,7 @@ use usermedia_signaling::{
 };
 
 use crate::devices::MediaDevices;
-use crate::encode::pipeline::TrackEncoders;
+use crate::encode::pipeline::{CodecConfig, EncodedTrack, TrackEncoders, AUDIO_BITRATE};
 use crate::encode::{EncodeError, VideoCodec};
 use crate::peer::{Peer, PeerError, PeerFactory, PeerState};
 use crate::sync::lock;
@@ -76,7 +76,7 @@ struct Session {
 pub struct Publisher {
     factory: PeerFactory,
     streams: Arc<Mutex<HashMap<String, Arc<Published>>>>,
-    /// Bitrate of re-encoded ingested video.
+    /// Bitrate of ingested video transcoded for viewers of another codec.
     ingest_bitrate: u32,
     /// The video codecs we send: one, or `None` for whichever each viewer offers first.
     video_codec: Option<VideoCodec>,
@@ -191,8 +191,10 @@ impl Publisher {
         });
     }
 
-    /// WHIP: answers the publisher's offer and publishes its tracks, re-encoded once for
-    /// every viewer, as they arrive.
+    /// WHIP: answers the publisher's offer and publishes its tracks as they arrive: viewers
+    /// of the publisher's codec get its units forwarded (no decode, no encode, keyframe
+    /// requests passed on as PLIs); viewers of another codec get it transcoded, once per
+    /// codec.
     async fn ingest(
         &self,
         stream: &str,
@@ -254,7 +256,7 @@ impl Publisher {
                 };
                 let published = lock(&streams).get(&name).cloned();
                 let Some(published) = published else { break };
-                match encode_track_with(remote.track(), bitrate, video_codec) {
+                match ingest_encoders(&remote, bitrate, video_codec) {
                     Ok(e) => lock(&published.tracks).push((remote.track().clone(), e)),
                     Err(e) => tracing::warn!("ingested {} of {name:?}: {e}", remote.kind()),
                 }
@@ -272,6 +274,42 @@ impl Publisher {
             Err(e) => Err(EndpointError::Internal(e.to_string())),
         }
     }
+}
+
+/// The encoders of an ingested track: a passthrough of what the publisher sends (when its
+/// codec is one we may send), beside which an encoder of the decoded track starts for any
+/// other codec a viewer negotiates.
+fn ingest_encoders(
+    remote: &crate::peer::RemoteTrack,
+    video_bitrate: u32,
+    video_codec: Option<VideoCodec>,
+) -> Result<TrackEncoders, EncodeError> {
+    let codec = match remote.video_codec() {
+        Some(c) if VideoCodec::allowed(video_codec).contains(&c) => {
+            CodecConfig::video(c, video_bitrate)
+        }
+        // A codec we may not send: transcoding only.
+        Some(_) => return encode_track_with(remote.track(), video_bitrate, video_codec),
+        None => CodecConfig::Opus {
+            bitrate: AUDIO_BITRATE,
+        },
+    };
+    if remote.ended() {
+        return Err(EncodeError::Mismatch(format!(
+            "the ingested {} track has ended",
+            remote.kind()
+        )));
+    }
+    let (passthrough, feeder) = EncodedTrack::passthrough(codec, remote.keyframe_requester());
+    let encoders =
+        TrackEncoders::with_passthrough(remote.track(), video_bitrate, video_codec, passthrough)?;
+    remote.forward_encoded(move |unit| feeder.push(unit));
+    tracing::info!(
+        "forwarding the ingested {} track as it comes ({})",
+        remote.kind(),
+        codec.name()
+    );
+    Ok(encoders)
 }
 
 fn offer_error(e: PeerError) -> EndpointError {
@@ -437,7 +475,9 @@ impl Endpoint for Publisher {
                         "kind": t.kind(),
                         "label": t.label(),
                         "settings": t.get_settings(),
-                        // The encoders running: one per codec viewers have negotiated.
+                        // The encoders running: one per codec viewers have negotiated
+                        // (`passthrough`: an ingested track's units forwarded as they
+                        // came, not encoded here).
                         "encoders": e.running().iter().map(|e| {
                             let mut v = json!(e.stats());
                             if let Some(o) = v.as_object_mut() {

@@ -739,3 +739,163 @@ async fn one_encoder_per_codec_in_use() {
         p.close().await;
     }
 }
+
+/// The encoders `/status` reports for stream `name`'s track of `kind`: (codec, passthrough,
+/// sinks, framesEncoded) in start order.
+async fn stream_encoders(
+    addr: SocketAddr,
+    name: &str,
+    kind: &str,
+) -> Vec<(String, bool, u64, u64)> {
+    let status = server_status(addr).await;
+    let stream = status["streams"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name).cloned())
+        .unwrap_or_else(|| panic!("no stream {name}: {status}"));
+    let track = stream["tracks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["kind"] == kind).cloned())
+        .unwrap_or_else(|| panic!("no {kind} track: {status}"));
+    track["encoders"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no encoders: {status}"))
+        .iter()
+        .map(|e| {
+            (
+                e["codec"].as_str().unwrap_or_default().to_owned(),
+                e["passthrough"].as_bool().unwrap_or_default(),
+                e["sinks"].as_u64().unwrap_or_default(),
+                e["framesEncoded"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Connects a viewer of `codecs` to `/whep/{stream}` (retrying while its media has not
+/// arrived) and returns its video track.
+async fn view_relay(addr: SocketAddr, stream: &str, codecs: &[VideoCodec]) -> (Peer, RemoteTrack) {
+    let (peer, offer) = viewer_of(codecs).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let r = loop {
+        let r = post_offer(addr, &format!("/whep/{stream}"), None, offer.as_bytes()).await;
+        if r.status != 503 || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(r.status, 201, "{}", r.body);
+    peer.accept_answer(&r.body).await.unwrap();
+    peer.wait_connected(Duration::from_secs(10)).await.unwrap();
+    let video = loop {
+        let t = peer
+            .next_remote_track(Duration::from_secs(10))
+            .await
+            .expect("remote track");
+        if t.kind() == MediaKind::Video {
+            break t;
+        }
+    };
+    (peer, video)
+}
+
+/// An H.264 WHIP publisher's units reach its H.264 viewers as they came (a passthrough:
+/// nothing decoded or encoded for them), a VP8-only viewer gets it transcoded beside, and a
+/// viewer joining mid-stream gets a keyframe at once through a PLI to the publisher (its
+/// own keyframes are 5 s apart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_ingest_is_forwarded_to_its_codec_and_transcoded_for_others() {
+    use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
+    let _serial = exclusive().await;
+    let (addr, _publisher) = server(ServerConfig::default(), 10).await;
+    let video = camera_encoder((640, 480));
+    let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    let tone = devices
+        .get_user_media_json(r#"{"audio": true}"#)
+        .unwrap()
+        .get_audio_tracks()
+        .remove(0);
+    let audio = EncodedTrack::start(&tone, CodecConfig::Opus { bitrate: 32_000 }).unwrap();
+    let sender = factory(10).create().await.unwrap();
+    sender.add_track(&video).await.unwrap();
+    sender.add_track(&audio).await.unwrap();
+    let offer = sender.create_offer().await.unwrap();
+    let r = post_offer(addr, "/whip/fwd", None, offer.as_bytes()).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    sender.accept_answer(&r.body).await.unwrap();
+    sender
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    // An H.264 viewer: the publisher's frames, in order, through the passthrough only.
+    let (h264_viewer, track) = view_relay(addr, "fwd", &[VideoCodec::H264]).await;
+    assert_eq!(track.video_codec(), Some(VideoCodec::H264));
+    let numbers = track_frame_numbers(&track, Duration::from_secs(2)).await;
+    assert!(numbers.len() >= 30, "forwarded frames decoded: {numbers:?}");
+    assert!(
+        numbers.windows(2).all(|w| w[1] > w[0]),
+        "the publisher's frames, in order: {numbers:?}"
+    );
+    let encoders = stream_encoders(addr, "fwd", "video").await;
+    assert_eq!(
+        encoders.len(),
+        1,
+        "no transcoder for an H.264 viewer: {encoders:?}"
+    );
+    let (codec, passthrough, sinks, forwarded) = encoders[0].clone();
+    assert_eq!((codec.as_str(), passthrough, sinks), ("h264", true, 1));
+    assert!(
+        forwarded >= 30,
+        "the passthrough carried the frames: {forwarded}"
+    );
+    let audio_encoders = stream_encoders(addr, "fwd", "audio").await;
+    assert!(
+        matches!(audio_encoders.as_slice(), [(c, true, _, _)] if c == "opus"),
+        "Opus is forwarded too: {audio_encoders:?}"
+    );
+    let requests = sender.stats().await.keyframe_requests_received;
+    assert!(
+        requests >= 1,
+        "a new viewer's keyframe comes from the publisher"
+    );
+
+    // A VP8-only viewer of the H.264 stream: transcoded, beside the passthrough.
+    let (vp8_viewer, track) = view_relay(addr, "fwd", &[VideoCodec::Vp8]).await;
+    assert_eq!(track.video_codec(), Some(VideoCodec::Vp8));
+    let numbers = strip_numbers(track, Duration::from_millis(1500)).await;
+    assert!(
+        numbers.len() >= 20,
+        "transcoded frames decoded: {numbers:?}"
+    );
+    let encoders = stream_encoders(addr, "fwd", "video").await;
+    assert!(
+        matches!(encoders.as_slice(),
+            [(h, true, 1, _), (v, false, 1, n)] if h == "h264" && v == "vp8" && *n > 0),
+        "{encoders:?}"
+    );
+
+    // A viewer joining mid-stream decodes within a second: a PLI reached the publisher.
+    let before = sender.stats().await.keyframe_requests_received;
+    let joined = Instant::now();
+    let (late_viewer, track) = view_relay(addr, "fwd", &[VideoCodec::H264]).await;
+    let rx = track.subscribe(64);
+    let first = tokio::task::spawn_blocking(move || {
+        matches!(
+            rx.recv_timeout(Duration::from_secs(3)),
+            Ok(Some(MediaFrame::Video(_)))
+        )
+    })
+    .await
+    .unwrap();
+    let waited = joined.elapsed();
+    assert!(first, "the late viewer decoded nothing");
+    assert!(
+        waited < Duration::from_millis(1500),
+        "first frame {waited:?} after joining (connecting included)"
+    );
+    assert!(sender.stats().await.keyframe_requests_received > before);
+    for p in [h264_viewer, vp8_viewer, late_viewer] {
+        p.close().await;
+    }
+    sender.close().await;
+}

@@ -12,6 +12,11 @@
 //! A track sent to peers that negotiate different codecs has a [`TrackEncoders`]: one
 //! [`EncodedTrack`] per codec, each started the first time a peer needs it and shared by
 //! every later peer of that codec.
+//!
+//! A track that arrives already encoded (a WHIP publisher's) can skip the decode→encode
+//! round for peers of its own codec: [`EncodedTrack::passthrough`] fans out the units
+//! pushed into it through the same sinks, keyframe requests going to the publisher (a PLI)
+//! instead of an encoder. Its bitrate is the publisher's; peers' votes cannot change it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -95,8 +100,13 @@ pub struct EncoderStats {
     pub bytes: u64,
     /// Keyframes forced by requests or new sinks.
     pub keyframes_forced: u64,
+    /// The target bitrate; for a passthrough, the rate measured from what is forwarded
+    /// (the publisher's).
     pub bitrate: u32,
     pub sinks: u64,
+    /// Forwards units as they arrived (nothing is encoded here; `framesIn` counts the units
+    /// received, `framesEncoded` those sent on).
+    pub passthrough: bool,
 }
 
 #[derive(Default)]
@@ -158,9 +168,14 @@ struct KeyframeState {
     last_forced: Option<Instant>,
 }
 
+/// Asks the origin of a passthrough's units for a keyframe (a PLI to the publisher).
+type KeyframeRequest = Box<dyn Fn() + Send + Sync>;
+
 struct Shared {
     kind: MediaKind,
     codec: CodecConfig,
+    /// Set for a passthrough: where keyframe requests go instead of the encoder.
+    passthrough: Option<KeyframeRequest>,
     sinks: Mutex<Vec<Sink>>,
     keyframe: Mutex<KeyframeState>,
     /// The configured bitrate; the target is the lowest vote below it.
@@ -169,6 +184,29 @@ struct Shared {
     votes: Mutex<std::collections::HashMap<u64, u32>>,
     target_bitrate: AtomicU64,
     counters: Counters,
+}
+
+impl Shared {
+    /// A keyframe is needed: `now` for a new sink (not rate-limited), else a request
+    /// (PLI/FIR, a sink that lost sync), merged and rate-limited. A passthrough passes
+    /// either to its origin, which limits the rate itself.
+    fn keyframe_wanted(&self, now: bool) {
+        match &self.passthrough {
+            Some(request) => {
+                if self.kind == MediaKind::Video {
+                    request();
+                }
+            }
+            None => {
+                let mut k = lock(&self.keyframe);
+                if now {
+                    k.now = true;
+                } else {
+                    k.requested = true;
+                }
+            }
+        }
+    }
 }
 
 /// The receiving end of a sink.
@@ -255,6 +293,7 @@ impl EncodedTrack {
         let shared = Arc::new(Shared {
             kind: track.kind(),
             codec,
+            passthrough: None,
             sinks: Mutex::new(Vec::new()),
             keyframe: Mutex::new(KeyframeState::default()),
             base_bitrate: AtomicU64::new(bitrate as u64),
@@ -274,6 +313,44 @@ impl EncodedTrack {
             .spawn(move || run(input, weak, encoder))
             .map_err(|e| EncodeError::Codec(format!("cannot start the encoder thread: {e}")))?;
         Ok(EncodedTrack { shared })
+    }
+
+    /// A passthrough of already encoded units of `codec` (`codec.bitrate()` is only the
+    /// starting figure of its stats): the units given to the returned feeder are sent to
+    /// every sink as they are, with the fan-out's rules (a new sink starts on a keyframe, a
+    /// slow one loses units and resumes on a keyframe). Keyframes cannot be forced here, so
+    /// whenever one is needed (a new sink, a PLI/FIR from a peer, a sink that lost sync)
+    /// `keyframe_request` is called: it should ask the origin (send a PLI to the publisher)
+    /// and must not block; it is called often, so it rate-limits itself.
+    /// [`set_bitrate`](Self::set_bitrate) and [`vote_bitrate`](Self::vote_bitrate) do
+    /// nothing: the publisher decides the rate. Dropping the feeder ends the sinks.
+    pub fn passthrough(
+        codec: CodecConfig,
+        keyframe_request: impl Fn() + Send + Sync + 'static,
+    ) -> (Self, PassthroughFeeder) {
+        let bitrate = codec.bitrate() as u64;
+        let shared = Arc::new(Shared {
+            kind: codec.kind(),
+            codec,
+            passthrough: Some(Box::new(keyframe_request)),
+            sinks: Mutex::new(Vec::new()),
+            keyframe: Mutex::new(KeyframeState::default()),
+            base_bitrate: AtomicU64::new(bitrate),
+            votes: Mutex::new(std::collections::HashMap::new()),
+            target_bitrate: AtomicU64::new(bitrate),
+            counters: Counters::default(),
+        });
+        shared.counters.bitrate.store(bitrate, Ordering::Relaxed);
+        let feeder = PassthroughFeeder {
+            shared: Arc::clone(&shared),
+            rate: Mutex::new((Instant::now(), 0)),
+        };
+        (EncodedTrack { shared }, feeder)
+    }
+
+    /// Whether this forwards units it was given rather than encoding a track.
+    pub fn is_passthrough(&self) -> bool {
+        self.shared.passthrough.is_some()
     }
 
     pub fn kind(&self) -> MediaKind {
@@ -317,18 +394,22 @@ impl EncodedTrack {
             needs_keyframe: true,
             started: false,
         });
-        lock(&self.shared.keyframe).now = true;
+        self.shared.keyframe_wanted(true);
         (dropped, alive)
     }
 
-    /// Asks for a keyframe (a receiver's PLI or FIR), rate-limited.
+    /// Asks for a keyframe (a receiver's PLI or FIR), rate-limited; a passthrough asks its
+    /// origin.
     pub fn request_keyframe(&self) {
-        lock(&self.shared.keyframe).requested = true;
+        self.shared.keyframe_wanted(false);
     }
 
     /// Sets the configured bitrate (bits per second), from the next frame on. Peers'
-    /// bandwidth votes can only lower the target below it.
+    /// bandwidth votes can only lower the target below it. No effect on a passthrough.
     pub fn set_bitrate(&self, bitrate: u32) {
+        if self.is_passthrough() {
+            return;
+        }
         self.shared
             .base_bitrate
             .store(bitrate as u64, Ordering::Relaxed);
@@ -337,8 +418,12 @@ impl EncodedTrack {
 
     /// A peer's bandwidth estimate (`None` withdraws it). One encoder serves every peer,
     /// so it follows the slowest: the target is the lowest vote, capped by the configured
-    /// bitrate.
+    /// bitrate. No effect on a passthrough: we cannot change the publisher's rate (and
+    /// one slow viewer should not slow the publisher for all).
     pub fn vote_bitrate(&self, voter: u64, estimate: Option<u32>) {
+        if self.is_passthrough() {
+            return;
+        }
         {
             let mut votes = lock(&self.shared.votes);
             match estimate {
@@ -370,7 +455,54 @@ impl EncodedTrack {
             keyframes_forced: c.keyframes_forced.load(Ordering::Relaxed),
             bitrate: c.bitrate.load(Ordering::Relaxed) as u32,
             sinks: live,
+            passthrough: self.is_passthrough(),
         }
+    }
+}
+
+/// Where a passthrough [`EncodedTrack`]'s units come from: whoever receives them (a remote
+/// track's depacketizer) pushes them here. Dropping it ends the passthrough's sinks.
+pub struct PassthroughFeeder {
+    shared: Arc<Shared>,
+    /// Start of the current rate window and the bytes pushed in it.
+    rate: Mutex<(Instant, u64)>,
+}
+
+/// Window over which a passthrough measures the rate it forwards.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+impl PassthroughFeeder {
+    /// Forwards `unit` to every sink. Never blocks: a full sink loses it (counted). With
+    /// no sinks the unit is only counted.
+    pub fn push(&self, unit: EncodedUnit) {
+        let shared = &self.shared;
+        let c = &shared.counters;
+        c.frames_in.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut rate = lock(&self.rate);
+            rate.1 += unit.data.len() as u64;
+            let elapsed = rate.0.elapsed();
+            if elapsed >= RATE_WINDOW {
+                let bps = (rate.1 as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
+                c.bitrate.store(bps, Ordering::Relaxed);
+                *rate = (Instant::now(), 0);
+            }
+        }
+        let sink_count = {
+            let mut sinks = lock(&shared.sinks);
+            sinks.retain(|s| s.alive.strong_count() > 0);
+            sinks.len()
+        };
+        if sink_count > 0 {
+            fan_out(shared, unit);
+        }
+    }
+}
+
+impl Drop for PassthroughFeeder {
+    fn drop(&mut self) {
+        // The origin is gone: receivers see the end (`recv` gives `None`).
+        lock(&self.shared.sinks).clear();
     }
 }
 
@@ -420,6 +552,47 @@ impl TrackEncoders {
                 running: Mutex::new(Vec::new()),
             }),
         }
+    }
+
+    /// The encoders of `track` (as [`new`](Self::new)) with `passthrough` in place for its
+    /// codec: peers of that codec get the units forwarded as they came, with no decode or
+    /// encode here; a peer of another allowed codec still starts an encoder of `track` (a
+    /// transcode). For video the passthrough's codec becomes the most preferred (it costs
+    /// nothing); it must be one `preference` allows.
+    pub fn with_passthrough(
+        track: &MediaStreamTrack,
+        video_bitrate: u32,
+        preference: Option<VideoCodec>,
+        passthrough: EncodedTrack,
+    ) -> Result<Self, EncodeError> {
+        let set = TrackEncoders::new(track, video_bitrate, preference);
+        let codec = passthrough.codec();
+        if codec.kind() != set.kind() {
+            return Err(EncodeError::Mismatch(format!(
+                "a {} passthrough for a {} track",
+                codec.name(),
+                set.kind()
+            )));
+        }
+        let mut allowed = set.inner.allowed.clone();
+        if let Some(video) = codec.video_codec() {
+            if !allowed.contains(&video) {
+                return Err(EncodeError::Mismatch(format!(
+                    "{video} is not among the codecs allowed here"
+                )));
+            }
+            allowed.retain(|c| *c != video);
+            allowed.insert(0, video);
+        }
+        Ok(TrackEncoders {
+            inner: Arc::new(SetInner {
+                kind: set.inner.kind,
+                track: set.inner.track.clone(),
+                video_bitrate,
+                allowed,
+                running: Mutex::new(vec![passthrough]),
+            }),
+        })
     }
 
     pub fn kind(&self) -> MediaKind {
@@ -680,38 +853,46 @@ fn run(input: crate::devices::FrameReceiver, shared: Weak<Shared>, mut encoder: 
         };
         c.bitrate.store(bitrate as u64, Ordering::Relaxed);
         for unit in units {
-            c.frames_encoded.fetch_add(1, Ordering::Relaxed);
-            c.bytes.fetch_add(unit.data.len() as u64, Ordering::Relaxed);
-            if unit.keyframe && shared.kind == MediaKind::Video {
-                c.keyframes.fetch_add(1, Ordering::Relaxed);
-            }
-            let mut lost_sync = false;
-            lock(&shared.sinks).retain_mut(|s| {
-                if s.needs_keyframe && !unit.keyframe {
-                    if s.started {
-                        s.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return true;
-                }
-                match s.tx.try_send(unit.clone()) {
-                    Sent::Ok => {
-                        s.needs_keyframe = false;
-                        s.started = true;
-                        true
-                    }
-                    Sent::Full => {
-                        s.dropped.fetch_add(1, Ordering::Relaxed);
-                        s.needs_keyframe = shared.kind == MediaKind::Video;
-                        lost_sync |= s.needs_keyframe;
-                        true
-                    }
-                    Sent::Gone => false,
-                }
-            });
-            if lost_sync {
-                lock(&shared.keyframe).requested = true;
-            }
+            fan_out(&shared, unit);
         }
+    }
+}
+
+/// Sends `unit` to every live sink: a sink waiting for a keyframe skips deltas; a full
+/// sink loses the unit (counted) and, for video, waits for the next keyframe, which is
+/// then requested.
+fn fan_out(shared: &Shared, unit: EncodedUnit) {
+    let c = &shared.counters;
+    c.frames_encoded.fetch_add(1, Ordering::Relaxed);
+    c.bytes.fetch_add(unit.data.len() as u64, Ordering::Relaxed);
+    if unit.keyframe && shared.kind == MediaKind::Video {
+        c.keyframes.fetch_add(1, Ordering::Relaxed);
+    }
+    let mut lost_sync = false;
+    lock(&shared.sinks).retain_mut(|s| {
+        if s.needs_keyframe && !unit.keyframe {
+            if s.started {
+                s.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return true;
+        }
+        match s.tx.try_send(unit.clone()) {
+            Sent::Ok => {
+                s.needs_keyframe = false;
+                s.started = true;
+                true
+            }
+            Sent::Full => {
+                s.dropped.fetch_add(1, Ordering::Relaxed);
+                s.needs_keyframe = shared.kind == MediaKind::Video;
+                lost_sync |= s.needs_keyframe;
+                true
+            }
+            Sent::Gone => false,
+        }
+    });
+    if lost_sync {
+        shared.keyframe_wanted(false);
     }
 }
 
@@ -721,6 +902,7 @@ mod tests {
     use crate::devices::pattern::read_strip;
     use crate::devices::{MediaDevices, PermissionPolicy};
     use crate::encode::h264::H264Decoder;
+    use bytes::Bytes;
 
     fn camera(devices: &MediaDevices, json: &str) -> MediaStreamTrack {
         devices
@@ -891,6 +1073,83 @@ mod tests {
         assert!(fixed.encoder(Some(VideoCodec::Vp8)).is_ok());
         assert!(fixed.encoder(Some(VideoCodec::H264)).is_err());
         assert_eq!(fixed.running().len(), 1);
+    }
+
+    #[test]
+    fn a_passthrough_forwards_units_and_asks_its_origin_for_keyframes() {
+        let asked = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&asked);
+        let (track, feeder) =
+            EncodedTrack::passthrough(CodecConfig::Vp8 { bitrate: 1 }, move || {
+                counter.fetch_add(1, Ordering::Relaxed);
+            });
+        let unit = |n: u8, keyframe: bool| EncodedUnit {
+            data: Bytes::from(vec![u8::from(!keyframe), n]),
+            keyframe,
+            timestamp: Duration::from_millis(33 * u64::from(n)),
+            duration: Duration::from_millis(33),
+            capture_time_ms: 0,
+        };
+        feeder.push(unit(0, true)); // no sink yet: counted, not sent
+        let sink = track.subscribe(2);
+        assert_eq!(
+            asked.load(Ordering::Relaxed),
+            1,
+            "a new sink asks for a keyframe"
+        );
+        feeder.push(unit(1, false)); // skipped: the sink starts on a keyframe
+        feeder.push(unit(2, true));
+        feeder.push(unit(3, false));
+        let got: Vec<u8> = std::iter::from_fn(|| sink.recv_timeout(Duration::ZERO).ok().flatten())
+            .map(|u| u.data[1])
+            .collect();
+        assert_eq!(got, [2, 3]);
+        // Full: the sink loses units, asks for a keyframe and resumes on one.
+        for n in 4..8 {
+            feeder.push(unit(n, false));
+        }
+        assert!(sink.dropped() >= 2 && asked.load(Ordering::Relaxed) >= 2);
+        while let Ok(Some(_)) = sink.recv_timeout(Duration::ZERO) {}
+        feeder.push(unit(8, false));
+        feeder.push(unit(9, true));
+        let next = sink.recv_timeout(Duration::ZERO).unwrap().unwrap();
+        assert_eq!(next.data[1], 9);
+        track.request_keyframe();
+        assert!(
+            asked.load(Ordering::Relaxed) >= 3,
+            "a PLI goes to the origin"
+        );
+        track.set_bitrate(5);
+        track.vote_bitrate(1, Some(5));
+        let stats = track.stats();
+        assert!(stats.passthrough && stats.frames_in == 10 && stats.keyframes_forced == 0);
+        assert_ne!(stats.bitrate, 5, "the publisher's rate, not ours to set");
+        drop(feeder);
+        assert_eq!(
+            sink.recv_timeout(Duration::from_secs(1)),
+            Err(()),
+            "ended with its origin"
+        );
+    }
+
+    #[test]
+    fn encoder_sets_hold_a_passthrough_beside_encoders() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let video = camera(&devices, r#"{"video": {"width": 320, "height": 240}}"#);
+        let (pass, _feeder) = EncodedTrack::passthrough(CodecConfig::Vp8 { bitrate: 1 }, || {});
+        let set = TrackEncoders::with_passthrough(&video, 300_000, None, pass).unwrap();
+        assert_eq!(set.video_codecs(), [VideoCodec::Vp8, VideoCodec::H264]);
+        assert!(set.encoder(Some(VideoCodec::Vp8)).unwrap().is_passthrough());
+        assert!(!set
+            .encoder(Some(VideoCodec::H264))
+            .unwrap()
+            .is_passthrough());
+        assert_eq!(set.running().len(), 2);
+        let (pass, _feeder) = EncodedTrack::passthrough(CodecConfig::Vp8 { bitrate: 1 }, || {});
+        assert!(
+            TrackEncoders::with_passthrough(&video, 1, Some(VideoCodec::H264), pass).is_err(),
+            "a codec the set may not send"
+        );
     }
 
     #[test]

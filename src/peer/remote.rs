@@ -2,8 +2,13 @@
 //! the sample builder, Opus packets as they come), decoded on its own thread into the same
 //! frames local tracks deliver. Its settings are measured from what arrives and, as in
 //! browsers, never include `facingMode`: it is not carried over RTP.
+//!
+//! The depacketized units themselves (H.264 access units in Annex B, VP8 frames, Opus
+//! packets) can also be taken as they are ([`RemoteTrack::forward_encoded`],
+//! [`RemoteTrack::subscribe_encoded`]): a relay forwards them to viewers of the same codec
+//! instead of decoding and encoding again.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,7 +32,7 @@ use crate::devices::MediaFrame;
 use crate::encode::h264::H264Decoder;
 use crate::encode::opus::OpusDecoder;
 use crate::encode::vp8::Vp8Decoder;
-use crate::encode::{EncodeError, VideoCodec};
+use crate::encode::{EncodeError, EncodedUnit, VideoCodec};
 use crate::error::MediaError;
 use crate::sync::lock;
 use crate::track::MediaStreamTrack;
@@ -45,7 +50,13 @@ struct Counters {
     decode_errors: AtomicU64,
     plis_sent: AtomicU64,
     dropped: AtomicU64,
+    units_forwarded: AtomicU64,
+    forward_dropped: AtomicU64,
 }
+
+/// A consumer of the encoded units, called on the RTP reader task (so it must not block);
+/// `false` removes it.
+type Forward = Box<dyn FnMut(&EncodedUnit) -> bool + Send>;
 
 struct Inner {
     kind: MediaKind,
@@ -55,6 +66,11 @@ struct Inner {
     settings: Arc<Mutex<MediaTrackSettings>>,
     pli: Arc<Notify>,
     counters: Counters,
+    /// Consumers of the encoded units; cleared when the track ends.
+    forwards: Mutex<Vec<Forward>>,
+    /// Whether any consumer was ever added: until then a track that does not decode
+    /// skips depacketizing.
+    forwarding: AtomicBool,
 }
 
 /// A track received from a peer: the [`MediaStreamTrack`] (kind remote) that delivers its
@@ -95,6 +111,10 @@ pub struct RemoteTrackStats {
     pub plis_sent: u64,
     /// Units dropped before decoding because the decoder was behind.
     pub units_dropped: u64,
+    /// Encoded units handed to consumers ([`RemoteTrack::forward_encoded`]).
+    pub units_forwarded: u64,
+    /// Encoded units an [`RemoteTrack::subscribe_encoded`] channel had no room for.
+    pub units_forward_dropped: u64,
 }
 
 impl RemoteTrack {
@@ -140,6 +160,8 @@ impl RemoteTrack {
             settings: Arc::clone(&settings),
             pli: Arc::new(Notify::new()),
             counters: Counters::default(),
+            forwards: Mutex::new(Vec::new()),
+            forwarding: AtomicBool::new(false),
         });
         // Decoded frames reach the track's worker through a short queue.
         let (frames_tx, frames_rx) = sync_channel::<MediaFrame>(8);
@@ -200,6 +222,7 @@ impl RemoteTrack {
         let reader_inner = Arc::clone(&inner);
         tokio::spawn(async move {
             let mut builder = video_codec.map(Builder::new);
+            let mut units = UnitMaker::new(video_codec);
             while let Some(event) = track.poll().await {
                 match event {
                     TrackRemoteEvent::OnRtpPacket(packet) => {
@@ -207,7 +230,9 @@ impl RemoteTrack {
                             .counters
                             .packets
                             .fetch_add(1, Ordering::Relaxed);
-                        let Some(units_tx) = &units_tx else { continue };
+                        if units_tx.is_none() && !reader_inner.forwarding.load(Ordering::Relaxed) {
+                            continue;
+                        }
                         if let Some(builder) = &mut builder {
                             builder.push(packet);
                             while let Some(sample) = builder.pop() {
@@ -217,17 +242,28 @@ impl RemoteTrack {
                                 if sample.prev_dropped_packets > sample.prev_padding_packets {
                                     reader_inner.pli.notify_one();
                                 }
-                                reader_inner.queue(units_tx, sample.data, sample.packet_timestamp);
+                                let ts = sample.packet_timestamp;
+                                reader_inner.forward(|| {
+                                    units.video(sample.data.clone(), ts, sample.duration)
+                                });
+                                if let Some(units_tx) = &units_tx {
+                                    reader_inner.queue(units_tx, sample.data, ts);
+                                }
                             }
                         } else {
                             let ts = packet.header.timestamp;
-                            reader_inner.queue(units_tx, packet.payload, ts);
+                            reader_inner.forward(|| units.audio(packet.payload.clone(), ts));
+                            if let Some(units_tx) = &units_tx {
+                                reader_inner.queue(units_tx, packet.payload, ts);
+                            }
                         }
                     }
                     TrackRemoteEvent::OnEnded => break,
                     _ => {}
                 }
             }
+            // Dropping the consumers ends what they feed (a passthrough's viewers).
+            lock(&reader_inner.forwards).clear();
             // Dropping the senders ends the decoder thread, which ends the track.
             drop(idle_frames_tx);
         });
@@ -293,6 +329,54 @@ impl RemoteTrack {
         self.inner.pli.notify_one();
     }
 
+    /// [`request_keyframe`](Self::request_keyframe) as a function that does not keep the
+    /// track alive (so a consumer of the track's units may hold it without a cycle).
+    pub fn keyframe_requester(&self) -> impl Fn() + Send + Sync + 'static {
+        let pli = Arc::clone(&self.inner.pli);
+        move || pli.notify_one()
+    }
+
+    /// Calls `forward` with every encoded unit as it is assembled, before decoding: an
+    /// H.264 access unit in Annex B (SPS/PPS put before an IDR that came without them, as
+    /// our H.264 sender expects), a VP8 frame, an Opus packet; with its keyframe flag (an
+    /// IDR NAL; VP8's P bit clear; every Opus packet), its duration and its timestamp on
+    /// the track's timeline (from the RTP timestamps). It runs on the task reading RTP, so
+    /// it must not block: hand over with `try_send` or a non-blocking fan-out. Forwarding
+    /// ends when the track does (the function is then dropped).
+    pub fn forward_encoded(&self, forward: impl Fn(EncodedUnit) + Send + Sync + 'static) {
+        self.add_forward(Box::new(move |unit: &EncodedUnit| {
+            forward(unit.clone());
+            true
+        }));
+    }
+
+    /// The encoded units (as [`forward_encoded`](Self::forward_encoded)) through a channel
+    /// of `capacity`: when it is full a unit is dropped (counted in
+    /// `units_forward_dropped`), never waited for. Ends when the track does.
+    pub fn subscribe_encoded(&self, capacity: usize) -> Receiver<EncodedUnit> {
+        let (tx, rx) = sync_channel(capacity.max(1));
+        let inner = Arc::downgrade(&self.inner);
+        self.add_forward(Box::new(move |unit: &EncodedUnit| {
+            match tx.try_send(unit.clone()) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    if let Some(inner) = inner.upgrade() {
+                        let c = &inner.counters;
+                        c.forward_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    true
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            }
+        }));
+        rx
+    }
+
+    fn add_forward(&self, forward: Forward) {
+        lock(&self.inner.forwards).push(forward);
+        self.inner.forwarding.store(true, Ordering::Relaxed);
+    }
+
     pub fn stats(&self) -> RemoteTrackStats {
         let c = &self.inner.counters;
         RemoteTrackStats {
@@ -302,11 +386,29 @@ impl RemoteTrack {
             decode_errors: c.decode_errors.load(Ordering::Relaxed),
             plis_sent: c.plis_sent.load(Ordering::Relaxed),
             units_dropped: c.dropped.load(Ordering::Relaxed),
+            units_forwarded: c.units_forwarded.load(Ordering::Relaxed),
+            units_forward_dropped: c.forward_dropped.load(Ordering::Relaxed),
         }
     }
 }
 
 impl Inner {
+    /// Hands the unit `make` builds to every consumer; builds nothing without one.
+    fn forward(&self, make: impl FnOnce() -> Option<EncodedUnit>) {
+        if !self.forwarding.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut forwards = lock(&self.forwards);
+        if forwards.is_empty() {
+            return;
+        }
+        let Some(unit) = make() else { return };
+        forwards.retain_mut(|f| f(&unit));
+        self.counters
+            .units_forwarded
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     fn queue(
         &self,
         tx: &std::sync::mpsc::SyncSender<(Bytes, u32)>,
@@ -324,6 +426,138 @@ impl Inner {
             Err(TrySendError::Disconnected(_)) => {}
         }
     }
+}
+
+/// Turns depacketized payloads into [`EncodedUnit`]s: timestamps on the track's timeline,
+/// keyframe flags, and (H.264) the last SPS/PPS seen put before an IDR that lacks them,
+/// so a forwarded IDR always decodes on its own (a viewer joining mid-stream starts there).
+struct UnitMaker {
+    codec: Option<VideoCodec>,
+    /// The first RTP timestamp and the ticks since it (unwrapped).
+    origin: Option<(u32, i64)>,
+    /// The last SPS and PPS NAL units, with their start codes.
+    parameter_sets: Option<(Bytes, Bytes)>,
+}
+
+/// RTP clock rate of video.
+const VIDEO_CLOCK: f64 = 90_000.0;
+/// RTP clock rate of Opus (always 48 kHz in WebRTC).
+const OPUS_CLOCK: f64 = 48_000.0;
+
+impl UnitMaker {
+    fn new(codec: Option<VideoCodec>) -> Self {
+        UnitMaker {
+            codec,
+            origin: None,
+            parameter_sets: None,
+        }
+    }
+
+    /// Position of RTP timestamp `ts` after the first one (small reorderings go back).
+    fn position(&mut self, ts: u32, clock: f64) -> Duration {
+        let (last, ticks) = self.origin.get_or_insert((ts, 0));
+        *ticks += i64::from(ts.wrapping_sub(*last) as i32);
+        *last = ts;
+        Duration::from_secs_f64((*ticks).max(0) as f64 / clock)
+    }
+
+    fn video(&mut self, data: Bytes, ts: u32, duration: Duration) -> Option<EncodedUnit> {
+        if data.is_empty() {
+            return None;
+        }
+        let timestamp = self.position(ts, VIDEO_CLOCK);
+        let (data, keyframe) = match self.codec? {
+            VideoCodec::H264 => self.h264(data),
+            VideoCodec::Vp8 => {
+                let key = crate::encode::vp8::is_keyframe(&data);
+                (data, key)
+            }
+        };
+        Some(EncodedUnit {
+            data,
+            keyframe,
+            timestamp,
+            duration,
+            capture_time_ms: crate::devices::source::wall_clock_ms(),
+        })
+    }
+
+    /// The access unit, with the parameter sets added to an IDR without them.
+    fn h264(&mut self, data: Bytes) -> (Bytes, bool) {
+        let (mut sps, mut pps, mut idr) = (None, None, false);
+        for nal in openh264::nal_units(&data) {
+            // The slice runs from a start code to the next one's first byte: the unit is
+            // what follows the 0x01, less the zero bytes that belong to the next start code
+            // (a parameter set ends in its stop bit, never in a zero byte).
+            let Some(body) = nal
+                .iter()
+                .position(|&b| b == 1)
+                .and_then(|i| nal.get(i + 1..))
+            else {
+                continue;
+            };
+            let parameter_set = || {
+                let end = body.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                Bytes::from([&[0, 0, 0, 1], &body[..end]].concat())
+            };
+            match body.first().map(|h| h & 0x1f) {
+                Some(7) => sps = Some(parameter_set()),
+                Some(8) => pps = Some(parameter_set()),
+                Some(5) => idr = true,
+                _ => {}
+            }
+        }
+        match (sps, pps) {
+            (Some(sps), Some(pps)) => {
+                self.parameter_sets = Some((sps, pps));
+                (data, idr)
+            }
+            _ if idr => match &self.parameter_sets {
+                Some((sps, pps)) => {
+                    let mut with = Vec::with_capacity(sps.len() + pps.len() + data.len());
+                    with.extend_from_slice(sps);
+                    with.extend_from_slice(pps);
+                    with.extend_from_slice(&data);
+                    (Bytes::from(with), true)
+                }
+                None => (data, true),
+            },
+            _ => (data, idr),
+        }
+    }
+
+    fn audio(&mut self, data: Bytes, ts: u32) -> Option<EncodedUnit> {
+        if data.is_empty() {
+            return None;
+        }
+        let timestamp = self.position(ts, OPUS_CLOCK);
+        let duration = opus_duration(&data).unwrap_or(Duration::from_millis(20));
+        Some(EncodedUnit {
+            data,
+            keyframe: true,
+            timestamp,
+            duration,
+            capture_time_ms: crate::devices::source::wall_clock_ms(),
+        })
+    }
+}
+
+/// How long an Opus packet plays, from its TOC byte (RFC 6716 §3.1): the configuration
+/// gives the frame size, the code the number of frames.
+fn opus_duration(packet: &[u8]) -> Option<Duration> {
+    let toc = *packet.first()?;
+    let config = toc >> 3;
+    let frame_us: u64 = match config {
+        0..=11 => [10_000, 20_000, 40_000, 60_000][usize::from(config % 4)],
+        12..=15 => [10_000, 20_000][usize::from(config % 2)],
+        _ => [2_500, 5_000, 10_000, 20_000][usize::from(config % 4)],
+    };
+    let frames = match toc & 3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => u64::from(*packet.get(1)? & 0x3f),
+    };
+    Some(Duration::from_micros(frame_us * frames))
 }
 
 /// Reassembles frames from RTP packets with the negotiated codec's depacketizer.
@@ -491,5 +725,50 @@ fn decode_audio(
                 tracing::debug!("remote audio: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opus_durations_follow_the_toc() {
+        assert_eq!(opus_duration(&[0xf8, 0]), Some(Duration::from_millis(20))); // CELT 20 ms
+        assert_eq!(opus_duration(&[0x08]), Some(Duration::from_millis(20))); // SILK 20 ms
+        assert_eq!(opus_duration(&[0xf9]), Some(Duration::from_millis(40))); // two frames
+        assert_eq!(opus_duration(&[0xfb, 3]), Some(Duration::from_millis(60))); // code 3
+        assert_eq!(opus_duration(&[0xfb]), None);
+        assert_eq!(opus_duration(&[]), None);
+    }
+
+    #[test]
+    fn h264_idrs_carry_the_last_parameter_sets() {
+        let sps = [0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f];
+        let pps = [0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80];
+        let idr = [0, 0, 0, 1, 0x65, 0x88, 0x84];
+        let delta = [0, 0, 0, 1, 0x41, 0x9a];
+        let ms = Duration::from_millis(33);
+        let mut maker = UnitMaker::new(Some(VideoCodec::H264));
+        let first = [&sps[..], &pps, &idr].concat();
+        let u = maker.video(Bytes::from(first.clone()), 1000, ms).unwrap();
+        assert!(u.keyframe && u.data == first && u.timestamp == Duration::ZERO);
+        let u = maker
+            .video(Bytes::copy_from_slice(&delta), 1000 + 3000, ms)
+            .unwrap();
+        assert!(!u.keyframe && u.timestamp == Duration::from_secs_f64(3000.0 / 90_000.0));
+        // An IDR alone gets the SPS/PPS seen before.
+        let u = maker
+            .video(Bytes::copy_from_slice(&idr), 1000 + 6000, ms)
+            .unwrap();
+        assert!(u.keyframe);
+        assert_eq!(u.data, first);
+        assert_eq!(crate::encode::h264::nal_types(&u.data), [7, 8, 5]);
+        // Timestamps wrap.
+        let mut maker = UnitMaker::new(Some(VideoCodec::Vp8));
+        maker.video(Bytes::from_static(&[0x10]), u32::MAX - 1499, ms);
+        let u = maker.video(Bytes::from_static(&[0x11]), 1500, ms).unwrap();
+        assert_eq!(u.timestamp, Duration::from_secs_f64(3000.0 / 90_000.0));
+        assert!(!u.keyframe, "VP8's P bit set: a delta");
     }
 }
