@@ -192,7 +192,7 @@ impl Publisher {
     }
 
     /// WHIP: answers the publisher's offer and publishes its tracks as they arrive: viewers
-    /// of the publisher's codec get its units forwarded (no decode, no encode, keyframe
+    /// of the publisher's codec get its units forwarded (no re-encode; keyframe
     /// requests passed on as PLIs); viewers of another codec get it transcoded, once per
     /// codec.
     async fn ingest(
