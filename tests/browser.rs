@@ -9,10 +9,10 @@ mod browser_support;
 use std::time::{Duration, Instant};
 
 use browser_support::{
-    in_netns, percentile, phone_devices, record, serve, Browser, MatrixRow, Served,
+    in_netns, loopback_peers, percentile, phone_devices, record, serve, Browser, MatrixRow, Served,
 };
 use serde_json::Value;
-use usermedia::peer::{PeerConfig, PeerFactory, RemoteTrack};
+use usermedia::peer::RemoteTrack;
 use usermedia::service::{encode_track, join_room, CallBot};
 use usermedia::track::MediaStreamTrack;
 use usermedia::{MediaFrame, MediaKind, MediaStream};
@@ -267,12 +267,8 @@ async fn bot_in_room(served: &Served, room: &str) -> (CallBot, MediaStream) {
         .iter()
         .map(|t| encode_track(t, 1_000_000).expect("encoder"))
         .collect();
-    let factory = PeerFactory::new(PeerConfig {
-        ice_addrs: vec!["127.0.0.1".parse().expect("loopback")],
-        ..PeerConfig::default()
-    });
     let url = format!("ws://{}/ws?room={room}", served.addr);
-    let bot = join_room(&url, factory, encoders)
+    let bot = join_room(&url, loopback_peers(), encoders)
         .await
         .expect("the bot joins");
     (bot, stream)

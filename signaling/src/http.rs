@@ -159,15 +159,16 @@ fn endpoint_error(e: EndpointError) -> Response {
     }
 }
 
-/// Checks the bearer token for `stream` when `required` (and any token is configured);
-/// `Some` is the 401 or 403 to send.
+/// Checks the bearer token for `stream` when requests of `direction` need one (publishing
+/// always, viewing with `token_for_viewing`; only if any token is configured); `Some` is
+/// the 401 or 403 to send.
 fn unauthorized(
     config: &ServerConfig,
     headers: &HeaderMap,
     stream: &str,
-    required: bool,
+    direction: Direction,
 ) -> Option<Response> {
-    if !required {
+    if direction == Direction::View && !config.token_for_viewing {
         return None;
     }
     let (status, message) = match crate::auth::check(config, headers, stream) {
@@ -188,11 +189,6 @@ fn unauthorized(
     r.headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     Some(r)
-}
-
-/// Whether requests of this direction need a token.
-fn token_required(config: &ServerConfig, direction: Direction) -> bool {
-    direction == Direction::Ingest || config.token_for_viewing
 }
 
 fn content_type_is(headers: &HeaderMap, wanted: &str) -> bool {
@@ -229,8 +225,7 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let required = token_required(&state.config, direction);
-    if let Some(r) = unauthorized(&state.config, &headers, &stream, required) {
+    if let Some(r) = unauthorized(&state.config, &headers, &stream, direction) {
         return r;
     }
     if !content_type_is(&headers, "application/sdp") {
@@ -258,7 +253,7 @@ async fn create(
             if let Ok(v) = HeaderValue::from_str(&location) {
                 h.insert(header::LOCATION, v);
             }
-            if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", answer.session)) {
+            if let Some(v) = quoted_etag(&answer.session) {
                 h.insert(header::ETAG, v);
             }
             r
@@ -281,6 +276,11 @@ async fn session_at(
             session.to_owned(),
         ))),
     }
+}
+
+/// `tag` as an `ETag` header value (quoted, as entity tags are).
+fn quoted_etag(tag: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("\"{tag}\"")).ok()
 }
 
 /// Whether an `If-Match` value (`*`, or a list of entity tags) names `etag`.
@@ -308,8 +308,7 @@ async fn patch_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let required = token_required(&state.config, direction);
-    if let Some(r) = unauthorized(&state.config, &headers, &stream, required) {
+    if let Some(r) = unauthorized(&state.config, &headers, &stream, direction) {
         return r;
     }
     if !content_type_is(&headers, "application/trickle-ice-sdpfrag") {
@@ -347,7 +346,7 @@ async fn patch_session(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("application/trickle-ice-sdpfrag"),
                     );
-                    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", restart.etag)) {
+                    if let Some(v) = quoted_etag(&restart.etag) {
                         h.insert(header::ETAG, v);
                     }
                     r
@@ -377,8 +376,7 @@ async fn end_session(
     Path((stream, session)): SessionPath,
     headers: HeaderMap,
 ) -> Response {
-    let required = token_required(&state.config, direction);
-    if let Some(r) = unauthorized(&state.config, &headers, &stream, required) {
+    if let Some(r) = unauthorized(&state.config, &headers, &stream, direction) {
         return r;
     }
     if let Err(r) = session_at(&state, direction, &stream, &session).await {

@@ -9,8 +9,6 @@
 //!
 //! A missing browser, `unshare` or root is a failure, not a skip: CI installs them.
 
-#![allow(dead_code)] // each test binary uses a different part
-
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Read;
@@ -305,14 +303,18 @@ pub fn phone_devices() -> MediaDevices {
     MediaDevices::from_devices_file(&path, PermissionPolicy::granted()).expect("phone.json")
 }
 
+/// Peers gathering on 127.0.0.1 only: the namespace has nothing else.
+pub fn loopback_peers() -> PeerFactory {
+    PeerFactory::new(PeerConfig {
+        ice_addrs: vec!["127.0.0.1".parse().expect("loopback")],
+        ..PeerConfig::default()
+    })
+}
+
 /// Serves usermedia on 127.0.0.1: with `constraints`, the phone's devices captured per
 /// them and published as `default`; without, nothing published (a WHIP target).
 pub async fn serve(constraints: Option<&str>) -> Served {
-    let factory = PeerFactory::new(PeerConfig {
-        ice_addrs: vec!["127.0.0.1".parse().expect("loopback")],
-        ..PeerConfig::default()
-    });
-    let publisher = Arc::new(Publisher::new(factory));
+    let publisher = Arc::new(Publisher::new(loopback_peers()));
     let stream = constraints.map(|c| {
         let stream = phone_devices()
             .get_user_media_json(c)
