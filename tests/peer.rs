@@ -10,7 +10,7 @@ use usermedia::devices::pattern::read_strip;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::encode::pipeline::{CodecConfig, EncodedTrack, TrackEncoders};
 use usermedia::encode::VideoCodec;
-use usermedia::peer::{Peer, PeerConfig, PeerFactory, RemoteTrack};
+use usermedia::peer::{Feedback, Peer, PeerConfig, PeerFactory, RemoteTrack};
 use usermedia::{MediaFrame, MediaKind};
 
 fn loopback() -> PeerFactory {
@@ -208,15 +208,29 @@ fn sockets() -> usize {
         .unwrap_or(0)
 }
 
-/// The socket count once it has stopped changing. Peers closed by the test
-/// before this one release their sockets asynchronously, so a single reading
-/// taken at once can include sockets that vanish a moment later.
-async fn settled_sockets() -> usize {
-    let mut last = sockets();
+/// Threads of this process (encoders, decoders, capture workers, the runtime's).
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+/// Tasks alive on the test's tokio runtime.
+fn tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+/// A count once it has stopped changing. Peers closed by the test before this one
+/// release their sockets, tasks and threads asynchronously, so a single reading taken
+/// at once can include some that vanish a moment later.
+async fn settled(count: impl Fn() -> usize) -> usize {
+    let mut last = count();
     let mut unchanged = 0;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = sockets();
+        let now = count();
         unchanged = if now == last { unchanged + 1 } else { 0 };
         last = now;
         if unchanged == 3 {
@@ -224,6 +238,18 @@ async fn settled_sockets() -> usize {
         }
     }
     last
+}
+
+/// Waits (up to 5 s) for `count` to come back to at most `baseline`; the last reading.
+async fn back_to(baseline: usize, count: impl Fn() -> usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = count();
+        if now <= baseline || Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,15 +264,12 @@ async fn a_pli_brings_a_keyframe_within_100_ms() {
     // Let the start-up keyframes pass.
     tokio::time::sleep(Duration::from_millis(800)).await;
     for _ in 0..3 {
-        let (forced, decoded) = (
-            video.stats().keyframes_forced,
-            remote.stats().key_frames_decoded,
-        );
+        let (encoded, decoded) = (video.stats().keyframes, remote.stats().key_frames_decoded);
         let asked = Instant::now();
         remote.request_keyframe();
         let mut at_encoder = None;
         let at_receiver = loop {
-            if at_encoder.is_none() && video.stats().keyframes_forced > forced {
+            if at_encoder.is_none() && video.stats().keyframes > encoded {
                 at_encoder = Some(asked.elapsed());
             }
             if remote.stats().key_frames_decoded > decoded {
@@ -277,13 +300,131 @@ async fn a_pli_brings_a_keyframe_within_100_ms() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_are_per_track_and_count_the_feedback_received() {
+    let _serial = exclusive().await;
+    let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    let stream = devices
+        .get_user_media_json(r#"{"video": {"width": 320, "height": 240}, "audio": true}"#)
+        .unwrap();
+    let video = EncodedTrack::start(
+        &stream.get_video_tracks()[0],
+        CodecConfig::H264 { bitrate: 300_000 },
+    )
+    .unwrap();
+    let audio = EncodedTrack::start(
+        &stream.get_audio_tracks()[0],
+        CodecConfig::Opus { bitrate: 64_000 },
+    )
+    .unwrap();
+    let factory = loopback();
+    let (a, b) = (
+        factory.create().await.unwrap(),
+        factory.create().await.unwrap(),
+    );
+    a.add_track(&video).await.unwrap();
+    a.add_track(&audio).await.unwrap();
+    connect(&a, &b).await;
+    let remotes = remote_tracks(&b, 2).await;
+    let remote_video = remotes
+        .iter()
+        .find(|r| r.kind() == MediaKind::Video)
+        .unwrap();
+    let remote_audio = remotes
+        .iter()
+        .find(|r| r.kind() == MediaKind::Audio)
+        .unwrap();
+    let first = a.stats().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Feedback a browser would send: NACKs, a FIR, a PLI.
+    let before = a.stats().await;
+    let measured_from = Instant::now();
+    let video_out = |s: &usermedia::peer::PeerStats| {
+        s.outbound
+            .iter()
+            .find(|o| o.kind == "video")
+            .cloned()
+            .unwrap()
+    };
+    let decoded = remote_video.stats().key_frames_decoded;
+    for _ in 0..3 {
+        remote_video
+            .send_feedback(Feedback::Nack(vec![1, 2, 5]))
+            .await
+            .unwrap();
+    }
+    remote_video.send_feedback(Feedback::Fir).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    remote_video.send_feedback(Feedback::Pli).await.unwrap();
+    let asked = Instant::now();
+    while remote_video.stats().key_frames_decoded < decoded + 1 {
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "no keyframe after a FIR"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = a.stats().await;
+    let window = measured_from.elapsed().as_secs_f64();
+    let (v0, v1) = (video_out(&before), video_out(&after));
+    assert_eq!(v1.nack_count - v0.nack_count, 3, "{v1:?}");
+    assert_eq!(v1.fir_count - v0.fir_count, 1, "{v1:?}");
+    assert!(v1.pli_count > v0.pli_count, "{v1:?}");
+    assert!(v1.key_frames_sent >= v0.key_frames_sent + 2, "{v1:?}");
+
+    // Per track: the codec, what each sender sent, its measured bitrate.
+    assert_eq!(after.outbound.len(), 2, "{after:?}");
+    assert!(v1.mime_type.eq_ignore_ascii_case("video/H264"), "{v1:?}");
+    let a1 = after.outbound.iter().find(|o| o.kind == "audio").unwrap();
+    assert!(a1.mime_type.eq_ignore_ascii_case("audio/opus"), "{a1:?}");
+    // 2.3 s of 30 fps video and 20 ms audio packets, give or take a loaded machine.
+    assert!((40..=80).contains(&v1.frames_sent), "{v1:?}");
+    assert!((80..=130).contains(&a1.frames_sent), "{a1:?}");
+    assert_eq!(after.frames_sent, v1.frames_sent + a1.frames_sent);
+    assert!(first.outbound.iter().all(|o| o.bitrate.is_none()));
+    let video_rate = v1.bitrate.expect("a measured video bitrate");
+    let audio_rate = a1.bitrate.expect("a measured audio bitrate");
+    // The bitrate is the bytes sent since the previous call over that time.
+    let a0 = before.outbound.iter().find(|o| o.kind == "audio").unwrap();
+    let expected_video = (v1.bytes_sent - v0.bytes_sent) as f64 * 8.0 / window;
+    let expected_audio = (a1.bytes_sent - a0.bytes_sent) as f64 * 8.0 / window;
+    assert!(
+        (video_rate / expected_video - 1.0).abs() < 0.1 && video_rate > 50_000.0,
+        "{video_rate} vs {expected_video}: {v1:?}"
+    );
+    assert!(
+        (audio_rate / expected_audio - 1.0).abs() < 0.1 && audio_rate > 10_000.0,
+        "{audio_rate} vs {expected_audio}: {a1:?}"
+    );
+    assert!(v1.target_bitrate > 0.0 && a1.target_bitrate == 0.0);
+
+    // The connection's layers.
+    assert_eq!(after.state, usermedia::peer::PeerState::Connected);
+    assert_eq!(after.ice_state, usermedia::peer::IceState::Connected);
+    assert_eq!(after.dtls_state, usermedia::peer::DtlsState::Connected);
+    let rtt = after.rtt_ms.expect("an RTT once connected");
+    assert!((0.0..100.0).contains(&rtt), "loopback RTT {rtt} ms");
+
+    // The receiving side counts what arrived, and learns the tone's channel count.
+    let received = remote_video.stats();
+    assert!(received.bytes_received > 20_000, "{received:?}");
+    let channels = stream.get_audio_tracks()[0].get_settings().channel_count;
+    assert_eq!(remote_audio.get_settings().channel_count, channels);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_viewers_share_one_encoder_and_ten_leave_cleanly() {
     let _serial = exclusive().await;
     let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
     let camera = pattern_track(&devices, (320, 240));
     let video = EncodedTrack::start(&camera, CodecConfig::H264 { bitrate: 300_000 }).unwrap();
     let (senders, viewers) = (loopback(), loopback());
-    let sockets_before = settled_sockets().await;
+    let sockets_before = settled(sockets).await;
+    let threads_before = settled(threads).await;
+    let tasks_before = settled(tasks).await;
     let mut pairs = broadcast(20, &senders, &viewers, &video).await;
     assert_eq!((senders.live(), viewers.live()), (20, 20));
     let start_stats = video.stats();
@@ -336,6 +477,25 @@ async fn twenty_viewers_share_one_encoder_and_ten_leave_cleanly() {
         a.close().await;
         b.close().await;
     }
+    // All gone: every socket, task and thread the 40 peers had (decoders, readers,
+    // senders, webrtc-rs drivers) ends; only the encoder, made before, is left.
+    assert_eq!((senders.live(), viewers.live()), (0, 0));
+    let sockets_after = back_to(sockets_before, sockets).await;
+    assert!(
+        sockets_after <= sockets_before,
+        "sockets {sockets_before} → {sockets_after} after every peer closed"
+    );
+    let threads_after = back_to(threads_before, threads).await;
+    assert!(
+        threads_after <= threads_before,
+        "threads {threads_before} → {threads_after} after every peer closed"
+    );
+    let tasks_after = back_to(tasks_before, tasks).await;
+    assert!(
+        tasks_after <= tasks_before,
+        "tokio tasks {tasks_before} → {tasks_after} after every peer closed"
+    );
+    assert_eq!(video.stats().sinks, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,9 +580,9 @@ async fn a_vanished_peer_is_dropped_and_the_others_keep_receiving() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(senders.live(), 2, "the failed peer gave back its slot");
-    drop(doomed_sender);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its owner still holds it, yet the failure alone stopped feeding it.
     assert_eq!(video.stats().sinks, 2, "the encoder no longer feeds it");
+    drop(doomed_sender);
     // The others never noticed.
     let before: Vec<u64> = pairs.iter().map(|p| p.2.stats().frames_decoded).collect();
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -64,6 +64,8 @@ pub(super) struct LocalSender {
     /// The track as described to webrtc-rs (ids, SSRC, codec).
     description: Mutex<RtcTrack>,
     shared: Arc<Shared>,
+    /// The SSRC this track is sent with: the key of its outbound stats.
+    ssrc: u32,
 }
 
 /// The webrtc-rs description of a track of `kind` with one encoding: `ssrc`, `codec`.
@@ -169,7 +171,24 @@ impl LocalSender {
             sender,
             description: Mutex::new(description),
             shared,
+            ssrc,
         })
+    }
+
+    /// The SSRC this track is sent with.
+    pub(super) fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The codec sent: the negotiated video codec, or Opus for audio.
+    pub(super) fn mime_type(&self) -> String {
+        match self.encoders.kind() {
+            MediaKind::Video => lock(&self.shared.codec)
+                .or_else(|| self.encoders.video_codecs().first().copied())
+                .map(|c| rtp_codec(Some(c)).mime_type)
+                .unwrap_or_default(),
+            MediaKind::Audio => opus_codec().mime_type,
+        }
     }
 
     /// This sender's transceiver.

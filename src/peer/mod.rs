@@ -21,7 +21,7 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState, RTCSessionDescription,
 };
 
-pub use remote::{RemoteTrack, RemoteTrackStats};
+pub use remote::{Feedback, RemoteTrack, RemoteTrackStats};
 pub use restart::{fragment_of, ice_credentials};
 pub use sdp::video_codecs;
 pub use setup::{
@@ -150,8 +150,32 @@ impl From<RTCIceConnectionState> for IceState {
     }
 }
 
-/// What this peer's senders did, counted by us (webrtc-rs 0.21 leaves the matching
-/// outbound stats at 0).
+/// The DTLS transport's state, as `RTCDtlsTransport.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DtlsState {
+    New,
+    Connecting,
+    Connected,
+    Closed,
+    Failed,
+}
+
+impl From<rtc::peer_connection::transport::RTCDtlsTransportState> for DtlsState {
+    fn from(s: rtc::peer_connection::transport::RTCDtlsTransportState) -> Self {
+        use rtc::peer_connection::transport::RTCDtlsTransportState as S;
+        match s {
+            S::Connecting => DtlsState::Connecting,
+            S::Connected => DtlsState::Connected,
+            S::Closed => DtlsState::Closed,
+            S::Failed => DtlsState::Failed,
+            _ => DtlsState::New,
+        }
+    }
+}
+
+/// What one sender (one track to this peer) did, counted by us (webrtc-rs 0.21 leaves
+/// the matching outbound stats at 0).
 #[derive(Debug, Default)]
 pub(crate) struct SendCounters {
     pub(crate) frames_sent: std::sync::atomic::AtomicU64,
@@ -197,6 +221,14 @@ impl PeerFactory {
         let slot = Slot(Arc::clone(&self.live));
         Peer::build(&self.config, slot).await
     }
+}
+
+/// A track sent to this peer and what its sender counted; the counters outlive the
+/// sender (a closed peer's stats stay readable), the sender itself is not kept.
+struct SentStream {
+    ssrc: u32,
+    sender: std::sync::Weak<local::LocalSender>,
+    counters: Arc<SendCounters>,
 }
 
 /// Gives back a factory slot when the peer goes.
@@ -263,8 +295,12 @@ pub struct Peer {
     state: watch::Receiver<PeerState>,
     remote: tokio::sync::Mutex<mpsc::Receiver<RemoteTrack>>,
     senders: Mutex<Vec<Arc<local::LocalSender>>>,
-    counters: Arc<SendCounters>,
+    /// Every sender's counters, kept after the senders stop (stats stay readable).
+    sent: Mutex<Vec<SentStream>>,
     bandwidth: setup::BandwidthTarget,
+    feedback: setup::FeedbackLog,
+    /// Measures each sent stream's bitrate between `stats()` calls.
+    bitrates: Mutex<stats::BitrateMeter>,
     /// Held while the connection is open; given back on close or failure.
     slot: Arc<Mutex<Option<Slot>>>,
 }
@@ -285,7 +321,11 @@ impl Peer {
             events: Arc::clone(&events),
             decode: config.decode_remote,
         });
-        let (pc, bandwidth) = setup::build(config, handler).await?;
+        let setup::Built {
+            pc,
+            bandwidth,
+            feedback,
+        } = setup::build(config, handler).await?;
         let slot = Arc::new(Mutex::new(Some(slot)));
         // A peer that fails (ICE timed out: the other side vanished) is closed at once and
         // gives back its slot; its owner sees `Failed` and drops it.
@@ -315,8 +355,10 @@ impl Peer {
             state: state_rx,
             remote: tokio::sync::Mutex::new(remote_rx),
             senders: Mutex::new(Vec::new()),
-            counters: Arc::default(),
+            sent: Mutex::new(Vec::new()),
             bandwidth,
+            feedback,
+            bitrates: Mutex::default(),
             slot,
         })
     }
@@ -326,9 +368,28 @@ impl Peer {
         *self.state.borrow()
     }
 
-    /// The ICE connection state now (the connection state also reflects DTLS).
+    /// The ICE connection state now.
     pub fn ice_state(&self) -> IceState {
         *self.events.ice.borrow()
+    }
+
+    /// The DTLS transport's state now (`new` until a transceiver has a transport).
+    pub async fn dtls_state(&self) -> DtlsState {
+        for transceiver in self.pc.get_transceivers().await {
+            let transport = match transceiver.sender().await {
+                Ok(Some(sender)) => sender.transport().await,
+                _ => match transceiver.receiver().await {
+                    Ok(Some(receiver)) => receiver.transport().await,
+                    _ => continue,
+                },
+            };
+            if let Ok(Some(transport)) = transport {
+                if let Ok(state) = transport.state().await {
+                    return state.into();
+                }
+            }
+        }
+        DtlsState::New
     }
 
     /// A receiver of state changes.
@@ -342,15 +403,22 @@ impl Peer {
     /// once the connection is up; keyframe requests from the peer reach the encoder, and
     /// the peer's bandwidth estimate votes on the encoder's bitrate.
     pub async fn add_track(&self, track: impl Into<TrackEncoders>) -> Result<(), PeerError> {
+        let counters = Arc::new(SendCounters::default());
         let sender = local::LocalSender::start(
             &self.pc,
             track.into(),
             self.state.clone(),
             self.bandwidth.clone(),
-            Arc::clone(&self.counters),
+            Arc::clone(&counters),
         )
         .await?;
-        lock(&self.senders).push(Arc::new(sender));
+        let sender = Arc::new(sender);
+        lock(&self.sent).push(SentStream {
+            ssrc: sender.ssrc(),
+            sender: Arc::downgrade(&sender),
+            counters,
+        });
+        lock(&self.senders).push(sender);
         Ok(())
     }
 
@@ -584,13 +652,35 @@ impl Peer {
             .await;
         let mut stats = stats::from_report(self.state(), &report);
         stats.ice_state = self.ice_state();
-        let c = &self.counters;
-        stats.frames_sent = c.frames_sent.load(std::sync::atomic::Ordering::Relaxed);
-        stats.keyframes_sent = c.keyframes_sent.load(std::sync::atomic::Ordering::Relaxed);
-        stats.keyframe_requests_received = c
-            .keyframe_requests
-            .load(std::sync::atomic::Ordering::Relaxed);
+        stats.dtls_state = self.dtls_state().await;
         stats.bandwidth_estimate = self.bandwidth_estimate();
+        let now = std::time::Instant::now();
+        let sent = lock(&self.sent);
+        let mut bitrates = lock(&self.bitrates);
+        for out in &mut stats.outbound {
+            let feedback = self.feedback.counts(out.ssrc);
+            out.nack_count = out.nack_count.max(feedback.nacks);
+            out.pli_count = out.pli_count.max(feedback.plis);
+            out.fir_count = out.fir_count.max(feedback.firs);
+            if out.kind == "video" {
+                out.target_bitrate = stats.bandwidth_estimate;
+            }
+            if let Some(stream) = sent.iter().find(|s| s.ssrc == out.ssrc) {
+                let c = &stream.counters;
+                if let Some(sender) = stream.sender.upgrade() {
+                    out.mime_type = sender.mime_type();
+                }
+                out.frames_sent = c.frames_sent.load(Ordering::Relaxed);
+                out.key_frames_sent = c.keyframes_sent.load(Ordering::Relaxed);
+            }
+            out.bitrate = bitrates.measure(out.ssrc, out.bytes_sent, now);
+        }
+        for stream in sent.iter() {
+            let c = &stream.counters;
+            stats.frames_sent += c.frames_sent.load(Ordering::Relaxed);
+            stats.keyframes_sent += c.keyframes_sent.load(Ordering::Relaxed);
+            stats.keyframe_requests_received += c.keyframe_requests.load(Ordering::Relaxed);
+        }
         stats
     }
 

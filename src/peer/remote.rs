@@ -16,7 +16,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::media::Sample;
+use rtc::rtcp::payload_feedbacks::full_intra_request::{FirEntry, FullIntraRequest};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    nack_pairs_from_sequence_numbers, TransportLayerNack,
+};
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use tokio::sync::Notify;
@@ -45,6 +49,7 @@ const PLI_INTERVAL: Duration = Duration::from_millis(300);
 #[derive(Default)]
 struct Counters {
     packets: AtomicU64,
+    bytes: AtomicU64,
     frames_decoded: AtomicU64,
     keyframes_decoded: AtomicU64,
     decode_errors: AtomicU64,
@@ -71,6 +76,23 @@ struct Inner {
     /// Whether any consumer was ever added: until then a track that does not decode
     /// skips depacketizing.
     forwarding: AtomicBool,
+    /// The webrtc-rs track and its SSRC, for the feedback we send about it.
+    rtcp: Arc<dyn TrackRemote>,
+    ssrc: u32,
+    /// FIR sequence number (RFC 5104 §4.3.1.1: one more per new request).
+    fir_sequence: std::sync::atomic::AtomicU8,
+}
+
+/// RTCP feedback a receiver sends about a track: what browsers send on loss or when they
+/// need a picture. Scripted peers and interop tests send it on purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feedback {
+    /// Picture Loss Indication (RFC 4585).
+    Pli,
+    /// Full Intra Request (RFC 5104).
+    Fir,
+    /// Generic NACK (RFC 4585) for these RTP sequence numbers.
+    Nack(Vec<u16>),
 }
 
 /// A track received from a peer: the [`MediaStreamTrack`] (kind remote) that delivers its
@@ -105,6 +127,8 @@ impl Source for RemoteSource {
 #[serde(rename_all = "camelCase")]
 pub struct RemoteTrackStats {
     pub packets_received: u64,
+    /// RTP payload bytes received.
+    pub bytes_received: u64,
     pub frames_decoded: u64,
     pub key_frames_decoded: u64,
     pub decode_errors: u64,
@@ -162,6 +186,9 @@ impl RemoteTrack {
             counters: Counters::default(),
             forwards: Mutex::new(Vec::new()),
             forwarding: AtomicBool::new(false),
+            rtcp: Arc::clone(&track),
+            ssrc,
+            fir_sequence: std::sync::atomic::AtomicU8::new(0),
         });
         // Decoded frames reach the track's worker through a short queue.
         let (frames_tx, frames_rx) = sync_channel::<MediaFrame>(8);
@@ -181,7 +208,7 @@ impl RemoteTrack {
                 .name(format!("{kind} decoder"))
                 .spawn(move || match video_codec {
                     Some(codec) => decode_video(units_rx, &decoder_inner, &frames_tx, codec),
-                    None => decode_audio(units_rx, &decoder_inner, &frames_tx, channels),
+                    None => decode_audio(units_rx, &decoder_inner, &frames_tx),
                 })
                 .map_err(|e| PeerError::Track(format!("cannot start the decoder thread: {e}")))?;
             (Some(units_tx), None)
@@ -226,10 +253,11 @@ impl RemoteTrack {
             while let Some(event) = track.poll().await {
                 match event {
                     TrackRemoteEvent::OnRtpPacket(packet) => {
-                        reader_inner
-                            .counters
-                            .packets
-                            .fetch_add(1, Ordering::Relaxed);
+                        let counters = &reader_inner.counters;
+                        counters.packets.fetch_add(1, Ordering::Relaxed);
+                        counters
+                            .bytes
+                            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
                         if units_tx.is_none() && !reader_inner.forwarding.load(Ordering::Relaxed) {
                             continue;
                         }
@@ -377,10 +405,41 @@ impl RemoteTrack {
         self.inner.forwarding.store(true, Ordering::Relaxed);
     }
 
+    /// Sends `feedback` about this track to the peer now (no rate limit, unlike
+    /// [`RemoteTrack::request_keyframe`]).
+    pub async fn send_feedback(&self, feedback: Feedback) -> Result<(), PeerError> {
+        let media_ssrc = self.inner.ssrc;
+        let packet: Box<dyn rtc::rtcp::Packet> = match feedback {
+            Feedback::Pli => Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            }),
+            Feedback::Fir => Box::new(FullIntraRequest {
+                sender_ssrc: 0,
+                media_ssrc,
+                fir: vec![FirEntry {
+                    ssrc: media_ssrc,
+                    sequence_number: self.inner.fir_sequence.fetch_add(1, Ordering::Relaxed),
+                }],
+            }),
+            Feedback::Nack(sequence_numbers) => Box::new(TransportLayerNack {
+                sender_ssrc: 0,
+                media_ssrc,
+                nacks: nack_pairs_from_sequence_numbers(&sequence_numbers),
+            }),
+        };
+        self.inner
+            .rtcp
+            .write_rtcp(vec![packet])
+            .await
+            .map_err(|e| PeerError::Track(format!("cannot send RTCP feedback: {e}")))
+    }
+
     pub fn stats(&self) -> RemoteTrackStats {
         let c = &self.inner.counters;
         RemoteTrackStats {
             packets_received: c.packets.load(Ordering::Relaxed),
+            bytes_received: c.bytes.load(Ordering::Relaxed),
             frames_decoded: c.frames_decoded.load(Ordering::Relaxed),
             key_frames_decoded: c.keyframes_decoded.load(Ordering::Relaxed),
             decode_errors: c.decode_errors.load(Ordering::Relaxed),
@@ -694,21 +753,43 @@ fn decode_video(
     }
 }
 
+/// The channel count an Opus packet was encoded with: its TOC byte's stereo flag
+/// (RFC 6716 §3.1). The SDP says `opus/48000/2` whatever is sent, so this is how a
+/// receiver learns that a sender is mono.
+fn opus_channels(packet: &[u8]) -> Option<u16> {
+    packet
+        .first()
+        .map(|toc| if toc & 0x04 != 0 { 2 } else { 1 })
+}
+
 fn decode_audio(
     units: Receiver<(Bytes, u32)>,
     inner: &Inner,
     frames: &std::sync::mpsc::SyncSender<MediaFrame>,
-    channels: u16,
 ) {
-    let mut decoder = match OpusDecoder::new(48_000, channels) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!("remote audio: no decoder: {e}");
-            return;
-        }
-    };
+    // The decoder outputs the sender's channel count, learnt from the first packet (an
+    // Opus decoder decodes either kind of packet to its own count).
+    let mut decoder: Option<OpusDecoder> = None;
     let start = Instant::now();
     while let Ok((data, _ts)) = units.recv() {
+        let decoder = match &mut decoder {
+            Some(d) => d,
+            None => {
+                let Some(channels) = opus_channels(&data) else {
+                    continue;
+                };
+                match OpusDecoder::new(48_000, channels) {
+                    Ok(d) => {
+                        lock(&inner.settings).channel_count = Some(u32::from(channels));
+                        decoder.insert(d)
+                    }
+                    Err(e) => {
+                        tracing::warn!("remote audio: no decoder: {e}");
+                        return;
+                    }
+                }
+            }
+        };
         match decoder.decode(&data, start.elapsed()) {
             Ok(mut frame) => {
                 inner
@@ -731,6 +812,13 @@ fn decode_audio(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opus_channels_follow_the_toc() {
+        assert_eq!(opus_channels(&[0xfc]), Some(2)); // CELT 20 ms, stereo
+        assert_eq!(opus_channels(&[0xf8]), Some(1)); // CELT 20 ms, mono
+        assert_eq!(opus_channels(&[]), None);
+    }
 
     #[test]
     fn opus_durations_follow_the_toc() {

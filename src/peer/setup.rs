@@ -3,9 +3,9 @@
 //! addresses with fast connectivity checks and no mDNS, send-side congestion control
 //! (GCC over TWCC), and keyframe requests surfaced to the sender.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +22,7 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
@@ -31,6 +32,7 @@ use webrtc::peer_connection::{
 use super::{PeerConfig, PeerError};
 use crate::encode::h264::PROFILE_LEVEL_ID;
 use crate::encode::VideoCodec;
+use crate::sync::lock;
 
 /// Payload types we offer (browsers map their own in answers; we read the negotiated one).
 pub const H264_PAYLOAD_TYPE: u8 = 102;
@@ -81,17 +83,59 @@ pub fn opus_codec() -> RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
         clock_rate: 48_000,
         channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        // stereo=1: we decode stereo, so a browser may send it (it sends mono otherwise);
+        // sprop-stereo=1: our stereo tracks are sent as stereo.
+        sdp_fmtp_line: "minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1".to_owned(),
         rtcp_feedback: vec![],
+    }
+}
+
+/// What a peer asked of one stream we send, counted as `getStats()` counts it
+/// (`nackCount`, `pliCount`, `firCount`: RTCP messages received for that SSRC).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FeedbackCounts {
+    pub nacks: u32,
+    pub plis: u32,
+    pub firs: u32,
+}
+
+/// Inbound feedback per media SSRC. webrtc-rs 0.21 has the outbound `nackCount`,
+/// `pliCount` and `firCount` stats but never feeds them (its read-side RTCP accounting is
+/// not called), so we count in our own interceptor.
+#[derive(Debug, Default, Clone)]
+pub struct FeedbackLog(Arc<Mutex<HashMap<u32, FeedbackCounts>>>);
+
+impl FeedbackLog {
+    /// The counts for `ssrc` (zero if it was never asked anything).
+    pub fn counts(&self, ssrc: u32) -> FeedbackCounts {
+        lock(&self.0).get(&ssrc).copied().unwrap_or_default()
+    }
+
+    fn record(&self, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+        let mut log = lock(&self.0);
+        for p in packets {
+            let any = p.as_any();
+            if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                log.entry(nack.media_ssrc).or_default().nacks += 1;
+            } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                log.entry(pli.media_ssrc).or_default().plis += 1;
+            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                for entry in &fir.fir {
+                    log.entry(entry.ssrc).or_default().firs += 1;
+                }
+            }
+        }
     }
 }
 
 /// Marks inbound PLI/FIR (and REMB) for the application so senders see them through
 /// `TrackLocal::poll`; every other inbound RTCP is consumed by the interceptors below it.
-#[derive(Default)]
+/// It also counts the feedback it sees (NACKs pass it on their way up: the NACK responder
+/// below only observes them).
 struct KeyframeRequests {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
+    feedback: FeedbackLog,
 }
 
 fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
@@ -108,6 +152,7 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests 
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
+            self.feedback.record(packets);
             let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
                 .filter(|p| is_keyframe_request(p.as_ref()))
@@ -213,12 +258,19 @@ pub fn ice_addresses(config: &PeerConfig) -> Vec<IpAddr> {
     addrs
 }
 
-/// Builds a peer connection and the handle on its bandwidth estimate. Must run inside a
-/// tokio runtime.
+/// A built peer connection with the handles on what its interceptors observe.
+pub struct Built {
+    pub pc: Arc<dyn PeerConnection>,
+    pub bandwidth: BandwidthTarget,
+    pub feedback: FeedbackLog,
+}
+
+/// Builds a peer connection and the handles on its bandwidth estimate and inbound
+/// feedback. Must run inside a tokio runtime.
 pub async fn build(
     config: &PeerConfig,
     handler: Arc<dyn PeerConnectionEventHandler>,
-) -> Result<(Arc<dyn PeerConnection>, BandwidthTarget), PeerError> {
+) -> Result<Built, PeerError> {
     let mut media = MediaEngine::default();
     let setup = |e: rtc::shared::error::Error| PeerError::Setup(e.to_string());
     // Both video codecs, H.264 first: the default order of our offers (senders narrow
@@ -262,7 +314,15 @@ pub async fn build(
         .with_target_bitrate(2.0 * b.max as f64 + 256_000.0)
         .build();
     let registry = registry.with(Slot::Pacer, pacer);
-    let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
+    let feedback = FeedbackLog::default();
+    let registry = registry.with(
+        Slot::from(14_000),
+        KeyframeRequests {
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+            feedback: feedback.clone(),
+        },
+    );
 
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
@@ -287,5 +347,9 @@ pub async fn build(
         .build()
         .await
         .map_err(|e| PeerError::Setup(e.to_string()))?;
-    Ok((Arc::new(pc), BandwidthTarget(target)))
+    Ok(Built {
+        pc: Arc::new(pc),
+        bandwidth: BandwidthTarget(target),
+        feedback,
+    })
 }

@@ -1,25 +1,37 @@
 //! A compact `getStats()`: per outbound and inbound stream, and the round-trip time.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde::Serialize;
 use webrtc::peer_connection::RTCStatsReport;
 
-use super::{IceState, PeerState};
+use super::{DtlsState, IceState, PeerState};
 
-/// One sent stream.
+/// One sent stream (one local track to this peer).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboundStats {
     pub ssrc: u32,
     pub kind: &'static str,
+    /// The codec sent, e.g. `video/H264` (empty for a stream that is not ours).
+    pub mime_type: String,
     pub packets_sent: u64,
     pub bytes_sent: u64,
     pub retransmitted_packets_sent: u64,
+    /// Video frames (or audio packets) of this track written to the peer.
+    pub frames_sent: u64,
+    pub key_frames_sent: u64,
+    /// RTCP NACK, PLI and FIR messages the peer sent about this stream.
     pub nack_count: u32,
     pub pli_count: u32,
     pub fir_count: u32,
-    /// The congestion controller's target for this connection, bits per second.
+    /// The congestion controller's target for this connection (video), bits per second.
     pub target_bitrate: f64,
+    /// Bits per second sent over the time since the previous `stats()` call (at least
+    /// 200 ms; `None` on the first call).
+    pub bitrate: Option<f64>,
 }
 
 /// One received stream.
@@ -42,6 +54,7 @@ pub struct InboundStats {
 pub struct PeerStats {
     pub state: PeerState,
     pub ice_state: IceState,
+    pub dtls_state: DtlsState,
     /// Video frames and audio packets written to this peer, keyframes among them.
     pub frames_sent: u64,
     pub keyframes_sent: u64,
@@ -69,13 +82,17 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
         .map(|o| OutboundStats {
             ssrc: o.sent_rtp_stream_stats.rtp_stream_stats.ssrc,
             kind: kind(o.sent_rtp_stream_stats.rtp_stream_stats.kind),
+            mime_type: String::new(),
             packets_sent: o.sent_rtp_stream_stats.packets_sent,
             bytes_sent: o.sent_rtp_stream_stats.bytes_sent,
             retransmitted_packets_sent: o.retransmitted_packets_sent,
+            frames_sent: 0,
+            key_frames_sent: 0,
             nack_count: o.nack_count,
             pli_count: o.pli_count,
             fir_count: o.fir_count,
             target_bitrate: o.target_bitrate,
+            bitrate: None,
         })
         .collect();
     let inbound = report
@@ -100,6 +117,7 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
     PeerStats {
         state,
         ice_state: IceState::New,
+        dtls_state: DtlsState::New,
         frames_sent: 0,
         keyframes_sent: 0,
         keyframe_requests_received: 0,
@@ -107,5 +125,56 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
         outbound,
         inbound,
         rtt_ms,
+    }
+}
+
+/// The shortest interval a bitrate is measured over; calls closer together repeat the last.
+const MIN_BITRATE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Bitrates of sent streams, measured between `stats()` calls from their byte counts (what
+/// a page computes from two `getStats()` reports).
+#[derive(Debug, Default)]
+pub(super) struct BitrateMeter {
+    /// Per SSRC: when and how many bytes at the last measurement, and its result.
+    last: HashMap<u32, (Instant, u64, Option<f64>)>,
+}
+
+impl BitrateMeter {
+    /// The bits per second `ssrc` sent since the last measurement; `None` the first time.
+    pub(super) fn measure(&mut self, ssrc: u32, bytes: u64, now: Instant) -> Option<f64> {
+        let Some(&(at, before, last)) = self.last.get(&ssrc) else {
+            self.last.insert(ssrc, (now, bytes, None));
+            return None;
+        };
+        let elapsed = now.duration_since(at);
+        if elapsed < MIN_BITRATE_INTERVAL {
+            return last;
+        }
+        let rate = bytes.saturating_sub(before) as f64 * 8.0 / elapsed.as_secs_f64();
+        self.last.insert(ssrc, (now, bytes, Some(rate)));
+        Some(rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitrates_are_measured_between_calls() {
+        let mut meter = BitrateMeter::default();
+        let t0 = Instant::now();
+        assert_eq!(meter.measure(7, 1_000, t0), None);
+        // Too soon: nothing measured yet.
+        assert_eq!(
+            meter.measure(7, 2_000, t0 + Duration::from_millis(100)),
+            None
+        );
+        let rate = meter.measure(7, 126_000, t0 + Duration::from_secs(1));
+        assert_eq!(rate, Some(1_000_000.0));
+        // Too soon again: the last result stands.
+        let again = meter.measure(7, 200_000, t0 + Duration::from_millis(1_100));
+        assert_eq!(again, Some(1_000_000.0));
+        assert_eq!(meter.measure(8, 5, t0), None, "streams are separate");
     }
 }
