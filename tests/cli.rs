@@ -120,6 +120,29 @@ fn unknown_keys_are_named_on_stderr() {
 }
 
 #[test]
+fn a_lone_typo_is_named_in_the_type_error_and_on_stderr() {
+    // DESIGN.md's own example: `vidoe` alone requests nothing, a TypeError; the error must
+    // still say which key was ignored, or the typo is invisible.
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("builtin.json").to_str().unwrap(),
+        "--constraints",
+        r#"{"vidoe":true}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = stdout_json(&out);
+    assert_eq!(v["error"]["name"], "TypeError");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(r#"ignored unknown key "vidoe"; did you mean "video"?"#),
+        "{message}"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("\"vidoe\""), "{err}");
+}
+
+#[test]
 fn missing_devices_file_exits_2_naming_it() {
     let out = usermedia(&[
         "select",
