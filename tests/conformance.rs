@@ -235,6 +235,11 @@ cases! {
     /// A lower frame rate by dropping frames.
     resize_frame_rate: Builtin, r#"{"video": {"frameRate": {"exact": 15}}}"#, [],
         tracks(vec![("video", VP, json!({"width": 640, "height": 480, "frameRate": 15.0, "resizeMode": "crop-and-scale"}))]);
+    /// Frame dropping stops at the frameRate capability's minimum (1 fps).
+    frame_rate_below_capability_min: Builtin, r#"{"video": {"frameRate": {"exact": 0.5}}}"#, [], over("frameRate");
+    /// At the minimum it works.
+    frame_rate_at_capability_min: Builtin, r#"{"video": {"frameRate": {"exact": 1}}}"#, [],
+        tracks(vec![("video", VP, json!({"frameRate": 1.0, "resizeMode": "crop-and-scale"}))]);
     /// resizeMode none cannot drop frames.
     resize_none_frame_rate: Builtin, r#"{"video": {"resizeMode": {"exact": "none"}, "frameRate": {"exact": 15}}}"#, [], over("frameRate");
     /// A square crop, closest to the default size.

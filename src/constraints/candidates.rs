@@ -179,6 +179,11 @@ pub(crate) fn is_device_level(property: Property) -> bool {
     )
 }
 
+/// The lowest frame rate frame dropping produces, and the minimum of a camera track's
+/// frameRate capability ([`MediaTrackCapabilities::of_device`](super::MediaTrackCapabilities::of_device)):
+/// the two must agree, or a rate the capabilities exclude could be selected.
+pub const MIN_SCALED_FRAME_RATE: f64 = 1.0;
+
 /// One dimension's required range and the value to aim for.
 #[derive(Debug, Clone, Copy)]
 struct Axis {
@@ -278,7 +283,7 @@ impl ScaleTargets {
         let (wlo, whi) = (self.width_bounds.0, self.width_bounds.1.min(nw));
         let (hlo, hhi) = (self.height_bounds.0, self.height_bounds.1.min(nh));
         let (flo, fhi) = (
-            self.frame_rate.lo.max(f64::MIN_POSITIVE),
+            self.frame_rate.lo.max(MIN_SCALED_FRAME_RATE),
             self.frame_rate.hi.min(nf),
         );
         if wlo > whi || hlo > hhi || flo > fhi || self.aspect.lo > self.aspect.hi {
@@ -329,7 +334,7 @@ impl ScaleTargets {
             self.height_bounds.1.min(native.height as f64),
         );
         let (flo, fhi) = (
-            self.frame_rate.lo.max(f64::MIN_POSITIVE),
+            self.frame_rate.lo.max(MIN_SCALED_FRAME_RATE),
             self.frame_rate.hi.min(native.frame_rate),
         );
         // The aspect ratios reachable in that rectangle run from wlo/hhi to whi/hlo.

@@ -578,6 +578,43 @@ mod tests {
     }
 
     #[test]
+    fn frame_rates_agree_with_the_capabilities() {
+        use crate::constraints::MediaTrackCapabilities;
+        let cam = builtin();
+        let caps = MediaTrackCapabilities::of_device(&cam);
+        let min = caps.frame_rate.unwrap().min;
+        assert_eq!(min, 1.0);
+        // At the capability's minimum: frames dropped down to it.
+        let s = select(r#"{"video":{"frameRate":{"exact":1}}}"#, &[&cam]).unwrap();
+        assert_eq!(s.frame_rate, Some(1.0));
+        // Below it: nothing, naming frameRate.
+        let e = select(r#"{"video":{"frameRate":{"exact":0.5}}}"#, &[&cam]).unwrap_err();
+        assert_eq!(e.constraint(), Some("frameRate"));
+        let s = select(
+            r#"{"video":{"frameRate":{"max":0.5, "ideal": 0.1}}}"#,
+            &[&cam],
+        );
+        assert_eq!(s.unwrap_err().constraint(), Some("frameRate"));
+        // An ideal below it is met as closely as allowed.
+        let s = select(r#"{"video":{"frameRate":0.2}}"#, &[&cam]).unwrap();
+        assert_eq!(s.frame_rate, Some(1.0));
+        // A native mode slower than 1 fps stays selectable, and the capabilities say so.
+        let slow = camera("slow", None, &[(640, 480, 0.5), (640, 480, 30.0)]);
+        assert_eq!(
+            MediaTrackCapabilities::of_device(&slow)
+                .frame_rate
+                .unwrap()
+                .min,
+            0.5
+        );
+        let s = select(r#"{"video":{"frameRate":{"exact":0.5}}}"#, &[&slow]).unwrap();
+        assert_eq!(
+            (s.frame_rate, s.resize_mode),
+            (Some(0.5), Some(ResizeMode::None))
+        );
+    }
+
+    #[test]
     fn ties_break_by_device_order() {
         let a = camera("a", None, &[(640, 480, 30.0)]);
         let b = camera("b", None, &[(640, 480, 30.0)]);
