@@ -296,7 +296,7 @@ where
         let _ = errors.try_send(Err(e.to_string()));
     };
     device.build_input_stream(
-        config.clone(),
+        *config,
         move |data: &[T], _: &cpal::InputCallbackInfo| {
             // Full channel: the consumer is behind; drop rather than block the callback.
             let _ = blocks.try_send(Ok(convert_samples(data)));
