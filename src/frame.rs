@@ -281,9 +281,25 @@ impl VideoFrame {
         VideoFrame::from_rgb24(&rgb, info.width as u32, info.height as u32)
     }
 
+    /// [`crop_and_scale`](Self::crop_and_scale) that consumes the frame, so a frame that
+    /// already has the size is passed through without copying its pixels (the common case
+    /// of a camera opened at exactly the track's mode).
+    pub fn fit(
+        self,
+        width: u32,
+        height: u32,
+        scaler: &mut Scaler,
+    ) -> Result<VideoFrame, FrameError> {
+        check_dimensions(width, height)?;
+        if (width, height) == (self.width, self.height) {
+            return Ok(self);
+        }
+        self.crop_and_scale(width, height, scaler)
+    }
+
     /// This frame cropped around its centre to the aspect ratio of `width` × `height`,
     /// then scaled to exactly that size (bilinear). Returns a copy when the size already
-    /// matches. Timestamps are kept.
+    /// matches (use [`fit`](Self::fit) to avoid it). Timestamps are kept.
     pub fn crop_and_scale(
         &self,
         width: u32,
@@ -347,6 +363,56 @@ impl Scaler {
     }
 }
 
+/// Turns a device's native frames into a track's settings — frame-rate decimation, then
+/// crop-and-scale — so cameras and file sources share one code path from "native frames"
+/// to "the selected width, height and frame rate".
+pub struct ModeAdapter {
+    width: u32,
+    height: u32,
+    frame_rate: f64,
+    decimator: FrameRateDecimator,
+    scaler: Scaler,
+}
+
+impl ModeAdapter {
+    /// An adapter to `width` × `height` at (at most) `frame_rate`.
+    pub fn new(width: u32, height: u32, frame_rate: f64) -> Self {
+        ModeAdapter {
+            width,
+            height,
+            frame_rate,
+            decimator: FrameRateDecimator::new(frame_rate),
+            scaler: Scaler::new(),
+        }
+    }
+
+    /// Changes the target from the next frame on (the cadence restarts there).
+    pub fn set_target(&mut self, width: u32, height: u32, frame_rate: f64) {
+        self.width = width;
+        self.height = height;
+        if frame_rate != self.frame_rate {
+            self.frame_rate = frame_rate;
+            self.decimator = FrameRateDecimator::new(frame_rate);
+        }
+    }
+
+    /// The target (width, height, frame rate).
+    pub fn target(&self) -> (u32, u32, f64) {
+        (self.width, self.height, self.frame_rate)
+    }
+
+    /// Whether the native frame at `timestamp` is kept; asked before converting it, so a
+    /// dropped frame costs no pixel work.
+    pub fn keep(&mut self, timestamp: Duration) -> bool {
+        self.decimator.accept(timestamp)
+    }
+
+    /// A kept native frame at the target size (passed through when it already is).
+    pub fn fit(&mut self, frame: VideoFrame) -> Result<VideoFrame, FrameError> {
+        frame.fit(self.width, self.height, &mut self.scaler)
+    }
+}
+
 /// Drops frames to bring a source rate down to a target rate, keeping an even cadence:
 /// a frame passes when its timestamp reaches the next slot, and slots advance by the
 /// target interval (so 30 → 15 fps passes every other frame, 30 → 20 two of three).
@@ -392,6 +458,51 @@ impl FrameRateDecimator {
 pub enum AudioSamples {
     I16(Vec<i16>),
     F32(Vec<f32>),
+}
+
+impl AudioSamples {
+    /// Samples (all channels).
+    pub fn len(&self) -> usize {
+        match self {
+            AudioSamples::I16(s) => s.len(),
+            AudioSamples::F32(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// No samples, of the same type.
+    pub fn empty_like(&self) -> AudioSamples {
+        match self {
+            AudioSamples::I16(_) => AudioSamples::I16(Vec::new()),
+            AudioSamples::F32(_) => AudioSamples::F32(Vec::new()),
+        }
+    }
+
+    /// Appends `other`, converted to this type if it differs.
+    pub fn append(&mut self, other: AudioSamples) {
+        match (self, other) {
+            (AudioSamples::I16(a), AudioSamples::I16(b)) => a.extend(b),
+            (AudioSamples::F32(a), AudioSamples::F32(b)) => a.extend(b),
+            (AudioSamples::I16(a), AudioSamples::F32(b)) => a.extend(
+                b.iter()
+                    .map(|&x| (x.clamp(-1.0, 1.0) * i16::MAX as f32) as i16),
+            ),
+            (AudioSamples::F32(a), AudioSamples::I16(b)) => {
+                a.extend(b.iter().map(|&x| x as f32 / 32768.0))
+            }
+        }
+    }
+
+    /// Removes and returns the first `n` samples (all of them if fewer).
+    pub fn split_front(&mut self, n: usize) -> AudioSamples {
+        match self {
+            AudioSamples::I16(s) => AudioSamples::I16(s.drain(..n.min(s.len())).collect()),
+            AudioSamples::F32(s) => AudioSamples::F32(s.drain(..n.min(s.len())).collect()),
+        }
+    }
 }
 
 /// A block of audio: interleaved samples of `channels` channels at `sample_rate`.

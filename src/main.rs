@@ -26,8 +26,8 @@ mod serve;
     about = "getUserMedia for machines without a browser: constraints, devices, tracks",
     long_about = "getUserMedia for machines without a browser.\n\n\
         Devices come from --devices FILE (virtual devices, JSON) or, without it, from the \
-        machine: real cameras and microphones, with a built-in virtual camera \
-        (virtual-pattern) and microphone (virtual-tone) for each kind the machine lacks.\n\n\
+        machine: its real cameras and microphones or, when it has none at all, a built-in \
+        virtual camera (virtual-pattern) and microphone (virtual-tone).\n\n\
         Log level: RUST_LOG (default: warn; warnings name ignored constraint keys)."
 )]
 struct Cli {

@@ -16,8 +16,8 @@ use crate::constraints::{
     select_settings, AudioMode, ConstraintsError, DeviceModel, DeviceModes, Flag, MediaKind,
     MediaTrackCapabilities, MediaTrackConstraints, MediaTrackSettings, VideoMode,
 };
-use crate::devices::source::{frame_interval, Source, SourceError};
-use crate::devices::worker::{FrameReceiver, TrackOutput, UsageRegistry, Worker};
+use crate::devices::source::{frame_interval, Source, SourceError, DEVICE_CLOSE_LIMIT};
+use crate::devices::worker::{FrameReceiver, TrackEnded, TrackOutput, UsageRegistry, Worker};
 use crate::devices::{open_source, DeviceDescriptor};
 use crate::error::MediaError;
 use crate::sync::lock;
@@ -177,6 +177,30 @@ impl MediaStreamTrack {
         }
     }
 
+    /// Blocks until the track ends, or `timeout` passes (`None`). For code that holds a
+    /// track without subscribing to it (a status page, a supervisor): the `ended` event.
+    /// The reason is `"stopped"` after [`stop`](Self::stop), or why the source went away
+    /// (`"source ended: ..."`: device unplugged, file gone, no data from the device).
+    pub fn wait_ended(&self, timeout: Duration) -> Option<TrackEnded> {
+        self.inner.output.wait_ended(timeout)
+    }
+
+    /// Resolves when the track ends, with the reason (see [`wait_ended`](Self::wait_ended));
+    /// at once if it already has. The async form of the `ended` event.
+    pub async fn ended(&self) -> TrackEnded {
+        let mut watch = self.inner.output.ended_watch();
+        let ended = watch.wait_for(|e| e.is_some()).await;
+        match ended {
+            Ok(e) => e.clone().unwrap_or_else(|| TrackEnded {
+                reason: "ended".into(),
+            }),
+            // The output (held by this track) owns the sender: it cannot close first.
+            Err(_) => TrackEnded {
+                reason: "ended".into(),
+            },
+        }
+    }
+
     pub fn enabled(&self) -> bool {
         self.inner.output.enabled()
     }
@@ -274,9 +298,17 @@ impl MediaStreamTrack {
         if !reconfigured {
             let exclusive = worker.attached() <= 1;
             if exclusive {
-                // A real device must be closed before it can be opened in another mode.
+                // A real device must be closed before it can be opened in another mode:
+                // the worker finishes its current frame, then its source closes the device
+                // (hardware sources wait for that, up to DEVICE_CLOSE_LIMIT).
                 worker.detach(&inner.output);
-                worker.wait_finished(timeout);
+                if !worker.wait_finished(timeout + DEVICE_CLOSE_LIMIT) {
+                    tracing::warn!(
+                        "{} {:?}: the old source has not closed yet; reopening anyway",
+                        inner.kind.device_kind(),
+                        inner.device.device_id()
+                    );
+                }
             }
             match open_source(&inner.device, &settings) {
                 Ok(source) => {

@@ -143,34 +143,36 @@ fn apply_constraints_switches_size_live_without_a_gap() {
     let devices = Devices::Builtin.media_devices(&[]);
     let track = video_track(&devices, r#"{"video": {"width": 640, "height": 480}}"#);
     let rx = track.subscribe(256);
-    for _ in 0..5 {
-        assert_eq!(video(rx.recv().unwrap()).width(), 640);
+    let mut small = video(rx.recv().unwrap());
+    for _ in 0..4 {
+        small = video(rx.recv().unwrap());
+        assert_eq!(small.width(), 640);
     }
     track
         .apply_constraints_json(r#"{"width": {"exact": 1280}, "height": {"exact": 720}}"#)
         .unwrap();
     assert_eq!(track.get_settings().width, Some(1280));
-    let mut last_small: Option<std::sync::Arc<VideoFrame>> = None;
+    // `small` is the last 640-wide frame before the switch, whether or not more were
+    // queued before it: the checks below always run.
     let first_big = loop {
         let f = video(rx.recv().unwrap());
         if f.width() == 1280 {
             break f;
         }
-        last_small = Some(f);
+        assert_eq!(f.width(), 640);
+        small = f;
     };
     assert_eq!(first_big.height(), 720);
-    if let Some(small) = last_small {
-        let gap = first_big.timestamp - small.timestamp;
-        assert!(
-            gap <= Duration::from_millis(34) + Duration::from_millis(5),
-            "gap {gap:?}"
-        );
-        // The same consumer, the counter running on: no restart.
-        assert_eq!(
-            read_strip(&first_big).unwrap().frame_number,
-            read_strip(&small).unwrap().frame_number + 1
-        );
-    }
+    let gap = first_big.timestamp - small.timestamp;
+    assert!(
+        gap <= Duration::from_millis(34) + Duration::from_millis(5),
+        "gap {gap:?}"
+    );
+    // The same consumer, the counter running on: no restart.
+    assert_eq!(
+        read_strip(&first_big).unwrap().frame_number,
+        read_strip(&small).unwrap().frame_number + 1
+    );
     // A failed applyConstraints changes nothing, and frames keep their size.
     let err = track
         .apply_constraints_json(r#"{"width": {"min": 4000}}"#)
@@ -194,10 +196,13 @@ fn disabled_tracks_deliver_black_and_silence_at_the_same_pace() {
     let (arx, vrx) = (a.subscribe(256), v.subscribe(256));
     let start = Instant::now();
     let frames: Vec<_> = (0..15).map(|_| video(vrx.recv().unwrap())).collect();
-    assert!(
-        start.elapsed() >= Duration::from_millis(400),
-        "paced at 30 fps"
-    );
+    let elapsed = start.elapsed();
+    // Paced at 30 fps: not a burst, and not slowed down (generous for a loaded machine).
+    assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
+    assert!(elapsed <= Duration::from_secs(3), "{elapsed:?}");
+    let span = frames[14].timestamp - frames[0].timestamp;
+    let fps = 14.0 / span.as_secs_f64();
+    assert!((28.0..=31.0).contains(&fps), "{fps} fps on the timeline");
     for f in &frames {
         assert!(f.y().iter().all(|&y| y == 16), "black luma");
         assert!(
@@ -205,11 +210,35 @@ fn disabled_tracks_deliver_black_and_silence_at_the_same_pace() {
             "neutral chroma"
         );
     }
-    for _ in 0..20 {
-        assert!(audio(arx.recv().unwrap()).to_i16().iter().all(|&s| s == 0));
+    // Silence, at the same pace: 48000 samples a second of wall clock and of timestamps.
+    // Blocks queued while the video was checked are drained first: they came at their
+    // own pace, and would read as a burst here.
+    while arx.try_recv().is_some() {}
+    let mut blocks = vec![audio(arx.recv().unwrap())];
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        blocks.push(audio(arx.recv().unwrap()));
     }
+    let elapsed = start.elapsed();
+    assert!(blocks.iter().all(|b| b.to_i16().iter().all(|&s| s == 0)));
+    let samples: usize = blocks[1..].iter().map(|b| b.frames()).sum();
+    let per_second = samples as f64 / elapsed.as_secs_f64();
+    assert!(
+        (40_000.0..=56_000.0).contains(&per_second),
+        "{per_second} samples/s of wall clock"
+    );
+    let n = blocks.len() - 1;
+    let span = blocks[n].timestamp - blocks[0].timestamp;
+    let on_timeline =
+        blocks[..n].iter().map(|b| b.frames()).sum::<usize>() as f64 / span.as_secs_f64();
+    assert!(
+        (45_000.0..=48_500.0).contains(&on_timeline),
+        "{on_timeline} samples/s of timestamps"
+    );
     // Enabled again: the pattern comes back.
     v.set_enabled(true);
+    // Frames queued while disabled (during the audio check) are black: skip them.
+    while vrx.try_recv().is_some() {}
     let back = (0..5)
         .map(|_| video(vrx.recv().unwrap()))
         .any(|f| read_strip(&f).is_some() && f.y().iter().any(|&y| y > 200));
@@ -329,6 +358,123 @@ fn apply_constraints_on_a_clone_leaves_the_original_alone() {
     assert_eq!(devices.devices_in_use()[0].open_sources, 2);
 }
 
+#[test]
+fn a_track_moving_off_a_shared_source_keeps_its_timeline() {
+    let devices = Devices::Builtin.media_devices(&[]);
+    let track = video_track(&devices, r#"{"video": {"width": 640, "height": 480}}"#);
+    let clone = track.clone_track();
+    let rx = track.subscribe(256);
+    let mut last = video(rx.recv().unwrap());
+    for _ in 0..4 {
+        let f = video(rx.recv().unwrap());
+        assert!(f.timestamp > last.timestamp);
+        last = f;
+    }
+    // Shared with the clone, so this track needs a source of its own at 1280×720.
+    track
+        .apply_constraints_json(r#"{"width": {"exact": 1280}, "height": {"exact": 720}}"#)
+        .unwrap();
+    assert_eq!(devices.devices_in_use()[0].open_sources, 2);
+    let first_big = loop {
+        let f = video(rx.recv().unwrap());
+        assert!(
+            f.timestamp > last.timestamp,
+            "timestamps went back from {:?} to {:?} ({}x{})",
+            last.timestamp,
+            f.timestamp,
+            f.width(),
+            f.height()
+        );
+        if f.width() == 1280 {
+            break f;
+        }
+        assert_eq!(f.width(), 640);
+        last = f;
+    };
+    assert_eq!(first_big.height(), 720);
+    assert!(read_strip(&first_big).is_some(), "a pattern frame");
+    // The gap on the timeline is the real one: opening a pattern source is quick (a loaded
+    // machine gets generous room).
+    let gap = first_big.timestamp - last.timestamp;
+    assert!(gap <= Duration::from_millis(300), "gap {gap:?}");
+    let mut prev = first_big;
+    for _ in 0..10 {
+        let f = video(rx.recv().unwrap());
+        assert_eq!((f.width(), f.height()), (1280, 720));
+        assert!(f.timestamp > prev.timestamp);
+        prev = f;
+    }
+    // The clone stays on the old source at 640×480.
+    let crx = clone.subscribe(8);
+    assert_eq!(video(crx.recv().unwrap()).width(), 640);
+}
+
+/// A 640×480 Y4M of `frames` frames at 30 fps, each a 640×360 pattern frame (strip saying
+/// its index) in the middle rows 60..420, black above and below: exactly what a centred
+/// 16:9 crop keeps, so frames stay identifiable after crop-and-scale.
+fn letterboxed_y4m(frames: u32) -> tempfile::NamedTempFile {
+    let f = tempfile::Builder::new().suffix(".y4m").tempfile().unwrap();
+    let mut w = usermedia::devices::media_file::Y4mWriter::new(f.reopen().unwrap(), 640, 480, 30.0)
+        .unwrap();
+    for n in 0..frames {
+        let inner = usermedia::devices::pattern::render(640, 360, n, 0);
+        let mut frame = VideoFrame::black(640, 480);
+        let (y, u, v) = frame.planes_mut();
+        y[60 * 640..420 * 640].copy_from_slice(inner.y());
+        u[30 * 320..210 * 320].copy_from_slice(inner.u());
+        v[30 * 320..210 * 320].copy_from_slice(inner.v());
+        w.write(&frame).unwrap();
+    }
+    w.finish().unwrap();
+    f
+}
+
+#[test]
+fn a_y4m_file_is_cropped_scaled_and_decimated_live() {
+    const CLIP: u32 = 30;
+    let clip = letterboxed_y4m(CLIP);
+    let devices_file = file_devices(clip.path());
+    let devices =
+        MediaDevices::from_devices_file(devices_file.path(), PermissionPolicy::granted()).unwrap();
+    let track = video_track(
+        &devices,
+        r#"{"video": {"width": {"exact": 320}, "height": {"exact": 180}, "frameRate": {"exact": 15}}}"#,
+    );
+    let s = track.get_settings();
+    assert_eq!(
+        (s.width, s.height, s.frame_rate),
+        (Some(320), Some(180), Some(15.0))
+    );
+    let frames = collect_video(&track, Duration::from_secs(2));
+    assert!(
+        (27..=33).contains(&frames.len()),
+        "{} frames in 2 s",
+        frames.len()
+    );
+    let span = frames.last().unwrap().timestamp - frames[0].timestamp;
+    let fps = (frames.len() - 1) as f64 / span.as_secs_f64();
+    assert!((14.0..=16.0).contains(&fps), "{fps} fps");
+    let numbers: Vec<u32> = frames
+        .iter()
+        .map(|f| {
+            assert_eq!((f.width(), f.height()), (320, 180));
+            read_strip(f)
+                .expect("the strip survives the 16:9 crop")
+                .frame_number
+        })
+        .collect();
+    assert!(numbers.iter().all(|&n| n < CLIP), "{numbers:?}");
+    // 30 fps file at 15 fps: every other file frame (the clip loops). A pacer that fell
+    // behind on a loaded machine may shift the cadence once or twice, never repeat.
+    let steps: Vec<u32> = numbers
+        .windows(2)
+        .map(|p| (p[1] + CLIP - p[0]) % CLIP)
+        .collect();
+    assert!(steps.iter().all(|&d| (1..=4).contains(&d)), "{numbers:?}");
+    let by_two = steps.iter().filter(|&&d| d == 2).count();
+    assert!(by_two * 10 >= steps.len() * 9, "{numbers:?}");
+}
+
 /// A pattern Y4M of `frames` frames at 640×480.
 fn pattern_y4m(frames: u32) -> tempfile::NamedTempFile {
     let f = tempfile::Builder::new().suffix(".y4m").tempfile().unwrap();
@@ -362,6 +508,25 @@ fn a_source_that_goes_away_ends_its_tracks() {
     let track = video_track(&devices, r#"{"video": true}"#);
     let rx = track.subscribe(64);
     assert!(rx.recv().is_ok());
+    // Code that holds the track without subscribing learns of the end too: blocking and
+    // async waiters, started before it happens.
+    assert!(track.wait_ended(Duration::from_millis(50)).is_none());
+    let watcher = {
+        let track = track.clone();
+        std::thread::spawn(move || track.wait_ended(Duration::from_secs(30)))
+    };
+    let async_watcher = {
+        let track = track.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    tokio::time::timeout(Duration::from_secs(30), track.ended()).await
+                })
+        })
+    };
     // The "device" is unplugged: the file loses its frames while the track runs.
     std::fs::OpenOptions::new()
         .write(true)
@@ -378,6 +543,12 @@ fn a_source_that_goes_away_ends_its_tracks() {
     };
     assert!(ended.reason.contains("source ended"), "{ended}");
     assert_eq!(track.ready_state(), TrackState::Ended);
+    let seen = watcher.join().unwrap().expect("wait_ended saw the end");
+    assert_eq!(seen, ended);
+    let seen = async_watcher.join().unwrap().expect("ended() resolved");
+    assert_eq!(seen, ended);
+    // Asked after the fact: at once.
+    assert_eq!(track.wait_ended(Duration::ZERO), Some(ended));
     wait_until("the device to be released", || {
         devices.devices_in_use().is_empty()
     });
@@ -429,6 +600,61 @@ fn bad_files_fail_get_user_media_naming_file_and_problem() {
         assert_eq!(v["error"]["name"], "NotReadableError");
         assert!(v["error"]["message"].as_str().unwrap().contains(problem));
     }
+}
+
+fn wav_devices(audio_path: &std::path::Path) -> tempfile::NamedTempFile {
+    temp_file(
+        &format!(
+            r#"{{"devices": [{{"kind": "audioinput", "deviceId": "clip", "source": {{"file": {:?}}},
+                "modes": [{{"sampleRate": 48000, "channelCount": 1}}]}}]}}"#,
+            audio_path.display().to_string()
+        ),
+        ".json",
+    )
+}
+
+#[test]
+fn bad_wav_files_fail_get_user_media_naming_file_and_problem() {
+    // A valid 48 kHz mono WAV of 1000 samples, then cut in the middle of its data.
+    let good = tempfile::Builder::new().suffix(".wav").tempfile().unwrap();
+    {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 48000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(good.path(), spec).unwrap();
+        for i in 0..1000 {
+            w.write_sample(i as i16).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+    let bytes = std::fs::read(good.path()).unwrap();
+    let truncated = tempfile::Builder::new().suffix(".wav").tempfile().unwrap();
+    std::fs::write(truncated.path(), &bytes[..bytes.len() - 700]).unwrap();
+    let garbage = temp_file("RIFX and then nothing a WAV reader could use", ".wav");
+    for (file, problem) in [
+        (truncated.path().to_owned(), "truncated"),
+        (garbage.path().to_owned(), "not a valid WAV file"),
+    ] {
+        let devices_file = wav_devices(&file);
+        let devices =
+            MediaDevices::from_devices_file(devices_file.path(), PermissionPolicy::granted())
+                .unwrap();
+        let err = devices
+            .get_user_media_json(r#"{"audio": true}"#)
+            .unwrap_err();
+        assert_eq!(err.name(), "NotReadableError");
+        assert!(err.message().contains(&file.display().to_string()), "{err}");
+        assert!(err.message().contains(problem), "{err}");
+        assert!(devices.devices_in_use().is_empty());
+    }
+    // The intact file opens.
+    let devices_file = wav_devices(good.path());
+    let devices =
+        MediaDevices::from_devices_file(devices_file.path(), PermissionPolicy::granted()).unwrap();
+    assert!(devices.get_user_media_json(r#"{"audio": true}"#).is_ok());
 }
 
 #[test]

@@ -235,6 +235,11 @@ cases! {
     /// A lower frame rate by dropping frames.
     resize_frame_rate: Builtin, r#"{"video": {"frameRate": {"exact": 15}}}"#, [],
         tracks(vec![("video", VP, json!({"width": 640, "height": 480, "frameRate": 15.0, "resizeMode": "crop-and-scale"}))]);
+    /// Frame dropping stops at the frameRate capability's minimum (1 fps).
+    frame_rate_below_capability_min: Builtin, r#"{"video": {"frameRate": {"exact": 0.5}}}"#, [], over("frameRate");
+    /// At the minimum it works.
+    frame_rate_at_capability_min: Builtin, r#"{"video": {"frameRate": {"exact": 1}}}"#, [],
+        tracks(vec![("video", VP, json!({"frameRate": 1.0, "resizeMode": "crop-and-scale"}))]);
     /// resizeMode none cannot drop frames.
     resize_none_frame_rate: Builtin, r#"{"video": {"resizeMode": {"exact": "none"}, "frameRate": {"exact": 15}}}"#, [], over("frameRate");
     /// A square crop, closest to the default size.
@@ -260,6 +265,20 @@ cases! {
     /// Advanced sets never cause a failure.
     advanced_never_fails: Builtin, r#"{"video": {"advanced": [{"width": 100000}]}}"#, [],
         tracks(vec![("video", VP, json!({"width": 640}))]);
+    /// Advanced sets narrow one after the other: a square, then width 500 among squares —
+    /// 500×500, a crop of 1280×720 (not 480×480, the square closest to the default).
+    advanced_sets_narrow_cumulatively: Builtin, r#"{"video": {"advanced": [{"aspectRatio": 1}, {"width": 500}]}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 500, "height": 500, "resizeMode": "crop-and-scale"}))]);
+    /// The same as a basic aspect ratio with one advanced set.
+    advanced_after_basic_aspect: Builtin, r#"{"video": {"aspectRatio": 1, "advanced": [{"width": 500}]}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 500, "height": 500}))]);
+    /// A set no device can meet is skipped, and does not stop the later sets from
+    /// narrowing by scaling.
+    advanced_skipped_set_does_not_block_later_ones: Builtin, r#"{"video": {"advanced": [{"width": 5000}, {"width": 500}, {"height": 300}]}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 500, "height": 300, "resizeMode": "crop-and-scale"}))]);
+    /// Three sets, each narrowing the last: 4:3, at most 400 wide, 15 fps.
+    advanced_three_sets_cumulative: Builtin, r#"{"video": {"advanced": [{"aspectRatio": 1.3333333333333333}, {"width": {"max": 400}}, {"frameRate": 15}]}}"#, [],
+        tracks(vec![("video", VP, json!({"width": 400, "height": 300, "frameRate": 15.0}))]);
 
     // --- audio selection ---
     /// channelCount ideal 2 picks the stereo mode.

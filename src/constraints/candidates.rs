@@ -179,6 +179,11 @@ pub(crate) fn is_device_level(property: Property) -> bool {
     )
 }
 
+/// The lowest frame rate frame dropping produces, and the minimum of a camera track's
+/// frameRate capability ([`MediaTrackCapabilities::of_device`](super::MediaTrackCapabilities::of_device)):
+/// the two must agree, or a rate the capabilities exclude could be selected.
+pub const MIN_SCALED_FRAME_RATE: f64 = 1.0;
+
 /// One dimension's required range and the value to aim for.
 #[derive(Debug, Clone, Copy)]
 struct Axis {
@@ -278,7 +283,7 @@ impl ScaleTargets {
         let (wlo, whi) = (self.width_bounds.0, self.width_bounds.1.min(nw));
         let (hlo, hhi) = (self.height_bounds.0, self.height_bounds.1.min(nh));
         let (flo, fhi) = (
-            self.frame_rate.lo.max(f64::MIN_POSITIVE),
+            self.frame_rate.lo.max(MIN_SCALED_FRAME_RATE),
             self.frame_rate.hi.min(nf),
         );
         if wlo > whi || hlo > hhi || flo > fhi || self.aspect.lo > self.aspect.hi {
@@ -317,6 +322,29 @@ impl ScaleTargets {
         Some((w as u32, h as u32, f))
     }
 
+    /// Whether some size and rate at or below `native` lies inside every required range
+    /// (width, height, aspect ratio, frame rate) of this context.
+    fn feasible(&self, native: &VideoMode) -> bool {
+        let (wlo, whi) = (
+            self.width_bounds.0,
+            self.width_bounds.1.min(native.width as f64),
+        );
+        let (hlo, hhi) = (
+            self.height_bounds.0,
+            self.height_bounds.1.min(native.height as f64),
+        );
+        let (flo, fhi) = (
+            self.frame_rate.lo.max(MIN_SCALED_FRAME_RATE),
+            self.frame_rate.hi.min(native.frame_rate),
+        );
+        // The aspect ratios reachable in that rectangle run from wlo/hhi to whi/hlo.
+        wlo <= whi
+            && hlo <= hhi
+            && flo <= fhi
+            && wlo / hhi <= self.aspect.hi
+            && whi / hlo >= self.aspect.lo
+    }
+
     /// Integer bounds of a size range: at least 1, whole pixels inside the range.
     fn bounds(axis: &Axis) -> (f64, f64) {
         (axis.lo.max(1.0).ceil(), axis.hi.floor())
@@ -333,17 +361,50 @@ fn round(x: f64) -> f64 {
     }
 }
 
-/// The crop-and-scale targets: the basic set, then the basic set narrowed by each advanced
-/// set that is compatible with it, so an advanced set can be met by scaling too.
-pub(crate) fn scale_contexts(constraints: &MediaTrackConstraints) -> Vec<ScaleTargets> {
+/// The crop-and-scale targets, mirroring how SelectSettings applies the advanced sets: the
+/// basic set; then, for each advanced set in order, the running context (basic ∩ every
+/// earlier set kept) narrowed by that set — kept, and carried on, only when some device
+/// that can still be selected has a native mode from which a setting inside every range of
+/// it can be made. A set that no device can meet is skipped here as selection skips it, so
+/// the sets after it still narrow the context (`advanced: [{width: 5000}, {width: 500}]`),
+/// and a set that can be met narrows what the later sets are tried with
+/// (`advanced: [{aspectRatio: 1}, {width: 500}]` gives 500×500, not 480×480).
+///
+/// `device_meets(set, device)` says whether `devices[device]` meets the device-level
+/// constraints (ids, facing mode) of the basic set (`None`) or of advanced set `Some(k)`.
+pub(crate) fn scale_contexts(
+    constraints: &MediaTrackConstraints,
+    devices: &[&DeviceModel],
+    mut device_meets: impl FnMut(Option<usize>, usize) -> bool,
+) -> Vec<ScaleTargets> {
     let base = ScaleTargets::of(&constraints.basic);
     let mut contexts = vec![base];
-    contexts.extend(
-        constraints
-            .advanced
+    if constraints.advanced.is_empty() {
+        return contexts;
+    }
+    let mut selectable: Vec<bool> = (0..devices.len()).map(|d| device_meets(None, d)).collect();
+    let mut running = base;
+    for (k, set) in constraints.advanced.iter().enumerate() {
+        let Some(next) = running.narrowed(set) else {
+            continue;
+        };
+        let meets: Vec<bool> = selectable
             .iter()
-            .filter_map(|set| base.narrowed(set)),
-    );
+            .enumerate()
+            .map(|(d, &ok)| ok && device_meets(Some(k), d))
+            .collect();
+        let feasible = devices.iter().zip(&meets).any(|(device, &ok)| {
+            ok && match &device.modes {
+                DeviceModes::Video(modes) => modes.iter().any(|m| next.feasible(m)),
+                DeviceModes::Audio { .. } => false,
+            }
+        });
+        if feasible {
+            contexts.push(next);
+            running = next;
+            selectable = meets;
+        }
+    }
     contexts
 }
 
@@ -440,7 +501,7 @@ pub(crate) fn generate(
     devices: &[&DeviceModel],
     constraints: &MediaTrackConstraints,
 ) -> Vec<Candidate> {
-    let contexts = scale_contexts(constraints);
+    let contexts = scale_contexts(constraints, devices, |_, _| true);
     let mut out = Vec::new();
     for (index, device) in devices.iter().enumerate() {
         generate_device(index, device, &contexts, true, &mut out);

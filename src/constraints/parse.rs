@@ -30,16 +30,23 @@ impl MediaStreamConstraints {
     /// warnings about ignored keys (each names the key path).
     pub fn from_json_str(json: &str) -> Result<(Self, Vec<String>), ConstraintsError> {
         let value: Value = serde_json::from_str(json).map_err(ConstraintsError::Json)?;
-        let mut warnings = Vec::new();
-        let parsed = stream_constraints(&value, &mut warnings).map_err(ConstraintsError::Type)?;
-        Ok((parsed, warnings))
+        MediaStreamConstraints::from_json_value(&value).map_err(ConstraintsError::Type)
     }
 
     /// Parses getUserMedia's argument from a JSON value; see [`from_json_str`](Self::from_json_str).
+    /// On a `TypeError` the warnings gathered so far go to the log (the caller gets only
+    /// the error, and an ignored key is often the reason for it).
     pub fn from_json_value(value: &Value) -> Result<(Self, Vec<String>), MediaError> {
         let mut warnings = Vec::new();
-        let parsed = stream_constraints(value, &mut warnings)?;
-        Ok((parsed, warnings))
+        match stream_constraints(value, &mut warnings) {
+            Ok(parsed) => Ok((parsed, warnings)),
+            Err(e) => {
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -83,21 +90,70 @@ pub(crate) fn stream_constraints(
         .as_object()
         .ok_or_else(|| wrong_type("constraints", "an object like {\"video\": true}", value))?;
     let mut result = MediaStreamConstraints::default();
+    // Unknown top-level keys, with a suggestion: named again in the TypeError below, since
+    // a lone typo (`{"vidoe": true}`) would otherwise be an error that hides its cause.
+    let mut unknown = Vec::new();
     for (key, v) in obj {
         match key.as_str() {
             "audio" => result.audio = kind_request(v, MediaKind::Audio, warnings)?,
             "video" => result.video = kind_request(v, MediaKind::Video, warnings)?,
-            other => warnings.push(format!(
-                "unknown key {other:?} in getUserMedia constraints ignored (expected \"audio\" or \"video\")"
-            )),
+            other => {
+                let hint = ["audio", "video"]
+                    .into_iter()
+                    .find(|known| is_probable_typo(other, known))
+                    .map(|known| format!("; did you mean {known:?}?"))
+                    .unwrap_or_default();
+                warnings.push(format!(
+                    "unknown key {other:?} in getUserMedia constraints ignored (expected \"audio\" or \"video\"{hint})"
+                ));
+                unknown.push(format!("ignored unknown key {other:?}{hint}"));
+            }
         }
     }
     if result.audio.is_none() && result.video.is_none() {
-        return Err(MediaError::type_error(
+        let mut message = String::from(
             "at least one of audio and video must be requested (true or a constraints object)",
-        ));
+        );
+        if !unknown.is_empty() {
+            message.push_str(&format!(" ({})", unknown.join(", ")));
+        }
+        return Err(MediaError::type_error(message));
     }
     Ok(result)
+}
+
+/// Whether `key` is plausibly a misspelling of `known`: equal ignoring case, or at most one
+/// edit apart counting a swap of two neighbours as one edit (`vidoe`, `vide`, `auido`).
+fn is_probable_typo(key: &str, known: &str) -> bool {
+    if key.eq_ignore_ascii_case(known) {
+        return true;
+    }
+    let a: Vec<char> = key.to_lowercase().chars().collect();
+    let b: Vec<char> = known.chars().collect();
+    if a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    // Optimal string alignment distance, small inputs only (keys of a few characters).
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()] <= 1
 }
 
 fn kind_request(
@@ -420,7 +476,27 @@ mod tests {
     fn neither_kind_is_a_type_error() {
         assert!(type_error("{}").contains("at least one of audio and video"));
         type_error(r#"{"audio": false, "video": false}"#);
-        type_error(r#"{"vidoe": true}"#);
+        // A lone typo: the error itself names the ignored key (the warnings are not
+        // returned on the error path).
+        let m = type_error(r#"{"vidoe": true}"#);
+        assert!(
+            m.contains("ignored unknown key \"vidoe\"; did you mean \"video\"?"),
+            "{m}"
+        );
+        let m = type_error(r#"{"Audio": true, "screen": true}"#);
+        assert!(m.contains("\"Audio\"; did you mean \"audio\"?"), "{m}");
+        assert!(m.contains("ignored unknown key \"screen\")"), "{m}");
+        assert!(!type_error("{}").contains("unknown"));
+    }
+
+    #[test]
+    fn typo_suggestions() {
+        for typo in ["vidoe", "vide", "videos", "VIDEO", "vdeo", "viddo"] {
+            assert!(is_probable_typo(typo, "video"), "{typo}");
+        }
+        for other in ["audio", "screen", "vi", "videoooo", "oedivv"] {
+            assert!(!is_probable_typo(other, "video"), "{other}");
+        }
     }
 
     #[test]

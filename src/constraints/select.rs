@@ -134,7 +134,25 @@ fn run(
         .iter()
         .map(|set| Compiled::new(set, kind))
         .collect();
-    let contexts = candidates::scale_contexts(constraints);
+    // Device-level distances, once per device: of the basic set, and whether each device
+    // meets each advanced set's device-level constraints.
+    let device_distances: Vec<f64> = devices
+        .iter()
+        .map(|device| basic.device_distance(kind, device))
+        .collect();
+    let advanced_device_ok: Vec<Vec<bool>> = advanced
+        .iter()
+        .map(|set| {
+            devices
+                .iter()
+                .map(|device| set.device_distance(kind, device).is_finite())
+                .collect()
+        })
+        .collect();
+    let contexts = candidates::scale_contexts(constraints, devices, |set, d| match set {
+        None => device_distances[d].is_finite(),
+        Some(k) => advanced_device_ok[k][d],
+    });
     let resize_constrained = constraints.basic.get(Property::ResizeMode).is_some()
         || constraints
             .advanced
@@ -144,7 +162,7 @@ fn run(
     let mut scored = Vec::new();
     let mut cands = Vec::new();
     for (index, device) in devices.iter().enumerate() {
-        let device_distance = basic.device_distance(kind, device);
+        let device_distance = device_distances[index];
         if prune && device_distance.is_infinite() {
             continue;
         }
@@ -168,11 +186,7 @@ fn run(
     }
 
     let mut satisfies = vec![false; scored.len()];
-    let mut device_ok = vec![false; devices.len()];
-    for (k, set) in advanced.iter().enumerate() {
-        for (ok, device) in device_ok.iter_mut().zip(devices) {
-            *ok = set.device_distance(kind, device).is_finite();
-        }
+    for (k, (set, device_ok)) in advanced.iter().zip(&advanced_device_ok).enumerate() {
         let mut any = false;
         for (ok, s) in satisfies.iter_mut().zip(&scored) {
             *ok = s.alive()
@@ -532,6 +546,72 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.width, s.height), (Some(400), Some(300)));
+    }
+
+    #[test]
+    fn advanced_sets_narrow_scaling_cumulatively() {
+        let cam = builtin();
+        let wh = |json: &str| {
+            let s = select(json, &[&cam]).unwrap();
+            (s.width.unwrap(), s.height.unwrap())
+        };
+        // Square, then 500 wide among squares.
+        assert_eq!(
+            wh(r#"{"video":{"advanced":[{"aspectRatio":1},{"width":500}]}}"#),
+            (500, 500)
+        );
+        // A set the device cannot meet (no facing mode) is skipped: it does not narrow.
+        assert_eq!(
+            wh(r#"{"video":{"advanced":[{"facingMode":"user","aspectRatio":1},{"width":500}]}}"#),
+            (500, 375)
+        );
+        // A set no mode can reach (wider than any) is skipped: the next still scales.
+        assert_eq!(
+            wh(r#"{"video":{"advanced":[{"width":5000},{"width":500,"height":500}]}}"#),
+            (500, 500)
+        );
+        // Contradicting sets: the first wins, the second is skipped.
+        assert_eq!(
+            wh(r#"{"video":{"advanced":[{"width":300,"height":300},{"aspectRatio":2}]}}"#),
+            (300, 300)
+        );
+    }
+
+    #[test]
+    fn frame_rates_agree_with_the_capabilities() {
+        use crate::constraints::MediaTrackCapabilities;
+        let cam = builtin();
+        let caps = MediaTrackCapabilities::of_device(&cam);
+        let min = caps.frame_rate.unwrap().min;
+        assert_eq!(min, 1.0);
+        // At the capability's minimum: frames dropped down to it.
+        let s = select(r#"{"video":{"frameRate":{"exact":1}}}"#, &[&cam]).unwrap();
+        assert_eq!(s.frame_rate, Some(1.0));
+        // Below it: nothing, naming frameRate.
+        let e = select(r#"{"video":{"frameRate":{"exact":0.5}}}"#, &[&cam]).unwrap_err();
+        assert_eq!(e.constraint(), Some("frameRate"));
+        let s = select(
+            r#"{"video":{"frameRate":{"max":0.5, "ideal": 0.1}}}"#,
+            &[&cam],
+        );
+        assert_eq!(s.unwrap_err().constraint(), Some("frameRate"));
+        // An ideal below it is met as closely as allowed.
+        let s = select(r#"{"video":{"frameRate":0.2}}"#, &[&cam]).unwrap();
+        assert_eq!(s.frame_rate, Some(1.0));
+        // A native mode slower than 1 fps stays selectable, and the capabilities say so.
+        let slow = camera("slow", None, &[(640, 480, 0.5), (640, 480, 30.0)]);
+        assert_eq!(
+            MediaTrackCapabilities::of_device(&slow)
+                .frame_rate
+                .unwrap()
+                .min,
+            0.5
+        );
+        let s = select(r#"{"video":{"frameRate":{"exact":0.5}}}"#, &[&slow]).unwrap();
+        assert_eq!(
+            (s.frame_rate, s.resize_mode),
+            (Some(0.5), Some(ResizeMode::None))
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::candidates::MIN_SCALED_FRAME_RATE;
 use super::model::{DeviceModel, DeviceModes, FacingMode, ResizeMode};
 use super::property::Property;
 use super::value::Flag;
@@ -141,7 +142,8 @@ fn range<T: Copy + PartialOrd>(mut values: impl Iterator<Item = T>) -> Option<Ra
 
 impl MediaTrackCapabilities {
     /// The capabilities of a local track on `device`. A camera can crop, scale and drop
-    /// frames, so sizes start at 1 and frame rates at 1 fps; the maxima are its native
+    /// frames, so sizes start at 1 and frame rates at 1 fps (or a slower native mode's
+    /// rate); the maxima are its native
     /// maxima. A camera without a facing mode reports an empty list (as Chrome does).
     pub fn of_device(device: &DeviceModel) -> Self {
         let mut caps = MediaTrackCapabilities {
@@ -154,14 +156,20 @@ impl MediaTrackCapabilities {
                 let max_w = modes.iter().map(|m| m.width).max().unwrap_or(0);
                 let max_h = modes.iter().map(|m| m.height).max().unwrap_or(0);
                 let max_f = modes.iter().map(|m| m.frame_rate).fold(0.0, f64::max);
+                let min_f = modes
+                    .iter()
+                    .map(|m| m.frame_rate)
+                    .fold(f64::INFINITY, f64::min);
                 caps.width = Some(Range { min: 1, max: max_w });
                 caps.height = Some(Range { min: 1, max: max_h });
                 caps.aspect_ratio = Some(Range {
                     min: 1.0 / max_h.max(1) as f64,
                     max: max_w as f64,
                 });
+                // Frame dropping goes down to MIN_SCALED_FRAME_RATE; a native mode slower
+                // than that is selectable as it is.
                 caps.frame_rate = Some(Range {
-                    min: 1.0_f64.min(max_f),
+                    min: MIN_SCALED_FRAME_RATE.min(min_f).min(max_f),
                     max: max_f,
                 });
                 caps.facing_mode = Some(device.facing_mode.into_iter().collect());

@@ -85,19 +85,59 @@ struct RawFrame {
     at: std::time::Duration,
 }
 
+/// Checks the mode the driver actually opened (`Closest` may differ from the `requested`
+/// native mode) against the track's `target` (width, height, frame rate). A mode that still
+/// covers the target is fine — frames are cropped/scaled and decimated from it, with a
+/// warning; one that is smaller or slower cannot give the selected settings.
+pub(crate) fn check_opened_mode(
+    requested: &VideoMode,
+    opened: &VideoMode,
+    target: (u32, u32, f64),
+) -> Result<(), String> {
+    let (width, height, fps) = target;
+    // Drivers report integer rates: 29.97 opens as 30, 30 may report 29.
+    let fps_ok = opened.frame_rate + 1.0 >= fps;
+    if opened.width < width || opened.height < height || !fps_ok {
+        return Err(format!(
+            "asked for {}x{}@{}, the driver opened {}x{}@{}, which cannot give {width}x{height}@{fps}",
+            requested.width,
+            requested.height,
+            requested.frame_rate,
+            opened.width,
+            opened.height,
+            opened.frame_rate
+        ));
+    }
+    if opened != requested {
+        tracing::warn!(
+            "camera: asked for {}x{}@{}, the driver opened {}x{}@{}; adapting from it",
+            requested.width,
+            requested.height,
+            requested.frame_rate,
+            opened.width,
+            opened.height,
+            opened.frame_rate
+        );
+    }
+    Ok(())
+}
+
 /// A V4L2 camera opened at the smallest native mode that covers the track's settings.
 /// nokhwa's camera is not `Send`, so a device thread owns it and hands raw frames over a
 /// two-frame channel (dropping, not queueing, when the consumer is behind); frames are
-/// converted to I420, cropped/scaled to the track's size and decimated to its frame rate
-/// here. The device's own rate paces the source.
+/// converted to I420, decimated to the track's frame rate and cropped/scaled to its size
+/// here (the [`ModeAdapter`](crate::frame::ModeAdapter) shared with file sources). The
+/// device's own rate paces the source. Dropping the source closes the device before it
+/// returns (bounded by [`DEVICE_CLOSE_LIMIT`](super::source::DEVICE_CLOSE_LIMIT)), so the
+/// device can be reopened at once in another mode.
 pub struct CameraSource {
+    index: u32,
     frames: std::sync::mpsc::Receiver<Result<RawFrame, String>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The mode the driver actually opened.
     native: VideoMode,
-    width: u32,
-    height: u32,
-    decimator: crate::frame::FrameRateDecimator,
-    scaler: crate::frame::Scaler,
+    adapter: crate::frame::ModeAdapter,
 }
 
 impl CameraSource {
@@ -106,11 +146,11 @@ impl CameraSource {
         modes: &[VideoMode],
         settings: &crate::constraints::MediaTrackSettings,
     ) -> Result<Self, super::source::SourceError> {
-        use super::source::{video_settings, SourceError};
+        use super::source::{join_device_thread, video_settings, SourceError, DEVICE_CLOSE_LIMIT};
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::{mpsc, Arc};
         let (width, height, fps) = video_settings(settings)?;
-        let native = *modes
+        let requested = *modes
             .iter()
             .filter(|m| m.width >= width && m.height >= height && m.frame_rate >= fps)
             .min_by_key(|m| (m.width as u64 * m.height as u64, m.frame_rate as u64))
@@ -118,20 +158,25 @@ impl CameraSource {
                 SourceError::Unsupported(format!("no native mode covers {width}x{height}@{fps}"))
             })?;
         let (frame_tx, frames) = mpsc::sync_channel(2);
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<VideoMode, String>>();
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = Arc::clone(&stop);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("camera video{index}"))
             .spawn(move || {
-                let mut camera = match open_camera(index, &native) {
+                let (mut camera, opened) = match open_camera(index, &requested) {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(()));
+                if let Err(e) = check_opened_mode(&requested, &opened, (width, height, fps)) {
+                    let _ = camera.stop_stream();
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+                let _ = ready_tx.send(Ok(opened));
                 let start = std::time::Instant::now();
                 while !thread_stop.load(Ordering::Relaxed) {
                     let raw = camera.frame().map_err(|e| e.to_string()).map(|b| {
@@ -151,23 +196,30 @@ impl CameraSource {
                         _ => {}
                     }
                 }
-                let _ = camera.stop_stream();
+                if let Err(e) = camera.stop_stream() {
+                    tracing::warn!("camera video{index}: closing: {e}");
+                }
+                // `camera` drops here: the V4L2 device is closed before the thread ends.
             })
             .map_err(|e| SourceError::Open(format!("camera /dev/video{index}: {e}")))?;
+        let what = format!("camera /dev/video{index}");
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(CameraSource {
+            Ok(Ok(native)) => Ok(CameraSource {
+                index,
                 frames,
                 stop,
+                thread: Some(thread),
                 native,
-                width,
-                height,
-                decimator: crate::frame::FrameRateDecimator::new(fps),
-                scaler: crate::frame::Scaler::new(),
+                adapter: crate::frame::ModeAdapter::new(width, height, fps),
             }),
-            Ok(Err(e)) => Err(SourceError::Open(format!("camera /dev/video{index}: {e}"))),
-            Err(_) => Err(SourceError::Open(format!(
-                "camera /dev/video{index}: capture thread failed"
-            ))),
+            Ok(Err(e)) => {
+                join_device_thread(thread, DEVICE_CLOSE_LIMIT, &what);
+                Err(SourceError::Open(format!("{what}: {e}")))
+            }
+            Err(_) => {
+                join_device_thread(thread, DEVICE_CLOSE_LIMIT, &what);
+                Err(SourceError::Open(format!("{what}: capture thread failed")))
+            }
         }
     }
 
@@ -198,8 +250,9 @@ impl CameraSource {
     }
 }
 
-/// Opens camera `index` near `mode` and starts streaming (on the device thread).
-fn open_camera(index: u32, mode: &VideoMode) -> Result<nokhwa::Camera, String> {
+/// Opens camera `index` near `mode` and starts streaming (on the device thread). Returns
+/// the camera and the mode the driver actually opened.
+fn open_camera(index: u32, mode: &VideoMode) -> Result<(nokhwa::Camera, VideoMode), String> {
     use nokhwa::pixel_format::RgbFormat;
     use nokhwa::utils::{
         CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
@@ -209,38 +262,49 @@ fn open_camera(index: u32, mode: &VideoMode) -> Result<nokhwa::Camera, String> {
         FrameFormat::YUYV,
         mode.frame_rate.round() as u32,
     );
+    // `Closest` lets the driver pick the pixel format it has at this size (often MJPEG
+    // only); the opened mode is checked by the caller.
     let requested = RequestedFormat::new::<RgbFormat>(RequestedFormatType::Closest(format));
     let mut camera =
         nokhwa::Camera::new(CameraIndex::Index(index), requested).map_err(|e| e.to_string())?;
     camera
         .open_stream()
         .map_err(|e| format!("busy or failed to start: {e}"))?;
-    Ok(camera)
+    let opened = camera.camera_format();
+    let opened = VideoMode {
+        width: opened.width(),
+        height: opened.height(),
+        frame_rate: opened.frame_rate() as f64,
+    };
+    Ok((camera, opened))
 }
 
 impl super::source::Source for CameraSource {
     fn next_frame(&mut self) -> Result<super::source::MediaFrame, super::source::SourceError> {
-        use super::source::{wall_clock_ms, MediaFrame, SourceError};
+        use super::source::{
+            recv_from_device, wall_clock_ms, MediaFrame, SourceError, DEVICE_STALL_LIMIT,
+        };
+        let what = format!("camera /dev/video{}", self.index);
         loop {
-            // A read error or a closed channel means the device went away (unplugged).
-            let raw = match self.frames.recv() {
-                Ok(Ok(raw)) => raw,
-                Ok(Err(e)) => return Err(SourceError::Ended(format!("camera: {e}"))),
-                Err(_) => return Err(SourceError::Ended("camera thread stopped".into())),
+            // A read error, a closed channel or a silent device means it went away.
+            let raw = match recv_from_device(&self.frames, DEVICE_STALL_LIMIT, &what)? {
+                Ok(raw) => raw,
+                Err(e) => return Err(SourceError::Ended(format!("{what}: {e}"))),
             };
-            if !self.decimator.accept(raw.at) {
+            if !self.adapter.keep(raw.at) {
                 continue;
             }
             let frame = match Self::convert(&raw) {
                 Ok(f) => f,
                 Err(e) => {
                     // One corrupt frame (a torn MJPEG) is dropped, not fatal.
-                    tracing::warn!("camera frame dropped: {e}");
+                    tracing::warn!("{what}: frame dropped: {e}");
                     continue;
                 }
             };
-            let frame = frame
-                .crop_and_scale(self.width, self.height, &mut self.scaler)
+            let frame = self
+                .adapter
+                .fit(frame)
                 .map_err(|e| SourceError::Ended(e.to_string()))?
                 .with_times(raw.at, wall_clock_ms());
             return Ok(MediaFrame::Video(std::sync::Arc::new(frame)));
@@ -261,15 +325,53 @@ impl super::source::Source for CameraSource {
                 n.width, n.height, n.frame_rate
             )));
         }
-        self.width = width;
-        self.height = height;
-        self.decimator = crate::frame::FrameRateDecimator::new(fps);
+        self.adapter.set_target(width, height, fps);
         Ok(())
     }
 }
 
 impl Drop for CameraSource {
+    /// Stops the device thread and waits (bounded) until it has closed the device, so the
+    /// device lease, released after this, never claims a free device that is still open.
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            super::source::join_device_thread(
+                thread,
+                super::source::DEVICE_CLOSE_LIMIT,
+                &format!("camera /dev/video{}", self.index),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(width: u32, height: u32, frame_rate: f64) -> VideoMode {
+        VideoMode {
+            width,
+            height,
+            frame_rate,
+        }
+    }
+
+    #[test]
+    fn an_opened_mode_must_cover_the_target() {
+        let asked = mode(1280, 720, 30.0);
+        // Exactly what was asked, or a bigger/faster mode: adapted from.
+        assert!(check_opened_mode(&asked, &asked, (1280, 720, 30.0)).is_ok());
+        assert!(check_opened_mode(&asked, &mode(1920, 1080, 30.0), (1280, 720, 30.0)).is_ok());
+        assert!(check_opened_mode(&asked, &mode(1280, 720, 60.0), (640, 360, 15.0)).is_ok());
+        // A driver's integer rate for 29.97.
+        assert!(check_opened_mode(&asked, &mode(1280, 720, 29.0), (1280, 720, 29.97)).is_ok());
+        // Smaller or slower than the track needs: an error naming both modes.
+        let err = check_opened_mode(&asked, &mode(640, 480, 30.0), (1280, 720, 30.0)).unwrap_err();
+        assert!(
+            err.contains("1280x720@30") && err.contains("640x480@30"),
+            "{err}"
+        );
+        assert!(check_opened_mode(&asked, &mode(1280, 720, 15.0), (1280, 720, 30.0)).is_err());
     }
 }

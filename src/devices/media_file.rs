@@ -14,9 +14,9 @@ use super::source::{
     audio_settings, frame_interval, video_settings, wall_clock_ms, MediaFrame, Pacer, Source,
     SourceError,
 };
-use super::tone::BLOCK;
+use super::tone::{block_frames, BLOCK};
 use crate::constraints::MediaTrackSettings;
-use crate::frame::{i420_len, AudioFrame, AudioSamples, Scaler, VideoFrame};
+use crate::frame::{i420_len, AudioFrame, AudioSamples, ModeAdapter, VideoFrame};
 
 fn open_error(path: &Path, message: impl std::fmt::Display) -> SourceError {
     SourceError::Open(format!("{}: {message}", path.display()))
@@ -61,6 +61,18 @@ pub fn probe_y4m(path: &Path) -> Result<Y4mInfo, SourceError> {
                 if frame_rate.is_none() {
                     return Err(open_error(path, format!("bad frame rate {value:?}")));
                 }
+            }
+            "C" if value.starts_with("420p")
+                && value.len() > 4
+                && value[4..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                return Err(open_error(
+                    path,
+                    format!(
+                        "colour space C{value} has {} bits per sample; only 8-bit 4:2:0 is supported",
+                        &value[4..]
+                    ),
+                ))
             }
             "C" if !value.starts_with("420") => {
                 return Err(open_error(
@@ -144,20 +156,28 @@ fn read_line(reader: &mut impl BufRead, path: &Path, what: &str) -> Result<Strin
     String::from_utf8(buf).map_err(|_| open_error(path, format!("{what} is not text")))
 }
 
-/// A Y4M file played in a loop at the track's size and frame rate: frames are picked by
-/// time (skipped or repeated when the rates differ) and cropped/scaled to the track's size.
+/// A Y4M file played in a loop. The file's frames are played at the file's own rate
+/// (repeated when the track asks for more: a 25 fps clip on a 30 fps mode), and those
+/// "native" frames go through the same [`ModeAdapter`] as a camera's: frame-rate
+/// decimation to the track's rate, then crop-and-scale to its size. A frame the decimator
+/// drops is never read.
 pub struct Y4mSource {
     path: PathBuf,
     file: File,
     info: Y4mInfo,
-    width: u32,
-    height: u32,
-    frame_rate: f64,
     /// Position in the file, in file frames.
     position: f64,
-    last: Option<(usize, Arc<VideoFrame>)>,
-    scaler: Scaler,
+    /// File frames advanced per native frame (1, or less when frames are repeated).
+    step: f64,
+    adapter: ModeAdapter,
     pacer: Pacer,
+}
+
+/// The rate the file is played at for a track at `track_rate`, and the file frames to
+/// advance per played frame.
+fn native_rate(file_rate: f64, track_rate: f64) -> (f64, f64) {
+    let rate = file_rate.max(track_rate);
+    (rate, file_rate / rate)
 }
 
 impl Y4mSource {
@@ -165,17 +185,15 @@ impl Y4mSource {
         let (width, height, frame_rate) = video_settings(settings)?;
         let info = probe_y4m(path)?;
         let file = File::open(path).map_err(|e| open_error(path, e))?;
+        let (rate, step) = native_rate(info.frame_rate, frame_rate);
         Ok(Y4mSource {
             path: path.to_owned(),
             file,
             info,
-            width,
-            height,
-            frame_rate,
             position: 0.0,
-            last: None,
-            scaler: Scaler::new(),
-            pacer: Pacer::new(frame_interval(frame_rate)),
+            step,
+            adapter: ModeAdapter::new(width, height, frame_rate),
+            pacer: Pacer::new(frame_interval(rate)),
         })
     }
 
@@ -194,31 +212,30 @@ impl Y4mSource {
 
 impl Source for Y4mSource {
     fn next_frame(&mut self) -> Result<MediaFrame, SourceError> {
-        let timestamp = self.pacer.wait();
         let count = self.info.frame_offsets.len();
-        let index = self.position as usize % count;
-        self.position = (self.position + self.info.frame_rate / self.frame_rate) % count as f64;
-        let native = match &self.last {
-            Some((i, f)) if *i == index => Arc::clone(f),
-            _ => {
-                let f = Arc::new(self.read_frame(index)?);
-                self.last = Some((index, Arc::clone(&f)));
-                f
+        loop {
+            let timestamp = self.pacer.wait();
+            let index = self.position as usize % count;
+            self.position = (self.position + self.step) % count as f64;
+            if !self.adapter.keep(timestamp) {
+                continue;
             }
-        };
-        let frame = native
-            .crop_and_scale(self.width, self.height, &mut self.scaler)
-            .map_err(|e| SourceError::Ended(e.to_string()))?
-            .with_times(timestamp, wall_clock_ms());
-        Ok(MediaFrame::Video(Arc::new(frame)))
+            let native = self.read_frame(index)?;
+            let frame = self
+                .adapter
+                .fit(native)
+                .map_err(|e| SourceError::Ended(e.to_string()))?
+                .with_times(timestamp, wall_clock_ms());
+            return Ok(MediaFrame::Video(Arc::new(frame)));
+        }
     }
 
     fn reconfigure(&mut self, settings: &MediaTrackSettings) -> Result<(), SourceError> {
         let (width, height, frame_rate) = video_settings(settings)?;
-        self.width = width;
-        self.height = height;
-        self.frame_rate = frame_rate;
-        self.pacer.set_interval(frame_interval(frame_rate));
+        let (rate, step) = native_rate(self.info.frame_rate, frame_rate);
+        self.step = step;
+        self.adapter.set_target(width, height, frame_rate);
+        self.pacer.set_interval(frame_interval(rate));
         Ok(())
     }
 }
@@ -288,6 +305,8 @@ pub struct WavSource {
     channels: u16,
     /// Position in frames (samples per channel).
     position: usize,
+    /// Hundredths of a sample carried between blocks (see [`block_frames`]).
+    remainder: u32,
     pacer: Pacer,
 }
 
@@ -308,6 +327,7 @@ impl WavSource {
             data,
             channels,
             position: 0,
+            remainder: 0,
             pacer: Pacer::new(BLOCK),
         })
     }
@@ -318,7 +338,7 @@ impl Source for WavSource {
         let timestamp = self.pacer.wait();
         let file_channels = self.data.channels as usize;
         let total = self.data.samples.len() / file_channels;
-        let frames = (self.data.sample_rate as u64 * BLOCK.as_millis() as u64 / 1000) as usize;
+        let frames = block_frames(self.data.sample_rate, &mut self.remainder);
         let mut block = Vec::with_capacity(frames * file_channels);
         for i in 0..frames {
             let at = (self.position + i) % total * file_channels;
@@ -467,6 +487,17 @@ mod tests {
         assert!(y4m_error(b"garbage that is not y4m\n").contains("not a Y4M"));
         assert!(y4m_error(b"").contains("no line end"));
         assert!(y4m_error(b"YUV4MPEG2 W4 H4 F30:1 C444\n").contains("4:2:0"));
+        let deep = y4m_error(b"YUV4MPEG2 W4 H4 F30:1 C420p10\nFRAME\n");
+        assert!(
+            deep.contains("C420p10") && deep.contains("10 bits"),
+            "{deep}"
+        );
+        // 8-bit 4:2:0 variants are fine.
+        let mut jpeg = b"YUV4MPEG2 W2 H2 F30:1 C420jpeg\nFRAME\n".to_vec();
+        jpeg.extend_from_slice(&[0; 6]);
+        let f = tempfile::Builder::new().suffix(".y4m").tempfile().unwrap();
+        std::fs::write(f.path(), &jpeg).unwrap();
+        assert!(probe_y4m(f.path()).is_ok());
         assert!(y4m_error(b"YUV4MPEG2 H4 F30:1\n").contains("W (width)"));
         assert!(y4m_error(b"YUV4MPEG2 W4 H4 F30:1\n").contains("no frames"));
         assert!(y4m_error(b"YUV4MPEG2 W4 H4 F30:1\nFRAME\n0123").contains("truncated"));

@@ -6,12 +6,56 @@
 //! sound card (CI) the result is empty. Cannot be exercised here beyond that.
 
 use cpal::traits::{DeviceTrait, HostTrait};
+use cpal::SampleFormat;
 
 use super::descriptor::{DeviceDescriptor, SourceSpec};
 use crate::constraints::{AudioMode, DeviceModel, DeviceModes, Flag};
 
 /// Sample rates offered as native modes when a device reports a continuous range.
 const COMMON_RATES: [u32; 6] = [8000, 16000, 32000, 44100, 48000, 96000];
+
+/// Whether an ALSA PCM id is listed as a microphone: only `hw:` devices, the cards
+/// themselves. `null` (zeros with no pacing: it would busy-spin a core), `default`,
+/// `plughw:` (a duplicate of a `hw:` card through a converter) and the other plugins are not.
+pub(crate) fn is_listed_pcm(pcm_id: &str) -> bool {
+    pcm_id.starts_with("hw:")
+}
+
+/// Sample formats we can open, in order of preference for a given sample size. Each is
+/// opened as itself and converted: to i16 for formats of 16 bits or fewer, to f32 above
+/// (which holds 24-bit samples exactly). DSD and 64-bit integers are not offered.
+const OPENABLE: [SampleFormat; 10] = [
+    SampleFormat::I16,
+    SampleFormat::I24,
+    SampleFormat::I32,
+    SampleFormat::F32,
+    SampleFormat::U16,
+    SampleFormat::I8,
+    SampleFormat::U8,
+    SampleFormat::U24,
+    SampleFormat::U32,
+    SampleFormat::F64,
+];
+
+/// One supported capture configuration range as cpal reports it:
+/// (format, channels, min rate, max rate).
+pub(crate) type ConfigRange = (SampleFormat, u16, u32, u32);
+
+/// The sample format to open for `rate` Hz, `channels` and `bits` (the track's
+/// sampleSize), preferring integer formats; `None` when the device has no such mode.
+pub(crate) fn pick_format(
+    ranges: &[ConfigRange],
+    rate: u32,
+    channels: u16,
+    bits: u32,
+) -> Option<SampleFormat> {
+    OPENABLE.into_iter().find(|&format| {
+        format.bits_per_sample() == bits
+            && ranges
+                .iter()
+                .any(|&(f, c, lo, hi)| f == format && c == channels && (lo..=hi).contains(&rate))
+    })
+}
 
 /// Every sound-card capture device cpal finds, with its modes.
 pub fn enumerate() -> Vec<DeviceDescriptor> {
@@ -27,8 +71,7 @@ pub fn enumerate() -> Vec<DeviceDescriptor> {
     for device in devices {
         let Ok(id) = device.id() else { continue };
         let pcm_id = id.id().to_string();
-        // `hw:` devices are the cards themselves; `plughw:` duplicates them, plugins route.
-        if !pcm_id.starts_with("hw:") {
+        if !is_listed_pcm(&pcm_id) {
             continue;
         }
         let label = device
@@ -44,7 +87,11 @@ pub fn enumerate() -> Vec<DeviceDescriptor> {
         };
         let mut modes: Vec<AudioMode> = Vec::new();
         for range in configs {
-            let sample_size = (range.sample_format().sample_size() * 8) as u32;
+            // Advertise only what `MicrophoneSource::open` can open as itself.
+            if !OPENABLE.contains(&range.sample_format()) {
+                continue;
+            }
+            let sample_size = range.sample_format().bits_per_sample();
             for rate in COMMON_RATES {
                 if rate < range.min_sample_rate() || rate > range.max_sample_rate() {
                     continue;
@@ -84,16 +131,31 @@ pub fn enumerate() -> Vec<DeviceDescriptor> {
     out
 }
 
-/// An ALSA capture device. cpal's stream is not `Send` and calls back on its own thread,
-/// so a dedicated thread owns the stream and hands 10 ms blocks over a bounded channel
-/// (blocks are dropped, not queued, if nobody reads).
+/// What the device thread hands over: a callback's samples, or a stream error.
+type Block = Result<crate::frame::AudioSamples, String>;
+
+/// At most this much audio waits in the pending buffer; older samples are dropped (the
+/// consumer is behind) so memory stays bounded whatever the callback delivers.
+const MAX_PENDING: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An ALSA capture device opened at the track's rate, channel count and sample size (in
+/// that sample format, converted to i16 — or to f32 above 16 bits). cpal's stream is not
+/// `Send` and calls back on its own thread, so a dedicated thread owns the stream and
+/// hands blocks over a bounded channel (blocks are dropped, not queued, if nobody reads).
+/// Dropping the source closes the stream before it returns (bounded by
+/// [`DEVICE_CLOSE_LIMIT`](super::source::DEVICE_CLOSE_LIMIT)).
 pub struct MicrophoneSource {
-    blocks: std::sync::mpsc::Receiver<Result<Vec<i16>, String>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pcm_id: String,
+    blocks: std::sync::mpsc::Receiver<Block>,
+    /// Dropping it tells the device thread to close the stream.
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     sample_rate: u32,
     device_channels: u16,
     channels: u16,
-    pending: Vec<i16>,
+    pending: Option<crate::frame::AudioSamples>,
+    /// Hundredths of a sample carried from block to block (rates not a multiple of 100).
+    remainder: u32,
     position: u64,
 }
 
@@ -102,19 +164,18 @@ impl MicrophoneSource {
         pcm_id: &str,
         settings: &crate::constraints::MediaTrackSettings,
     ) -> Result<Self, super::source::SourceError> {
-        use super::source::{audio_settings, SourceError};
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::{mpsc, Arc};
+        use super::source::{audio_settings, join_device_thread, SourceError, DEVICE_CLOSE_LIMIT};
+        use std::sync::mpsc;
         let (sample_rate, channels) = audio_settings(settings)?;
-        let (block_tx, blocks) = mpsc::sync_channel::<Result<Vec<i16>, String>>(64);
+        let bits = settings.sample_size.unwrap_or(16);
+        let (block_tx, blocks) = mpsc::sync_channel::<Block>(64);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread_stop = Arc::clone(&stop);
+        let (stop, stop_rx) = mpsc::channel::<()>();
         let id = pcm_id.to_owned();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("mic {id}"))
             .spawn(move || {
-                let stream = match build_stream(&id, sample_rate, channels, block_tx) {
+                let stream = match build_stream(&id, sample_rate, channels, bits, block_tx) {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -122,26 +183,33 @@ impl MicrophoneSource {
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
-                while !thread_stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
+                // Until the source is dropped (the sender goes away).
+                let _ = stop_rx.recv();
                 drop(stream);
             })
             .map_err(|e| SourceError::Open(format!("microphone {pcm_id}: {e}")))?;
+        let what = format!("microphone {pcm_id}");
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(MicrophoneSource {
+                pcm_id: pcm_id.to_owned(),
                 blocks,
-                stop,
+                stop: Some(stop),
+                thread: Some(thread),
                 sample_rate,
                 device_channels: channels,
                 channels,
-                pending: Vec::new(),
+                pending: None,
+                remainder: 0,
                 position: 0,
             }),
-            Ok(Err(e)) => Err(SourceError::Open(format!("microphone {pcm_id}: {e}"))),
-            Err(_) => Err(SourceError::Open(format!(
-                "microphone {pcm_id}: capture thread failed"
-            ))),
+            Ok(Err(e)) => {
+                join_device_thread(thread, DEVICE_CLOSE_LIMIT, &what);
+                Err(SourceError::Open(format!("{what}: {e}")))
+            }
+            Err(_) => {
+                join_device_thread(thread, DEVICE_CLOSE_LIMIT, &what);
+                Err(SourceError::Open(format!("{what}: capture thread failed")))
+            }
         }
     }
 }
@@ -150,7 +218,8 @@ fn build_stream(
     pcm_id: &str,
     sample_rate: u32,
     channels: u16,
-    blocks: std::sync::mpsc::SyncSender<Result<Vec<i16>, String>>,
+    bits: u32,
+    blocks: std::sync::mpsc::SyncSender<Block>,
 ) -> Result<cpal::Stream, String> {
     use cpal::traits::StreamTrait;
     let host = cpal::default_host();
@@ -159,51 +228,121 @@ fn build_stream(
         .map_err(|e| e.to_string())?
         .find(|d| d.id().map(|id| id.id() == pcm_id).unwrap_or(false))
         .ok_or_else(|| "device not found (unplugged?)".to_string())?;
+    let ranges: Vec<ConfigRange> = device
+        .supported_input_configs()
+        .map_err(|e| format!("cannot query the device: {e}"))?
+        .map(|r| {
+            (
+                r.sample_format(),
+                r.channels(),
+                r.min_sample_rate(),
+                r.max_sample_rate(),
+            )
+        })
+        .collect();
+    let format = pick_format(&ranges, sample_rate, channels, bits).ok_or_else(|| {
+        format!("no {bits}-bit {channels}-channel mode at {sample_rate} Hz (device changed?)")
+    })?;
     let config = cpal::StreamConfig {
         channels,
         sample_rate,
         buffer_size: cpal::BufferSize::Default,
     };
-    let errors = blocks.clone();
-    let on_error = move |e: cpal::Error| {
-        let _ = errors.try_send(Err(e.to_string()));
-    };
-    let stream = device
-        .build_input_stream(
-            config,
-            move |data: &[i16], _: &cpal::InputCallbackInfo| {
-                // Full channel: the consumer is behind; drop rather than block the callback.
-                let _ = blocks.try_send(Ok(data.to_vec()));
-            },
-            on_error,
-            None,
-        )
-        .map_err(|e| format!("busy or unsupported configuration: {e}"))?;
+    let stream = match format {
+        SampleFormat::I8 => typed::<i8>(&device, &config, blocks),
+        SampleFormat::I16 => typed::<i16>(&device, &config, blocks),
+        SampleFormat::I24 => typed::<cpal::I24>(&device, &config, blocks),
+        SampleFormat::I32 => typed::<i32>(&device, &config, blocks),
+        SampleFormat::U8 => typed::<u8>(&device, &config, blocks),
+        SampleFormat::U16 => typed::<u16>(&device, &config, blocks),
+        SampleFormat::U24 => typed::<cpal::U24>(&device, &config, blocks),
+        SampleFormat::U32 => typed::<u32>(&device, &config, blocks),
+        SampleFormat::F32 => typed::<f32>(&device, &config, blocks),
+        SampleFormat::F64 => typed::<f64>(&device, &config, blocks),
+        other => return Err(format!("sample format {other} is not supported")),
+    }
+    .map_err(|e| format!("busy or unsupported configuration: {e}"))?;
     stream.play().map_err(|e| e.to_string())?;
     Ok(stream)
 }
 
+/// Samples of any cpal format as we deliver them: i16 up to 16 bits, f32 above.
+pub(crate) fn convert_samples<T>(data: &[T]) -> crate::frame::AudioSamples
+where
+    T: cpal::SizedSample,
+    i16: cpal::FromSample<T>,
+    f32: cpal::FromSample<T>,
+{
+    use crate::frame::AudioSamples;
+    if T::FORMAT.bits_per_sample() <= 16 {
+        AudioSamples::I16(data.iter().map(|&x| x.to_sample::<i16>()).collect())
+    } else {
+        AudioSamples::F32(data.iter().map(|&x| x.to_sample::<f32>()).collect())
+    }
+}
+
+fn typed<T>(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    blocks: std::sync::mpsc::SyncSender<Block>,
+) -> Result<cpal::Stream, cpal::Error>
+where
+    T: cpal::SizedSample,
+    i16: cpal::FromSample<T>,
+    f32: cpal::FromSample<T>,
+{
+    let errors = blocks.clone();
+    let on_error = move |e: cpal::Error| {
+        let _ = errors.try_send(Err(e.to_string()));
+    };
+    device.build_input_stream(
+        *config,
+        move |data: &[T], _: &cpal::InputCallbackInfo| {
+            // Full channel: the consumer is behind; drop rather than block the callback.
+            let _ = blocks.try_send(Ok(convert_samples(data)));
+        },
+        on_error,
+        None,
+    )
+}
+
 impl super::source::Source for MicrophoneSource {
     fn next_frame(&mut self) -> Result<super::source::MediaFrame, super::source::SourceError> {
-        use super::source::{wall_clock_ms, MediaFrame, SourceError};
-        use crate::frame::{AudioFrame, AudioSamples};
-        let want = (self.sample_rate / 100) as usize * self.device_channels as usize;
-        while self.pending.len() < want {
-            match self.blocks.recv() {
-                Ok(Ok(samples)) => self.pending.extend_from_slice(&samples),
-                Ok(Err(e)) => return Err(SourceError::Ended(format!("microphone: {e}"))),
-                Err(_) => return Err(SourceError::Ended("microphone stream closed".into())),
+        use super::source::{
+            recv_from_device, wall_clock_ms, MediaFrame, SourceError, DEVICE_STALL_LIMIT,
+        };
+        use crate::frame::AudioFrame;
+        let what = format!("microphone {}", self.pcm_id);
+        let dc = self.device_channels as usize;
+        let frames = super::tone::block_frames(self.sample_rate, &mut self.remainder);
+        let want = frames * dc;
+        let cap = (self.sample_rate as f64 * MAX_PENDING.as_secs_f64()) as usize * dc;
+        while self.pending.as_ref().map_or(0, |p| p.len()) < want {
+            // A stream error, a closed thread or a silent device ends the track.
+            let samples = recv_from_device(&self.blocks, DEVICE_STALL_LIMIT, &what)?
+                .map_err(|e| SourceError::Ended(format!("{what}: {e}")))?;
+            let pending = self.pending.get_or_insert_with(|| samples.empty_like());
+            pending.append(samples);
+            let len = pending.len();
+            if len > cap {
+                // Keep whole sample frames: drop a multiple of the channel count.
+                let excess = (len - cap).div_ceil(dc) * dc;
+                pending.split_front(excess);
+                self.position += (excess / dc) as u64;
+                tracing::debug!("{what}: {excess} samples dropped (consumer behind)");
             }
         }
-        let block: Vec<i16> = self.pending.drain(..want).collect();
-        let frames = want / self.device_channels as usize;
+        let samples = match self.pending.as_mut() {
+            Some(p) => p.split_front(want),
+            None => return Err(SourceError::Ended(format!("{what}: no data"))),
+        };
         let timestamp =
             std::time::Duration::from_secs_f64(self.position as f64 / self.sample_rate as f64);
         self.position += frames as u64;
         let frame = AudioFrame {
             sample_rate: self.sample_rate,
             channels: self.device_channels,
-            samples: AudioSamples::I16(block),
+            samples,
             timestamp,
             capture_time_ms: wall_clock_ms(),
         };
@@ -232,7 +371,73 @@ impl super::source::Source for MicrophoneSource {
 }
 
 impl Drop for MicrophoneSource {
+    /// Closes the stream and waits (bounded) for it, so the device lease, released after
+    /// this, never claims a free device that is still open.
     fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            super::source::join_device_thread(
+                thread,
+                super::source::DEVICE_CLOSE_LIMIT,
+                &format!("microphone {}", self.pcm_id),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::AudioSamples;
+
+    #[test]
+    fn only_sound_cards_are_listed() {
+        assert!(!is_listed_pcm("null"));
+        assert!(!is_listed_pcm("default"));
+        assert!(!is_listed_pcm("plughw:0,0"));
+        assert!(!is_listed_pcm("sysdefault:CARD=PCH"));
+        assert!(is_listed_pcm("hw:0,0"));
+        assert!(is_listed_pcm("hw:CARD=PCH,DEV=0"));
+    }
+
+    #[test]
+    fn the_format_opened_is_the_modes_own() {
+        let ranges = [
+            (SampleFormat::I16, 2, 8000, 48000),
+            (SampleFormat::I24, 2, 44100, 96000),
+            (SampleFormat::F32, 2, 8000, 48000),
+            (SampleFormat::I32, 1, 48000, 48000),
+        ];
+        assert_eq!(pick_format(&ranges, 48000, 2, 16), Some(SampleFormat::I16));
+        assert_eq!(pick_format(&ranges, 96000, 2, 24), Some(SampleFormat::I24));
+        assert_eq!(pick_format(&ranges, 48000, 2, 32), Some(SampleFormat::F32));
+        assert_eq!(pick_format(&ranges, 48000, 1, 32), Some(SampleFormat::I32));
+        // No such mode: nothing rather than some other format.
+        assert_eq!(pick_format(&ranges, 96000, 2, 16), None);
+        assert_eq!(pick_format(&ranges, 48000, 1, 16), None);
+    }
+
+    #[test]
+    fn samples_convert_by_width() {
+        assert_eq!(
+            convert_samples(&[0.5f32, -1.0]),
+            AudioSamples::F32(vec![0.5, -1.0])
+        );
+        assert_eq!(
+            convert_samples(&[i16::MIN, 0, 100]),
+            AudioSamples::I16(vec![i16::MIN, 0, 100])
+        );
+        assert_eq!(
+            convert_samples(&[0u8, 128]),
+            AudioSamples::I16(vec![i16::MIN, 0])
+        );
+        let AudioSamples::F32(wide) = convert_samples(&[i32::MAX, 0, i32::MIN]) else {
+            panic!("32-bit integers convert to f32")
+        };
+        assert!((wide[0] - 1.0).abs() < 1e-6 && wide[1] == 0.0 && wide[2] == -1.0);
+        let AudioSamples::F32(i24) = convert_samples(&[cpal::I24::new(1 << 22).unwrap()]) else {
+            panic!("24-bit integers convert to f32")
+        };
+        assert!((i24[0] - 0.5).abs() < 1e-6, "{i24:?}");
     }
 }

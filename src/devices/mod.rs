@@ -2,8 +2,8 @@
 //! getUserMedia, with the permission policy in front of every device.
 //!
 //! Devices come from a virtual devices file, or from the machine (cameras through nokhwa,
-//! microphones through cpal) with the built-in virtual device filling in for each kind the
-//! machine lacks.
+//! microphones through cpal); a machine with no real device at all gets the built-in
+//! virtual set instead.
 
 mod descriptor;
 pub mod file;
@@ -117,22 +117,16 @@ impl MediaDevices {
         MediaDevices::with_distinct_ids(devices, policy)
     }
 
-    /// The machine's real devices; for each kind with none, the built-in virtual device.
+    /// The machine's real devices (cameras, then microphones); only when it has none at
+    /// all, the built-in virtual set (DESIGN.md). See [`virtual_devices::system_devices`].
     pub fn system(policy: PermissionPolicy) -> Self {
         let (cameras, microphones) = probe_hardware();
-        let mut devices = Vec::new();
-        if cameras.is_empty() {
-            tracing::info!("no camera found; using the built-in virtual camera");
-            devices.push(virtual_devices::pattern_camera());
-        } else {
-            devices.extend(cameras);
+        if cameras.is_empty() && microphones.is_empty() {
+            tracing::info!(
+                "no camera or microphone found; using the built-in virtual camera and microphone"
+            );
         }
-        if microphones.is_empty() {
-            tracing::info!("no microphone found; using the built-in virtual microphone");
-            devices.push(virtual_devices::tone_microphone());
-        } else {
-            devices.extend(microphones);
-        }
+        let devices = virtual_devices::system_devices(cameras, microphones);
         // Ids are `video{N}` / `alsa-{card}` from distinct kernel indices, or the two
         // distinct built-in ids: they cannot clash.
         MediaDevices::with_distinct_ids(devices, policy)

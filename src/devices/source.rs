@@ -92,6 +92,60 @@ pub fn frame_interval(frame_rate: f64) -> Duration {
     Duration::from_secs_f64(1.0 / frame_rate.max(0.001))
 }
 
+/// How long a hardware source waits for data from its device before declaring it gone: a
+/// stalled driver or a lost error callback must end the track, not hang it (and with it
+/// `stop()`, which waits for the source to close).
+pub const DEVICE_STALL_LIMIT: Duration = Duration::from_secs(2);
+
+/// How long dropping a hardware source waits for its device thread to close the device.
+/// Beyond it the thread is left to finish on its own (logged), so a wedged driver cannot
+/// hang the caller; within it, the device is closed before its lease is released.
+pub const DEVICE_CLOSE_LIMIT: Duration = Duration::from_secs(2);
+
+/// The next item from a device thread, or [`SourceError::Ended`] when the device sends
+/// nothing for `limit` or its thread is gone. `what` names the device in the message.
+pub(crate) fn recv_from_device<T>(
+    rx: &std::sync::mpsc::Receiver<T>,
+    limit: Duration,
+    what: &str,
+) -> Result<T, SourceError> {
+    use std::sync::mpsc::RecvTimeoutError;
+    rx.recv_timeout(limit).map_err(|e| match e {
+        RecvTimeoutError::Timeout => SourceError::Ended(format!(
+            "{what}: no data from device for {} s",
+            limit.as_secs_f64()
+        )),
+        RecvTimeoutError::Disconnected => {
+            SourceError::Ended(format!("{what}: capture thread stopped"))
+        }
+    })
+}
+
+/// Joins a device thread, waiting at most `limit`. Returns whether it finished (the device
+/// is closed); otherwise logs and leaves the thread detached.
+pub(crate) fn join_device_thread(
+    handle: std::thread::JoinHandle<()>,
+    limit: Duration,
+    what: &str,
+) -> bool {
+    let deadline = Instant::now() + limit;
+    while !handle.is_finished() {
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                "{what}: the device thread did not close the device within {} s; \
+                 releasing it anyway",
+                limit.as_secs_f64()
+            );
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if handle.join().is_err() {
+        tracing::warn!("{what}: the device thread panicked");
+    }
+    true
+}
+
 /// (width, height, frame rate) of video settings; missing members are a bug upstream,
 /// reported rather than unwrapped.
 pub(crate) fn video_settings(
@@ -132,5 +186,52 @@ mod tests {
         p.wait();
         p.wait();
         assert!(before.elapsed() >= Duration::from_millis(4));
+    }
+
+    #[test]
+    fn a_silent_device_ends_after_the_limit() {
+        let (tx, rx) = std::sync::mpsc::channel::<u32>();
+        let start = Instant::now();
+        let err = recv_from_device(&rx, Duration::from_millis(50), "mic x").unwrap_err();
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        assert_eq!(
+            err,
+            SourceError::Ended("mic x: no data from device for 0.05 s".into())
+        );
+        tx.send(7).unwrap();
+        assert_eq!(
+            recv_from_device(&rx, Duration::from_secs(5), "mic x"),
+            Ok(7)
+        );
+        drop(tx);
+        assert!(matches!(
+            recv_from_device(&rx, Duration::from_secs(5), "mic x"),
+            Err(SourceError::Ended(m)) if m.contains("capture thread stopped")
+        ));
+    }
+
+    #[test]
+    fn joining_a_device_thread_waits_for_it_within_the_limit() {
+        let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&closed);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        assert!(join_device_thread(t, Duration::from_secs(30), "cam"));
+        // Joined means the thread's work (closing the device) is done.
+        assert!(closed.load(std::sync::atomic::Ordering::SeqCst));
+        // A wedged thread is given up on after the limit, not waited for forever.
+        let (_hold, wait) = std::sync::mpsc::channel::<()>();
+        let wedged = std::thread::spawn(move || {
+            let _ = wait.recv_timeout(Duration::from_secs(30));
+        });
+        let start = Instant::now();
+        assert!(!join_device_thread(
+            wedged,
+            Duration::from_millis(50),
+            "cam"
+        ));
+        assert!(start.elapsed() < Duration::from_secs(20));
     }
 }

@@ -25,6 +25,17 @@ pub const MARKER: Duration = Duration::from_millis(20);
 /// Audio block length.
 pub const BLOCK: Duration = Duration::from_millis(10);
 
+/// Samples per channel in the next 10 ms block at `sample_rate`. Rates that are not a
+/// multiple of 100 (22050, 11025) do not divide into whole 10 ms blocks: the fraction, in
+/// hundredths of a sample, is carried in `remainder` from block to block, so every second
+/// of blocks holds exactly `sample_rate` samples (22050 Hz: 220 or 221 a block).
+pub fn block_frames(sample_rate: u32, remainder: &mut u32) -> usize {
+    let blocks_per_second = (1000 / BLOCK.as_millis()) as u32;
+    let total = sample_rate + *remainder;
+    *remainder = total % blocks_per_second;
+    (total / blocks_per_second) as usize
+}
+
 /// Renders `frames` samples per channel of the tone starting at absolute sample `start`.
 pub fn render(sample_rate: u32, channels: u16, start: u64, frames: usize) -> Vec<i16> {
     let marker_len = (sample_rate as f64 * MARKER.as_secs_f64()) as u64;
@@ -46,11 +57,15 @@ pub fn render(sample_rate: u32, channels: u16, start: u64, frames: usize) -> Vec
     out
 }
 
-/// The tone microphone at the track's sample rate and channel count.
+/// The tone microphone at the track's sample rate and channel count: a 440 Hz sine whose
+/// first 20 ms of every second are louder (the marker: same pitch, amplitude 0.8 instead
+/// of 0.25 — not a separate beep), in 10 ms blocks paced in real time.
 pub struct ToneSource {
     sample_rate: u32,
     channels: u16,
     next_sample: u64,
+    /// See [`block_frames`].
+    remainder: u32,
     pacer: Pacer,
 }
 
@@ -61,6 +76,7 @@ impl ToneSource {
             sample_rate,
             channels,
             next_sample: 0,
+            remainder: 0,
             pacer: Pacer::new(BLOCK),
         })
     }
@@ -69,7 +85,7 @@ impl ToneSource {
 impl Source for ToneSource {
     fn next_frame(&mut self) -> Result<MediaFrame, SourceError> {
         let timestamp = self.pacer.wait();
-        let frames = (self.sample_rate as u64 * BLOCK.as_millis() as u64 / 1000) as usize;
+        let frames = block_frames(self.sample_rate, &mut self.remainder);
         let samples = render(self.sample_rate, self.channels, self.next_sample, frames);
         self.next_sample += frames as u64;
         Ok(MediaFrame::Audio(Arc::new(AudioFrame {
@@ -86,6 +102,7 @@ impl Source for ToneSource {
         if sample_rate != self.sample_rate {
             // Keep the position in time, not in samples.
             self.next_sample = self.next_sample * sample_rate as u64 / self.sample_rate as u64;
+            self.remainder = 0;
         }
         self.sample_rate = sample_rate;
         self.channels = channels;
@@ -113,6 +130,53 @@ mod tests {
         // Samples above half scale occur only in the 20 ms marker.
         assert!(loud > 300 && loud < 960, "{loud}");
         assert!(s[960..].iter().all(|&x| x.unsigned_abs() <= 8192));
+    }
+
+    #[test]
+    fn block_sizes_carry_the_fraction() {
+        let mut r = 0;
+        let sizes: Vec<usize> = (0..100).map(|_| block_frames(22050, &mut r)).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 22050);
+        assert!(sizes.iter().all(|&n| n == 220 || n == 221), "{sizes:?}");
+        let mut r = 0;
+        assert_eq!(
+            (0..100).map(|_| block_frames(11025, &mut r)).sum::<usize>(),
+            11025
+        );
+        let mut r = 0;
+        assert!((0..100).all(|_| block_frames(48000, &mut r) == 480));
+    }
+
+    #[test]
+    fn a_22050_hz_tone_delivers_22050_samples_per_second_of_timestamps() {
+        let settings = MediaTrackSettings {
+            sample_rate: Some(22050),
+            channel_count: Some(1),
+            ..Default::default()
+        };
+        let mut src = ToneSource::open(&settings).unwrap();
+        let blocks: Vec<Arc<AudioFrame>> = (0..50)
+            .map(|_| match src.next_frame().unwrap() {
+                MediaFrame::Audio(a) => a,
+                MediaFrame::Video(_) => panic!("video from a tone"),
+            })
+            .collect();
+        // Samples against the timestamps they span (not the wall clock). A pair of blocks
+        // further apart than one block means the pacer skipped ahead under load; such
+        // pairs are left out, the rest must hold exactly 220.5 samples per 10 ms (±0.1%:
+        // the old whole-block truncation gave 22000/s).
+        let (mut samples, mut span) = (0usize, Duration::ZERO);
+        for pair in blocks.windows(2) {
+            let dt = pair[1].timestamp - pair[0].timestamp;
+            if dt == BLOCK {
+                samples += pair[0].frames();
+                span += dt;
+            }
+        }
+        assert!(span >= BLOCK * 35, "too many skipped slots: {span:?}");
+        let rate = samples as f64 / span.as_secs_f64();
+        assert!((rate - 22050.0).abs() <= 22.05, "{rate} samples/s");
+        assert_eq!(blocks.iter().map(|b| b.frames()).sum::<usize>(), 11025);
     }
 
     #[test]

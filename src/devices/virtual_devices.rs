@@ -1,5 +1,5 @@
 //! The built-in virtual devices, used when no devices file is given and the machine has
-//! no real device of a kind (DESIGN.md, "The built-in virtual set").
+//! no real device at all (DESIGN.md, "The built-in virtual set").
 
 use super::descriptor::{DeviceDescriptor, SourceSpec};
 use crate::constraints::{AudioMode, DeviceModel, DeviceModes, Flag, VideoMode};
@@ -54,5 +54,82 @@ pub fn tone_microphone() -> DeviceDescriptor {
         },
         label: "Virtual microphone (tone)".into(),
         source: SourceSpec::Tone,
+    }
+}
+
+/// The devices `MediaDevices::system` offers, given what the machine has: its real cameras
+/// then its real microphones, in that order; only when there is no real device at all, the
+/// built-in virtual set instead. DESIGN.md: "Real devices, when present, come first and the
+/// virtual set is not added" — a machine with a camera and no microphone has no
+/// microphone (an audio request is a `NotFoundError`, as in a browser), rather than a
+/// tone standing in for one silently. Pure, so the mixed cases are testable without
+/// hardware.
+pub fn system_devices(
+    cameras: Vec<DeviceDescriptor>,
+    microphones: Vec<DeviceDescriptor>,
+) -> Vec<DeviceDescriptor> {
+    if cameras.is_empty() && microphones.is_empty() {
+        return vec![pattern_camera(), tone_microphone()];
+    }
+    let mut devices = cameras;
+    devices.extend(microphones);
+    devices
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn real_camera(index: u32) -> DeviceDescriptor {
+        let mut d = pattern_camera();
+        d.model.device_id = format!("video{index}");
+        d.model.group_id = format!("video{index}");
+        d.label = format!("Camera {index}");
+        d.source = SourceSpec::Camera { index };
+        d
+    }
+
+    fn real_microphone(card: u32) -> DeviceDescriptor {
+        let mut d = tone_microphone();
+        d.model.device_id = format!("alsa-{card}");
+        d.model.group_id = format!("alsa-{card}");
+        d.label = format!("Card {card}");
+        d.source = SourceSpec::Microphone {
+            pcm_id: format!("hw:{card},0"),
+        };
+        d
+    }
+
+    fn ids(devices: &[DeviceDescriptor]) -> Vec<&str> {
+        devices.iter().map(|d| d.device_id()).collect()
+    }
+
+    #[test]
+    fn no_real_device_gives_the_builtin_set() {
+        let devices = system_devices(Vec::new(), Vec::new());
+        assert_eq!(ids(&devices), ["virtual-pattern", "virtual-tone"]);
+        assert!(devices.iter().all(|d| d.source.is_virtual()));
+    }
+
+    #[test]
+    fn a_camera_only_machine_gets_no_virtual_microphone() {
+        let devices = system_devices(vec![real_camera(0)], Vec::new());
+        assert_eq!(ids(&devices), ["video0"]);
+    }
+
+    #[test]
+    fn a_microphone_only_machine_gets_no_virtual_camera() {
+        let devices = system_devices(Vec::new(), vec![real_microphone(1)]);
+        assert_eq!(ids(&devices), ["alsa-1"]);
+    }
+
+    #[test]
+    fn real_devices_come_first_cameras_then_microphones() {
+        let devices = system_devices(
+            vec![real_camera(0), real_camera(2)],
+            vec![real_microphone(0), real_microphone(1)],
+        );
+        assert_eq!(ids(&devices), ["video0", "video2", "alsa-0", "alsa-1"]);
+        assert!(devices.iter().all(|d| !d.source.is_virtual()));
     }
 }

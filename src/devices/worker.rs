@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use super::source::{MediaFrame, Source, SourceError};
 use crate::constraints::{MediaKind, MediaTrackSettings};
@@ -60,12 +60,26 @@ struct Subscriber {
     dropped: Arc<AtomicU64>,
 }
 
-/// The per-track end of a worker: enabled flag, subscribers, counters.
+/// Ids of workers, so a track output takes frames only from the worker now feeding it
+/// (during a switch, the old worker may still be finishing a frame).
+static NEXT_WORKER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The per-track end of a worker: enabled flag, subscribers, counters, the track's
+/// timeline and its end.
 pub(crate) struct TrackOutput {
     enabled: AtomicBool,
     ended: Mutex<Option<String>>,
+    /// Wakes [`TrackOutput::wait_ended`].
+    ended_signal: Condvar,
+    /// For async waiters ([`TrackOutput::ended_watch`]).
+    ended_watch: tokio::sync::watch::Sender<Option<TrackEnded>>,
     subscribers: Mutex<Vec<Subscriber>>,
     delivered: AtomicU64,
+    /// The worker whose frames this track takes (0: none yet).
+    source: AtomicU64,
+    /// The timestamp of the last frame delivered and when: a source opened later for this
+    /// track (a reopen) continues the timeline from here instead of restarting at zero.
+    last: Mutex<Option<(Duration, Instant)>>,
 }
 
 impl TrackOutput {
@@ -73,9 +87,34 @@ impl TrackOutput {
         Arc::new(TrackOutput {
             enabled: AtomicBool::new(enabled),
             ended: Mutex::new(None),
+            ended_signal: Condvar::new(),
+            ended_watch: tokio::sync::watch::Sender::new(None),
             subscribers: Mutex::new(Vec::new()),
             delivered: AtomicU64::new(0),
+            source: AtomicU64::new(0),
+            last: Mutex::new(None),
         })
+    }
+
+    /// Blocks until the track ends or `timeout` passes; the reason, if it ended.
+    pub(crate) fn wait_ended(&self, timeout: Duration) -> Option<TrackEnded> {
+        let ended = lock(&self.ended);
+        let (ended, _) = self
+            .ended_signal
+            .wait_timeout_while(ended, timeout, |e| e.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        ended.clone().map(|reason| TrackEnded { reason })
+    }
+
+    /// A watch that holds the end reason once the track has ended.
+    pub(crate) fn ended_watch(&self) -> tokio::sync::watch::Receiver<Option<TrackEnded>> {
+        self.ended_watch.subscribe()
+    }
+
+    /// Where a new source for this track should continue the timeline: the last delivered
+    /// timestamp and when it was delivered.
+    fn timeline(&self) -> Option<(Duration, Instant)> {
+        *lock(&self.last)
     }
 
     pub(crate) fn set_enabled(&self, enabled: bool) {
@@ -101,14 +140,22 @@ impl TrackOutput {
         }
     }
 
-    /// Ends the track: no more frames; subscribers see the end once they drain.
+    /// Ends the track: no more frames; subscribers see the end once they drain, and
+    /// [`wait_ended`](Self::wait_ended) / [`ended_watch`](Self::ended_watch) waiters wake.
     pub(crate) fn end(&self, reason: &str) {
         let mut ended = lock(&self.ended);
-        if ended.is_none() {
+        let first = ended.is_none();
+        if first {
             *ended = Some(reason.to_owned());
         }
         drop(ended);
         lock(&self.subscribers).clear();
+        if first {
+            self.ended_signal.notify_all();
+            self.ended_watch.send_replace(Some(TrackEnded {
+                reason: reason.to_owned(),
+            }));
+        }
     }
 
     pub(crate) fn subscribe(self: &Arc<Self>, capacity: usize) -> FrameReceiver {
@@ -127,7 +174,21 @@ impl TrackOutput {
         }
     }
 
-    fn deliver(&self, frame: &MediaFrame) {
+    /// Hands `frame` from worker `from` to the subscribers, unless another worker now
+    /// feeds this track or the frame would go back in time on the track's timeline.
+    fn deliver(&self, from: u64, frame: &MediaFrame) {
+        if self.source.load(Ordering::Acquire) != from {
+            return;
+        }
+        let timestamp = frame_timestamp(frame);
+        {
+            let mut last = lock(&self.last);
+            if last.is_some_and(|(t, _)| timestamp <= t) {
+                tracing::debug!("frame at {timestamp:?} dropped: not after the last one");
+                return;
+            }
+            *last = Some((timestamp, Instant::now()));
+        }
         self.delivered.fetch_add(1, Ordering::Relaxed);
         lock(&self.subscribers).retain(|s| match s.tx.try_send(frame.clone()) {
             Ok(()) => true,
@@ -137,6 +198,50 @@ impl TrackOutput {
             }
             Err(TrySendError::Disconnected(_)) => false,
         });
+    }
+}
+
+fn frame_timestamp(frame: &MediaFrame) -> Duration {
+    match frame {
+        MediaFrame::Video(f) => f.timestamp,
+        MediaFrame::Audio(a) => a.timestamp,
+    }
+}
+
+/// Moves `frame` later on the timeline by `offset`. The worker holds the only reference
+/// to a frame fresh from its source, so this normally writes in place (no pixel copy).
+fn shift(frame: &mut MediaFrame, offset: Duration) {
+    match frame {
+        MediaFrame::Video(f) => Arc::make_mut(f).timestamp += offset,
+        MediaFrame::Audio(a) => Arc::make_mut(a).timestamp += offset,
+    }
+}
+
+/// Maps a source's timestamps onto a track's timeline. A new track's source starts the
+/// timeline; a source opened for a running track (a reopen) continues it, so the track's
+/// timestamps keep increasing and the gap in them is the real gap between the frames.
+struct Timeline {
+    /// The track's last timestamp and when it was delivered, until the first frame.
+    continue_from: Option<(Duration, Instant)>,
+    offset: Duration,
+}
+
+impl Timeline {
+    fn new(continue_from: Option<(Duration, Instant)>) -> Self {
+        Timeline {
+            continue_from,
+            offset: Duration::ZERO,
+        }
+    }
+
+    fn place(&mut self, frame: &mut MediaFrame) {
+        if let Some((last, at)) = self.continue_from.take() {
+            let now = (last + at.elapsed()).max(last + Duration::from_micros(1));
+            self.offset = now.saturating_sub(frame_timestamp(frame));
+        }
+        if !self.offset.is_zero() {
+            shift(frame, self.offset);
+        }
     }
 }
 
@@ -197,6 +302,7 @@ enum Control {
 
 /// A handle on a running worker.
 pub(crate) struct Worker {
+    id: u64,
     control: Mutex<mpsc::Sender<Control>>,
     outputs: Arc<Mutex<Vec<Weak<TrackOutput>>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -204,7 +310,9 @@ pub(crate) struct Worker {
 
 impl Worker {
     /// Starts the worker thread for an open source, feeding `first` (attached before the
-    /// thread starts, so it cannot find itself without tracks). `label` names the thread.
+    /// thread starts, so it cannot find itself without tracks), which from now on takes
+    /// frames only from this worker. If `first` has delivered frames before (its source is
+    /// being replaced), its timeline continues. `label` names the thread.
     pub(crate) fn spawn(
         source: Box<dyn Source>,
         kind: MediaKind,
@@ -212,14 +320,21 @@ impl Worker {
         lease: DeviceLease,
         first: &Arc<TrackOutput>,
     ) -> Result<Arc<Worker>, SourceError> {
+        let id = NEXT_WORKER_ID.fetch_add(1, Ordering::Relaxed);
         let (control_tx, control_rx) = mpsc::channel();
         let outputs = Arc::new(Mutex::new(vec![Arc::downgrade(first)]));
         let thread_outputs = Arc::clone(&outputs);
+        let timeline = Timeline::new(first.timeline());
+        let previous = first.source.swap(id, Ordering::AcqRel);
         let thread = std::thread::Builder::new()
             .name(format!("{kind} source {label}"))
-            .spawn(move || run(source, control_rx, thread_outputs, lease))
-            .map_err(|e| SourceError::Open(format!("cannot start the capture thread: {e}")))?;
+            .spawn(move || run(id, source, control_rx, thread_outputs, lease, timeline))
+            .map_err(|e| {
+                first.source.store(previous, Ordering::Release);
+                SourceError::Open(format!("cannot start the capture thread: {e}"))
+            })?;
         Ok(Arc::new(Worker {
+            id,
             control: Mutex::new(control_tx),
             outputs,
             thread: Mutex::new(Some(thread)),
@@ -246,7 +361,9 @@ impl Worker {
         }
     }
 
+    /// Feeds `output` too (a clone), on this worker's timeline.
     pub(crate) fn attach(&self, output: &Arc<TrackOutput>) {
+        output.source.store(self.id, Ordering::Release);
         lock(&self.outputs).push(Arc::downgrade(output));
     }
 
@@ -287,10 +404,12 @@ impl Worker {
 }
 
 fn run(
+    id: u64,
     mut source: Box<dyn Source>,
     control: Receiver<Control>,
     outputs: Arc<Mutex<Vec<Weak<TrackOutput>>>>,
     lease: DeviceLease,
+    mut timeline: Timeline,
 ) {
     loop {
         while let Ok(msg) = control.try_recv() {
@@ -309,25 +428,105 @@ fn run(
             break;
         }
         match source.next_frame() {
-            Ok(frame) => {
+            Ok(mut frame) => {
+                timeline.place(&mut frame);
                 let mut blank = None;
                 for output in &live {
                     if output.enabled() {
-                        output.deliver(&frame);
+                        output.deliver(id, &frame);
                     } else {
-                        output.deliver(blank.get_or_insert_with(|| blanked(&frame)));
+                        output.deliver(id, blank.get_or_insert_with(|| blanked(&frame)));
                     }
                 }
             }
             Err(e) => {
                 tracing::warn!("{e}; its tracks end");
                 for output in &live {
-                    output.end(&e.to_string());
+                    // A track already moved to another source lives on there.
+                    if output.source.load(Ordering::Acquire) == id {
+                        output.end(&e.to_string());
+                    }
                 }
                 break;
             }
         }
     }
+    // The source closes its device (hardware sources wait for it) before the lease goes:
+    // "devices in use" never reports a device free that is still open.
     drop(source);
     drop(lease);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::VideoFrame;
+
+    fn video_at(ms: u64) -> MediaFrame {
+        MediaFrame::Video(Arc::new(
+            VideoFrame::black(16, 16).with_times(Duration::from_millis(ms), 0),
+        ))
+    }
+
+    #[test]
+    fn a_new_source_continues_the_timeline() {
+        // A fresh track: the source's timeline is the track's.
+        let mut t = Timeline::new(None);
+        let mut f = video_at(0);
+        t.place(&mut f);
+        assert_eq!(frame_timestamp(&f), Duration::ZERO);
+        // A reopen 50 ms after the track's last frame at 5 s: the new source's first frame
+        // (its own time zero) lands 50 ms later, and the next ones follow it.
+        let at = Instant::now() - Duration::from_millis(50);
+        let mut t = Timeline::new(Some((Duration::from_secs(5), at)));
+        let mut first = video_at(0);
+        t.place(&mut first);
+        let ts = frame_timestamp(&first);
+        assert!(ts >= Duration::from_millis(5050), "{ts:?}");
+        assert!(ts < Duration::from_secs(65), "{ts:?}");
+        let mut next = video_at(33);
+        t.place(&mut next);
+        assert_eq!(frame_timestamp(&next), ts + Duration::from_millis(33));
+    }
+
+    #[test]
+    fn an_output_takes_frames_only_from_its_worker_and_in_order() {
+        let out = TrackOutput::new(true);
+        let rx = out.subscribe(8);
+        out.source.store(7, Ordering::Release);
+        out.deliver(7, &video_at(10));
+        out.deliver(3, &video_at(20)); // an old worker finishing a frame
+        out.deliver(7, &video_at(10)); // not after the last one
+        out.deliver(7, &video_at(30));
+        let got: Vec<Duration> = std::iter::from_fn(|| rx.try_recv())
+            .map(|f| frame_timestamp(&f))
+            .collect();
+        assert_eq!(got, [Duration::from_millis(10), Duration::from_millis(30)]);
+        assert_eq!(out.delivered(), 2);
+    }
+
+    #[test]
+    fn ending_wakes_blocking_and_async_waiters_with_the_reason() {
+        let out = TrackOutput::new(true);
+        let mut watch = out.ended_watch();
+        assert_eq!(out.wait_ended(Duration::from_millis(20)), None);
+        let ender = Arc::clone(&out);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            ender.end("source ended: gone");
+            ender.end("stopped"); // the first reason stays
+        });
+        let ended = out.wait_ended(Duration::from_secs(30)).expect("ended");
+        assert_eq!(ended.reason, "source ended: gone");
+        t.join().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let reason = rt.block_on(async {
+            let r = watch.wait_for(|e| e.is_some()).await.unwrap();
+            r.clone().unwrap().reason
+        });
+        assert_eq!(reason, "source ended: gone");
+    }
 }
