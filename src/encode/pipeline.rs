@@ -110,7 +110,10 @@ pub struct EncoderStats {
     /// Its bitrate tier: 0 is the highest rung of the track's ladder (a passthrough or a
     /// single encoder is tier 0).
     pub tier: u32,
-    /// The tier's ceiling (its rung); `bitrate` moves between the next lower rung and this.
+    /// The range `bitrate` follows its viewers' estimates in: from just under the tier's
+    /// rung (slower viewers move down a tier) to the next higher rung (faster ones move
+    /// up); the top tier's ceiling is the top rung.
+    pub min_bitrate: u32,
     pub max_bitrate: u32,
 }
 
@@ -185,8 +188,8 @@ struct Shared {
     keyframe: Mutex<KeyframeState>,
     /// The configured bitrate (the tier's rung); the target is the lowest vote below it.
     base_bitrate: AtomicU64,
-    /// Votes cannot take the target below this (the next lower tier's rung: a viewer that
-    /// slow belongs on that tier's encoder, not here).
+    /// Votes cannot take the target below this (just under the tier's rung: a viewer
+    /// slower than that belongs on a lower tier's encoder, not here).
     floor_bitrate: AtomicU64,
     /// Index of the tier in its set's ladder (0 = highest).
     tier: usize,
@@ -443,8 +446,8 @@ impl EncodedTrack {
 
     /// A peer's bandwidth estimate (`None` withdraws it). One encoder serves every peer
     /// of its tier, so it follows the slowest of them: the target is the lowest vote,
-    /// capped by the configured bitrate and held at or above the tier's floor (a slower
-    /// peer moves to a lower tier instead of pulling this one down). No effect on a passthrough: we cannot change the publisher's rate (and
+    /// capped by the configured bitrate (the next higher rung) and held at or above the
+    /// tier's floor (a slower peer moves to a lower tier instead of pulling this one down). No effect on a passthrough: we cannot change the publisher's rate (and
     /// one slow viewer should not slow the publisher for all).
     pub fn vote_bitrate(&self, voter: u64, estimate: Option<u32>) {
         if self.is_passthrough() {
@@ -502,6 +505,7 @@ impl EncodedTrack {
             sinks: live,
             passthrough: self.is_passthrough(),
             tier: self.shared.tier as u32,
+            min_bitrate: self.shared.floor_bitrate.load(Ordering::Relaxed) as u32,
             max_bitrate: self.shared.base_bitrate.load(Ordering::Relaxed) as u32,
         }
     }
@@ -957,11 +961,15 @@ impl TrackEncoders {
         let rungs = self.rungs(codec);
         let state = TierState::initial(&rungs, estimate);
         let (encoder, rx) = self.subscribe_tier(codec, state.tier(), capacity)?;
+        let voter = rand::random();
+        if estimate > 0.0 {
+            encoder.vote_bitrate(voter, Some(estimate.min(u32::MAX as f64) as u32));
+        }
         Ok(TieredReceiver {
             set: self.clone(),
             codec,
             capacity,
-            voter: rand::random(),
+            voter,
             rungs,
             state,
             current: Tap {
@@ -1016,10 +1024,16 @@ impl TrackEncoders {
                 "a fixed encoder set cannot start encoders".into(),
             ));
         };
+        // A tier's viewers have estimates from (about) its rung up to the next higher rung:
+        // the encoder follows their lowest in that range.
         let (codec, floor) = match config {
             Some(c) => (
-                CodecConfig::video(c, inner.rungs[tier]),
-                inner.rungs.get(tier + 1).copied().unwrap_or(0),
+                CodecConfig::video(c, inner.rungs[tier.saturating_sub(1)]),
+                if tier + 1 < inner.rungs.len() {
+                    (inner.rungs[tier] as f64 * inner.policy.down_margin) as u32
+                } else {
+                    0
+                },
             ),
             None => (
                 CodecConfig::Opus {
@@ -1787,8 +1801,17 @@ mod tests {
         let low = running.iter().find(|e| e.tier() == 2).unwrap().stats();
         assert_eq!((top.sinks, low.sinks), (4, 1));
         assert_eq!(top.bitrate, 1_500_000, "the fast keep their rate: {top:?}");
-        assert_eq!(top.max_bitrate, 1_500_000);
+        assert_eq!((top.min_bitrate, top.max_bitrate), (1_350_000, 1_500_000));
         assert_eq!(low.bitrate, 300_000, "{low:?}");
+        assert_eq!((low.min_bitrate, low.max_bitrate), (0, 700_000));
+        // Within its range a tier follows its slowest viewer.
+        slow.update(500_000.0, Instant::now());
+        let low_encoder = running.iter().find(|e| e.tier() == 2).unwrap();
+        for _ in 0..3 {
+            let u = tokio::time::timeout(Duration::from_secs(2), slow.recv()).await;
+            assert!(u.unwrap().is_some());
+        }
+        assert_eq!(low_encoder.stats().bitrate, 500_000);
         // Encoded once per tier: about one unit per frame, not one per viewer.
         assert!(top.frames_encoded <= top.frames_in + 2, "{top:?}");
         // The slow viewer leaves: its tier's encoder stops after the grace period.
