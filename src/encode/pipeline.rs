@@ -1432,6 +1432,8 @@ impl Encoder {
 }
 
 fn run(input: crate::devices::FrameReceiver, shared: Weak<Shared>, mut encoder: Encoder) {
+    // Failures already logged.
+    let mut logged: Vec<String> = Vec::new();
     loop {
         let frame = match input.recv_timeout(Duration::from_millis(250)) {
             Ok(Some(f)) => f,
@@ -1477,7 +1479,15 @@ fn run(input: crate::devices::FrameReceiver, shared: Weak<Shared>, mut encoder: 
         let units = match encoder.encode(&frame, force, bitrate) {
             Ok(u) => u,
             Err(e) => {
-                tracing::warn!("encoder: {e}");
+                // Once per distinct failure: a track the encoder cannot take fails on
+                // every block (100 a second for audio).
+                let message = e.to_string();
+                if !logged.contains(&message) {
+                    tracing::warn!("{} encoder: {message} (not repeated)", shared.codec.name());
+                    if logged.len() < 8 {
+                        logged.push(message);
+                    }
+                }
                 continue;
             }
         };
@@ -1956,6 +1966,39 @@ mod tests {
             TrackEncoders::with_passthrough(&video, 1, Some(VideoCodec::H264), pass).is_err(),
             "a codec the set may not send"
         );
+    }
+
+    #[test]
+    fn a_44100_hz_microphone_is_sent_as_opus_at_its_pitch() {
+        let file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+        std::fs::write(
+            file.path(),
+            r#"{"devices": [{"kind": "audioinput", "deviceId": "mic", "label": "44.1 kHz",
+                "source": "tone", "modes": [{"sampleRate": 44100, "channelCount": 1,
+                "sampleSize": 16, "latency": 0.01}]}]}"#,
+        )
+        .unwrap();
+        let devices =
+            MediaDevices::from_devices_file(file.path(), PermissionPolicy::granted()).unwrap();
+        let stream = devices.get_user_media_json(r#"{"audio": true}"#).unwrap();
+        let mic = &stream.get_audio_tracks()[0];
+        assert_eq!(mic.get_settings().sample_rate, Some(44_100));
+        let set = TrackEncoders::new(mic, 0, None);
+        let opus = set.encoder(None).unwrap();
+        let sink = opus.subscribe(256);
+        let mut dec = crate::encode::opus::OpusDecoder::new(48_000, 1).unwrap();
+        let mut samples = Vec::new();
+        for _ in 0..75 {
+            let unit = sink
+                .recv_timeout(Duration::from_secs(2))
+                .unwrap()
+                .expect("Opus packets from a 44.1 kHz track");
+            samples.extend(dec.decode(&unit.data, unit.timestamp).unwrap().to_i16());
+        }
+        let s = &samples[9600..];
+        let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+        let hz = crossings as f64 / 2.0 / (s.len() as f64 / 48_000.0);
+        assert!((436.0..=444.0).contains(&hz), "{hz} Hz");
     }
 
     #[test]
