@@ -302,11 +302,12 @@ pub fn nal_types(annex_b: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    /// An SSE2 routine of openh264's x86 assembly (codec/common/x86/satd_sad.asm); the C
-    /// build has no such symbol, so a build that silently dropped the assembly fails to
-    /// link this test (see build.rs).
+    // An SSE2 routine of openh264's x86 assembly (codec/common/x86/satd_sad.asm); the C
+    // build has no such symbol, so a build that silently dropped the assembly fails to
+    // link this test (see build.rs).
     #[cfg(target_arch = "x86_64")]
     extern "C" {
+        /// The sum of absolute differences of two 16×16 blocks.
         fn WelsSampleSad16x16_sse2(a: *const u8, a_stride: i32, b: *const u8, b_stride: i32)
             -> i32;
     }
