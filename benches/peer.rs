@@ -3,8 +3,10 @@
 //! 2. a 1280×720@30, 2 Mbit/s H.264 track sent to 1, 10 and 50 viewers: CPU of the sending
 //!    process (CPU s per s; target: 50 viewers under 60% of 2 cores = 1.2 CPU s/s) and its
 //!    memory per peer connection (target < 2 MiB). Viewers run in a child process (this
-//!    binary in a receiver role) and count RTP without decoding, so only the sender is
-//!    measured — as the aiortc/GStreamer anchors in shared/anchors were.
+//!    binary in a receiver role) and count RTP without decoding. The sender's CPU is the
+//!    figure the target and the aiortc/GStreamer anchors in shared/anchors are about; the
+//!    viewers' process CPU and the whole machine's are printed beside it, since on one box
+//!    the receiving side (SRTP, ICE, RTCP for 50 connections) competes for the same cores.
 //!
 //! `cargo bench --bench peer` (under `cargo test`: a quick smoke run).
 
@@ -20,6 +22,47 @@ use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
 use usermedia::peer::{BitrateBounds, PeerConfig, PeerFactory};
 
 const ROLE: &str = "USERMEDIA_BENCH_ROLE";
+
+/// CPU seconds (user + system) process `pid` has used, from /proc (100 ticks a second, as
+/// `common::cpu_seconds` assumes).
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some(end) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[end + 2..].split(' ').collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The machine's (busy, total) CPU ticks over all cores, from /proc/stat's `cpu` line
+/// (idle and iowait are not busy).
+fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return (0.0, 0.0);
+    };
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: f64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0.0) + v.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
+}
+
+/// Cores of this machine.
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+}
 
 fn loopback(decode: bool, max_peers: usize) -> PeerFactory {
     PeerFactory::new(PeerConfig {
@@ -181,17 +224,30 @@ async fn viewers(counts: &[usize], window: Duration) {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (cpu0, bytes0, t0) = (cpu_seconds(), video.stats().bytes, Instant::now());
+        let (child0, machine0) = (process_cpu_seconds(child.id()), machine_ticks());
         let sent0 = bytes_sent(&peers).await;
         tokio::time::sleep(window).await;
         let wall = t0.elapsed().as_secs_f64();
         let cpu = (cpu_seconds() - cpu0) / wall;
+        let viewers_cpu = (process_cpu_seconds(child.id()) - child0) / wall;
+        let machine1 = machine_ticks();
+        // Busy share of all cores, as CPU seconds per second.
+        let machine = if machine1.1 > machine0.1 {
+            (machine1.0 - machine0.0) / (machine1.1 - machine0.1) * cores()
+        } else {
+            0.0
+        };
         let sent = bytes_sent(&peers).await;
         let encoded_kbps = (video.stats().bytes - bytes0) as f64 * 8.0 / wall / 1000.0;
         let per_viewer_kbps = (sent - sent0) as f64 * 8.0 / wall / 1000.0 / n as f64;
-        rows.push((n, cpu, rss_mib(), encoded_kbps, per_viewer_kbps));
+        rows.push((n, cpu, rss_mib(), viewers_cpu, machine));
+        let pct = |s: f64| s / cores() * 100.0;
         println!(
-            "{n:>3} viewers: sender CPU {cpu:.3} s/s ({:.0}% of 2 cores), RSS {:.1} MiB, encoder {encoded_kbps:.0} kbit/s, {per_viewer_kbps:.0} kbit/s sent per viewer",
-            cpu * 50.0,
+            "{n:>3} viewers: sender CPU {cpu:.3} s/s ({:.0}% of {} cores), viewers' process {viewers_cpu:.3} s/s ({:.0}%), machine {machine:.3} s/s ({:.0}%); RSS {:.1} MiB, encoder {encoded_kbps:.0} kbit/s, {per_viewer_kbps:.0} kbit/s sent per viewer",
+            pct(cpu),
+            cores(),
+            pct(viewers_cpu),
+            pct(machine),
             rss_mib()
         );
     }
@@ -199,8 +255,11 @@ async fn viewers(counts: &[usize], window: Duration) {
         if last.0 > first.0 {
             let viewers = (last.0 - first.0) as f64;
             println!(
-                "per additional viewer: {:.4} CPU s/s, {:.2} MiB",
+                "per additional viewer: sender {:.4} CPU s/s, viewers' process {:.4}, both {:.4}, machine {:.4}; {:.2} MiB",
                 (last.1 - first.1) / viewers,
+                (last.3 - first.3) / viewers,
+                (last.1 + last.3 - first.1 - first.3) / viewers,
+                (last.4 - first.4) / viewers,
                 (last.2 - first.2) / viewers
             );
         }

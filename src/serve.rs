@@ -10,12 +10,54 @@ use anyhow::Context;
 use serde_json::json;
 
 use usermedia::devices::MediaDevices;
-use usermedia::peer::{PeerConfig, PeerFactory};
+use usermedia::encode::pipeline::BitrateLadder;
+use usermedia::peer::{BitrateBounds, PeerConfig, PeerFactory};
 use usermedia::service::Publisher;
 use usermedia::MediaStream;
 use usermedia_signaling::{router, ServerConfig, StreamToken, TokenFile};
 
 use super::{load_devices, parse_constraints, parse_seconds, print_json, BadInput, DeviceArgs};
+
+/// Default of --min-video-bitrate.
+const DEFAULT_MIN_VIDEO_BITRATE: u32 = 150_000;
+
+/// Where congestion control starts when the bounds allow: high enough for a sharp first
+/// picture, low enough not to flood a poor link before the first feedback.
+const START_VIDEO_BITRATE: u32 = 1_000_000;
+
+/// Congestion-control bounds and the bitrate ladder from --video-bitrate (`max`),
+/// --min-video-bitrate and --video-tiers (empty: derived from `max`). The ceiling is `max`
+/// itself, so the flag is what viewers can really get.
+fn video_rates(
+    max: u32,
+    min: u32,
+    tiers: &[u32],
+) -> Result<(BitrateBounds, BitrateLadder), BadInput> {
+    if max == 0 {
+        return Err(BadInput(anyhow::anyhow!("--video-bitrate must be above 0")));
+    }
+    if min > max {
+        return Err(BadInput(anyhow::anyhow!(
+            "--min-video-bitrate {min} is above --video-bitrate {max}"
+        )));
+    }
+    if let Some(t) = tiers.iter().find(|&&t| t > max || t == 0) {
+        return Err(BadInput(anyhow::anyhow!(
+            "--video-tiers: {t} is outside 1..={max} (--video-bitrate): such a tier could never be used"
+        )));
+    }
+    let bounds = BitrateBounds {
+        min,
+        start: START_VIDEO_BITRATE.clamp(min, max),
+        max,
+    };
+    let ladder = if tiers.is_empty() {
+        BitrateLadder::from(max)
+    } else {
+        BitrateLadder::Explicit(tiers.to_vec())
+    };
+    Ok((bounds, ladder))
+}
 
 /// `usermedia serve`'s flags.
 #[derive(clap::Args)]
@@ -61,9 +103,21 @@ pub(super) struct Options {
     /// loopback included.
     #[arg(long = "ice-addr", value_name = "IP")]
     pub ice_addrs: Vec<IpAddr>,
-    /// Video bitrate, bits per second (the encoder follows viewers' bandwidth below it).
+    /// Highest video bitrate, bits per second: the top rung of the bitrate tiers and the
+    /// ceiling of each viewer's congestion control. Viewers on slower links get lower tiers
+    /// (by default this/2.5 and this/6, fewer for small pictures).
     #[arg(long, default_value_t = 1_500_000, value_name = "BPS")]
     pub video_bitrate: u32,
+    /// Lowest video bitrate congestion control may ask for, bits per second. Below about
+    /// 150 kbit/s video is mostly keyframes and mush; raise it to keep quality on links you
+    /// know are good, lower it for very poor ones.
+    #[arg(long, default_value_t = DEFAULT_MIN_VIDEO_BITRATE, value_name = "BPS")]
+    pub min_video_bitrate: u32,
+    /// The bitrate tiers, bits per second, comma-separated (e.g. 2500000,1000000,300000):
+    /// one encoder per tier that has viewers, each viewer on the highest its bandwidth
+    /// allows. None may exceed --video-bitrate. Default: derived from --video-bitrate.
+    #[arg(long, value_name = "BPS,...", value_delimiter = ',')]
+    pub video_tiers: Vec<u32>,
     /// Send video only in this codec. Default: H.264 or VP8, whichever each viewer's offer
     /// lists first (one encoder per codec in use, shared by its viewers).
     #[arg(long, value_enum, value_name = "CODEC")]
@@ -127,6 +181,11 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
             "--token-for-viewing needs --token, --stream-token or --token-file"
         )));
     }
+    let (bounds, ladder) = video_rates(
+        opts.video_bitrate,
+        opts.min_video_bitrate,
+        &opts.video_tiers,
+    )?;
     // Checked before capturing: a bad certificate or key is reported at once.
     let tls = match (&opts.tls_cert, &opts.tls_key) {
         (Some(cert), Some(key)) => Some(usermedia_signaling::server_config(cert, key)?),
@@ -139,15 +198,17 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
         let factory = PeerFactory::new(PeerConfig {
             ice_addrs: opts.ice_addrs.clone(),
             max_peers: opts.max_viewers,
+            video_bitrate: bounds,
             ..PeerConfig::default()
         });
         let publisher = Arc::new(
             Publisher::new(factory)
                 .with_devices(Arc::clone(&devices))
-                .with_video_codec(opts.video_codec),
+                .with_video_codec(opts.video_codec)
+                .with_ingest_ladder(ladder.clone()),
         );
         publisher
-            .publish(&opts.stream, stream.get_tracks().to_vec(), opts.video_bitrate)
+            .publish(&opts.stream, stream.get_tracks().to_vec(), ladder)
             .context("cannot start the encoders")?;
         let config = ServerConfig {
             token,
@@ -210,9 +271,13 @@ pub(super) struct PublishOptions {
     /// Local address ICE gathers on (repeatable; default: every interface that is up).
     #[arg(long = "ice-addr", value_name = "IP")]
     pub ice_addrs: Vec<IpAddr>,
-    /// Video bitrate, bits per second.
+    /// Highest video bitrate, bits per second (also the ceiling of congestion control).
     #[arg(long, default_value_t = 1_500_000, value_name = "BPS")]
     pub video_bitrate: u32,
+    /// Lowest video bitrate congestion control may ask for, bits per second (below about
+    /// 150 kbit/s video is mostly keyframes and mush).
+    #[arg(long, default_value_t = DEFAULT_MIN_VIDEO_BITRATE, value_name = "BPS")]
+    pub min_video_bitrate: u32,
     /// Offer video only in this codec. Default: H.264 and VP8 (H.264 first); the server's
     /// answer picks.
     #[arg(long, value_enum, value_name = "CODEC")]
@@ -225,17 +290,22 @@ pub(super) struct PublishOptions {
 /// `usermedia publish`: capture, publish through WHIP, DELETE on Ctrl-C (or after --seconds).
 pub(super) fn publish(opts: PublishOptions) -> Result<ExitCode, BadInput> {
     let client = usermedia_signaling::HttpClient::with_ca_certs(&opts.ca_certs)?;
+    let (bounds, _) = video_rates(opts.video_bitrate, opts.min_video_bitrate, &[])?;
+    // One receiver (the WHIP server): tiers would only restart encoders as its estimate
+    // moves; one encoder following its estimate up to the maximum does better.
+    let ladder = BitrateLadder::Explicit(vec![opts.video_bitrate]);
     let Some((_devices, stream, runtime)) = capture(&opts.device_args, &opts.constraints)? else {
         return Ok(ExitCode::from(1));
     };
     runtime.block_on(async move {
         let mut encoded = Vec::new();
         for t in stream.get_tracks() {
-            let e = usermedia::service::encode_track_with(t, opts.video_bitrate, opts.video_codec);
+            let e = usermedia::service::encode_track_with(t, ladder.clone(), opts.video_codec);
             encoded.push(e.context("cannot start the encoders")?);
         }
         let factory = PeerFactory::new(PeerConfig {
             ice_addrs: opts.ice_addrs.clone(),
+            video_bitrate: bounds,
             ..PeerConfig::default()
         });
         let session = match usermedia::service::publish_whip_with(
@@ -283,4 +353,62 @@ pub(super) fn publish(opts: PublishOptions) -> Result<ExitCode, BadInput> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok<T>(r: Result<T, BadInput>) -> T {
+        match r {
+            Ok(v) => v,
+            Err(BadInput(e)) => panic!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn the_bitrate_flags_set_the_bounds_and_the_ladder() {
+        // --video-bitrate above the old fixed 2.5 Mbit/s ceiling is reachable.
+        let (bounds, ladder) = ok(video_rates(4_000_000, 300_000, &[]));
+        assert_eq!(
+            bounds,
+            BitrateBounds {
+                min: 300_000,
+                start: 1_000_000,
+                max: 4_000_000
+            }
+        );
+        assert_eq!(ladder, BitrateLadder::Derived { max: 4_000_000 });
+        // A low ceiling pulls the start down with it.
+        let (bounds, _) = ok(video_rates(500_000, 150_000, &[]));
+        assert_eq!((bounds.start, bounds.max), (500_000, 500_000));
+        let (_, ladder) = ok(video_rates(3_000_000, 150_000, &[300_000, 3_000_000]));
+        assert_eq!(ladder.rungs(None), [3_000_000, 300_000]);
+        assert!(video_rates(1_000_000, 2_000_000, &[]).is_err());
+        assert!(video_rates(1_000_000, 150_000, &[2_000_000]).is_err());
+        assert!(video_rates(0, 0, &[]).is_err());
+    }
+
+    #[test]
+    fn serve_parses_the_bitrate_flags() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: Options,
+        }
+        let cli = Cli::try_parse_from([
+            "serve",
+            "--video-bitrate",
+            "4000000",
+            "--min-video-bitrate",
+            "250000",
+            "--video-tiers",
+            "4000000,1500000,400000",
+        ])
+        .unwrap();
+        assert_eq!(cli.serve.video_bitrate, 4_000_000);
+        assert_eq!(cli.serve.min_video_bitrate, 250_000);
+        assert_eq!(cli.serve.video_tiers, [4_000_000, 1_500_000, 400_000]);
+    }
 }

@@ -11,7 +11,9 @@ use usermedia_signaling::{
 };
 
 use crate::devices::MediaDevices;
-use crate::encode::pipeline::{CodecConfig, EncodedTrack, TrackEncoders, AUDIO_BITRATE};
+use crate::encode::pipeline::{
+    BitrateLadder, CodecConfig, EncodedTrack, TrackEncoders, AUDIO_BITRATE,
+};
 use crate::encode::{EncodeError, VideoCodec};
 use crate::peer::{Peer, PeerError, PeerFactory, PeerState};
 use crate::sync::lock;
@@ -38,11 +40,12 @@ impl Published {
 }
 
 /// The encoders usermedia uses for a track it sends: video in H.264 or VP8, whichever each
-/// peer negotiates (H.264 preferred when we offer), at `video_bitrate`; audio in Opus at 64
+/// peer negotiates (H.264 preferred when we offer), at the tiers of `video_bitrate` (a
+/// bitrate: the ladder derived from it; or a [`BitrateLadder`]); audio in Opus at 64
 /// kbit/s. Each encoder starts when the first peer needs it.
 pub fn encode_track(
     track: &MediaStreamTrack,
-    video_bitrate: u32,
+    video_bitrate: impl Into<BitrateLadder>,
 ) -> Result<TrackEncoders, EncodeError> {
     encode_track_with(track, video_bitrate, None)
 }
@@ -51,7 +54,7 @@ pub fn encode_track(
 /// `None` either.
 pub fn encode_track_with(
     track: &MediaStreamTrack,
-    video_bitrate: u32,
+    video_bitrate: impl Into<BitrateLadder>,
     video_codec: Option<VideoCodec>,
 ) -> Result<TrackEncoders, EncodeError> {
     if track.ready_state() == crate::track::TrackState::Ended {
@@ -76,8 +79,8 @@ struct Session {
 pub struct Publisher {
     factory: PeerFactory,
     streams: Arc<Mutex<HashMap<String, Arc<Published>>>>,
-    /// Bitrate of ingested video transcoded for viewers of another codec.
-    ingest_bitrate: u32,
+    /// Bitrates of ingested video transcoded for viewers of another codec.
+    ingest_ladder: BitrateLadder,
     /// The video codecs we send: one, or `None` for whichever each viewer offers first.
     video_codec: Option<VideoCodec>,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
@@ -89,7 +92,7 @@ impl Publisher {
         Publisher {
             factory,
             streams: Arc::default(),
-            ingest_bitrate: 1_500_000,
+            ingest_ladder: BitrateLadder::from(1_500_000),
             video_codec: None,
             sessions: Arc::default(),
             devices: None,
@@ -102,6 +105,13 @@ impl Publisher {
         self
     }
 
+    /// Transcodes ingested video (for viewers of a codec other than the publisher's) at
+    /// these tiers (default: derived from 1.5 Mbit/s).
+    pub fn with_ingest_ladder(mut self, ladder: impl Into<BitrateLadder>) -> Self {
+        self.ingest_ladder = ladder.into();
+        self
+    }
+
     /// Reports these devices' use in `/status`.
     pub fn with_devices(mut self, devices: Arc<MediaDevices>) -> Self {
         self.devices = Some(devices);
@@ -109,17 +119,18 @@ impl Publisher {
     }
 
     /// Publishes `tracks` as `name`: per track one encoder per codec its viewers negotiate
-    /// (H.264 or VP8 at `video_bitrate`, Opus at 64 kbit/s), each started by the first viewer
-    /// of its codec and shared by every later one.
+    /// and bitrate tier (H.264 or VP8 at the tiers of `video_bitrate`, Opus at 64 kbit/s),
+    /// each started by the first viewer of its codec and tier and shared by every later one.
     pub fn publish(
         &self,
         name: &str,
         tracks: Vec<MediaStreamTrack>,
-        video_bitrate: u32,
+        video_bitrate: impl Into<BitrateLadder>,
     ) -> Result<(), EncodeError> {
+        let ladder = video_bitrate.into();
         let mut list = Vec::new();
         for t in tracks {
-            let e = encode_track_with(&t, video_bitrate, self.video_codec)?;
+            let e = encode_track_with(&t, ladder.clone(), self.video_codec)?;
             list.push((t, e));
         }
         let published = Published {
@@ -243,7 +254,7 @@ impl Publisher {
         let (streams, name, bitrate, video_codec) = (
             Arc::clone(&self.streams),
             stream.to_owned(),
-            self.ingest_bitrate,
+            self.ingest_ladder.clone(),
             self.video_codec,
         );
         let weak = Arc::downgrade(&peer);
@@ -256,7 +267,7 @@ impl Publisher {
                 };
                 let published = lock(&streams).get(&name).cloned();
                 let Some(published) = published else { break };
-                match ingest_encoders(&remote, bitrate, video_codec) {
+                match ingest_encoders(&remote, bitrate.clone(), video_codec) {
                     Ok(e) => lock(&published.tracks).push((remote.track().clone(), e)),
                     Err(e) => tracing::warn!("ingested {} of {name:?}: {e}", remote.kind()),
                 }
@@ -281,12 +292,12 @@ impl Publisher {
 /// other codec a viewer negotiates.
 fn ingest_encoders(
     remote: &crate::peer::RemoteTrack,
-    video_bitrate: u32,
+    video_bitrate: BitrateLadder,
     video_codec: Option<VideoCodec>,
 ) -> Result<TrackEncoders, EncodeError> {
     let codec = match remote.video_codec() {
         Some(c) if VideoCodec::allowed(video_codec).contains(&c) => {
-            CodecConfig::video(c, video_bitrate)
+            CodecConfig::video(c, video_bitrate.max())
         }
         // A codec we may not send: transcoding only.
         Some(_) => return encode_track_with(remote.track(), video_bitrate, video_codec),
@@ -475,9 +486,10 @@ impl Endpoint for Publisher {
                         "kind": t.kind(),
                         "label": t.label(),
                         "settings": t.get_settings(),
-                        // The encoders running: one per codec viewers have negotiated
-                        // (`passthrough`: an ingested track's units forwarded as they
-                        // came, not encoded here).
+                        // The encoders running: one per codec and bitrate tier viewers
+                        // use (`tier` 0 is the highest; `bitrate` the target now,
+                        // `maxBitrate` the tier's rung; `passthrough`: an ingested track's
+                        // units forwarded as they came, not encoded here).
                         "encoders": e.running().iter().map(|e| {
                             let mut v = json!(e.stats());
                             if let Some(o) = v.as_object_mut() {

@@ -735,6 +735,19 @@ async fn one_encoder_per_codec_in_use() {
         video_encoders(addr).await,
         [("vp8".to_owned(), 2), ("h264".to_owned(), 1)]
     );
+    // Each is listed with its bitrate tier: viewers starting at a 1 Mbit/s estimate are on
+    // the top rung of the 1 Mbit/s ladder.
+    let status = server_status(addr).await;
+    let video = status["streams"][0]["tracks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["kind"] == "video"))
+        .cloned()
+        .unwrap_or_default();
+    for e in video["encoders"].as_array().into_iter().flatten() {
+        assert_eq!(e["tier"], 0, "{e}");
+        assert_eq!(e["maxBitrate"], 1_000_000, "{e}");
+        assert!(e["bitrate"].as_u64().unwrap_or(0) > 0, "{e}");
+    }
     for p in viewers {
         p.close().await;
     }
@@ -898,4 +911,27 @@ async fn whip_ingest_is_forwarded_to_its_codec_and_transcoded_for_others() {
         p.close().await;
     }
     sender.close().await;
+}
+
+/// --min-video-bitrate above --video-bitrate, or a tier above it, is refused before
+/// anything is captured, naming the flag.
+#[test]
+fn serve_refuses_contradictory_bitrate_flags() {
+    for extra in [
+        ["--min-video-bitrate", "2000000"],
+        ["--video-tiers", "3000000,500000"],
+    ] {
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--video-bitrate",
+            "1000000",
+        ];
+        args.extend(extra);
+        let out = common::usermedia(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(extra[0]), "{args:?}: {stderr}");
+    }
 }

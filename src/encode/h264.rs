@@ -302,6 +302,32 @@ pub fn nal_types(annex_b: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    // An SSE2 routine of openh264's x86 assembly (codec/common/x86/satd_sad.asm); the C
+    // build has no such symbol, so a build that silently dropped the assembly fails to
+    // link this test (see build.rs).
+    #[cfg(target_arch = "x86_64")]
+    extern "C" {
+        /// The sum of absolute differences of two 16×16 blocks.
+        fn WelsSampleSad16x16_sse2(a: *const u8, a_stride: i32, b: *const u8, b_stride: i32)
+            -> i32;
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn openh264_was_built_with_its_assembly() {
+        // The routine loads with movdqa: 16-byte aligned blocks.
+        #[repr(C, align(16))]
+        struct Block([u8; 256]);
+        let a = Block([10; 256]);
+        let mut b = Block([10; 256]);
+        b.0[0] = 13;
+        b.0[255] = 2;
+        // SAFETY: two aligned 16×16 blocks with a stride of 16, alive for the call; the
+        // routine only reads them (SSE2 is part of x86-64).
+        let sad = unsafe { WelsSampleSad16x16_sse2(a.0.as_ptr(), 16, b.0.as_ptr(), 16) };
+        assert_eq!(sad, 3 + 8);
+    }
+
     use super::*;
     use crate::devices::pattern::{read_strip, render};
     use crate::encode::test_frames::noisy_pattern;

@@ -107,6 +107,14 @@ pub struct EncoderStats {
     /// Forwards units as they arrived (nothing is encoded here; `framesIn` counts the units
     /// received, `framesEncoded` those sent on).
     pub passthrough: bool,
+    /// Its bitrate tier: 0 is the highest rung of the track's ladder (a passthrough or a
+    /// single encoder is tier 0).
+    pub tier: u32,
+    /// The range `bitrate` follows its viewers' estimates in: from just under the tier's
+    /// rung (slower viewers move down a tier) to the next higher rung (faster ones move
+    /// up); the top tier's ceiling is the top rung.
+    pub min_bitrate: u32,
+    pub max_bitrate: u32,
 }
 
 #[derive(Default)]
@@ -178,8 +186,13 @@ struct Shared {
     passthrough: Option<KeyframeRequest>,
     sinks: Mutex<Vec<Sink>>,
     keyframe: Mutex<KeyframeState>,
-    /// The configured bitrate; the target is the lowest vote below it.
+    /// The configured bitrate (the tier's rung); the target is the lowest vote below it.
     base_bitrate: AtomicU64,
+    /// Votes cannot take the target below this (just under the tier's rung: a viewer
+    /// slower than that belongs on a lower tier's encoder, not here).
+    floor_bitrate: AtomicU64,
+    /// Index of the tier in its set's ladder (0 = highest).
+    tier: usize,
     /// Bandwidth estimates of the peers this encoder feeds, by voter.
     votes: Mutex<std::collections::HashMap<u64, u32>>,
     target_bitrate: AtomicU64,
@@ -269,6 +282,17 @@ impl EncodedTrack {
     /// track's current settings; a size change on the track restarts the encoder at the new
     /// size.
     pub fn start(track: &MediaStreamTrack, codec: CodecConfig) -> Result<Self, EncodeError> {
+        Self::start_tier(track, codec, 0, 0)
+    }
+
+    /// [`start`](Self::start) as tier `tier` of a ladder: `codec.bitrate()` is the rung,
+    /// `floor` the lowest target votes may set.
+    fn start_tier(
+        track: &MediaStreamTrack,
+        codec: CodecConfig,
+        tier: usize,
+        floor: u32,
+    ) -> Result<Self, EncodeError> {
         if codec.kind() != track.kind() {
             return Err(EncodeError::Mismatch(format!(
                 "{:?} cannot encode a {} track",
@@ -297,6 +321,8 @@ impl EncodedTrack {
             sinks: Mutex::new(Vec::new()),
             keyframe: Mutex::new(KeyframeState::default()),
             base_bitrate: AtomicU64::new(bitrate as u64),
+            floor_bitrate: AtomicU64::new(u64::from(floor.min(bitrate))),
+            tier,
             votes: Mutex::new(std::collections::HashMap::new()),
             target_bitrate: AtomicU64::new(bitrate as u64),
             counters: Counters::default(),
@@ -336,6 +362,8 @@ impl EncodedTrack {
             sinks: Mutex::new(Vec::new()),
             keyframe: Mutex::new(KeyframeState::default()),
             base_bitrate: AtomicU64::new(bitrate),
+            floor_bitrate: AtomicU64::new(0),
+            tier: 0,
             votes: Mutex::new(std::collections::HashMap::new()),
             target_bitrate: AtomicU64::new(bitrate),
             counters: Counters::default(),
@@ -416,9 +444,10 @@ impl EncodedTrack {
         self.update_target();
     }
 
-    /// A peer's bandwidth estimate (`None` withdraws it). One encoder serves every peer,
-    /// so it follows the slowest: the target is the lowest vote, capped by the configured
-    /// bitrate. No effect on a passthrough: we cannot change the publisher's rate (and
+    /// A peer's bandwidth estimate (`None` withdraws it). One encoder serves every peer
+    /// of its tier, so it follows the slowest of them: the target is the lowest vote,
+    /// capped by the configured bitrate (the next higher rung) and held at or above the
+    /// tier's floor (a slower peer moves to a lower tier instead of pulling this one down). No effect on a passthrough: we cannot change the publisher's rate (and
     /// one slow viewer should not slow the publisher for all).
     pub fn vote_bitrate(&self, voter: u64, estimate: Option<u32>) {
         if self.is_passthrough() {
@@ -436,9 +465,28 @@ impl EncodedTrack {
 
     fn update_target(&self) {
         let base = self.shared.base_bitrate.load(Ordering::Relaxed);
+        let floor = self.shared.floor_bitrate.load(Ordering::Relaxed).min(base);
         let lowest = lock(&self.shared.votes).values().min().copied();
-        let target = lowest.map_or(base, |v| (v as u64).min(base));
+        let target = lowest.map_or(base, |v| (v as u64).clamp(floor, base));
         self.shared.target_bitrate.store(target, Ordering::Relaxed);
+    }
+
+    /// Its tier in the set's ladder (0 = the highest).
+    pub fn tier(&self) -> usize {
+        self.shared.tier
+    }
+
+    /// Live sinks (viewers) now.
+    fn live_sinks(&self) -> usize {
+        lock(&self.shared.sinks)
+            .iter()
+            .filter(|s| s.alive.strong_count() > 0)
+            .count()
+    }
+
+    /// Whether two handles are the same encoder.
+    pub fn same(&self, other: &EncodedTrack) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     pub fn stats(&self) -> EncoderStats {
@@ -456,6 +504,9 @@ impl EncodedTrack {
             bitrate: c.bitrate.load(Ordering::Relaxed) as u32,
             sinks: live,
             passthrough: self.is_passthrough(),
+            tier: self.shared.tier as u32,
+            min_bitrate: self.shared.floor_bitrate.load(Ordering::Relaxed) as u32,
+            max_bitrate: self.shared.base_bitrate.load(Ordering::Relaxed) as u32,
         }
     }
 }
@@ -509,63 +560,302 @@ impl Drop for PassthroughFeeder {
 /// Opus bitrate of the encoders a [`TrackEncoders`] starts for audio tracks.
 pub const AUDIO_BITRATE: u32 = 64_000;
 
-/// The encoders of one track, one per codec: encode once per (track, codec).
+/// A derived ladder keeps no rung below this: lower, a video encoder spends its bits on
+/// keyframes and the picture is mush; such viewers share the lowest rung (and pull it down
+/// within its range).
+pub const MIN_RUNG: u32 = 150_000;
+
+/// An idle tier encoder (no viewer) is stopped after this long; a viewer that returns in
+/// between (a peer flapping across a tier boundary) finds it still warm.
+pub const IDLE_GRACE: Duration = Duration::from_secs(5);
+
+/// The video bitrates a track is encoded at: one encoder per rung (and codec) that has
+/// viewers, each viewer on the highest rung its bandwidth estimate allows. So one viewer
+/// on a bad link gets its own, lower-rate encoder instead of pulling every viewer down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BitrateLadder {
+    /// Rungs derived from the highest: `max`, `max`/2.5, `max`/6 (2.5 M / 1 M / 416 k for a
+    /// 2.5 Mbit/s track), rungs below [`MIN_RUNG`] left out, and fewer for small pictures
+    /// (three from 1280×720, two from 640×360, else one): small video is cheap to send
+    /// whole.
+    Derived { max: u32 },
+    /// These rungs exactly (any order; duplicates and zeros are dropped).
+    Explicit(Vec<u32>),
+}
+
+impl From<u32> for BitrateLadder {
+    fn from(max: u32) -> Self {
+        BitrateLadder::Derived { max }
+    }
+}
+
+impl From<Vec<u32>> for BitrateLadder {
+    fn from(rungs: Vec<u32>) -> Self {
+        BitrateLadder::Explicit(rungs)
+    }
+}
+
+impl BitrateLadder {
+    /// The rungs, highest first, for a picture of `size` (unknown: the full ladder). Never
+    /// empty (a zero `max` gives one rung of 0, which the encoders clamp).
+    pub fn rungs(&self, size: Option<(u32, u32)>) -> Vec<u32> {
+        let mut rungs = match self {
+            BitrateLadder::Derived { max } => {
+                let tiers = match size {
+                    Some((w, h)) if w * h >= 1280 * 720 => 3,
+                    Some((w, h)) if w * h >= 640 * 360 => 2,
+                    Some(_) => 1,
+                    None => 3,
+                };
+                let all = [*max, (*max as f64 / 2.5) as u32, *max / 6];
+                let mut rungs: Vec<u32> = all
+                    .into_iter()
+                    .take(tiers)
+                    .enumerate()
+                    .filter(|&(i, r)| i == 0 || r >= MIN_RUNG)
+                    .map(|(_, r)| r)
+                    .collect();
+                rungs.dedup();
+                rungs
+            }
+            BitrateLadder::Explicit(list) => list.iter().copied().filter(|&r| r > 0).collect(),
+        };
+        rungs.sort_unstable_by(|a, b| b.cmp(a));
+        rungs.dedup();
+        if rungs.is_empty() {
+            rungs.push(0);
+        }
+        rungs
+    }
+
+    /// The highest rung.
+    pub fn max(&self) -> u32 {
+        self.rungs(None)[0]
+    }
+}
+
+/// When a viewer changes tier. Down is prompt (the link cannot carry the rung: frames
+/// would queue and be lost); up waits until the estimate has stayed clearly above the
+/// higher rung for a while, so a viewer does not bounce between tiers (each move costs a
+/// keyframe).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TierPolicy {
+    /// Move up to a rung once the estimate is at least this multiple of it (capped at the
+    /// top rung: congestion control never estimates above its configured maximum)...
+    pub up_margin: f64,
+    /// ...for this long without a break.
+    pub up_after: Duration,
+    /// Move down at once when the estimate falls below this multiple of the current rung.
+    pub down_margin: f64,
+}
+
+impl Default for TierPolicy {
+    fn default() -> Self {
+        TierPolicy {
+            up_margin: 1.2,
+            up_after: Duration::from_secs(4),
+            down_margin: 0.9,
+        }
+    }
+}
+
+/// One viewer's tier and its progress towards a higher one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TierState {
+    tier: usize,
+    /// The higher tier the estimate qualifies for, and since when.
+    above: Option<(usize, Instant)>,
+}
+
+impl TierState {
+    /// A viewer's first tier: the highest rung at or below `estimate` (no estimate: the
+    /// top; below every rung: the lowest).
+    pub fn initial(rungs: &[u32], estimate: f64) -> Self {
+        TierState {
+            tier: fitting(rungs, estimate),
+            above: None,
+        }
+    }
+
+    pub fn tier(&self) -> usize {
+        self.tier
+    }
+
+    /// Takes a new `estimate` (bits per second) at `now`; returns the tier to be on.
+    pub fn update(
+        &mut self,
+        rungs: &[u32],
+        policy: &TierPolicy,
+        estimate: f64,
+        now: Instant,
+    ) -> usize {
+        let last = rungs.len().saturating_sub(1);
+        self.tier = self.tier.min(last);
+        if estimate <= 0.0 || rungs.len() < 2 {
+            return self.tier;
+        }
+        let current = rungs[self.tier] as f64;
+        if self.tier < last && estimate < current * policy.down_margin {
+            self.tier = fitting(rungs, estimate).max(self.tier + 1);
+            self.above = None;
+            return self.tier;
+        }
+        let top = rungs[0] as f64;
+        let qualifies =
+            (0..self.tier).find(|&t| estimate >= (rungs[t] as f64 * policy.up_margin).min(top));
+        match (qualifies, self.above) {
+            (None, _) => self.above = None,
+            (Some(t), Some((_, since))) => {
+                if now.duration_since(since) >= policy.up_after {
+                    self.tier = t;
+                    self.above = None;
+                } else {
+                    self.above = Some((t, since));
+                }
+            }
+            (Some(t), None) => self.above = Some((t, now)),
+        }
+        self.tier
+    }
+}
+
+/// The highest rung at or below `estimate`; the top without an estimate.
+fn fitting(rungs: &[u32], estimate: f64) -> usize {
+    if estimate <= 0.0 {
+        return 0;
+    }
+    rungs
+        .iter()
+        .position(|&r| r as f64 <= estimate)
+        .unwrap_or(rungs.len().saturating_sub(1))
+}
+
+/// The encoders of one track: one per (codec, bitrate tier) that has viewers.
 ///
-/// A peer asks for the codec it negotiated ([`TrackEncoders::encoder`]); the first peer of
-/// a codec starts that encoder, every later one shares it. Video may use the allowed codecs
-/// (most preferred first); audio is Opus. A set made from one [`EncodedTrack`] (`From`)
-/// allows exactly that encoder's codec. Cloning gives another handle to the same set.
+/// A peer asks for the codec it negotiated; the first peer of a (codec, tier) starts that
+/// encoder, every later one shares it, and an encoder whose last viewer left is stopped
+/// after [`IDLE_GRACE`]. Video may use the allowed codecs (most preferred first) at every
+/// rung of its [`BitrateLadder`]; audio is Opus, one tier. A passthrough is one tier (the
+/// publisher's rate). A set made from one [`EncodedTrack`] (`From`) allows exactly that
+/// encoder. Cloning gives another handle to the same set.
 #[derive(Clone)]
 pub struct TrackEncoders {
     inner: Arc<SetInner>,
+}
+
+struct Running {
+    encoder: EncodedTrack,
+    /// Started here for a viewer (not given): stopped when idle.
+    reapable: bool,
+    /// Since when it has had no viewer, as last checked.
+    idle_since: Option<Instant>,
 }
 
 struct SetInner {
     kind: MediaKind,
     /// The track, where encoders can still be started (`None`: a fixed set).
     track: Option<MediaStreamTrack>,
-    video_bitrate: u32,
+    /// Video rungs, highest first (one for audio and fixed sets).
+    rungs: Vec<u32>,
+    policy: TierPolicy,
     /// Video codecs allowed, most preferred first (empty for audio).
     allowed: Vec<VideoCodec>,
-    running: Mutex<Vec<EncodedTrack>>,
+    running: Mutex<Vec<Running>>,
+}
+
+impl SetInner {
+    /// Stops (forgets) encoders idle for longer than [`IDLE_GRACE`].
+    fn reap(&self, now: Instant) {
+        lock(&self.running).retain_mut(|r| {
+            if !r.reapable || r.encoder.live_sinks() > 0 {
+                r.idle_since = None;
+                return true;
+            }
+            let since = *r.idle_since.get_or_insert(now);
+            let keep = now.duration_since(since) < IDLE_GRACE;
+            if !keep {
+                tracing::info!(
+                    "stopped the idle {} encoder of tier {} ({} bit/s)",
+                    r.encoder.codec().name(),
+                    r.encoder.tier(),
+                    r.encoder.codec().bitrate()
+                );
+            }
+            keep
+        });
+    }
+}
+
+/// Checks a set's encoders for idleness every second while the set exists.
+fn spawn_reaper(inner: &Arc<SetInner>) {
+    let weak = Arc::downgrade(inner);
+    let spawned = std::thread::Builder::new()
+        .name("encoder reaper".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let Some(inner) = weak.upgrade() else { break };
+            inner.reap(Instant::now());
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no idle-encoder reaper ({e}): idle tier encoders keep running");
+    }
 }
 
 impl TrackEncoders {
     /// The encoders of `track`: for video, the codecs `preference` allows (one, or `None`:
-    /// H.264 and VP8, H.264 preferred) at `video_bitrate`; for audio, Opus at
-    /// [`AUDIO_BITRATE`]. Nothing starts until a peer asks.
+    /// H.264 and VP8, H.264 preferred) at the rungs of `ladder` (a bitrate: the ladder
+    /// derived from it); for audio, Opus at [`AUDIO_BITRATE`]. Nothing starts until a peer
+    /// asks.
     pub fn new(
         track: &MediaStreamTrack,
-        video_bitrate: u32,
+        ladder: impl Into<BitrateLadder>,
         preference: Option<VideoCodec>,
     ) -> Self {
+        Self::with_policy(track, ladder, preference, TierPolicy::default())
+    }
+
+    /// [`new`](Self::new) with its own rules for moving viewers between tiers.
+    pub fn with_policy(
+        track: &MediaStreamTrack,
+        ladder: impl Into<BitrateLadder>,
+        preference: Option<VideoCodec>,
+        policy: TierPolicy,
+    ) -> Self {
         let kind = track.kind();
-        TrackEncoders {
-            inner: Arc::new(SetInner {
-                kind,
-                track: Some(track.clone()),
-                video_bitrate,
-                allowed: match kind {
-                    MediaKind::Video => VideoCodec::allowed(preference),
-                    MediaKind::Audio => Vec::new(),
-                },
-                running: Mutex::new(Vec::new()),
-            }),
-        }
+        let settings = track.get_settings();
+        let size = settings.width.zip(settings.height);
+        let rungs = match kind {
+            MediaKind::Video => ladder.into().rungs(size),
+            MediaKind::Audio => vec![AUDIO_BITRATE],
+        };
+        let inner = Arc::new(SetInner {
+            kind,
+            track: Some(track.clone()),
+            rungs,
+            policy,
+            allowed: match kind {
+                MediaKind::Video => VideoCodec::allowed(preference),
+                MediaKind::Audio => Vec::new(),
+            },
+            running: Mutex::new(Vec::new()),
+        });
+        spawn_reaper(&inner);
+        TrackEncoders { inner }
     }
 
     /// The encoders of `track` (as [`new`](Self::new)) with `passthrough` in place for its
     /// codec: peers of that codec get the units forwarded as they came, with no decode or
-    /// encode here; a peer of another allowed codec still starts an encoder of `track` (a
-    /// transcode). For video the passthrough's codec becomes the most preferred (it costs
-    /// nothing); it must be one `preference` allows.
+    /// encode here (one tier: the publisher's rate); a peer of another allowed codec still
+    /// starts an encoder of `track` (a transcode, with tiers). For video the passthrough's
+    /// codec becomes the most preferred (it costs nothing); it must be one `preference`
+    /// allows.
     pub fn with_passthrough(
         track: &MediaStreamTrack,
-        video_bitrate: u32,
+        ladder: impl Into<BitrateLadder>,
         preference: Option<VideoCodec>,
         passthrough: EncodedTrack,
     ) -> Result<Self, EncodeError> {
-        let set = TrackEncoders::new(track, video_bitrate, preference);
+        let set = TrackEncoders::new(track, ladder, preference);
         let codec = passthrough.codec();
         if codec.kind() != set.kind() {
             return Err(EncodeError::Mismatch(format!(
@@ -584,15 +874,20 @@ impl TrackEncoders {
             allowed.retain(|c| *c != video);
             allowed.insert(0, video);
         }
-        Ok(TrackEncoders {
-            inner: Arc::new(SetInner {
-                kind: set.inner.kind,
-                track: set.inner.track.clone(),
-                video_bitrate,
-                allowed,
-                running: Mutex::new(vec![passthrough]),
-            }),
-        })
+        let inner = Arc::new(SetInner {
+            kind: set.inner.kind,
+            track: set.inner.track.clone(),
+            rungs: set.inner.rungs.clone(),
+            policy: set.inner.policy,
+            allowed,
+            running: Mutex::new(vec![Running {
+                encoder: passthrough,
+                reapable: false,
+                idle_since: None,
+            }]),
+        });
+        spawn_reaper(&inner);
+        Ok(TrackEncoders { inner })
     }
 
     pub fn kind(&self) -> MediaKind {
@@ -604,8 +899,98 @@ impl TrackEncoders {
         &self.inner.allowed
     }
 
-    /// The encoder for `codec` (`None` for audio), started now if no peer needed it yet.
+    /// The bitrate rungs viewers of `codec` are spread over, highest first: the ladder,
+    /// or one rung for audio, a passthrough's codec and a fixed set.
+    pub fn rungs(&self, codec: Option<VideoCodec>) -> Vec<u32> {
+        let single = self.inner.track.is_none()
+            || codec.is_none()
+            || lock(&self.inner.running)
+                .iter()
+                .any(|r| r.encoder.is_passthrough() && r.encoder.codec().video_codec() == codec);
+        if single {
+            vec![self.inner.rungs[0]]
+        } else {
+            self.inner.rungs.clone()
+        }
+    }
+
+    /// The rules viewers move between tiers by.
+    pub fn policy(&self) -> TierPolicy {
+        self.inner.policy
+    }
+
+    /// The encoder for `codec` (`None` for audio) at the top tier, started now if no peer
+    /// needed it yet.
     pub fn encoder(&self, codec: Option<VideoCodec>) -> Result<EncodedTrack, EncodeError> {
+        self.tier_encoder(codec, 0)
+    }
+
+    /// The encoder for `codec` at `tier` (an index into [`rungs`](Self::rungs), clamped),
+    /// started now if no peer needed it yet.
+    pub fn tier_encoder(
+        &self,
+        codec: Option<VideoCodec>,
+        tier: usize,
+    ) -> Result<EncodedTrack, EncodeError> {
+        let mut running = lock(&self.inner.running);
+        self.find_or_start(&mut running, codec, tier)
+    }
+
+    /// A new viewer of `codec` on `tier`: the encoder and a sink of `capacity` on it,
+    /// added together so the idle reaper cannot stop the encoder in between.
+    pub fn subscribe_tier(
+        &self,
+        codec: Option<VideoCodec>,
+        tier: usize,
+        capacity: usize,
+    ) -> Result<(EncodedTrack, AsyncEncodedReceiver), EncodeError> {
+        let mut running = lock(&self.inner.running);
+        let encoder = self.find_or_start(&mut running, codec, tier)?;
+        let rx = encoder.subscribe_async(capacity);
+        Ok((encoder, rx))
+    }
+
+    /// A viewer of `codec` that moves between tiers as its bandwidth `estimate` (bits per
+    /// second; 0 = unknown) changes: it starts on the highest rung at or below it.
+    pub fn viewer(
+        &self,
+        codec: Option<VideoCodec>,
+        capacity: usize,
+        estimate: f64,
+    ) -> Result<TieredReceiver, EncodeError> {
+        let rungs = self.rungs(codec);
+        let state = TierState::initial(&rungs, estimate);
+        let (encoder, rx) = self.subscribe_tier(codec, state.tier(), capacity)?;
+        let voter = rand::random();
+        if estimate > 0.0 {
+            encoder.vote_bitrate(voter, Some(estimate.min(u32::MAX as f64) as u32));
+        }
+        Ok(TieredReceiver {
+            set: self.clone(),
+            codec,
+            capacity,
+            voter,
+            rungs,
+            state,
+            current: Tap {
+                tier: state.tier(),
+                encoder,
+                rx,
+            },
+            pending: None,
+            held: None,
+            waiting: None,
+            last_timestamp: None,
+            switches: 0,
+        })
+    }
+
+    fn find_or_start(
+        &self,
+        running: &mut Vec<Running>,
+        codec: Option<VideoCodec>,
+        tier: usize,
+    ) -> Result<EncodedTrack, EncodeError> {
         let inner = &self.inner;
         let config = match (inner.kind, codec) {
             (MediaKind::Audio, None) => None,
@@ -617,35 +1002,74 @@ impl TrackEncoders {
                 )))
             }
         };
-        let mut running = lock(&inner.running);
-        if let Some(e) = running.iter().find(|e| e.codec().video_codec() == config) {
-            return Ok(e.clone());
+        let of_codec = |r: &&mut Running| r.encoder.codec().video_codec() == config;
+        // A passthrough (or a fixed set's encoder) is the only tier of its codec.
+        if let Some(r) = running.iter_mut().filter(of_codec).find(|r| !r.reapable) {
+            return Ok(r.encoder.clone());
+        }
+        let tier = match config {
+            Some(_) => tier.min(inner.rungs.len() - 1),
+            None => 0,
+        };
+        if let Some(r) = running
+            .iter_mut()
+            .filter(of_codec)
+            .find(|r| r.encoder.tier() == tier)
+        {
+            r.idle_since = None;
+            return Ok(r.encoder.clone());
         }
         let Some(track) = &inner.track else {
             return Err(EncodeError::Mismatch(
                 "a fixed encoder set cannot start encoders".into(),
             ));
         };
-        let codec = match config {
-            Some(c) => CodecConfig::video(c, inner.video_bitrate),
-            None => CodecConfig::Opus {
-                bitrate: AUDIO_BITRATE,
-            },
+        // A tier's viewers have estimates from (about) its rung up to the next higher rung:
+        // the encoder follows their lowest in that range.
+        let (codec, floor) = match config {
+            Some(c) => (
+                CodecConfig::video(c, inner.rungs[tier.saturating_sub(1)]),
+                if tier + 1 < inner.rungs.len() {
+                    (inner.rungs[tier] as f64 * inner.policy.down_margin) as u32
+                } else {
+                    0
+                },
+            ),
+            None => (
+                CodecConfig::Opus {
+                    bitrate: AUDIO_BITRATE,
+                },
+                0,
+            ),
         };
-        let encoder = EncodedTrack::start(track, codec)?;
+        let encoder = EncodedTrack::start_tier(track, codec, tier, floor)?;
         tracing::info!(
-            "started a {} encoder for track {:?} ({} running)",
+            "started a {} encoder for track {:?} at tier {tier} ({} bit/s; {} running)",
             codec.name(),
             track.label(),
+            codec.bitrate(),
             running.len() + 1
         );
-        running.push(encoder.clone());
+        running.push(Running {
+            encoder: encoder.clone(),
+            reapable: true,
+            idle_since: None,
+        });
         Ok(encoder)
     }
 
-    /// The encoders started so far, in the order they started.
+    /// The encoders running, in the order they started.
     pub fn running(&self) -> Vec<EncodedTrack> {
-        lock(&self.inner.running).clone()
+        lock(&self.inner.running)
+            .iter()
+            .map(|r| r.encoder.clone())
+            .collect()
+    }
+
+    /// Stops encoders idle for longer than [`IDLE_GRACE`] now (a background thread does
+    /// this every second anyway).
+    pub fn reap_idle(&self) {
+        self.inner.reap(Instant::now());
     }
 }
 
@@ -656,9 +1080,14 @@ impl From<EncodedTrack> for TrackEncoders {
             inner: Arc::new(SetInner {
                 kind: encoded.kind(),
                 track: None,
-                video_bitrate: encoded.codec().bitrate(),
+                rungs: vec![encoded.codec().bitrate()],
+                policy: TierPolicy::default(),
                 allowed: encoded.codec().video_codec().into_iter().collect(),
-                running: Mutex::new(vec![encoded]),
+                running: Mutex::new(vec![Running {
+                    encoder: encoded,
+                    reapable: false,
+                    idle_since: None,
+                }]),
             }),
         }
     }
@@ -673,6 +1102,207 @@ impl From<&EncodedTrack> for TrackEncoders {
 impl From<&TrackEncoders> for TrackEncoders {
     fn from(set: &TrackEncoders) -> Self {
         set.clone()
+    }
+}
+
+/// A sink on one tier's encoder.
+struct Tap {
+    tier: usize,
+    encoder: EncodedTrack,
+    rx: AsyncEncodedReceiver,
+}
+
+/// How long a switch waits for the old tier to catch up with the new tier's keyframe
+/// before it gives up on the frames in between.
+const SWITCH_CATCH_UP: Duration = Duration::from_millis(250);
+
+/// While a move is pending, how long an old-tier unit may wait for the new tier's keyframe
+/// of the same frame (a few milliseconds behind it, normally). Only during a move.
+const SWITCH_HOLD: Duration = Duration::from_millis(60);
+
+/// One viewer's units from a [`TrackEncoders`], moving between tier encoders as its
+/// bandwidth estimate changes ([`update`](Self::update)). A move subscribes to the new
+/// tier (whose first unit is a keyframe, forced at once), keeps taking the old tier's
+/// units up to the frame before that keyframe, then continues on the new tier: the
+/// receiver sees one unbroken stream, no frame twice and none missing. Dropping it
+/// withdraws its votes and leaves both encoders.
+pub struct TieredReceiver {
+    set: TrackEncoders,
+    codec: Option<VideoCodec>,
+    capacity: usize,
+    voter: u64,
+    rungs: Vec<u32>,
+    state: TierState,
+    current: Tap,
+    /// The tier being moved to, until its keyframe takes over.
+    pending: Option<Tap>,
+    /// The new tier's keyframe, waiting for the old tier to deliver the frames before it.
+    held: Option<(EncodedUnit, tokio::time::Instant)>,
+    /// An old-tier unit held back for at most [`SWITCH_HOLD`] while a move is pending.
+    waiting: Option<(EncodedUnit, tokio::time::Instant)>,
+    /// Timestamp of the last unit handed out.
+    last_timestamp: Option<Duration>,
+    switches: u64,
+}
+
+impl TieredReceiver {
+    /// The tier whose units it is handing out now.
+    pub fn tier(&self) -> usize {
+        self.current.tier
+    }
+
+    /// The encoder it is receiving from (where keyframe requests go).
+    pub fn encoder(&self) -> &EncodedTrack {
+        &self.current.encoder
+    }
+
+    /// Completed moves between tiers.
+    pub fn switches(&self) -> u64 {
+        self.switches
+    }
+
+    /// Units lost on the current tier because this viewer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.current.rx.dropped()
+    }
+
+    /// Takes the viewer's bandwidth estimate (bits per second; once a second or so): votes
+    /// it to its tier's encoder and, when the [`TierPolicy`] says so, starts the move to
+    /// another tier.
+    pub fn update(&mut self, estimate: f64, now: Instant) {
+        let policy = self.set.policy();
+        let wanted = self.state.update(&self.rungs, &policy, estimate, now);
+        let heading = self.pending.as_ref().map_or(self.current.tier, |p| p.tier);
+        if wanted != heading {
+            if wanted == self.current.tier {
+                // Back where it is: abandon the move.
+                if let Some(p) = self.pending.take() {
+                    p.encoder.vote_bitrate(self.voter, None);
+                }
+                self.held = None;
+            } else {
+                match self.set.subscribe_tier(self.codec, wanted, self.capacity) {
+                    Ok((encoder, rx)) => {
+                        tracing::debug!(
+                            "viewer moving from tier {} to {wanted} (estimate {estimate:.0} bit/s)",
+                            self.current.tier
+                        );
+                        if let Some(p) = self.pending.take() {
+                            p.encoder.vote_bitrate(self.voter, None);
+                        }
+                        self.held = None;
+                        self.pending = Some(Tap {
+                            tier: wanted,
+                            encoder,
+                            rx,
+                        });
+                    }
+                    Err(e) => tracing::warn!("cannot move to tier {wanted}: {e}"),
+                }
+            }
+        }
+        if estimate > 0.0 {
+            let tap = self.pending.as_ref().unwrap_or(&self.current);
+            tap.encoder
+                .vote_bitrate(self.voter, Some(estimate.min(u32::MAX as f64) as u32));
+        }
+    }
+
+    fn finish_switch(&mut self) {
+        if let Some(new) = self.pending.take() {
+            let old = std::mem::replace(&mut self.current, new);
+            old.encoder.vote_bitrate(self.voter, None);
+            self.switches += 1;
+        }
+    }
+
+    fn handed_out(&mut self, unit: EncodedUnit) -> Option<EncodedUnit> {
+        self.last_timestamp = Some(unit.timestamp);
+        Some(unit)
+    }
+
+    /// The next unit; `None` once the track has ended. Cancel-safe (usable in `select!`).
+    pub async fn recv(&mut self) -> Option<EncodedUnit> {
+        loop {
+            if let Some((key, deadline)) = &self.held {
+                let (key_ts, deadline) = (key.timestamp, *deadline);
+                // The old tier's frames before the new keyframe, then the keyframe.
+                match tokio::time::timeout_at(deadline, self.current.rx.recv()).await {
+                    Ok(Some(u)) if u.timestamp < key_ts => return self.handed_out(u),
+                    Ok(Some(_)) | Ok(None) | Err(_) => {
+                        let Some((key, _)) = self.held.take() else {
+                            continue;
+                        };
+                        self.finish_switch();
+                        return self.handed_out(key);
+                    }
+                }
+            }
+            let Some(pending) = &mut self.pending else {
+                self.waiting = None;
+                let unit = self.current.rx.recv().await?;
+                return self.handed_out(unit);
+            };
+            if let Some((old, deadline)) = &self.waiting {
+                // An old-tier unit, held back briefly: the new tier's keyframe of the same
+                // frame is usually just behind it (a keyframe takes longer to encode), and
+                // sending the old one first would make that keyframe a repeat.
+                let (old_ts, deadline) = (old.timestamp, *deadline);
+                let next = tokio::time::timeout_at(deadline, pending.rx.recv()).await;
+                match next {
+                    Ok(Some(u))
+                        if u.keyframe && self.last_timestamp.is_none_or(|t| u.timestamp > t) =>
+                    {
+                        if u.timestamp <= old_ts {
+                            // The keyframe replaces the held unit's frame.
+                            self.waiting = None;
+                            self.finish_switch();
+                            return self.handed_out(u);
+                        }
+                        self.held = Some((u, tokio::time::Instant::now() + SWITCH_CATCH_UP));
+                    }
+                    Ok(Some(u)) if u.keyframe => pending.encoder.request_keyframe(),
+                    Ok(Some(_)) => continue,
+                    Ok(None) => self.pending = None,
+                    Err(_) => {}
+                }
+                let Some((old, _)) = self.waiting.take() else {
+                    continue;
+                };
+                return self.handed_out(old);
+            }
+            tokio::select! {
+                unit = self.current.rx.recv() => match unit {
+                    Some(u) => {
+                        self.waiting = Some((u, tokio::time::Instant::now() + SWITCH_HOLD));
+                    }
+                    // The old tier ended (its track did): nothing to wait for.
+                    None => self.finish_switch(),
+                },
+                unit = pending.rx.recv() => match unit {
+                    Some(u) if u.keyframe && self.last_timestamp.is_none_or(|t| u.timestamp > t) => {
+                        self.held = Some((u, tokio::time::Instant::now() + SWITCH_CATCH_UP));
+                    }
+                    // A keyframe of a frame already sent from the old tier: starting there
+                    // would repeat frames. Ask for the next one.
+                    Some(u) if u.keyframe => pending.encoder.request_keyframe(),
+                    // Deltas before a usable keyframe are of no use.
+                    Some(_) => {}
+                    None => {
+                        self.pending = None;
+                    }
+                },
+            }
+        }
+    }
+}
+
+impl Drop for TieredReceiver {
+    fn drop(&mut self) {
+        self.current.encoder.vote_bitrate(self.voter, None);
+        if let Some(p) = &self.pending {
+            p.encoder.vote_bitrate(self.voter, None);
+        }
     }
 }
 
@@ -802,6 +1432,8 @@ impl Encoder {
 }
 
 fn run(input: crate::devices::FrameReceiver, shared: Weak<Shared>, mut encoder: Encoder) {
+    // Failures already logged.
+    let mut logged: Vec<String> = Vec::new();
     loop {
         let frame = match input.recv_timeout(Duration::from_millis(250)) {
             Ok(Some(f)) => f,
@@ -847,7 +1479,15 @@ fn run(input: crate::devices::FrameReceiver, shared: Weak<Shared>, mut encoder: 
         let units = match encoder.encode(&frame, force, bitrate) {
             Ok(u) => u,
             Err(e) => {
-                tracing::warn!("encoder: {e}");
+                // Once per distinct failure: a track the encoder cannot take fails on
+                // every block (100 a second for audio).
+                let message = e.to_string();
+                if !logged.contains(&message) {
+                    tracing::warn!("{} encoder: {message} (not repeated)", shared.codec.name());
+                    if logged.len() < 8 {
+                        logged.push(message);
+                    }
+                }
                 continue;
             }
         };
@@ -1076,6 +1716,182 @@ mod tests {
     }
 
     #[test]
+    fn ladders_are_derived_by_size_or_given() {
+        let derived = BitrateLadder::from(2_500_000);
+        assert_eq!(
+            derived.rungs(Some((1280, 720))),
+            [2_500_000, 1_000_000, 416_666]
+        );
+        assert_eq!(derived.rungs(Some((640, 480))), [2_500_000, 1_000_000]);
+        assert_eq!(derived.rungs(Some((320, 240))), [2_500_000]);
+        // Rungs under MIN_RUNG are left out.
+        assert_eq!(
+            BitrateLadder::from(500_000).rungs(Some((1920, 1080))),
+            [500_000, 200_000]
+        );
+        assert_eq!(
+            BitrateLadder::from(vec![300_000, 0, 2_000_000, 300_000]).rungs(None),
+            [2_000_000, 300_000]
+        );
+        assert_eq!(BitrateLadder::Explicit(vec![]).rungs(None), [0]);
+    }
+
+    #[test]
+    fn tiers_go_down_at_once_and_up_only_after_a_steady_surplus() {
+        let rungs = [2_500_000, 1_000_000, 300_000];
+        let policy = TierPolicy::default();
+        assert_eq!(
+            TierState::initial(&rungs, 0.0).tier(),
+            0,
+            "unknown: the top"
+        );
+        assert_eq!(TierState::initial(&rungs, 2_600_000.0).tier(), 0);
+        assert_eq!(TierState::initial(&rungs, 1_500_000.0).tier(), 1);
+        assert_eq!(TierState::initial(&rungs, 100_000.0).tier(), 2);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_millis(s);
+        let mut state = TierState::initial(&rungs, 2_500_000.0);
+        // Slightly under the rung: stays (a margin against the estimate's jitter).
+        assert_eq!(state.update(&rungs, &policy, 2_300_000.0, at(0)), 0);
+        // Clearly under: down at once, past any rung it cannot carry either.
+        assert_eq!(state.update(&rungs, &policy, 400_000.0, at(1000)), 2);
+        // Up only after 4 s above 1.2 × the next rung.
+        assert_eq!(state.update(&rungs, &policy, 1_300_000.0, at(2000)), 2);
+        assert_eq!(state.update(&rungs, &policy, 1_300_000.0, at(5000)), 2);
+        // A dip restarts the wait.
+        assert_eq!(state.update(&rungs, &policy, 1_100_000.0, at(5500)), 2);
+        assert_eq!(state.update(&rungs, &policy, 1_300_000.0, at(6000)), 2);
+        assert_eq!(state.update(&rungs, &policy, 1_300_000.0, at(9000)), 2);
+        assert_eq!(state.update(&rungs, &policy, 1_300_000.0, at(10_000)), 1);
+        // The top rung needs the estimate at the rung (congestion control's ceiling).
+        assert_eq!(state.update(&rungs, &policy, 2_500_000.0, at(11_000)), 1);
+        assert_eq!(state.update(&rungs, &policy, 2_500_000.0, at(15_000)), 0);
+        // No estimate: no move.
+        assert_eq!(state.update(&rungs, &policy, 0.0, at(16_000)), 0);
+    }
+
+    fn fast_policy() -> TierPolicy {
+        TierPolicy {
+            up_after: Duration::from_millis(300),
+            ..TierPolicy::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_viewer_gets_its_own_tier_and_the_fast_keep_the_high_rate() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let track = camera(&devices, r#"{"video": {"width": 640, "height": 480}}"#);
+        let set = TrackEncoders::with_policy(
+            &track,
+            vec![1_500_000, 700_000, 350_000],
+            None,
+            fast_policy(),
+        );
+        let codec = Some(VideoCodec::H264);
+        let mut fast: Vec<_> = (0..4)
+            .map(|_| set.viewer(codec, 64, 2_000_000.0).unwrap())
+            .collect();
+        assert_eq!(set.running().len(), 1, "equal viewers share one encoder");
+        let mut slow = set.viewer(codec, 64, 300_000.0).unwrap();
+        assert_eq!(slow.tier(), 2);
+        let now = Instant::now();
+        for v in fast.iter_mut() {
+            v.update(2_000_000.0, now);
+        }
+        slow.update(300_000.0, now);
+        for _ in 0..20 {
+            for v in fast.iter_mut().chain(std::iter::once(&mut slow)) {
+                let u = tokio::time::timeout(Duration::from_secs(2), v.recv()).await;
+                assert!(u.unwrap().is_some());
+            }
+        }
+        let running = set.running();
+        assert_eq!(running.len(), 2, "one encoder per tier in use");
+        let top = running.iter().find(|e| e.tier() == 0).unwrap().stats();
+        let low = running.iter().find(|e| e.tier() == 2).unwrap().stats();
+        assert_eq!((top.sinks, low.sinks), (4, 1));
+        assert_eq!(top.bitrate, 1_500_000, "the fast keep their rate: {top:?}");
+        assert_eq!((top.min_bitrate, top.max_bitrate), (1_350_000, 1_500_000));
+        assert_eq!(low.bitrate, 300_000, "{low:?}");
+        assert_eq!((low.min_bitrate, low.max_bitrate), (0, 700_000));
+        // Within its range a tier follows its slowest viewer.
+        slow.update(500_000.0, Instant::now());
+        let low_encoder = running.iter().find(|e| e.tier() == 2).unwrap();
+        for _ in 0..3 {
+            let u = tokio::time::timeout(Duration::from_secs(2), slow.recv()).await;
+            assert!(u.unwrap().is_some());
+        }
+        assert_eq!(low_encoder.stats().bitrate, 500_000);
+        // Encoded once per tier: about one unit per frame, not one per viewer.
+        assert!(top.frames_encoded <= top.frames_in + 2, "{top:?}");
+        // The slow viewer leaves: its tier's encoder stops after the grace period.
+        drop(slow);
+        set.reap_idle();
+        assert_eq!(set.running().len(), 2, "kept through the grace period");
+        set.inner
+            .reap(Instant::now() + IDLE_GRACE + Duration::from_secs(1));
+        let running = set.running();
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].tier(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_viewer_moving_between_tiers_decodes_every_frame() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let track = camera(&devices, r#"{"video": {"width": 640, "height": 480}}"#);
+        let set = TrackEncoders::with_policy(
+            &track,
+            vec![1_500_000, 700_000, 350_000],
+            None,
+            fast_policy(),
+        );
+        let mut viewer = set.viewer(Some(VideoCodec::H264), 64, 2_000_000.0).unwrap();
+        // Another viewer keeps the top tier busy, as in a real fan-out.
+        let _other = set.viewer(Some(VideoCodec::H264), 64, 2_000_000.0).unwrap();
+        let mut dec = H264Decoder::new().unwrap();
+        let mut numbers = Vec::new();
+        let mut tiers = Vec::new();
+        let start = Instant::now();
+        let mut step = 0;
+        while start.elapsed() < Duration::from_millis(3500) {
+            let t = start.elapsed();
+            // Down at 0.5 s, then a steady surplus from 1.5 s: up after 0.3 s.
+            let estimate = if t < Duration::from_millis(500) {
+                2_000_000.0
+            } else if t < Duration::from_millis(1500) {
+                300_000.0
+            } else {
+                2_000_000.0
+            };
+            if t.as_millis() / 100 != step {
+                step = t.as_millis() / 100;
+                viewer.update(estimate, Instant::now());
+            }
+            let unit = tokio::time::timeout(Duration::from_secs(2), viewer.recv())
+                .await
+                .expect("a unit in time")
+                .expect("the track runs");
+            let frame = dec
+                .decode(&unit.data)
+                .expect("no decode error across moves");
+            if let Some(frame) = frame {
+                numbers.push(read_strip(&frame).unwrap().frame_number);
+                tiers.push(viewer.tier());
+            }
+        }
+        assert_eq!(viewer.switches(), 2, "down and back up: {tiers:?}");
+        assert!(tiers.contains(&2) && tiers.first() == Some(&0) && tiers.last() == Some(&0));
+        for pair in numbers.windows(2) {
+            assert_eq!(
+                pair[1],
+                pair[0] + 1,
+                "consecutive across moves: {numbers:?}"
+            );
+        }
+        assert!(numbers.len() >= 60, "{}", numbers.len());
+    }
+
+    #[test]
     fn a_passthrough_forwards_units_and_asks_its_origin_for_keyframes() {
         let asked = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&asked);
@@ -1150,6 +1966,39 @@ mod tests {
             TrackEncoders::with_passthrough(&video, 1, Some(VideoCodec::H264), pass).is_err(),
             "a codec the set may not send"
         );
+    }
+
+    #[test]
+    fn a_44100_hz_microphone_is_sent_as_opus_at_its_pitch() {
+        let file = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+        std::fs::write(
+            file.path(),
+            r#"{"devices": [{"kind": "audioinput", "deviceId": "mic", "label": "44.1 kHz",
+                "source": "tone", "modes": [{"sampleRate": 44100, "channelCount": 1,
+                "sampleSize": 16, "latency": 0.01}]}]}"#,
+        )
+        .unwrap();
+        let devices =
+            MediaDevices::from_devices_file(file.path(), PermissionPolicy::granted()).unwrap();
+        let stream = devices.get_user_media_json(r#"{"audio": true}"#).unwrap();
+        let mic = &stream.get_audio_tracks()[0];
+        assert_eq!(mic.get_settings().sample_rate, Some(44_100));
+        let set = TrackEncoders::new(mic, 0, None);
+        let opus = set.encoder(None).unwrap();
+        let sink = opus.subscribe(256);
+        let mut dec = crate::encode::opus::OpusDecoder::new(48_000, 1).unwrap();
+        let mut samples = Vec::new();
+        for _ in 0..75 {
+            let unit = sink
+                .recv_timeout(Duration::from_secs(2))
+                .unwrap()
+                .expect("Opus packets from a 44.1 kHz track");
+            samples.extend(dec.decode(&unit.data, unit.timestamp).unwrap().to_i16());
+        }
+        let s = &samples[9600..];
+        let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+        let hz = crossings as f64 / 2.0 / (s.len() as f64 / 48_000.0);
+        assert!((436.0..=444.0).contains(&hz), "{hz} Hz");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! ids and SSRC) so webrtc-rs binds its interceptors (NACK, TWCC) to that codec when sending
 //! starts. We packetize ourselves, with the chosen codec's payloader, once connected.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtc::media_stream::MediaStreamTrack as RtcTrack;
@@ -52,8 +52,9 @@ pub(super) enum Remote {
 struct Shared {
     /// The negotiated video codec (`None` for audio or before negotiation).
     codec: Mutex<Option<VideoCodec>>,
-    /// The encoder feeding this peer, once connected: keyframe requests go to it.
-    encoder: OnceLock<EncodedTrack>,
+    /// The encoder feeding this peer, once connected (its current tier's): keyframe
+    /// requests go to it.
+    encoder: Mutex<Option<EncodedTrack>>,
 }
 
 /// The tasks that feed one track to one peer; stopped on close or drop.
@@ -128,7 +129,7 @@ impl LocalSender {
             .map_err(|e| PeerError::Track(e.to_string()))?;
         let shared = Arc::new(Shared {
             codec: Mutex::new(None),
-            encoder: OnceLock::new(),
+            encoder: Mutex::new(None),
         });
 
         let rtcp_track = Arc::clone(&track);
@@ -147,7 +148,8 @@ impl LocalSender {
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         // Before the encoder is attached the sink's first unit is a
                         // keyframe anyway.
-                        if let Some(encoder) = rtcp_shared.encoder.get() {
+                        let encoder = lock(&rtcp_shared.encoder).clone();
+                        if let Some(encoder) = encoder {
                             encoder.request_keyframe();
                         }
                     }
@@ -338,15 +340,35 @@ impl Drop for LocalSender {
     }
 }
 
-/// Clears this peer's bitrate vote when the send loop ends, however it ends.
-struct Vote<'a> {
-    encoded: &'a EncodedTrack,
-    voter: u64,
+/// RTP timestamps from the units' capture timestamps: the first unit's timestamp maps to
+/// a random base, every later one to the base plus its capture-time distance in clock
+/// ticks. Nominal frame durations would compress the timeline whenever a frame is skipped
+/// (the encoder's rate control, a unit dropped for a slow peer, a lower frame rate);
+/// capture times keep receivers' playout and jitter figures true. Tier moves keep the
+/// timeline too: every tier encodes the same captured frames.
+#[derive(Debug, Clone)]
+pub(crate) struct RtpClock {
+    clock_rate: u32,
+    base: u32,
+    first: Option<Duration>,
 }
 
-impl Drop for Vote<'_> {
-    fn drop(&mut self) {
-        self.encoded.vote_bitrate(self.voter, None);
+impl RtpClock {
+    pub(crate) fn new(clock_rate: u32, base: u32) -> Self {
+        RtpClock {
+            clock_rate,
+            base,
+            first: None,
+        }
+    }
+
+    /// The RTP timestamp of a unit captured at `timestamp` (on the track's timeline).
+    pub(crate) fn timestamp(&mut self, timestamp: Duration) -> u32 {
+        let first = *self.first.get_or_insert(timestamp);
+        let offset = timestamp.as_nanos() as i128 - first.as_nanos() as i128;
+        let ticks = offset * i128::from(self.clock_rate) / 1_000_000_000;
+        // Modulo 2^32, as RTP timestamps wrap.
+        self.base.wrapping_add(ticks as i64 as u32)
     }
 }
 
@@ -410,14 +432,6 @@ async fn send_loop(ctx: SendContext) {
         tracing::warn!("{} was not negotiated; not sending it", rtp.mime_type);
         return;
     };
-    let encoded = match encoders.encoder(codec) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!("cannot encode {}: {e}", rtp.mime_type);
-            return;
-        }
-    };
-    let _ = shared.encoder.set(encoded.clone());
     let payloader = match rtp.payloader() {
         Ok(p) => p,
         Err(e) => {
@@ -434,25 +448,49 @@ async fn send_loop(ctx: SendContext) {
         Box::new(rtc::rtp::sequence::new_random_sequencer()),
         rtp.clock_rate,
     );
-    let mut units = encoded.subscribe_async(if video { 30 } else { 50 });
-    let _vote = Vote {
-        encoded: &encoded,
-        voter: rand::random(),
+    // One viewer of the track's encoders: on the tier its estimate allows, moving as that
+    // changes (video; audio is one tier).
+    let estimate_now = || {
+        if video {
+            bandwidth.bits_per_second()
+        } else {
+            0.0
+        }
     };
+    let mut units = match encoders.viewer(codec, if video { 30 } else { 50 }, estimate_now()) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!("cannot encode {}: {e}", rtp.mime_type);
+            return;
+        }
+    };
+    *lock(&shared.encoder) = Some(units.encoder().clone());
+    let mut clock = RtpClock::new(rtp.clock_rate, rand::random());
     let mut estimate = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             unit = units.recv() => {
                 let Some(unit) = unit else { break };
                 let keyframe = video && unit.keyframe;
-                let ticks = (unit.duration.as_secs_f64() * rtp.clock_rate as f64) as u32;
-                let packets = match packetizer.packetize(Instant::now(), &unit.data, ticks) {
+                let rtp_timestamp = clock.timestamp(unit.timestamp);
+                let mut packets = match packetizer.packetize(Instant::now(), &unit.data, 0) {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::debug!("packetize: {e}");
                         continue;
                     }
                 };
+                for packet in &mut packets {
+                    packet.header.timestamp = rtp_timestamp;
+                }
+                if keyframe {
+                    // A tier move lands on a keyframe: from now on requests go to the new
+                    // tier's encoder.
+                    let mut current = lock(&shared.encoder);
+                    if !current.as_ref().is_some_and(|e| e.same(units.encoder())) {
+                        *current = Some(units.encoder().clone());
+                    }
+                }
                 let mut failed = false;
                 for packet in packets {
                     if let Err(e) = track.write_rtp(packet).await {
@@ -470,10 +508,7 @@ async fn send_loop(ctx: SendContext) {
                 }
             }
             _ = estimate.tick(), if video => {
-                let target = bandwidth.bits_per_second();
-                if target > 0.0 {
-                    encoded.vote_bitrate(_vote.voter, Some(target as u32));
-                }
+                units.update(bandwidth.bits_per_second(), Instant::now());
             }
             changed = state.changed() => {
                 if changed.is_err() || matches!(*state.borrow(), PeerState::Failed | PeerState::Closed) {
