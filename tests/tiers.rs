@@ -133,6 +133,13 @@ async fn a_slow_viewer_gets_a_lower_tier_and_the_fast_keep_their_rate() {
         "the slow viewer pulled the fast ones down: {stats:?}"
     );
     assert!(low.bitrate <= 400_000, "{stats:?}");
+    // Each sending peer's stats name the tier it is fed from.
+    for (i, (sender, _, _)) in viewers.iter().enumerate() {
+        let peer = sender.stats().await;
+        let video = peer.outbound.iter().find(|o| o.kind == "video").unwrap();
+        let expected = if i == 2 { 2 } else { 0 };
+        assert_eq!(video.tier, Some(expected), "viewer {i}: {video:?}");
+    }
     // The slow viewer leaves: its tier is idle, then stopped.
     let (a, b, _) = viewers.pop().unwrap();
     a.close().await;

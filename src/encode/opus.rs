@@ -6,6 +6,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use opus::{Application, Channels};
 
+/// The packet loss Opus plans its in-band FEC for (percent).
+const EXPECTED_LOSS_PERCENT: i32 = 5;
+
 use super::{EncodeError, EncodedUnit};
 use crate::frame::{AudioFrame, AudioSamples};
 
@@ -229,6 +232,12 @@ impl OpusEncoder {
         encoder
             .set_bitrate(opus::Bitrate::Bits(bitrate as i32))
             .map_err(|e| EncodeError::Codec(format!("opus bitrate: {e}")))?;
+        // Our SDP says useinbandfec=1: a browser receiving us recovers a lost packet from
+        // the next one. Opus adds the redundancy only when it expects loss.
+        encoder
+            .set_inband_fec(true)
+            .and_then(|()| encoder.set_packet_loss_perc(EXPECTED_LOSS_PERCENT))
+            .map_err(|e| EncodeError::Codec(format!("opus in-band FEC: {e}")))?;
         Ok(OpusEncoder {
             encoder,
             converter,
@@ -354,6 +363,19 @@ mod tests {
             timestamp: Duration::from_micros(start * 1_000_000 / 48000),
             capture_time_ms: 0,
         }
+    }
+
+    #[test]
+    fn in_band_fec_is_on_as_the_sdp_says() {
+        let mut enc = OpusEncoder::new(48000, 1, 32_000).unwrap();
+        assert!(enc.encoder.get_inband_fec().unwrap());
+        assert_eq!(
+            enc.encoder.get_packet_loss_perc().unwrap(),
+            EXPECTED_LOSS_PERCENT
+        );
+        assert!(crate::peer::opus_codec()
+            .sdp_fmtp_line
+            .contains("useinbandfec=1"));
     }
 
     #[test]

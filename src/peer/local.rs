@@ -503,6 +503,10 @@ async fn send_loop(ctx: SendContext) {
                     break;
                 }
                 counters.frames_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counters.tier.store(units.tier() as u64, std::sync::atomic::Ordering::Relaxed);
+                counters
+                    .tier_switches
+                    .store(units.switches(), std::sync::atomic::Ordering::Relaxed);
                 if keyframe {
                     counters.keyframes_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }

@@ -180,6 +180,9 @@ impl From<rtc::peer_connection::transport::RTCDtlsTransportState> for DtlsState 
 pub(crate) struct SendCounters {
     pub(crate) frames_sent: std::sync::atomic::AtomicU64,
     pub(crate) keyframes_sent: std::sync::atomic::AtomicU64,
+    /// The bitrate tier being sent (0 = the top one) and the moves between tiers so far.
+    pub(crate) tier: std::sync::atomic::AtomicU64,
+    pub(crate) tier_switches: std::sync::atomic::AtomicU64,
     pub(crate) keyframe_requests: std::sync::atomic::AtomicU64,
 }
 
@@ -672,6 +675,10 @@ impl Peer {
                 }
                 out.frames_sent = c.frames_sent.load(Ordering::Relaxed);
                 out.key_frames_sent = c.keyframes_sent.load(Ordering::Relaxed);
+                if out.kind == "video" {
+                    out.tier = Some(c.tier.load(Ordering::Relaxed) as usize);
+                    out.tier_switches = c.tier_switches.load(Ordering::Relaxed);
+                }
             }
             out.bitrate = bitrates.measure(out.ssrc, out.bytes_sent, now);
         }

@@ -23,6 +23,10 @@ pub struct OutboundStats {
     /// Video frames (or audio packets) of this track written to the peer.
     pub frames_sent: u64,
     pub key_frames_sent: u64,
+    /// The encoder tier this peer is fed from (0 = the highest bitrate; video only) and
+    /// how often it moved between tiers.
+    pub tier: Option<usize>,
+    pub tier_switches: u64,
     /// RTCP NACK, PLI and FIR messages the peer sent about this stream.
     pub nack_count: u32,
     pub pli_count: u32,
@@ -88,6 +92,8 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
             retransmitted_packets_sent: o.retransmitted_packets_sent,
             frames_sent: 0,
             key_frames_sent: 0,
+            tier: None,
+            tier_switches: 0,
             nack_count: o.nack_count,
             pli_count: o.pli_count,
             fir_count: o.fir_count,
