@@ -31,6 +31,9 @@ struct Published {
     tracks: Mutex<Vec<(MediaStreamTrack, TrackEncoders)>>,
     /// The WHIP session feeding it, if ingested.
     ingest: Option<String>,
+    /// An ingested stream's tracks as received from the publisher (for their receive-side
+    /// counters on `/status`: packets, bytes, decoded frames, PLIs sent, drops).
+    received: Mutex<Vec<crate::peer::RemoteTrack>>,
 }
 
 impl Published {
@@ -135,7 +138,7 @@ impl Publisher {
         }
         let published = Published {
             tracks: Mutex::new(list),
-            ingest: None,
+            ..Published::default()
         };
         lock(&self.streams).insert(name.to_owned(), Arc::new(published));
         Ok(())
@@ -220,8 +223,8 @@ impl Publisher {
             streams.insert(
                 stream.to_owned(),
                 Arc::new(Published {
-                    tracks: Mutex::new(Vec::new()),
                     ingest: Some(id.clone()),
+                    ..Published::default()
                 }),
             );
         }
@@ -268,7 +271,10 @@ impl Publisher {
                 let published = lock(&streams).get(&name).cloned();
                 let Some(published) = published else { break };
                 match ingest_encoders(&remote, bitrate.clone(), video_codec) {
-                    Ok(e) => lock(&published.tracks).push((remote.track().clone(), e)),
+                    Ok(e) => {
+                        lock(&published.tracks).push((remote.track().clone(), e));
+                        lock(&published.received).push(remote);
+                    }
                     Err(e) => tracing::warn!("ingested {} of {name:?}: {e}", remote.kind()),
                 }
             }
@@ -497,6 +503,12 @@ impl Endpoint for Publisher {
                             }
                             v
                         }).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                    // Ingested: what arrives from the publisher, per track.
+                    "received": lock(&p.received).iter().map(|r| json!({
+                        "kind": r.kind(),
+                        "mimeType": r.mime_type(),
+                        "stats": r.stats(),
                     })).collect::<Vec<_>>(),
                 })
             })

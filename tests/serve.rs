@@ -345,6 +345,24 @@ async fn whip_ingest_is_relayed_to_whep_viewers() {
         .unwrap();
     assert_eq!(relay["ingested"], true);
     assert_eq!(relay["viewers"], 1);
+    // What arrives from the publisher, per track, with its receive-side counters.
+    let received = relay["received"].as_array().unwrap();
+    let video = received.iter().find(|r| r["kind"] == "video").unwrap();
+    assert!(
+        video["mimeType"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case("video/H264"),
+        "{video}"
+    );
+    assert!(
+        video["stats"]["framesDecoded"].as_u64().unwrap() >= 30,
+        "{video}"
+    );
+    assert!(
+        video["stats"]["bytesReceived"].as_u64().unwrap() > 10_000,
+        "{video}"
+    );
     // Ending the publisher's session unpublishes the stream.
     assert_eq!(delete(addr, &location, Some("pub")).await.status, 200);
     assert_eq!(
