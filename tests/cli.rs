@@ -152,11 +152,10 @@ fn missing_devices_file_exits_2_naming_it() {
         r#"{"video":true}"#,
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("/nonexistent/devices.json"),
-        "{}",
-        stderr(&out)
-    );
+    let err = stderr(&out);
+    assert!(err.contains("/nonexistent/devices.json"), "{err}");
+    // The OS error once, not once per level of the error chain.
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }
 
 #[test]

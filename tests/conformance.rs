@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{cli_select, library_select, Devices};
+use common::{cli_select, library_select, usermedia, Devices};
 use serde_json::{json, Value};
 
 /// What a case expects.
@@ -306,9 +306,113 @@ cases! {
     /// A denied device is passed over for an allowed one.
     deny_device_fallback: Phone, r#"{"video": true}"#, ["back"],
         tracks(vec![("video", "front", json!({}))]);
+    /// The Done-when example does not rest on device order: with the front camera listed
+    /// first, an exact facingMode of environment still picks the back camera.
+    facing_exact_front_listed_first: Devices::Json(FRONT_FIRST), r#"{"video": {"facingMode": {"exact": "environment"}}}"#, [],
+        tracks(vec![("video", "back", json!({"facingMode": "environment"}))]);
+    /// And without a constraint the first listed camera (here the front one) is chosen, so
+    /// the case above is decided by facingMode.
+    front_listed_first_default: Devices::Json(FRONT_FIRST), r#"{"video": true}"#, [],
+        tracks(vec![("video", "front", json!({"facingMode": "user"}))]);
+    /// `null` for a kind is WebIDL's conversion of null to the dictionary: `{}`, requested.
+    null_requests_the_kind: Builtin, r#"{"video": null}"#, [],
+        tracks(vec![("video", VP, json!({"width": 640, "height": 480}))]);
     /// No device of the kind at all.
     not_found_no_camera: Devices::Json(r#"{"devices": [{"kind": "audioinput", "deviceId": "m", "modes": [{"sampleRate": 48000, "channelCount": 1}]}]}"#),
         r#"{"video": true}"#, [], error("NotFoundError");
+}
+
+/// `examples/devices/phone.json` with the front camera listed before the back one.
+const FRONT_FIRST: &str = r#"{ "devices": [
+  { "kind": "videoinput", "deviceId": "front", "groupId": "phone", "label": "Front camera",
+    "facingMode": "user", "source": "pattern",
+    "modes": [ {"width": 640, "height": 480, "frameRate": 30},
+               {"width": 1280, "height": 720, "frameRate": 30} ] },
+  { "kind": "videoinput", "deviceId": "back", "groupId": "phone", "label": "Back camera",
+    "facingMode": "environment", "source": "pattern",
+    "modes": [ {"width": 640, "height": 480, "frameRate": 30},
+               {"width": 1280, "height": 720, "frameRate": 30},
+               {"width": 1920, "height": 1080, "frameRate": 30} ] },
+  { "kind": "audioinput", "deviceId": "mic", "groupId": "phone", "label": "Microphone",
+    "source": "tone",
+    "modes": [ {"sampleRate": 48000, "channelCount": 1} ] }
+] }"#;
+
+// --- MediaStreamTrack-getCapabilities: `devices --json` against the library ---
+
+/// Every device's capabilities as `usermedia devices --json` prints them, by deviceId.
+fn cli_capabilities(devices: Devices) -> Vec<(String, Value)> {
+    let path = devices.path();
+    let out = usermedia(&[
+        "devices",
+        "--json",
+        "--devices",
+        path.path.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("devices --json prints JSON");
+    v["devices"]
+        .as_array()
+        .expect("devices array")
+        .iter()
+        .map(|d| {
+            (
+                d["deviceId"].as_str().expect("deviceId").to_owned(),
+                d["capabilities"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// A live track of every device through the library's getUserMedia (deviceId exact), and
+/// its `get_capabilities()`, in device order.
+fn library_capabilities(devices: Devices) -> Vec<(String, Value)> {
+    let media = devices.media_devices(&[]);
+    media
+        .enumerate_devices()
+        .iter()
+        .map(|info| {
+            let kind = if info.kind.as_str() == "videoinput" {
+                "video"
+            } else {
+                "audio"
+            };
+            let constraints = json!({ kind: {"deviceId": {"exact": info.device_id}} });
+            let stream = media
+                .get_user_media_json(&constraints.to_string())
+                .expect("a track of every device");
+            let track = &stream.get_tracks()[0];
+            let caps = serde_json::to_value(track.get_capabilities()).expect("JSON");
+            track.stop();
+            (info.device_id.clone(), caps)
+        })
+        .collect()
+}
+
+fn capabilities_agree(devices: Devices, expected_ids: &[&str]) {
+    let cli = cli_capabilities(devices);
+    let lib = library_capabilities(devices);
+    let ids: Vec<&str> = cli.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, expected_ids);
+    assert_eq!(cli, lib, "devices --json and get_capabilities() disagree");
+    // The comparison is not vacuous: each has the members of its kind.
+    for (id, caps) in &cli {
+        assert_eq!(caps["deviceId"], id.as_str());
+        assert!(
+            caps.get("width").is_some() || caps.get("sampleRate").is_some(),
+            "{caps}"
+        );
+    }
+}
+
+#[test]
+fn capabilities_cli_and_library_agree_phone() {
+    capabilities_agree(Devices::Phone, &["back", "front", "mic"]);
+}
+
+#[test]
+fn capabilities_cli_and_library_agree_builtin() {
+    capabilities_agree(Devices::Builtin, &["virtual-pattern", "virtual-tone"]);
 }
 
 /// The suite holds at least 40 cases; checked when it compiles.

@@ -234,8 +234,20 @@ pub(crate) struct ScaleTargets {
     frame_rate: Axis,
     width_bounds: (f64, f64),
     height_bounds: (f64, f64),
+    /// The lowest rate frame dropping may produce in this context.
+    rate_lo: f64,
     /// No target and no range: every mode maps to itself.
     unconstrained: bool,
+}
+
+/// The smaller of two numbers neither of which is NaN (`f64::min` without its NaN care).
+#[inline]
+fn lesser(a: f64, b: f64) -> f64 {
+    if a < b {
+        a
+    } else {
+        b
+    }
 }
 
 impl ScaleTargets {
@@ -252,6 +264,7 @@ impl ScaleTargets {
         let free = |a: &Axis| a.target.is_none() && a.lo <= 0.0 && a.hi == f64::INFINITY;
         ScaleTargets {
             unconstrained: free(&width) && free(&height) && free(&aspect) && free(&frame_rate),
+            rate_lo: frame_rate.lo.max(MIN_SCALED_FRAME_RATE),
             width_bounds: Self::bounds(&width),
             height_bounds: Self::bounds(&height),
             width,
@@ -280,17 +293,25 @@ impl ScaleTargets {
         let (nw, nh, nf) = (native.width as f64, native.height as f64, native.frame_rate);
         // The integer bounds of the required ranges are precomputed (`Self::bounds`);
         // native sizes are integers, so capping them there keeps them integral.
-        let (wlo, whi) = (self.width_bounds.0, self.width_bounds.1.min(nw));
-        let (hlo, hhi) = (self.height_bounds.0, self.height_bounds.1.min(nh));
-        let (flo, fhi) = (
-            self.frame_rate.lo.max(MIN_SCALED_FRAME_RATE),
-            self.frame_rate.hi.min(nf),
-        );
+        // Plain comparisons instead of f64::min/max (which handle NaN with extra
+        // instructions; this runs per mode per context): every operand here is a native
+        // size or a bound, never NaN.
+        let (wlo, whi) = (self.width_bounds.0, lesser(self.width_bounds.1, nw));
+        let (hlo, hhi) = (self.height_bounds.0, lesser(self.height_bounds.1, nh));
+        let (flo, fhi) = (self.rate_lo, lesser(self.frame_rate.hi, nf));
         if wlo > whi || hlo > hhi || flo > fhi || self.aspect.lo > self.aspect.hi {
             return None;
         }
-        // Manual clamps: the bounds are checked above, and NaN collapses to the bound.
-        let clamp = |v: f64, lo: f64, hi: f64| v.max(lo).min(hi);
+        // Manual clamps: the bounds are checked above, and NaN collapses to the lower bound
+        // (as `v.max(lo).min(hi)` would).
+        let clamp = |v: f64, lo: f64, hi: f64| {
+            let v = if v > lo { v } else { lo };
+            if v < hi {
+                v
+            } else {
+                hi
+            }
+        };
         let (iw, ih) = (self.width.target, self.height.target);
         let aspect = self
             .aspect
@@ -333,8 +354,11 @@ impl ScaleTargets {
             self.height_bounds.0,
             self.height_bounds.1.min(native.height as f64),
         );
+        // Frames are dropped down to MIN_SCALED_FRAME_RATE; a slower native rate as it is.
         let (flo, fhi) = (
-            self.frame_rate.lo.max(MIN_SCALED_FRAME_RATE),
+            self.frame_rate
+                .lo
+                .max(MIN_SCALED_FRAME_RATE.min(native.frame_rate)),
             self.frame_rate.hi.min(native.frame_rate),
         );
         // The aspect ratios reachable in that rectangle run from wlo/hhi to whi/hlo.
@@ -343,6 +367,15 @@ impl ScaleTargets {
             && flo <= fhi
             && wlo / hhi <= self.aspect.hi
             && whi / hlo >= self.aspect.lo
+    }
+
+    /// [`feasible`](Self::feasible) for a native mode without limits: false when the
+    /// ranges contradict each other whatever the device (1920×1080 exactly and an aspect
+    /// ratio of 1.5), so no mode needs checking.
+    fn feasible_at_any_size(&self) -> bool {
+        let (wlo, whi) = self.width_bounds;
+        let (hlo, hhi) = self.height_bounds;
+        wlo <= whi && hlo <= hhi && wlo / hhi <= self.aspect.hi && whi / hlo >= self.aspect.lo
     }
 
     /// Integer bounds of a size range: at least 1, whole pixels inside the range.
@@ -388,6 +421,9 @@ pub(crate) fn scale_contexts(
         let Some(next) = running.narrowed(set) else {
             continue;
         };
+        if !next.feasible_at_any_size() {
+            continue;
+        }
         let meets: Vec<bool> = selectable
             .iter()
             .enumerate()
@@ -408,17 +444,18 @@ pub(crate) fn scale_contexts(
     contexts
 }
 
-/// Appends the candidates of one device (index `index`) to `out`, in mode order: each
-/// native mode, then its crop-and-scale candidates, one per context, without repeats.
-/// Unless `keep_unscaled` is set, a crop-and-scale candidate identical to its native mode
-/// is left out: without a resizeMode constraint it can only tie with the native one, and
-/// ties go to the native one.
+/// Emits the candidates of one device (index `index`) in mode order: each native mode,
+/// then its crop-and-scale candidates, one per context, without repeats. Unless
+/// `keep_unscaled` is set, a crop-and-scale candidate identical to its native mode is left
+/// out: without a resizeMode constraint it can only tie with the native one, and ties go
+/// to the native one. Candidates go straight to `emit` (selection scores them as they
+/// come: no intermediate list to copy through).
 pub(crate) fn generate_device(
     index: usize,
     device: &DeviceModel,
     contexts: &[ScaleTargets],
     keep_unscaled: bool,
-    out: &mut Vec<Candidate>,
+    mut emit: impl FnMut(Candidate),
 ) {
     match &device.modes {
         DeviceModes::Video(modes) => {
@@ -426,9 +463,11 @@ pub(crate) fn generate_device(
             // native modes scale to the same values (every mode above 1280×720 scales to
             // an ideal 1280×720): identical settings score identically and the earlier
             // wins the tie, so the repeats are dropped.
-            let mut last = vec![None; contexts.len()];
+            let mut last: Vec<Option<(u32, u32, f64)>> = vec![None; contexts.len()];
+            // The crop-and-scale values emitted for the current mode.
+            let mut emitted: Vec<(u32, u32, f64)> = Vec::with_capacity(contexts.len());
             for mode in modes {
-                out.push(Candidate {
+                emit(Candidate {
                     device: index,
                     values: CandidateValues::Video {
                         width: mode.width,
@@ -437,33 +476,36 @@ pub(crate) fn generate_device(
                         resize_mode: ResizeMode::None,
                     },
                 });
-                let first_scaled = out.len();
+                emitted.clear();
                 for (targets, last) in contexts.iter().zip(last.iter_mut()) {
-                    let Some((width, height, frame_rate)) = targets.apply(mode) else {
-                        continue;
-                    };
-                    if *last == Some((width, height, frame_rate)) {
+                    if targets.unconstrained && !keep_unscaled {
+                        // Every mode maps to itself: nothing to add.
                         continue;
                     }
-                    *last = Some((width, height, frame_rate));
+                    let Some(scaled) = targets.apply(mode) else {
+                        continue;
+                    };
+                    if *last == Some(scaled) {
+                        continue;
+                    }
+                    *last = Some(scaled);
+                    let (width, height, frame_rate) = scaled;
                     let unscaled = width == mode.width
                         && height == mode.height
                         && frame_rate == mode.frame_rate;
-                    if unscaled && !keep_unscaled {
+                    if (unscaled && !keep_unscaled) || emitted.contains(&scaled) {
                         continue;
                     }
-                    let values = CandidateValues::Video {
-                        width,
-                        height,
-                        frame_rate,
-                        resize_mode: ResizeMode::CropAndScale,
-                    };
-                    if !out[first_scaled..].iter().any(|c| c.values == values) {
-                        out.push(Candidate {
-                            device: index,
-                            values,
-                        });
-                    }
+                    emitted.push(scaled);
+                    emit(Candidate {
+                        device: index,
+                        values: CandidateValues::Video {
+                            width,
+                            height,
+                            frame_rate,
+                            resize_mode: ResizeMode::CropAndScale,
+                        },
+                    });
                 }
             }
         }
@@ -477,7 +519,7 @@ pub(crate) fn generate_device(
                 for &ec in echo_cancellation {
                     for &agc in auto_gain_control {
                         for &ns in noise_suppression {
-                            out.push(Candidate {
+                            emit(Candidate {
                                 device: index,
                                 values: CandidateValues::Audio {
                                     mode: *mode,
@@ -504,7 +546,7 @@ pub(crate) fn generate(
     let contexts = scale_contexts(constraints, devices, |_, _| true);
     let mut out = Vec::new();
     for (index, device) in devices.iter().enumerate() {
-        generate_device(index, device, &contexts, true, &mut out);
+        generate_device(index, device, &contexts, true, |c| out.push(c));
     }
     out
 }

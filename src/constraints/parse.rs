@@ -138,8 +138,8 @@ fn is_probable_typo(key: &str, known: &str) -> bool {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -162,7 +162,11 @@ fn kind_request(
     warnings: &mut Vec<String>,
 ) -> Result<Option<MediaTrackConstraints>, MediaError> {
     match v {
-        Value::Null | Value::Bool(false) => Ok(None),
+        Value::Bool(false) => Ok(None),
+        // WebIDL converts null to the dictionary of a union that has one — `(boolean or
+        // MediaTrackConstraints)` is not nullable — so `null` is `{}`: requested. (An
+        // absent key is JavaScript's undefined for a dictionary member: the default, false.)
+        Value::Null => Ok(Some(MediaTrackConstraints::unconstrained())),
         Value::Bool(true) => Ok(Some(MediaTrackConstraints::unconstrained())),
         Value::Object(_) => track_constraints(v, kind, kind.as_str(), warnings).map(Some),
         other => Err(wrong_type(
@@ -470,6 +474,16 @@ mod tests {
         assert!(c.audio.is_none());
         let (c, _) = parse(r#"{"audio": {}}"#).unwrap();
         assert!(c.audio.is_some());
+    }
+
+    #[test]
+    fn null_is_an_empty_constraints_dictionary() {
+        // WebIDL: null converts to the union's dictionary member, so it requests the kind.
+        let (c, _) = parse(r#"{"video": null}"#).unwrap();
+        assert_eq!(c.video, Some(MediaTrackConstraints::unconstrained()));
+        assert!(c.audio.is_none());
+        let (c, _) = parse(r#"{"audio": null, "video": false}"#).unwrap();
+        assert!(c.audio.is_some() && c.video.is_none());
     }
 
     #[test]

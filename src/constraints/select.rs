@@ -13,12 +13,16 @@ use std::cmp::Ordering;
 
 use serde::Serialize;
 
-use super::candidates::{self, is_device_level, Candidate, CandidateView, DeviceView};
-use super::fitness::{constraint_distance, first_unmet_required};
-use super::model::DeviceModel;
+use super::candidates::{
+    self, is_device_level, Candidate, CandidateValues, CandidateView, DeviceView,
+};
+use super::fitness::{constraint_distance, first_unmet_required, number_distance};
+use super::model::{DeviceModel, DeviceModes, ResizeMode};
 use super::property::{MediaKind, Property};
 use super::settings::{MediaTrackSettings, SettingValue, Settings};
-use super::value::{Constraint, ConstraintSet, Flag, JsonNumber, MediaTrackConstraints};
+use super::value::{
+    Constraint, ConstraintSet, Flag, JsonNumber, MediaTrackConstraints, NumberConstraint,
+};
 use crate::error::MediaError;
 
 /// Distances closer than this are ties (they come from the same arithmetic on the same
@@ -79,17 +83,71 @@ impl Scored {
 struct Compiled<'c> {
     device_level: Vec<(Property, &'c Constraint)>,
     mode_level: Vec<(Property, &'c Constraint)>,
+    /// The mode-level constraints of a video track, evaluated straight from a candidate's
+    /// values (the selection's hot loop); `None` when a constraint is not of the expected
+    /// type, and then the general path scores.
+    video: Option<Vec<VideoTerm<'c>>>,
+}
+
+/// One mode-level constraint of a video track. The arithmetic is `constraint_distance`'s
+/// (the same `number_distance`), in the same order, so distances are bit-identical; only
+/// the settings lookup is skipped.
+enum VideoTerm<'c> {
+    Width(&'c NumberConstraint),
+    Height(&'c NumberConstraint),
+    AspectRatio(&'c NumberConstraint),
+    FrameRate(&'c NumberConstraint),
+    /// resizeMode has two possible values: the distance for each, computed once.
+    ResizeMode {
+        none: f64,
+        crop_and_scale: f64,
+    },
+}
+
+/// Settings holding only a resizeMode, to score a resizeMode constraint once per value.
+struct ResizeOnly(ResizeMode);
+
+impl Settings for ResizeOnly {
+    fn get(&self, property: Property) -> Option<SettingValue<'_>> {
+        (property == Property::ResizeMode).then(|| SettingValue::Str(self.0.as_str()))
+    }
 }
 
 impl<'c> Compiled<'c> {
     fn new(set: &'c ConstraintSet, kind: MediaKind) -> Self {
-        let (device_level, mode_level) = set
+        let (device_level, mode_level): (Vec<_>, Vec<_>) = set
             .iter()
             .filter(|(p, _)| p.applies_to(kind))
             .partition(|(p, _)| is_device_level(*p));
+        let video = if kind == MediaKind::Video {
+            mode_level
+                .iter()
+                .map(|&(p, c)| match (p, c) {
+                    (Property::Width, Constraint::Number(n)) => Some(VideoTerm::Width(n)),
+                    (Property::Height, Constraint::Number(n)) => Some(VideoTerm::Height(n)),
+                    (Property::AspectRatio, Constraint::Number(n)) => {
+                        Some(VideoTerm::AspectRatio(n))
+                    }
+                    (Property::FrameRate, Constraint::Number(n)) => Some(VideoTerm::FrameRate(n)),
+                    (Property::ResizeMode, c) => Some(VideoTerm::ResizeMode {
+                        none: constraint_distance(p, c, kind, &ResizeOnly(ResizeMode::None)),
+                        crop_and_scale: constraint_distance(
+                            p,
+                            c,
+                            kind,
+                            &ResizeOnly(ResizeMode::CropAndScale),
+                        ),
+                    }),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            None
+        };
         Compiled {
             device_level,
             mode_level,
+            video,
         }
     }
 
@@ -108,8 +166,40 @@ impl<'c> Compiled<'c> {
         Self::sum(&self.device_level, kind, &DeviceView(device))
     }
 
-    fn mode_distance(&self, kind: MediaKind, settings: &CandidateView<'_>) -> f64 {
-        Self::sum(&self.mode_level, kind, settings)
+    #[inline]
+    fn mode_distance(&self, kind: MediaKind, devices: &[&DeviceModel], c: &Candidate) -> f64 {
+        if let (
+            Some(terms),
+            CandidateValues::Video {
+                width,
+                height,
+                frame_rate,
+                resize_mode,
+            },
+        ) = (&self.video, &c.values)
+        {
+            let mut total = 0.0;
+            for term in terms {
+                total += match term {
+                    VideoTerm::Width(n) => number_distance(n, *width as f64),
+                    VideoTerm::Height(n) => number_distance(n, *height as f64),
+                    VideoTerm::AspectRatio(n) => number_distance(n, *width as f64 / *height as f64),
+                    VideoTerm::FrameRate(n) => number_distance(n, *frame_rate),
+                    VideoTerm::ResizeMode {
+                        none,
+                        crop_and_scale,
+                    } => match resize_mode {
+                        ResizeMode::None => *none,
+                        ResizeMode::CropAndScale => *crop_and_scale,
+                    },
+                };
+                if total == f64::INFINITY {
+                    break;
+                }
+            }
+            return total;
+        }
+        Self::sum(&self.mode_level, kind, &view(devices, c))
     }
 }
 
@@ -159,30 +249,41 @@ fn run(
             .iter()
             .any(|set| set.get(Property::ResizeMode).is_some());
 
-    let mut scored = Vec::new();
-    let mut cands = Vec::new();
+    // Room for each native mode and about one crop-and-scale candidate per mode, so the
+    // list rarely grows (growing copies every candidate so far).
+    let modes: usize = devices
+        .iter()
+        .map(|d| match &d.modes {
+            DeviceModes::Video(modes) => modes.len(),
+            DeviceModes::Audio { modes, .. } => modes.len(),
+        })
+        .sum();
+    let mut scored = Vec::with_capacity(2 * modes);
     for (index, device) in devices.iter().enumerate() {
         let device_distance = device_distances[index];
         if prune && device_distance.is_infinite() {
             continue;
         }
-        cands.clear();
         candidates::generate_device(
             index,
             device,
             &contexts,
             resize_constrained || !prune,
-            &mut cands,
-        );
-        scored.extend(cands.iter().map(|c| Scored {
-            candidate: *c,
-            distance: if device_distance.is_infinite() {
-                device_distance
-            } else {
-                device_distance + basic.mode_distance(kind, &view(devices, c))
+            |candidate| {
+                // Without mode-level constraints the distance is the device's (adding 0.0
+                // to a distance changes nothing).
+                let distance = if device_distance.is_infinite() || basic.mode_level.is_empty() {
+                    device_distance
+                } else {
+                    device_distance + basic.mode_distance(kind, devices, &candidate)
+                };
+                scored.push(Scored {
+                    candidate,
+                    distance,
+                    eliminated_by: None,
+                });
             },
-            eliminated_by: None,
-        }));
+        );
     }
 
     let mut satisfies = vec![false; scored.len()];
@@ -191,9 +292,7 @@ fn run(
         for (ok, s) in satisfies.iter_mut().zip(&scored) {
             *ok = s.alive()
                 && device_ok[s.candidate.device]
-                && set
-                    .mode_distance(kind, &view(devices, &s.candidate))
-                    .is_finite();
+                && set.mode_distance(kind, devices, &s.candidate).is_finite();
             any |= *ok;
         }
         if any {

@@ -97,8 +97,12 @@ pub struct NumberConstraint {
 
 impl NumberConstraint {
     /// Whether `value` meets the required members (exact, min, max).
+    #[inline]
     pub fn is_met_by(&self, value: f64) -> bool {
-        let tol = EPSILON * value.abs().max(1.0);
+        // `value.abs().max(1.0)` by comparison (NaN gives 1.0 either way): this runs per
+        // candidate and constraint.
+        let magnitude = value.abs();
+        let tol = EPSILON * if magnitude > 1.0 { magnitude } else { 1.0 };
         if let Some(exact) = self.exact {
             if (value - exact).abs() > tol {
                 return false;

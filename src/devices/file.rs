@@ -13,11 +13,12 @@ use crate::constraints::{AudioMode, DeviceModel, DeviceModes, FacingMode, Flag, 
 /// Why a devices file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DevicesFileError {
-    #[error("cannot read devices file {path}: {source}")]
+    /// The OS error is part of the message and deliberately not also a `source()`: error
+    /// reporters that print the chain (anyhow's `{:#}`) would print it twice.
+    #[error("cannot read devices file {path}: {error}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Malformed JSON or a bad field; the message names the field path and, for JSON
     /// errors, the line and column.
@@ -64,9 +65,9 @@ const MAX_SIDE: u32 = 16384;
 /// Reads and validates a devices file. File sources are resolved relative to the file's
 /// own directory, so a devices file and its media can travel together.
 pub fn load(path: &Path) -> Result<Vec<DeviceDescriptor>, DevicesFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DevicesFileError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| DevicesFileError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     parse(&text, base).map_err(|message| DevicesFileError::Invalid {
