@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::json;
 
-use usermedia::devices::MediaDevices;
+use usermedia::devices::{MediaDeviceKind, MediaDevices};
 use usermedia::encode::pipeline::BitrateLadder;
 use usermedia::peer::{BitrateBounds, PeerConfig, PeerFactory};
 use usermedia::service::Publisher;
@@ -67,13 +67,11 @@ pub(super) struct Options {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// getUserMedia constraints for what to capture, or @FILE.
-    #[arg(
-        long,
-        value_name = "JSON",
-        default_value = r#"{"video":true,"audio":true}"#
-    )]
-    pub constraints: String,
+    /// getUserMedia constraints for what to capture, or @FILE [default: video and audio,
+    /// each only if a device of that kind exists: a camera without a microphone still
+    /// streams]
+    #[arg(long, value_name = "JSON")]
+    pub constraints: Option<String>,
     /// Name of the published stream.
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub stream: String,
@@ -131,9 +129,31 @@ pub(super) struct Options {
 /// `None` after a media error was printed as JSON (exit 1).
 type Captured = (Arc<MediaDevices>, MediaStream, tokio::runtime::Runtime);
 
-fn capture(args: &DeviceArgs, constraints: &str) -> Result<Option<Captured>, BadInput> {
+/// Constraints asking for every kind of device `devices` has (both when it has none, so
+/// getUserMedia reports NotFoundError).
+fn default_constraints(devices: &MediaDevices) -> String {
+    let kinds: Vec<MediaDeviceKind> = devices.enumerate_devices().iter().map(|d| d.kind).collect();
+    let video = kinds.contains(&MediaDeviceKind::Videoinput);
+    let audio = kinds.contains(&MediaDeviceKind::Audioinput);
+    let (video, audio) = if video || audio {
+        (video, audio)
+    } else {
+        (true, true)
+    };
+    json!({ "video": video, "audio": audio }).to_string()
+}
+
+fn capture(args: &DeviceArgs, constraints: Option<&str>) -> Result<Option<Captured>, BadInput> {
     let devices = Arc::new(load_devices(args)?);
-    let Some(constraints) = parse_constraints(constraints)? else {
+    let constraints = match constraints {
+        Some(c) => c.to_owned(),
+        None => {
+            let c = default_constraints(&devices);
+            tracing::info!("capturing {c} (the kinds of device this machine has)");
+            c
+        }
+    };
+    let Some(constraints) = parse_constraints(&constraints)? else {
         return Ok(None);
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -191,7 +211,8 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
         (Some(cert), Some(key)) => Some(usermedia_signaling::server_config(cert, key)?),
         _ => None,
     };
-    let Some((devices, stream, runtime)) = capture(&opts.device_args, &opts.constraints)? else {
+    let Some((devices, stream, runtime)) = capture(&opts.device_args, opts.constraints.as_deref())?
+    else {
         return Ok(ExitCode::from(1));
     };
     runtime.block_on(async move {
@@ -261,13 +282,10 @@ pub(super) struct PublishOptions {
     pub ca_certs: Vec<PathBuf>,
     #[command(flatten)]
     pub device_args: DeviceArgs,
-    /// getUserMedia constraints, or @FILE.
-    #[arg(
-        long,
-        value_name = "JSON",
-        default_value = r#"{"video":true,"audio":true}"#
-    )]
-    pub constraints: String,
+    /// getUserMedia constraints, or @FILE [default: video and audio, each only if a device
+    /// of that kind exists]
+    #[arg(long, value_name = "JSON")]
+    pub constraints: Option<String>,
     /// Local address ICE gathers on (repeatable; default: every interface that is up).
     #[arg(long = "ice-addr", value_name = "IP")]
     pub ice_addrs: Vec<IpAddr>,
@@ -294,7 +312,9 @@ pub(super) fn publish(opts: PublishOptions) -> Result<ExitCode, BadInput> {
     // One receiver (the WHIP server): tiers would only restart encoders as its estimate
     // moves; one encoder following its estimate up to the maximum does better.
     let ladder = BitrateLadder::Explicit(vec![opts.video_bitrate]);
-    let Some((_devices, stream, runtime)) = capture(&opts.device_args, &opts.constraints)? else {
+    let Some((_devices, stream, runtime)) =
+        capture(&opts.device_args, opts.constraints.as_deref())?
+    else {
         return Ok(ExitCode::from(1));
     };
     runtime.block_on(async move {
@@ -364,6 +384,32 @@ mod tests {
             Ok(v) => v,
             Err(BadInput(e)) => panic!("{e:#}"),
         }
+    }
+
+    #[test]
+    fn the_default_constraints_ask_for_the_kinds_that_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            MediaDevices::from_devices_file(&path, Default::default()).unwrap()
+        };
+        let camera = r#"{ "kind": "videoinput", "deviceId": "cam", "source": "pattern",
+            "modes": [ {"width": 640, "height": 480, "frameRate": 30} ] }"#;
+        let mic = r#"{ "kind": "audioinput", "deviceId": "mic", "source": "tone",
+            "modes": [ {"sampleRate": 48000, "channelCount": 1, "sampleSize": 16} ] }"#;
+        let only_camera = file("camera.json", &format!(r#"{{"devices": [{camera}]}}"#));
+        let only_mic = file("mic.json", &format!(r#"{{"devices": [{mic}]}}"#));
+        let both = file("both.json", &format!(r#"{{"devices": [{camera}, {mic}]}}"#));
+        let none = file("none.json", r#"{"devices": []}"#);
+        let parsed = |d: &MediaDevices| -> serde_json::Value {
+            serde_json::from_str(&default_constraints(d)).unwrap()
+        };
+        assert_eq!(parsed(&only_camera), json!({"video": true, "audio": false}));
+        assert_eq!(parsed(&only_mic), json!({"video": false, "audio": true}));
+        assert_eq!(parsed(&both), json!({"video": true, "audio": true}));
+        // Nothing at all: ask for both, and getUserMedia says NotFoundError.
+        assert_eq!(parsed(&none), json!({"video": true, "audio": true}));
     }
 
     #[test]

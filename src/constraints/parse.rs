@@ -194,7 +194,7 @@ pub(crate) fn track_constraints(
     if let Some(adv) = obj.get("advanced") {
         let adv_path = format!("{path}.advanced");
         match adv {
-            Value::Null => {}
+            // WebIDL: null is not a sequence (unlike a dictionary, which null converts to).
             Value::Array(sets) => {
                 for (i, set) in sets.iter().enumerate() {
                     let set_path = format!("{adv_path}[{i}]");
@@ -484,6 +484,9 @@ mod tests {
         assert!(c.audio.is_none());
         let (c, _) = parse(r#"{"audio": null, "video": false}"#).unwrap();
         assert!(c.audio.is_some() && c.video.is_none());
+        // ...but null is not a sequence: `advanced: null` is a TypeError, as in browsers.
+        let message = type_error(r#"{"video": {"advanced": null}}"#);
+        assert!(message.contains("video.advanced"), "{message}");
     }
 
     #[test]
