@@ -60,32 +60,13 @@ async fn camera_and_tone_arrive_decoded_at_the_other_peer() {
         camera.get_settings().facing_mode.map(|f| f.as_str()),
         Some("user")
     );
-    let video = EncodedTrack::start(camera, CodecConfig::H264 { bitrate: 1_000_000 }).unwrap();
-    let audio = EncodedTrack::start(
-        &stream.get_audio_tracks()[0],
-        CodecConfig::Opus { bitrate: 48_000 },
-    )
-    .unwrap();
-
-    let factory = loopback();
-    let (a, b) = (
-        factory.create().await.unwrap(),
-        factory.create().await.unwrap(),
-    );
-    a.add_track(&video).await.unwrap();
-    a.add_track(&audio).await.unwrap();
-    connect(&a, &b).await;
-    let tracks = remote_tracks(&b, 2).await;
-    let remote_video = tracks
-        .iter()
-        .find(|t| t.kind() == MediaKind::Video)
-        .expect("video")
-        .clone();
-    let remote_audio = tracks
-        .iter()
-        .find(|t| t.kind() == MediaKind::Audio)
-        .expect("audio")
-        .clone();
+    let AvCall {
+        a,
+        b,
+        remote_video,
+        remote_audio,
+        ..
+    } = av_call(&stream, 1_000_000, 48_000).await;
 
     let numbers = strip_numbers(&remote_video, (640, 480), Duration::from_secs(3)).await;
     assert_three_smooth_seconds(&numbers);
@@ -160,6 +141,52 @@ async fn camera_and_tone_arrive_decoded_at_the_other_peer() {
     );
     a.close().await;
     b.close().await;
+}
+
+/// The camera and microphone of `stream` encoded (H.264, Opus) and sent from `a` to `b`.
+struct AvCall {
+    a: Peer,
+    b: Peer,
+    /// The encoders, kept alive for the call.
+    _encoders: (EncodedTrack, EncodedTrack),
+    remote_video: RemoteTrack,
+    remote_audio: RemoteTrack,
+}
+
+async fn av_call(stream: &usermedia::MediaStream, video_bps: u32, audio_bps: u32) -> AvCall {
+    let video = EncodedTrack::start(
+        &stream.get_video_tracks()[0],
+        CodecConfig::H264 { bitrate: video_bps },
+    )
+    .unwrap();
+    let audio = EncodedTrack::start(
+        &stream.get_audio_tracks()[0],
+        CodecConfig::Opus { bitrate: audio_bps },
+    )
+    .unwrap();
+    let factory = loopback();
+    let (a, b) = (
+        factory.create().await.unwrap(),
+        factory.create().await.unwrap(),
+    );
+    a.add_track(&video).await.unwrap();
+    a.add_track(&audio).await.unwrap();
+    connect(&a, &b).await;
+    let remotes = remote_tracks(&b, 2).await;
+    let of_kind = |kind| {
+        remotes
+            .iter()
+            .find(|r| r.kind() == kind)
+            .expect("a remote track of each kind")
+            .clone()
+    };
+    AvCall {
+        remote_video: of_kind(MediaKind::Video),
+        remote_audio: of_kind(MediaKind::Audio),
+        a,
+        b,
+        _encoders: (video, audio),
+    }
 }
 
 /// A sender of one 320×240 pattern track and `n` viewers connected to it.
@@ -306,33 +333,13 @@ async fn stats_are_per_track_and_count_the_feedback_received() {
     let stream = devices
         .get_user_media_json(r#"{"video": {"width": 320, "height": 240}, "audio": true}"#)
         .unwrap();
-    let video = EncodedTrack::start(
-        &stream.get_video_tracks()[0],
-        CodecConfig::H264 { bitrate: 300_000 },
-    )
-    .unwrap();
-    let audio = EncodedTrack::start(
-        &stream.get_audio_tracks()[0],
-        CodecConfig::Opus { bitrate: 64_000 },
-    )
-    .unwrap();
-    let factory = loopback();
-    let (a, b) = (
-        factory.create().await.unwrap(),
-        factory.create().await.unwrap(),
-    );
-    a.add_track(&video).await.unwrap();
-    a.add_track(&audio).await.unwrap();
-    connect(&a, &b).await;
-    let remotes = remote_tracks(&b, 2).await;
-    let remote_video = remotes
-        .iter()
-        .find(|r| r.kind() == MediaKind::Video)
-        .unwrap();
-    let remote_audio = remotes
-        .iter()
-        .find(|r| r.kind() == MediaKind::Audio)
-        .unwrap();
+    let AvCall {
+        a,
+        b,
+        remote_video,
+        remote_audio,
+        ..
+    } = av_call(&stream, 300_000, 64_000).await;
     let first = a.stats().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
