@@ -416,6 +416,7 @@ impl Peer {
         )
         .await?;
         let sender = Arc::new(sender);
+        self.feedback.register(sender.ssrc());
         lock(&self.sent).push(SentStream {
             ssrc: sender.ssrc(),
             sender: Arc::downgrade(&sender),

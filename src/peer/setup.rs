@@ -99,13 +99,20 @@ pub struct FeedbackCounts {
     pub firs: u32,
 }
 
-/// Inbound feedback per media SSRC. webrtc-rs 0.21 has the outbound `nackCount`,
+/// Inbound feedback per media SSRC we send. webrtc-rs 0.21 has the outbound `nackCount`,
 /// `pliCount` and `firCount` stats but never feeds them (its read-side RTCP accounting is
-/// not called), so we count in our own interceptor.
+/// not called), so we count in our own interceptor. Only registered SSRCs are counted: the
+/// SSRCs in feedback are the remote's to choose, and counting every one it names would let
+/// a peer grow this map without bound.
 #[derive(Debug, Default, Clone)]
 pub struct FeedbackLog(Arc<Mutex<HashMap<u32, FeedbackCounts>>>);
 
 impl FeedbackLog {
+    /// Counts feedback about `ssrc` from now on (a stream we send).
+    pub fn register(&self, ssrc: u32) {
+        lock(&self.0).entry(ssrc).or_default();
+    }
+
     /// The counts for `ssrc` (zero if it was never asked anything).
     pub fn counts(&self, ssrc: u32) -> FeedbackCounts {
         lock(&self.0).get(&ssrc).copied().unwrap_or_default()
@@ -116,12 +123,18 @@ impl FeedbackLog {
         for p in packets {
             let any = p.as_any();
             if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                log.entry(nack.media_ssrc).or_default().nacks += 1;
+                if let Some(c) = log.get_mut(&nack.media_ssrc) {
+                    c.nacks += 1;
+                }
             } else if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
-                log.entry(pli.media_ssrc).or_default().plis += 1;
+                if let Some(c) = log.get_mut(&pli.media_ssrc) {
+                    c.plis += 1;
+                }
             } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
                 for entry in &fir.fir {
-                    log.entry(entry.ssrc).or_default().firs += 1;
+                    if let Some(c) = log.get_mut(&entry.ssrc) {
+                        c.firs += 1;
+                    }
                 }
             }
         }
@@ -352,4 +365,51 @@ pub async fn build(
         bandwidth: BandwidthTarget(target),
         feedback,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::rtcp::payload_feedbacks::full_intra_request::FirEntry;
+
+    #[test]
+    fn feedback_is_counted_for_our_streams_only() {
+        let log = FeedbackLog::default();
+        log.register(7);
+        let nack = |ssrc| -> Box<dyn rtc::rtcp::Packet> {
+            Box::new(TransportLayerNack {
+                sender_ssrc: 1,
+                media_ssrc: ssrc,
+                nacks: vec![],
+            })
+        };
+        let pli = |ssrc| -> Box<dyn rtc::rtcp::Packet> {
+            Box::new(PictureLossIndication {
+                sender_ssrc: 1,
+                media_ssrc: ssrc,
+            })
+        };
+        // A FIR names its targets in its entries; a remote may name any SSRC it likes.
+        let fir: Box<dyn rtc::rtcp::Packet> = Box::new(FullIntraRequest {
+            sender_ssrc: 1,
+            media_ssrc: 0,
+            fir: (0..150)
+                .map(|ssrc| FirEntry {
+                    ssrc,
+                    sequence_number: 0,
+                })
+                .collect(),
+        });
+        log.record(&[nack(7), nack(7), pli(7), fir, nack(99), pli(1234)]);
+        assert_eq!(
+            log.counts(7),
+            FeedbackCounts {
+                nacks: 2,
+                plis: 1,
+                firs: 1
+            }
+        );
+        assert_eq!(log.counts(99), FeedbackCounts::default());
+        assert_eq!(lock(&log.0).len(), 1, "SSRCs we do not send are not kept");
+    }
 }
