@@ -16,6 +16,7 @@ use usermedia::constraints::{ConstraintsError, MediaStreamConstraints, MediaTrac
 use usermedia::devices::{MediaDevices, Permission, PermissionPolicy, SourceSpec};
 use usermedia::MediaKind;
 
+mod bot;
 mod capture;
 mod serve;
 
@@ -61,6 +62,10 @@ enum Command {
     /// Capture and publish to a WHIP endpoint (an SFU, another usermedia) until Ctrl-C,
     /// then end the session (DELETE).
     Publish(serve::PublishOptions),
+    /// Join a call room (ws://HOST/ws?room=R, as the /call page does) as a participant:
+    /// send what it captures, decode what the others send, print one JSON line per remote
+    /// track and, on leaving (Ctrl-C or --seconds), their settings and counters.
+    Bot(bot::Options),
     /// Capture for a while and write what arrived: video.y4m and audio.wav in DIR, so a
     /// person can look and listen. Prints the settings chosen and the frame/sample counts.
     Capture {
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
             out,
         } => capture::run(&constraints, &device_args, seconds, &out),
         Command::Publish(opts) => serve::publish(opts),
+        Command::Bot(opts) => bot::run(opts),
         Command::Serve(opts) => serve::run(opts),
         Command::Select {
             constraints,

@@ -19,7 +19,7 @@ use usermedia_signaling::{router, ServerConfig, StreamToken, TokenFile};
 use super::{load_devices, parse_constraints, parse_seconds, print_json, BadInput, DeviceArgs};
 
 /// Default of --min-video-bitrate.
-const DEFAULT_MIN_VIDEO_BITRATE: u32 = 150_000;
+pub(super) const DEFAULT_MIN_VIDEO_BITRATE: u32 = 150_000;
 
 /// Where congestion control starts when the bounds allow: high enough for a sharp first
 /// picture, low enough not to flood a poor link before the first feedback.
@@ -28,7 +28,7 @@ const START_VIDEO_BITRATE: u32 = 1_000_000;
 /// Congestion-control bounds and the bitrate ladder from --video-bitrate (`max`),
 /// --min-video-bitrate and --video-tiers (empty: derived from `max`). The ceiling is `max`
 /// itself, so the flag is what viewers can really get.
-fn video_rates(
+pub(super) fn video_rates(
     max: u32,
     min: u32,
     tiers: &[u32],
@@ -143,7 +143,10 @@ fn default_constraints(devices: &MediaDevices) -> String {
     json!({ "video": video, "audio": audio }).to_string()
 }
 
-fn capture(args: &DeviceArgs, constraints: Option<&str>) -> Result<Option<Captured>, BadInput> {
+pub(super) fn capture(
+    args: &DeviceArgs,
+    constraints: Option<&str>,
+) -> Result<Option<Captured>, BadInput> {
     let devices = Arc::new(load_devices(args)?);
     let constraints = match constraints {
         Some(c) => c.to_owned(),
