@@ -79,6 +79,9 @@ pub(crate) struct TrackOutput {
     source: AtomicU64,
     /// The timestamp of the last frame delivered and when: a source opened later for this
     /// track (a reopen) continues the timeline from here instead of restarting at zero.
+    /// Held for the whole of a delivery (the check of `source` included), so a handover
+    /// ([`TrackOutput::take_over`]) sees either the old worker's frame complete or not at
+    /// all: never a frame delivered after the timeline it continues from was read.
     last: Mutex<Option<(Duration, Instant)>>,
 }
 
@@ -113,8 +116,20 @@ impl TrackOutput {
 
     /// Where a new source for this track should continue the timeline: the last delivered
     /// timestamp and when it was delivered.
+    #[cfg(test)]
     fn timeline(&self) -> Option<(Duration, Instant)> {
         *lock(&self.last)
+    }
+
+    /// Makes worker `id` the one feeding this track and returns the worker that fed it
+    /// before and where the new one must continue the timeline. One step under the
+    /// delivery lock: the old worker cannot deliver a frame between the read and the swap,
+    /// which would leave the new source continuing from a stale point (and, with a source
+    /// clock running ahead of wall time, its first timestamp not after the last delivered).
+    fn take_over(&self, id: u64) -> (u64, Option<(Duration, Instant)>) {
+        let last = lock(&self.last);
+        let previous = self.source.swap(id, Ordering::AcqRel);
+        (previous, *last)
     }
 
     pub(crate) fn set_enabled(&self, enabled: bool) {
@@ -179,10 +194,12 @@ impl TrackOutput {
     /// are passed in the source's order: a remote track's may legitimately repeat or step
     /// back a timestamp (RTP reordering), so they are not filtered on it.
     fn deliver(&self, from: u64, frame: &MediaFrame) {
+        // Held until the frame is queued (sends never block): see `last`.
+        let mut last = lock(&self.last);
         if self.source.load(Ordering::Acquire) != from {
             return;
         }
-        *lock(&self.last) = Some((frame_timestamp(frame), Instant::now()));
+        *last = Some((frame_timestamp(frame), Instant::now()));
         self.delivered.fetch_add(1, Ordering::Relaxed);
         lock(&self.subscribers).retain(|s| match s.tx.try_send(frame.clone()) {
             Ok(()) => true,
@@ -318,8 +335,9 @@ impl Worker {
         let (control_tx, control_rx) = mpsc::channel();
         let outputs = Arc::new(Mutex::new(vec![Arc::downgrade(first)]));
         let thread_outputs = Arc::clone(&outputs);
-        let timeline = Timeline::new(first.timeline());
-        let previous = first.source.swap(id, Ordering::AcqRel);
+        // Swap first, then read: the last frame the old worker delivered is final.
+        let (previous, continue_from) = first.take_over(id);
+        let timeline = Timeline::new(continue_from);
         let thread = std::thread::Builder::new()
             .name(format!("{kind} source {label}"))
             .spawn(move || run(id, source, control_rx, thread_outputs, lease, timeline))
@@ -501,6 +519,64 @@ mod tests {
             out.timeline().map(|(t, _)| t),
             Some(Duration::from_millis(30))
         );
+    }
+
+    #[test]
+    fn a_handover_continues_from_the_last_frame_the_old_worker_delivered() {
+        let out = TrackOutput::new(true);
+        let rx = out.subscribe(8);
+        out.source.store(7, Ordering::Release);
+        out.deliver(7, &video_at(10));
+        let (previous, from) = out.take_over(8);
+        assert_eq!(previous, 7);
+        assert_eq!(from.map(|(t, _)| t), Some(Duration::from_millis(10)));
+        // The old worker's next frame, after the swap, is not delivered.
+        out.deliver(7, &video_at(20));
+        let got: Vec<Duration> = std::iter::from_fn(|| rx.try_recv())
+            .map(|f| frame_timestamp(&f))
+            .collect();
+        assert_eq!(got, [Duration::from_millis(10)]);
+    }
+
+    #[test]
+    fn a_handover_racing_the_old_worker_keeps_timestamps_increasing() {
+        // The old source's clock runs far ahead of wall time (1 s per frame, delivered as
+        // fast as possible) while the track moves to a new source whose clock starts at
+        // zero: whatever the interleaving, the new source's first frame must come after
+        // every frame the old one delivered.
+        for round in 0..50 {
+            let out = TrackOutput::new(true);
+            let rx = out.subscribe(1 << 16);
+            out.source.store(7, Ordering::Release);
+            out.deliver(7, &video_at(0));
+            let old = Arc::clone(&out);
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop_old = Arc::clone(&stop);
+            let racer = std::thread::spawn(move || {
+                let mut ms = 0;
+                while !stop_old.load(Ordering::Relaxed) && ms < 10_000_000 {
+                    ms += 1000;
+                    old.deliver(7, &video_at(ms));
+                }
+            });
+            std::thread::sleep(Duration::from_micros(200 * (round % 5)));
+            let (_, from) = out.take_over(8);
+            let mut timeline = Timeline::new(from);
+            let mut first = video_at(0);
+            timeline.place(&mut first);
+            out.deliver(8, &first);
+            stop.store(true, Ordering::Relaxed);
+            racer.join().unwrap();
+            let got: Vec<Duration> = std::iter::from_fn(|| rx.try_recv())
+                .map(|f| frame_timestamp(&f))
+                .collect();
+            assert!(
+                got.windows(2).all(|w| w[0] < w[1]),
+                "round {round}: timestamps step back at the handover: {:?}",
+                &got[got.len().saturating_sub(3)..]
+            );
+            assert_eq!(got.last(), Some(&frame_timestamp(&first)));
+        }
     }
 
     #[test]
