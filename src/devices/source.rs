@@ -39,6 +39,13 @@ pub enum SourceError {
 pub trait Source: Send {
     fn next_frame(&mut self) -> Result<MediaFrame, SourceError>;
     fn reconfigure(&mut self, settings: &MediaTrackSettings) -> Result<(), SourceError>;
+
+    /// Called once, before the first frame, on a source opened for a running track (its
+    /// new settings needed a new source), with the last frame the track delivered from the
+    /// previous one, as that source made it. A source that numbers its frames continues
+    /// the numbering from there, so receivers counting frames to measure loss (the
+    /// pattern's strip) see no jump back. Default: nothing to continue.
+    fn continue_after(&mut self, _last: &MediaFrame) {}
 }
 
 /// Releases slots at a fixed interval in real time. A source that falls behind by more

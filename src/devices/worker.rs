@@ -82,7 +82,14 @@ pub(crate) struct TrackOutput {
     /// Held for the whole of a delivery (the check of `source` included), so a handover
     /// ([`TrackOutput::take_over`]) sees either the old worker's frame complete or not at
     /// all: never a frame delivered after the timeline it continues from was read.
-    last: Mutex<Option<(Duration, Instant)>>,
+    last: Mutex<Option<Last>>,
+}
+
+/// The last frame a track delivered, as its source made it (not blanked), and when.
+struct Last {
+    timestamp: Duration,
+    at: Instant,
+    frame: MediaFrame,
 }
 
 impl TrackOutput {
@@ -118,18 +125,22 @@ impl TrackOutput {
     /// timestamp and when it was delivered.
     #[cfg(test)]
     fn timeline(&self) -> Option<(Duration, Instant)> {
-        *lock(&self.last)
+        lock(&self.last).as_ref().map(|l| (l.timestamp, l.at))
     }
 
     /// Makes worker `id` the one feeding this track and returns the worker that fed it
-    /// before and where the new one must continue the timeline. One step under the
+    /// before, where the new one must continue the timeline, and the last frame the track
+    /// delivered (as its source made it, for [`Source::continue_after`]). One step under the
     /// delivery lock: the old worker cannot deliver a frame between the read and the swap,
     /// which would leave the new source continuing from a stale point (and, with a source
     /// clock running ahead of wall time, its first timestamp not after the last delivered).
-    fn take_over(&self, id: u64) -> (u64, Option<(Duration, Instant)>) {
+    fn take_over(&self, id: u64) -> (u64, Option<(Duration, Instant)>, Option<MediaFrame>) {
         let last = lock(&self.last);
         let previous = self.source.swap(id, Ordering::AcqRel);
-        (previous, *last)
+        match last.as_ref() {
+            Some(l) => (previous, Some((l.timestamp, l.at)), Some(l.frame.clone())),
+            None => (previous, None, None),
+        }
     }
 
     pub(crate) fn set_enabled(&self, enabled: bool) {
@@ -189,17 +200,22 @@ impl TrackOutput {
         }
     }
 
-    /// Hands `frame` from worker `from` to the subscribers, unless another worker now
+    /// Hands `frame` (`made`, or `made` blanked for a disabled track) from worker `from` to
+    /// the subscribers, unless another worker now
     /// feeds this track (an old worker finishing its last frame during a switch). Frames
     /// are passed in the source's order: a remote track's may legitimately repeat or step
     /// back a timestamp (RTP reordering), so they are not filtered on it.
-    fn deliver(&self, from: u64, frame: &MediaFrame) {
+    fn deliver(&self, from: u64, frame: &MediaFrame, made: &MediaFrame) {
         // Held until the frame is queued (sends never block): see `last`.
         let mut last = lock(&self.last);
         if self.source.load(Ordering::Acquire) != from {
             return;
         }
-        *last = Some((frame_timestamp(frame), Instant::now()));
+        *last = Some(Last {
+            timestamp: frame_timestamp(frame),
+            at: Instant::now(),
+            frame: made.clone(),
+        });
         self.delivered.fetch_add(1, Ordering::Relaxed);
         lock(&self.subscribers).retain(|s| match s.tx.try_send(frame.clone()) {
             Ok(()) => true,
@@ -325,7 +341,7 @@ impl Worker {
     /// frames only from this worker. If `first` has delivered frames before (its source is
     /// being replaced), its timeline continues. `label` names the thread.
     pub(crate) fn spawn(
-        source: Box<dyn Source>,
+        mut source: Box<dyn Source>,
         kind: MediaKind,
         label: &str,
         lease: DeviceLease,
@@ -336,8 +352,11 @@ impl Worker {
         let outputs = Arc::new(Mutex::new(vec![Arc::downgrade(first)]));
         let thread_outputs = Arc::clone(&outputs);
         // Swap first, then read: the last frame the old worker delivered is final.
-        let (previous, continue_from) = first.take_over(id);
+        let (previous, continue_from, last_frame) = first.take_over(id);
         let timeline = Timeline::new(continue_from);
+        if let Some(frame) = &last_frame {
+            source.continue_after(frame);
+        }
         let thread = std::thread::Builder::new()
             .name(format!("{kind} source {label}"))
             .spawn(move || run(id, source, control_rx, thread_outputs, lease, timeline))
@@ -445,9 +464,9 @@ fn run(
                 let mut blank = None;
                 for output in &live {
                     if output.enabled() {
-                        output.deliver(id, &frame);
+                        output.deliver(id, &frame, &frame);
                     } else {
-                        output.deliver(id, blank.get_or_insert_with(|| blanked(&frame)));
+                        output.deliver(id, blank.get_or_insert_with(|| blanked(&frame)), &frame);
                     }
                 }
             }
@@ -506,9 +525,9 @@ mod tests {
         let out = TrackOutput::new(true);
         let rx = out.subscribe(8);
         out.source.store(7, Ordering::Release);
-        out.deliver(7, &video_at(10));
-        out.deliver(3, &video_at(20)); // an old worker finishing a frame
-        out.deliver(7, &video_at(30));
+        out.deliver(7, &video_at(10), &video_at(10));
+        out.deliver(3, &video_at(20), &video_at(20)); // an old worker finishing a frame
+        out.deliver(7, &video_at(30), &video_at(30));
         let got: Vec<Duration> = std::iter::from_fn(|| rx.try_recv())
             .map(|f| frame_timestamp(&f))
             .collect();
@@ -526,12 +545,16 @@ mod tests {
         let out = TrackOutput::new(true);
         let rx = out.subscribe(8);
         out.source.store(7, Ordering::Release);
-        out.deliver(7, &video_at(10));
-        let (previous, from) = out.take_over(8);
+        out.deliver(7, &video_at(10), &video_at(10));
+        let (previous, from, frame) = out.take_over(8);
+        assert_eq!(
+            frame.map(|f| frame_timestamp(&f)),
+            Some(Duration::from_millis(10))
+        );
         assert_eq!(previous, 7);
         assert_eq!(from.map(|(t, _)| t), Some(Duration::from_millis(10)));
         // The old worker's next frame, after the swap, is not delivered.
-        out.deliver(7, &video_at(20));
+        out.deliver(7, &video_at(20), &video_at(20));
         let got: Vec<Duration> = std::iter::from_fn(|| rx.try_recv())
             .map(|f| frame_timestamp(&f))
             .collect();
@@ -548,7 +571,7 @@ mod tests {
             let out = TrackOutput::new(true);
             let rx = out.subscribe(1 << 16);
             out.source.store(7, Ordering::Release);
-            out.deliver(7, &video_at(0));
+            out.deliver(7, &video_at(0), &video_at(0));
             let old = Arc::clone(&out);
             let stop = Arc::new(AtomicBool::new(false));
             let stop_old = Arc::clone(&stop);
@@ -556,15 +579,15 @@ mod tests {
                 let mut ms = 0;
                 while !stop_old.load(Ordering::Relaxed) && ms < 10_000_000 {
                     ms += 1000;
-                    old.deliver(7, &video_at(ms));
+                    old.deliver(7, &video_at(ms), &video_at(ms));
                 }
             });
             std::thread::sleep(Duration::from_micros(200 * (round % 5)));
-            let (_, from) = out.take_over(8);
+            let (_, from, _) = out.take_over(8);
             let mut timeline = Timeline::new(from);
             let mut first = video_at(0);
             timeline.place(&mut first);
-            out.deliver(8, &first);
+            out.deliver(8, &first, &first);
             stop.store(true, Ordering::Relaxed);
             racer.join().unwrap();
             let got: Vec<Duration> = std::iter::from_fn(|| rx.try_recv())
