@@ -280,8 +280,15 @@ impl MediaStreamTrack {
         let selection = select_settings(inner.kind, &constraints, &[&inner.device.model])?;
         let settings = selection.settings;
         let mut worker = lock(&inner.worker);
-        let timeout =
-            frame_interval(settings.frame_rate.unwrap_or(100.0)) * 2 + Duration::from_secs(1);
+        // The switch happens between two frames of the current mode, and the reply comes
+        // before a frame of the new one: the slower of the two rates bounds the wait (a
+        // 0.5 fps mode is between frames for up to 2 s).
+        let slower_rate = [settings.frame_rate, state.settings.frame_rate]
+            .into_iter()
+            .flatten()
+            .reduce(f64::min)
+            .unwrap_or(100.0);
+        let timeout = frame_interval(slower_rate) * 2 + Duration::from_secs(1);
         let reconfigured = if worker.attached() <= 1 {
             match worker.reconfigure(&settings, timeout) {
                 Ok(()) => true,

@@ -409,6 +409,47 @@ fn a_track_moving_off_a_shared_source_keeps_its_timeline() {
     assert_eq!(video(crx.recv().unwrap()).width(), 640);
 }
 
+#[test]
+fn a_track_moving_to_a_new_pattern_source_keeps_its_frame_counter() {
+    // Receivers measure loss by the strip's frame counter: it must run on when the track
+    // moves to a source of its own, not restart at 0.
+    let devices = Devices::Builtin.media_devices(&[]);
+    let track = video_track(&devices, r#"{"video": {"width": 640, "height": 480}}"#);
+    let clone = track.clone_track();
+    let rx = track.subscribe(256);
+    let counter = |f: &VideoFrame| read_strip(f).expect("a pattern frame").frame_number;
+    // Let the shared source's counter get going, so a restart at 0 would show.
+    let mut last = counter(&video(rx.recv().unwrap()));
+    for _ in 0..4 {
+        let n = counter(&video(rx.recv().unwrap()));
+        assert_eq!(n, last.wrapping_add(1));
+        last = n;
+    }
+    // Shared with the clone, so this track needs a source of its own at 1280×720.
+    track
+        .apply_constraints_json(r#"{"width": {"exact": 1280}, "height": {"exact": 720}}"#)
+        .unwrap();
+    assert_eq!(devices.devices_in_use()[0].open_sources, 2);
+    let mut big = 0;
+    while big < 5 {
+        let f = video(rx.recv().unwrap());
+        let n = counter(&f);
+        assert_eq!(
+            n,
+            last.wrapping_add(1),
+            "the counter jumped from {last} to {n} ({}x{})",
+            f.width(),
+            f.height()
+        );
+        last = n;
+        if f.width() == 1280 {
+            big += 1;
+        }
+    }
+    assert!(last > 5, "counter {last}");
+    clone.stop();
+}
+
 /// A 640×480 Y4M of `frames` frames at 30 fps, each a 640×360 pattern frame (strip saying
 /// its index) in the middle rows 60..420, black above and below: exactly what a centred
 /// 16:9 crop keeps, so frames stay identifiable after crop-and-scale.

@@ -249,6 +249,22 @@ cases! {
     resize_wide_crop: Builtin, r#"{"video": {"aspectRatio": 1.7777777777777777, "width": 640}}"#, [],
         tracks(vec![("video", VP, json!({"width": 640, "height": 360}))]);
 
+    /// A camera whose only mode is slower than 1 fps still crops and scales: frame
+    /// dropping stops at the native rate there, not at 1 fps.
+    slow_mode_scales: Devices::Json(SLOW_CAMERA), r#"{"video": {"width": {"exact": 320}}}"#, [],
+        tracks(vec![("video", "slow", json!({"width": 320, "height": 240, "frameRate": 0.5, "resizeMode": "crop-and-scale"}))]);
+    /// Its native rate, exactly.
+    slow_mode_native_rate: Devices::Json(SLOW_CAMERA), r#"{"video": {"frameRate": {"exact": 0.5}}}"#, [],
+        tracks(vec![("video", "slow", json!({"width": 640, "height": 480, "frameRate": 0.5, "resizeMode": "none"}))]);
+    /// Its native rate with a scaled size.
+    slow_mode_native_rate_scaled: Devices::Json(SLOW_CAMERA), r#"{"video": {"frameRate": {"exact": 0.5}, "width": {"exact": 320}}}"#, [],
+        tracks(vec![("video", "slow", json!({"width": 320, "height": 240, "frameRate": 0.5, "resizeMode": "crop-and-scale"}))]);
+    /// Below its native rate: no frames to drop.
+    slow_mode_below_native_rate: Devices::Json(SLOW_CAMERA), r#"{"video": {"frameRate": {"exact": 0.25}}}"#, [], over("frameRate");
+    /// An advanced set met only through the slow mode narrows the later sets.
+    slow_mode_advanced: Devices::Json(SLOW_CAMERA), r#"{"video": {"advanced": [{"width": {"max": 400}}, {"height": 200}]}}"#, [],
+        tracks(vec![("video", "slow", json!({"width": 267, "height": 200, "frameRate": 0.5, "resizeMode": "crop-and-scale"}))]);
+
     // --- advanced (MediaDevices-getUserMedia, applied across devices) ---
     /// An advanced set decides between devices.
     advanced_decides_device: Phone, r#"{"video": {"advanced": [{"facingMode": "user"}]}}"#, [],
@@ -321,6 +337,13 @@ cases! {
     not_found_no_camera: Devices::Json(r#"{"devices": [{"kind": "audioinput", "deviceId": "m", "modes": [{"sampleRate": 48000, "channelCount": 1}]}]}"#),
         r#"{"video": true}"#, [], error("NotFoundError");
 }
+
+/// One camera whose only native mode is 640×480 at 0.5 fps.
+const SLOW_CAMERA: &str = r#"{ "devices": [
+  { "kind": "videoinput", "deviceId": "slow", "groupId": "slow", "label": "Slow camera",
+    "source": "pattern",
+    "modes": [ {"width": 640, "height": 480, "frameRate": 0.5} ] }
+] }"#;
 
 /// `examples/devices/phone.json` with the front camera listed before the back one.
 const FRONT_FIRST: &str = r#"{ "devices": [

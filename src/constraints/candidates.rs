@@ -234,7 +234,8 @@ pub(crate) struct ScaleTargets {
     frame_rate: Axis,
     width_bounds: (f64, f64),
     height_bounds: (f64, f64),
-    /// The lowest rate frame dropping may produce in this context.
+    /// The lowest rate this context requires (before the per-mode floor of frame
+    /// dropping, which depends on the native rate: see [`Self::apply`]).
     rate_lo: f64,
     /// No target and no range: every mode maps to itself.
     unconstrained: bool,
@@ -264,7 +265,7 @@ impl ScaleTargets {
         let free = |a: &Axis| a.target.is_none() && a.lo <= 0.0 && a.hi == f64::INFINITY;
         ScaleTargets {
             unconstrained: free(&width) && free(&height) && free(&aspect) && free(&frame_rate),
-            rate_lo: frame_rate.lo.max(MIN_SCALED_FRAME_RATE),
+            rate_lo: frame_rate.lo,
             width_bounds: Self::bounds(&width),
             height_bounds: Self::bounds(&height),
             width,
@@ -298,7 +299,16 @@ impl ScaleTargets {
         // size or a bound, never NaN.
         let (wlo, whi) = (self.width_bounds.0, lesser(self.width_bounds.1, nw));
         let (hlo, hhi) = (self.height_bounds.0, lesser(self.height_bounds.1, nh));
-        let (flo, fhi) = (self.rate_lo, lesser(self.frame_rate.hi, nf));
+        // Frames are dropped down to MIN_SCALED_FRAME_RATE, or not at all below a slower
+        // native rate: the same floor as `feasible` and the frameRate capability, so a
+        // context `feasible` accepts through a slow mode is one `apply` can produce.
+        let floor = lesser(MIN_SCALED_FRAME_RATE, nf);
+        let flo = if self.rate_lo > floor {
+            self.rate_lo
+        } else {
+            floor
+        };
+        let fhi = lesser(self.frame_rate.hi, nf);
         if wlo > whi || hlo > hhi || flo > fhi || self.aspect.lo > self.aspect.hi {
             return None;
         }
@@ -617,6 +627,63 @@ mod tests {
             scaled(r#"{"video":{"width":{"max":400}}}"#, (1280, 720, 30.0)),
             Some((400, 225, 30.0))
         );
+    }
+
+    #[test]
+    fn a_mode_slower_than_the_frame_dropping_floor_still_scales() {
+        // 0.5 fps native: the floor is the native rate, not 1 fps.
+        assert_eq!(
+            scaled(r#"{"video":{"width":{"exact":320}}}"#, (640, 480, 0.5)),
+            Some((320, 240, 0.5))
+        );
+        assert_eq!(
+            scaled(r#"{"video":{"frameRate":{"exact":0.5}}}"#, (640, 480, 0.5)),
+            Some((640, 480, 0.5))
+        );
+        assert_eq!(
+            scaled(r#"{"video":{"frameRate":{"exact":0.25}}}"#, (640, 480, 0.5)),
+            None
+        );
+        // A faster mode still stops dropping at 1 fps.
+        assert_eq!(
+            scaled(r#"{"video":{"frameRate":{"exact":0.5}}}"#, (640, 480, 30.0)),
+            None
+        );
+        assert_eq!(
+            scaled(r#"{"video":{"frameRate":{"max":0.5}}}"#, (640, 480, 30.0)),
+            None
+        );
+    }
+
+    #[test]
+    fn apply_produces_a_setting_wherever_feasible_says_one_exists() {
+        // The two must agree, or a context kept through `feasible` narrows later sets
+        // that no candidate can meet.
+        let modes = [(640, 480, 0.5), (640, 480, 30.0), (1280, 720, 2.0)];
+        let sets = [
+            r#"{"video":{"width":{"exact":320}}}"#,
+            r#"{"video":{"frameRate":{"exact":0.5}}}"#,
+            r#"{"video":{"frameRate":{"max":0.75}}}"#,
+            r#"{"video":{"frameRate":{"min":0.5,"max":1}}}"#,
+            r#"{"video":{"frameRate":{"exact":1.5},"width":{"max":700}}}"#,
+            r#"{"video":{"aspectRatio":{"exact":1},"frameRate":{"max":1}}}"#,
+        ];
+        for json in sets {
+            let (c, _) = MediaStreamConstraints::from_json_str(json).unwrap();
+            let targets = ScaleTargets::of(&c.video.unwrap().basic);
+            for (w, h, f) in modes {
+                let native = VideoMode {
+                    width: w,
+                    height: h,
+                    frame_rate: f,
+                };
+                assert_eq!(
+                    targets.feasible(&native),
+                    targets.apply(&native).is_some(),
+                    "{json} on {w}x{h}@{f}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -137,6 +137,11 @@ pub struct CameraSource {
     thread: Option<std::thread::JoinHandle<()>>,
     /// The mode the driver actually opened.
     native: VideoMode,
+    /// The rate the device delivers raw frames at (before decimation), which sets how long
+    /// a silence means a stalled device; `None` if unknown.
+    device_rate: Option<f64>,
+    /// No frame has arrived since opening yet (the device may still be settling).
+    first_frame: bool,
     adapter: crate::frame::ModeAdapter,
 }
 
@@ -146,7 +151,10 @@ impl CameraSource {
         modes: &[VideoMode],
         settings: &crate::constraints::MediaTrackSettings,
     ) -> Result<Self, super::source::SourceError> {
-        use super::source::{join_device_thread, video_settings, SourceError, DEVICE_CLOSE_LIMIT};
+        use super::source::{
+            join_device_thread, video_settings, wait_until_open, SourceError, DEVICE_CLOSE_LIMIT,
+            DEVICE_OPEN_LIMIT,
+        };
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::{mpsc, Arc};
         let (width, height, fps) = video_settings(settings)?;
@@ -203,22 +211,34 @@ impl CameraSource {
             })
             .map_err(|e| SourceError::Open(format!("camera /dev/video{index}: {e}")))?;
         let what = format!("camera /dev/video{index}");
-        match ready_rx.recv() {
-            Ok(Ok(native)) => Ok(CameraSource {
+        match wait_until_open(&ready_rx, DEVICE_OPEN_LIMIT, &what) {
+            Ok(native) => Ok(CameraSource {
                 index,
                 frames,
                 stop,
                 thread: Some(thread),
+                // The driver reports whole frames per second (a 0.5 fps mode may read 0
+                // or 1): the slower of the two paces the stall limit.
+                device_rate: [native.frame_rate, requested.frame_rate]
+                    .into_iter()
+                    .filter(|r| r.is_finite() && *r > 0.0)
+                    .reduce(f64::min),
+                first_frame: true,
                 native,
                 adapter: crate::frame::ModeAdapter::new(width, height, fps),
             }),
-            Ok(Err(e)) => {
-                join_device_thread(thread, DEVICE_CLOSE_LIMIT, &what);
-                Err(SourceError::Open(format!("{what}: {e}")))
-            }
-            Err(_) => {
-                join_device_thread(thread, DEVICE_CLOSE_LIMIT, &what);
-                Err(SourceError::Open(format!("{what}: capture thread failed")))
+            Err(failed) => {
+                // A thread still in the driver's open stops as soon as open returns.
+                stop.store(true, Ordering::Relaxed);
+                if failed.hung {
+                    tracing::warn!(
+                        "{what}: the driver is still opening the device; \
+                         leaving its thread to close it when open returns"
+                    );
+                } else {
+                    join_device_thread(thread, DEVICE_CLOSE_LIMIT, &what);
+                }
+                Err(failed.error)
             }
         }
     }
@@ -282,12 +302,15 @@ fn open_camera(index: u32, mode: &VideoMode) -> Result<(nokhwa::Camera, VideoMod
 impl super::source::Source for CameraSource {
     fn next_frame(&mut self) -> Result<super::source::MediaFrame, super::source::SourceError> {
         use super::source::{
-            recv_from_device, wall_clock_ms, MediaFrame, SourceError, DEVICE_STALL_LIMIT,
+            recv_from_device, stall_limit, wall_clock_ms, MediaFrame, SourceError,
         };
         let what = format!("camera /dev/video{}", self.index);
         loop {
             // A read error, a closed channel or a silent device means it went away.
-            let raw = match recv_from_device(&self.frames, DEVICE_STALL_LIMIT, &what)? {
+            let limit = stall_limit(self.device_rate, self.first_frame);
+            let raw = recv_from_device(&self.frames, limit, &what)?;
+            self.first_frame = false;
+            let raw = match raw {
                 Ok(raw) => raw,
                 Err(e) => return Err(SourceError::Ended(format!("{what}: {e}"))),
             };

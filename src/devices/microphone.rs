@@ -157,6 +157,8 @@ pub struct MicrophoneSource {
     /// Hundredths of a sample carried from block to block (rates not a multiple of 100).
     remainder: u32,
     position: u64,
+    /// No block has arrived since opening yet (the stream may still be starting).
+    first_block: bool,
 }
 
 impl MicrophoneSource {
@@ -164,7 +166,10 @@ impl MicrophoneSource {
         pcm_id: &str,
         settings: &crate::constraints::MediaTrackSettings,
     ) -> Result<Self, super::source::SourceError> {
-        use super::source::{audio_settings, join_device_thread, SourceError, DEVICE_CLOSE_LIMIT};
+        use super::source::{
+            audio_settings, join_device_thread, wait_until_open, SourceError, DEVICE_CLOSE_LIMIT,
+            DEVICE_OPEN_LIMIT,
+        };
         use std::sync::mpsc;
         let (sample_rate, channels) = audio_settings(settings)?;
         let bits = settings.sample_size.unwrap_or(16);
@@ -189,8 +194,8 @@ impl MicrophoneSource {
             })
             .map_err(|e| SourceError::Open(format!("microphone {pcm_id}: {e}")))?;
         let what = format!("microphone {pcm_id}");
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(MicrophoneSource {
+        match wait_until_open(&ready_rx, DEVICE_OPEN_LIMIT, &what) {
+            Ok(()) => Ok(MicrophoneSource {
                 pcm_id: pcm_id.to_owned(),
                 blocks,
                 stop: Some(stop),
@@ -201,14 +206,21 @@ impl MicrophoneSource {
                 pending: None,
                 remainder: 0,
                 position: 0,
+                first_block: true,
             }),
-            Ok(Err(e)) => {
-                join_device_thread(thread, DEVICE_CLOSE_LIMIT, &what);
-                Err(SourceError::Open(format!("{what}: {e}")))
-            }
-            Err(_) => {
-                join_device_thread(thread, DEVICE_CLOSE_LIMIT, &what);
-                Err(SourceError::Open(format!("{what}: capture thread failed")))
+            Err(failed) => {
+                // Dropping `stop` tells a thread still in the driver's open to close the
+                // stream as soon as open returns.
+                drop(stop);
+                if failed.hung {
+                    tracing::warn!(
+                        "{what}: the driver is still opening the device; \
+                         leaving its thread to close it when open returns"
+                    );
+                } else {
+                    join_device_thread(thread, DEVICE_CLOSE_LIMIT, &what);
+                }
+                Err(failed.error)
             }
         }
     }
@@ -309,7 +321,7 @@ where
 impl super::source::Source for MicrophoneSource {
     fn next_frame(&mut self) -> Result<super::source::MediaFrame, super::source::SourceError> {
         use super::source::{
-            recv_from_device, wall_clock_ms, MediaFrame, SourceError, DEVICE_STALL_LIMIT,
+            recv_from_device, stall_limit, wall_clock_ms, MediaFrame, SourceError,
         };
         use crate::frame::AudioFrame;
         let what = format!("microphone {}", self.pcm_id);
@@ -319,8 +331,10 @@ impl super::source::Source for MicrophoneSource {
         let cap = (self.sample_rate as f64 * MAX_PENDING.as_secs_f64()) as usize * dc;
         while self.pending.as_ref().map_or(0, |p| p.len()) < want {
             // A stream error, a closed thread or a silent device ends the track.
-            let samples = recv_from_device(&self.blocks, DEVICE_STALL_LIMIT, &what)?
+            let limit = stall_limit(None, self.first_block);
+            let samples = recv_from_device(&self.blocks, limit, &what)?
                 .map_err(|e| SourceError::Ended(format!("{what}: {e}")))?;
+            self.first_block = false;
             let pending = self.pending.get_or_insert_with(|| samples.empty_like());
             pending.append(samples);
             let len = pending.len();

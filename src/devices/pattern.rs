@@ -185,6 +185,16 @@ impl Source for PatternSource {
         self.pacer.set_interval(frame_interval(fps));
         Ok(())
     }
+
+    /// A track moving to this source keeps its frame counter running: the next number
+    /// after the last pattern frame it delivered.
+    fn continue_after(&mut self, last: &MediaFrame) {
+        if let MediaFrame::Video(frame) = last {
+            if let Some(strip) = read_strip(frame) {
+                self.frame_number = strip.frame_number.wrapping_add(1);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

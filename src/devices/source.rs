@@ -39,6 +39,13 @@ pub enum SourceError {
 pub trait Source: Send {
     fn next_frame(&mut self) -> Result<MediaFrame, SourceError>;
     fn reconfigure(&mut self, settings: &MediaTrackSettings) -> Result<(), SourceError>;
+
+    /// Called once, before the first frame, on a source opened for a running track (its
+    /// new settings needed a new source), with the last frame the track delivered from the
+    /// previous one, as that source made it. A source that numbers its frames continues
+    /// the numbering from there, so receivers counting frames to measure loss (the
+    /// pattern's strip) see no jump back. Default: nothing to continue.
+    fn continue_after(&mut self, _last: &MediaFrame) {}
 }
 
 /// Releases slots at a fixed interval in real time. A source that falls behind by more
@@ -92,10 +99,77 @@ pub fn frame_interval(frame_rate: f64) -> Duration {
     Duration::from_secs_f64(1.0 / frame_rate.max(0.001))
 }
 
-/// How long a hardware source waits for data from its device before declaring it gone: a
-/// stalled driver or a lost error callback must end the track, not hang it (and with it
-/// `stop()`, which waits for the source to close).
+/// The shortest time a hardware source waits for data from its device before declaring it
+/// gone: a stalled driver or a lost error callback must end the track, not hang it (and
+/// with it `stop()`, which waits for the source to close). Slow modes get longer: see
+/// [`stall_limit`].
 pub const DEVICE_STALL_LIMIT: Duration = Duration::from_secs(2);
+
+/// How many frame intervals a device may stay silent in steady state: a 0.5 fps camera
+/// delivers exactly every 2 s, and one late frame must not end its track.
+const STALL_INTERVALS: u32 = 3;
+
+/// How long a device may take to deliver its first frame after opening: cameras settle
+/// auto-exposure (and some drivers allocate buffers) before the first frame.
+pub const DEVICE_FIRST_FRAME_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long opening a device may take before it is reported unreadable: a driver that
+/// hangs in open must not hang getUserMedia or applyConstraints (which hold the track's
+/// locks while a source opens).
+pub const DEVICE_OPEN_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long to wait for the next item from a device delivering at `rate` items per second
+/// (`None`: unknown or not periodic, such as audio blocks) before declaring it stalled:
+/// [`DEVICE_STALL_LIMIT`] or [`STALL_INTERVALS`] intervals, whichever is longer, and at
+/// least [`DEVICE_FIRST_FRAME_LIMIT`] for the first item after opening.
+pub fn stall_limit(rate: Option<f64>, first: bool) -> Duration {
+    let steady = match rate {
+        Some(r) if r.is_finite() && r > 0.0 => {
+            (frame_interval(r) * STALL_INTERVALS).max(DEVICE_STALL_LIMIT)
+        }
+        _ => DEVICE_STALL_LIMIT,
+    };
+    if first {
+        steady.max(DEVICE_FIRST_FRAME_LIMIT)
+    } else {
+        steady
+    }
+}
+
+/// Why waiting for a device thread to open its device failed.
+#[derive(Debug)]
+pub(crate) struct OpenFailed {
+    /// `SourceError::Open`, naming the device.
+    pub error: SourceError,
+    /// The thread is still inside the driver's open (it did not answer in time): it cannot
+    /// be joined, only told to stop and left to finish on its own.
+    pub hung: bool,
+}
+
+/// Waits up to `limit` for a device thread's answer on `ready`: the opened device's value,
+/// or why it failed. `what` names the device in the error.
+pub(crate) fn wait_until_open<T>(
+    ready: &std::sync::mpsc::Receiver<Result<T, String>>,
+    limit: Duration,
+    what: &str,
+) -> Result<T, OpenFailed> {
+    use std::sync::mpsc::RecvTimeoutError;
+    match ready.recv_timeout(limit) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(OpenFailed {
+            error: SourceError::Open(format!("{what}: {e}")),
+            hung: false,
+        }),
+        Err(RecvTimeoutError::Disconnected) => Err(OpenFailed {
+            error: SourceError::Open(format!("{what}: capture thread failed")),
+            hung: false,
+        }),
+        Err(RecvTimeoutError::Timeout) => Err(OpenFailed {
+            error: SourceError::Open(format!("{what} did not open in {} s", limit.as_secs_f64())),
+            hung: true,
+        }),
+    }
+}
 
 /// How long dropping a hardware source waits for its device thread to close the device.
 /// Beyond it the thread is left to finish on its own (logged), so a wedged driver cannot
@@ -208,6 +282,63 @@ mod tests {
             recv_from_device(&rx, Duration::from_secs(5), "mic x"),
             Err(SourceError::Ended(m)) if m.contains("capture thread stopped")
         ));
+    }
+
+    #[test]
+    fn the_stall_limit_allows_three_intervals_and_a_slow_first_frame() {
+        let s = Duration::from_secs;
+        // Fast modes and audio: the 2 s floor.
+        assert_eq!(stall_limit(Some(30.0), false), s(2));
+        assert_eq!(stall_limit(Some(1.0), false), s(3));
+        assert_eq!(stall_limit(None, false), s(2));
+        // A 0.5 fps camera delivers every 2 s: three intervals.
+        assert_eq!(stall_limit(Some(0.5), false), s(6));
+        assert!(stall_limit(Some(0.5), false) > frame_interval(0.5));
+        // The first frame after opening gets at least 5 s.
+        assert_eq!(stall_limit(Some(30.0), true), s(5));
+        assert_eq!(stall_limit(None, true), s(5));
+        assert_eq!(stall_limit(Some(0.1), true), s(30));
+        // A driver that reports no rate (0, NaN) gets the floor, not an endless wait.
+        assert_eq!(stall_limit(Some(0.0), false), s(2));
+        assert_eq!(stall_limit(Some(f64::NAN), false), s(2));
+    }
+
+    #[test]
+    fn opening_waits_for_the_device_thread_within_the_limit() {
+        let (tx, rx) = std::sync::mpsc::channel::<Result<u32, String>>();
+        // A driver hung in open: NotReadable (Open) naming the device, after the limit.
+        let start = Instant::now();
+        let failed =
+            wait_until_open(&rx, Duration::from_millis(50), "camera /dev/video3").unwrap_err();
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        assert!(failed.hung);
+        assert_eq!(
+            failed.error,
+            SourceError::Open("camera /dev/video3 did not open in 0.05 s".into())
+        );
+        assert_eq!(
+            DEVICE_OPEN_LIMIT.as_secs_f64().to_string(),
+            "5",
+            "the message reads \"did not open in 5 s\""
+        );
+        // Opened, or failed to open: answered at once.
+        tx.send(Ok(7)).unwrap();
+        assert_eq!(
+            wait_until_open(&rx, Duration::from_secs(30), "cam").ok(),
+            Some(7)
+        );
+        tx.send(Err("busy".into())).unwrap();
+        let failed = wait_until_open(&rx, Duration::from_secs(30), "cam").unwrap_err();
+        assert!(!failed.hung);
+        assert_eq!(failed.error, SourceError::Open("cam: busy".into()));
+        // The thread died without answering.
+        drop(tx);
+        let failed = wait_until_open(&rx, Duration::from_secs(30), "cam").unwrap_err();
+        assert!(!failed.hung);
+        assert_eq!(
+            failed.error,
+            SourceError::Open("cam: capture thread failed".into())
+        );
     }
 
     #[test]

@@ -79,7 +79,17 @@ pub(crate) struct TrackOutput {
     source: AtomicU64,
     /// The timestamp of the last frame delivered and when: a source opened later for this
     /// track (a reopen) continues the timeline from here instead of restarting at zero.
-    last: Mutex<Option<(Duration, Instant)>>,
+    /// Held for the whole of a delivery (the check of `source` included), so a handover
+    /// ([`TrackOutput::take_over`]) sees either the old worker's frame complete or not at
+    /// all: never a frame delivered after the timeline it continues from was read.
+    last: Mutex<Option<Last>>,
+}
+
+/// The last frame a track delivered, as its source made it (not blanked), and when.
+struct Last {
+    timestamp: Duration,
+    at: Instant,
+    frame: MediaFrame,
 }
 
 impl TrackOutput {
@@ -113,8 +123,24 @@ impl TrackOutput {
 
     /// Where a new source for this track should continue the timeline: the last delivered
     /// timestamp and when it was delivered.
+    #[cfg(test)]
     fn timeline(&self) -> Option<(Duration, Instant)> {
-        *lock(&self.last)
+        lock(&self.last).as_ref().map(|l| (l.timestamp, l.at))
+    }
+
+    /// Makes worker `id` the one feeding this track and returns the worker that fed it
+    /// before, where the new one must continue the timeline, and the last frame the track
+    /// delivered (as its source made it, for [`Source::continue_after`]). One step under the
+    /// delivery lock: the old worker cannot deliver a frame between the read and the swap,
+    /// which would leave the new source continuing from a stale point (and, with a source
+    /// clock running ahead of wall time, its first timestamp not after the last delivered).
+    fn take_over(&self, id: u64) -> (u64, Option<(Duration, Instant)>, Option<MediaFrame>) {
+        let last = lock(&self.last);
+        let previous = self.source.swap(id, Ordering::AcqRel);
+        match last.as_ref() {
+            Some(l) => (previous, Some((l.timestamp, l.at)), Some(l.frame.clone())),
+            None => (previous, None, None),
+        }
     }
 
     pub(crate) fn set_enabled(&self, enabled: bool) {
@@ -174,15 +200,22 @@ impl TrackOutput {
         }
     }
 
-    /// Hands `frame` from worker `from` to the subscribers, unless another worker now
+    /// Hands `frame` (`made`, or `made` blanked for a disabled track) from worker `from` to
+    /// the subscribers, unless another worker now
     /// feeds this track (an old worker finishing its last frame during a switch). Frames
     /// are passed in the source's order: a remote track's may legitimately repeat or step
     /// back a timestamp (RTP reordering), so they are not filtered on it.
-    fn deliver(&self, from: u64, frame: &MediaFrame) {
+    fn deliver(&self, from: u64, frame: &MediaFrame, made: &MediaFrame) {
+        // Held until the frame is queued (sends never block): see `last`.
+        let mut last = lock(&self.last);
         if self.source.load(Ordering::Acquire) != from {
             return;
         }
-        *lock(&self.last) = Some((frame_timestamp(frame), Instant::now()));
+        *last = Some(Last {
+            timestamp: frame_timestamp(frame),
+            at: Instant::now(),
+            frame: made.clone(),
+        });
         self.delivered.fetch_add(1, Ordering::Relaxed);
         lock(&self.subscribers).retain(|s| match s.tx.try_send(frame.clone()) {
             Ok(()) => true,
@@ -308,7 +341,7 @@ impl Worker {
     /// frames only from this worker. If `first` has delivered frames before (its source is
     /// being replaced), its timeline continues. `label` names the thread.
     pub(crate) fn spawn(
-        source: Box<dyn Source>,
+        mut source: Box<dyn Source>,
         kind: MediaKind,
         label: &str,
         lease: DeviceLease,
@@ -318,8 +351,12 @@ impl Worker {
         let (control_tx, control_rx) = mpsc::channel();
         let outputs = Arc::new(Mutex::new(vec![Arc::downgrade(first)]));
         let thread_outputs = Arc::clone(&outputs);
-        let timeline = Timeline::new(first.timeline());
-        let previous = first.source.swap(id, Ordering::AcqRel);
+        // Swap first, then read: the last frame the old worker delivered is final.
+        let (previous, continue_from, last_frame) = first.take_over(id);
+        let timeline = Timeline::new(continue_from);
+        if let Some(frame) = &last_frame {
+            source.continue_after(frame);
+        }
         let thread = std::thread::Builder::new()
             .name(format!("{kind} source {label}"))
             .spawn(move || run(id, source, control_rx, thread_outputs, lease, timeline))
@@ -427,9 +464,9 @@ fn run(
                 let mut blank = None;
                 for output in &live {
                     if output.enabled() {
-                        output.deliver(id, &frame);
+                        output.deliver(id, &frame, &frame);
                     } else {
-                        output.deliver(id, blank.get_or_insert_with(|| blanked(&frame)));
+                        output.deliver(id, blank.get_or_insert_with(|| blanked(&frame)), &frame);
                     }
                 }
             }
@@ -488,9 +525,9 @@ mod tests {
         let out = TrackOutput::new(true);
         let rx = out.subscribe(8);
         out.source.store(7, Ordering::Release);
-        out.deliver(7, &video_at(10));
-        out.deliver(3, &video_at(20)); // an old worker finishing a frame
-        out.deliver(7, &video_at(30));
+        out.deliver(7, &video_at(10), &video_at(10));
+        out.deliver(3, &video_at(20), &video_at(20)); // an old worker finishing a frame
+        out.deliver(7, &video_at(30), &video_at(30));
         let got: Vec<Duration> = std::iter::from_fn(|| rx.try_recv())
             .map(|f| frame_timestamp(&f))
             .collect();
@@ -501,6 +538,68 @@ mod tests {
             out.timeline().map(|(t, _)| t),
             Some(Duration::from_millis(30))
         );
+    }
+
+    #[test]
+    fn a_handover_continues_from_the_last_frame_the_old_worker_delivered() {
+        let out = TrackOutput::new(true);
+        let rx = out.subscribe(8);
+        out.source.store(7, Ordering::Release);
+        out.deliver(7, &video_at(10), &video_at(10));
+        let (previous, from, frame) = out.take_over(8);
+        assert_eq!(
+            frame.map(|f| frame_timestamp(&f)),
+            Some(Duration::from_millis(10))
+        );
+        assert_eq!(previous, 7);
+        assert_eq!(from.map(|(t, _)| t), Some(Duration::from_millis(10)));
+        // The old worker's next frame, after the swap, is not delivered.
+        out.deliver(7, &video_at(20), &video_at(20));
+        let got: Vec<Duration> = std::iter::from_fn(|| rx.try_recv())
+            .map(|f| frame_timestamp(&f))
+            .collect();
+        assert_eq!(got, [Duration::from_millis(10)]);
+    }
+
+    #[test]
+    fn a_handover_racing_the_old_worker_keeps_timestamps_increasing() {
+        // The old source's clock runs far ahead of wall time (1 s per frame, delivered as
+        // fast as possible) while the track moves to a new source whose clock starts at
+        // zero: whatever the interleaving, the new source's first frame must come after
+        // every frame the old one delivered.
+        for round in 0..50 {
+            let out = TrackOutput::new(true);
+            let rx = out.subscribe(1 << 16);
+            out.source.store(7, Ordering::Release);
+            out.deliver(7, &video_at(0), &video_at(0));
+            let old = Arc::clone(&out);
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop_old = Arc::clone(&stop);
+            let racer = std::thread::spawn(move || {
+                let mut ms = 0;
+                while !stop_old.load(Ordering::Relaxed) && ms < 10_000_000 {
+                    ms += 1000;
+                    old.deliver(7, &video_at(ms), &video_at(ms));
+                }
+            });
+            std::thread::sleep(Duration::from_micros(200 * (round % 5)));
+            let (_, from, _) = out.take_over(8);
+            let mut timeline = Timeline::new(from);
+            let mut first = video_at(0);
+            timeline.place(&mut first);
+            out.deliver(8, &first, &first);
+            stop.store(true, Ordering::Relaxed);
+            racer.join().unwrap();
+            let got: Vec<Duration> = std::iter::from_fn(|| rx.try_recv())
+                .map(|f| frame_timestamp(&f))
+                .collect();
+            assert!(
+                got.windows(2).all(|w| w[0] < w[1]),
+                "round {round}: timestamps step back at the handover: {:?}",
+                &got[got.len().saturating_sub(3)..]
+            );
+            assert_eq!(got.last(), Some(&frame_timestamp(&first)));
+        }
     }
 
     #[test]
