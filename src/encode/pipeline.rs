@@ -18,7 +18,7 @@
 //! pushed into it through the same sinks, keyframe requests going to the publisher (a PLI)
 //! instead of an encoder. Its bitrate is the publisher's; peers' votes cannot change it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -185,6 +185,11 @@ struct Shared {
     /// Set for a passthrough: where keyframe requests go instead of the encoder.
     passthrough: Option<KeyframeRequest>,
     sinks: Mutex<Vec<Sink>>,
+    /// The source is gone (the track ended, a passthrough's feeder was dropped): `sinks`
+    /// was cleared and new sinks are not kept, so every receiver sees the end (`None`)
+    /// instead of waiting forever on a sender that handles still hold. Set under the
+    /// `sinks` lock.
+    ended: AtomicBool,
     keyframe: Mutex<KeyframeState>,
     /// The configured bitrate (the tier's rung); the target is the lowest vote below it.
     base_bitrate: AtomicU64,
@@ -200,6 +205,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// The source is gone: drops every sink's sender (receivers get `None`) and refuses
+    /// new ones. The senders would otherwise live as long as any handle (a set's
+    /// `Running`, a viewer's tap) and receivers would wait forever.
+    fn end(&self) {
+        let mut sinks = lock(&self.sinks);
+        self.ended.store(true, Ordering::Relaxed);
+        sinks.clear();
+    }
+
     /// A keyframe is needed: `now` for a new sink (not rate-limited), else a request
     /// (PLI/FIR, a sink that lost sync), merged and rate-limited. A passthrough passes
     /// either to its origin, which limits the rate itself.
@@ -319,6 +333,7 @@ impl EncodedTrack {
             codec,
             passthrough: None,
             sinks: Mutex::new(Vec::new()),
+            ended: AtomicBool::new(false),
             keyframe: Mutex::new(KeyframeState::default()),
             base_bitrate: AtomicU64::new(bitrate as u64),
             floor_bitrate: AtomicU64::new(u64::from(floor.min(bitrate))),
@@ -360,6 +375,7 @@ impl EncodedTrack {
             codec,
             passthrough: Some(Box::new(keyframe_request)),
             sinks: Mutex::new(Vec::new()),
+            ended: AtomicBool::new(false),
             keyframe: Mutex::new(KeyframeState::default()),
             base_bitrate: AtomicU64::new(bitrate),
             floor_bitrate: AtomicU64::new(0),
@@ -415,13 +431,19 @@ impl EncodedTrack {
     fn add_sink(&self, tx: SinkTx) -> (Arc<AtomicU64>, Arc<()>) {
         let dropped = Arc::new(AtomicU64::new(0));
         let alive = Arc::new(());
-        lock(&self.shared.sinks).push(Sink {
+        let mut sinks = lock(&self.shared.sinks);
+        if self.shared.ended.load(Ordering::Relaxed) {
+            // Nothing will come: dropping `tx` here ends the receiver at once.
+            return (dropped, alive);
+        }
+        sinks.push(Sink {
             tx,
             dropped: Arc::clone(&dropped),
             alive: Arc::downgrade(&alive),
             needs_keyframe: true,
             started: false,
         });
+        drop(sinks);
         self.shared.keyframe_wanted(true);
         (dropped, alive)
     }
@@ -553,7 +575,7 @@ impl PassthroughFeeder {
 impl Drop for PassthroughFeeder {
     fn drop(&mut self) {
         // The origin is gone: receivers see the end (`recv` gives `None`).
-        lock(&self.shared.sinks).clear();
+        self.shared.end();
     }
 }
 
@@ -1431,7 +1453,16 @@ impl Encoder {
     }
 }
 
-fn run(input: crate::devices::FrameReceiver, shared: Weak<Shared>, mut encoder: Encoder) {
+/// The encoder thread: encodes `input` until the track ends or the last handle is dropped,
+/// then ends every sink (see [`Shared::end`]).
+fn run(input: crate::devices::FrameReceiver, shared: Weak<Shared>, encoder: Encoder) {
+    encode_loop(input, &shared, encoder);
+    if let Some(shared) = shared.upgrade() {
+        shared.end();
+    }
+}
+
+fn encode_loop(input: crate::devices::FrameReceiver, shared: &Weak<Shared>, mut encoder: Encoder) {
     // Failures already logged.
     let mut logged: Vec<String> = Vec::new();
     loop {
@@ -1889,6 +1920,36 @@ mod tests {
             );
         }
         assert!(numbers.len() >= 60, "{}", numbers.len());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn receivers_see_the_end_when_the_track_ends() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let track = camera(&devices, r#"{"video": {"width": 320, "height": 240}}"#);
+        let set = TrackEncoders::new(&track, 300_000, None);
+        let codec = Some(VideoCodec::H264);
+        let mut viewer = set.viewer(codec, 64, 0.0).unwrap();
+        let sink = set.encoder(codec).unwrap().subscribe(64);
+        let first = tokio::time::timeout(Duration::from_secs(2), viewer.recv()).await;
+        assert!(first.unwrap().is_some());
+        track.stop();
+        // The set (its Running), the viewer's tap and this test all hold the encoder: the
+        // receivers must still see the end, not wait on senders those handles keep.
+        let ended = tokio::time::timeout(Duration::from_secs(3), async {
+            while viewer.recv().await.is_some() {}
+        })
+        .await;
+        assert!(ended.is_ok(), "the viewer's recv() gave None");
+        let end = Instant::now();
+        loop {
+            match sink.recv_timeout(Duration::from_millis(100)) {
+                Err(()) => break,
+                Ok(_) => assert!(end.elapsed() < Duration::from_secs(3), "no end"),
+            }
+        }
+        // A sink added afterwards ends at once.
+        let late = set.encoder(codec).unwrap().subscribe(4);
+        assert_eq!(late.recv_timeout(Duration::from_secs(1)), Err(()));
     }
 
     #[test]
