@@ -1000,10 +1000,15 @@ impl TrackEncoders {
                 rx,
             },
             pending: None,
+            pending_since: tokio::time::Instant::now(),
+            pending_passed: None,
             held: None,
             waiting: None,
             last_timestamp: None,
             switches: 0,
+            abandoned: 0,
+            hold: SWITCH_HOLD,
+            give_up: SWITCH_GIVE_UP,
         })
     }
 
@@ -1139,8 +1144,16 @@ struct Tap {
 const SWITCH_CATCH_UP: Duration = Duration::from_millis(250);
 
 /// While a move is pending, how long an old-tier unit may wait for the new tier's keyframe
-/// of the same frame (a few milliseconds behind it, normally). Only during a move.
+/// of the same frame (a few milliseconds behind it, normally). Only during a move, and only
+/// until the new tier shows it encoded that frame as a delta (then no keyframe of it comes).
 const SWITCH_HOLD: Duration = Duration::from_millis(60);
+
+/// A move whose new tier gives no usable keyframe within this long is abandoned: until it
+/// lands, old-tier units may be held up to [`SWITCH_HOLD`] each, which would throttle the
+/// viewer for as long as the new encoder fails (a rejected keyframe is retried at once,
+/// and forced keyframes come at most every [`KEYFRAME_MIN_INTERVAL`], so 2 s is several
+/// chances).
+const SWITCH_GIVE_UP: Duration = Duration::from_secs(2);
 
 /// One viewer's units from a [`TrackEncoders`], moving between tier encoders as its
 /// bandwidth estimate changes ([`update`](Self::update)). A move subscribes to the new
@@ -1158,6 +1171,11 @@ pub struct TieredReceiver {
     current: Tap,
     /// The tier being moved to, until its keyframe takes over.
     pending: Option<Tap>,
+    /// When the pending move started (it is abandoned after `give_up`).
+    pending_since: tokio::time::Instant,
+    /// The latest timestamp the pending tier gave as a delta (or a rejected keyframe): an
+    /// old-tier unit of that frame or an earlier one gets no keyframe of its own there.
+    pending_passed: Option<Duration>,
     /// The new tier's keyframe, waiting for the old tier to deliver the frames before it.
     held: Option<(EncodedUnit, tokio::time::Instant)>,
     /// An old-tier unit held back for at most [`SWITCH_HOLD`] while a move is pending.
@@ -1165,6 +1183,11 @@ pub struct TieredReceiver {
     /// Timestamp of the last unit handed out.
     last_timestamp: Option<Duration>,
     switches: u64,
+    /// Moves given up for want of a usable keyframe.
+    abandoned: u64,
+    /// [`SWITCH_HOLD`] and [`SWITCH_GIVE_UP`]; fields so tests can stretch them.
+    hold: Duration,
+    give_up: Duration,
 }
 
 impl TieredReceiver {
@@ -1181,6 +1204,11 @@ impl TieredReceiver {
     /// Completed moves between tiers.
     pub fn switches(&self) -> u64 {
         self.switches
+    }
+
+    /// Moves abandoned because the new tier gave no usable keyframe in time.
+    pub fn abandoned_moves(&self) -> u64 {
+        self.abandoned
     }
 
     /// Units lost on the current tier because this viewer fell behind.
@@ -1213,6 +1241,8 @@ impl TieredReceiver {
                             p.encoder.vote_bitrate(self.voter, None);
                         }
                         self.held = None;
+                        self.pending_since = tokio::time::Instant::now();
+                        self.pending_passed = None;
                         self.pending = Some(Tap {
                             tier: wanted,
                             encoder,
@@ -1230,6 +1260,28 @@ impl TieredReceiver {
         }
     }
 
+    /// Gives up the pending move (its tier gave no usable keyframe in time) and stays on
+    /// the current tier. The tier state restarts there: a move down is tried again at the
+    /// next estimate if still needed, a move up only after a new steady surplus.
+    fn abandon_move(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.encoder.vote_bitrate(self.voter, None);
+            self.abandoned += 1;
+            self.state = TierState {
+                tier: self.current.tier,
+                above: None,
+            };
+            tracing::info!(
+                "viewer abandoned its move from tier {} to {}: no usable keyframe within {:?} \
+                 ({} abandoned so far)",
+                self.current.tier,
+                p.tier,
+                self.give_up,
+                self.abandoned
+            );
+        }
+    }
+
     fn finish_switch(&mut self) {
         if let Some(new) = self.pending.take() {
             let old = std::mem::replace(&mut self.current, new);
@@ -1243,7 +1295,12 @@ impl TieredReceiver {
         Some(unit)
     }
 
-    /// The next unit; `None` once the track has ended. Cancel-safe (usable in `select!`).
+    /// The next unit; `None` once the track has ended.
+    ///
+    /// Cancel-safe (usable in `select!` beside a timer): it only awaits channel receives
+    /// and timers, and a unit taken from a channel is stored in `self` (`waiting`, `held`)
+    /// before the next await, so a cancelled call loses nothing; the next call hands out
+    /// what is stored first, even if the move it was held for has been abandoned since.
     pub async fn recv(&mut self) -> Option<EncodedUnit> {
         loop {
             if let Some((key, deadline)) = &self.held {
@@ -1260,17 +1317,33 @@ impl TieredReceiver {
                     }
                 }
             }
+            let give_up = self.pending_since + self.give_up;
+            if self.pending.is_some() && tokio::time::Instant::now() >= give_up {
+                self.abandon_move();
+            }
             let Some(pending) = &mut self.pending else {
-                self.waiting = None;
+                // A unit held for a move that was abandoned meanwhile (the estimate went
+                // back while a cancelled call held it): it is next, not lost.
+                if let Some((old, _)) = self.waiting.take() {
+                    return self.handed_out(old);
+                }
                 let unit = self.current.rx.recv().await?;
                 return self.handed_out(unit);
             };
             if let Some((old, deadline)) = &self.waiting {
                 // An old-tier unit, held back briefly: the new tier's keyframe of the same
                 // frame is usually just behind it (a keyframe takes longer to encode), and
-                // sending the old one first would make that keyframe a repeat.
-                let (old_ts, deadline) = (old.timestamp, *deadline);
-                let next = tokio::time::timeout_at(deadline, pending.rx.recv()).await;
+                // sending the old one first would make that keyframe a repeat. Not once the
+                // new tier has passed that frame as a delta: that keyframe is not coming.
+                let (old_ts, deadline) = (old.timestamp, (*deadline).min(give_up));
+                let passed = self.pending_passed.is_some_and(|t| t >= old_ts);
+                let next = if passed {
+                    Err(())
+                } else {
+                    tokio::time::timeout_at(deadline, pending.rx.recv())
+                        .await
+                        .map_err(|_| ())
+                };
                 match next {
                     Ok(Some(u))
                         if u.keyframe && self.last_timestamp.is_none_or(|t| u.timestamp > t) =>
@@ -1283,10 +1356,18 @@ impl TieredReceiver {
                         }
                         self.held = Some((u, tokio::time::Instant::now() + SWITCH_CATCH_UP));
                     }
-                    Ok(Some(u)) if u.keyframe => pending.encoder.request_keyframe(),
-                    Ok(Some(_)) => continue,
+                    Ok(Some(u)) => {
+                        self.pending_passed = self.pending_passed.max(Some(u.timestamp));
+                        if u.keyframe {
+                            // Of a frame already sent: ask for the next one.
+                            pending.encoder.request_keyframe();
+                        }
+                        if u.timestamp < old_ts {
+                            continue;
+                        }
+                    }
                     Ok(None) => self.pending = None,
-                    Err(_) => {}
+                    Err(()) => {}
                 }
                 let Some((old, _)) = self.waiting.take() else {
                     continue;
@@ -1296,7 +1377,7 @@ impl TieredReceiver {
             tokio::select! {
                 unit = self.current.rx.recv() => match unit {
                     Some(u) => {
-                        self.waiting = Some((u, tokio::time::Instant::now() + SWITCH_HOLD));
+                        self.waiting = Some((u, tokio::time::Instant::now() + self.hold));
                     }
                     // The old tier ended (its track did): nothing to wait for.
                     None => self.finish_switch(),
@@ -1307,13 +1388,18 @@ impl TieredReceiver {
                     }
                     // A keyframe of a frame already sent from the old tier: starting there
                     // would repeat frames. Ask for the next one.
-                    Some(u) if u.keyframe => pending.encoder.request_keyframe(),
-                    // Deltas before a usable keyframe are of no use.
-                    Some(_) => {}
+                    Some(u) => {
+                        self.pending_passed = self.pending_passed.max(Some(u.timestamp));
+                        if u.keyframe {
+                            pending.encoder.request_keyframe();
+                        }
+                    }
                     None => {
                         self.pending = None;
                     }
                 },
+                // Wakes the loop to abandon a move that is taking too long.
+                () = tokio::time::sleep_until(give_up) => {}
             }
         }
     }
@@ -1950,6 +2036,185 @@ mod tests {
         // A sink added afterwards ends at once.
         let late = set.encoder(codec).unwrap().subscribe(4);
         assert_eq!(late.recv_timeout(Duration::from_secs(1)), Err(()));
+    }
+
+    /// A set of two H.264 tiers (1 Mbit/s and 400 kbit/s) fed by hand, and a viewer on
+    /// the top one with the given switch hold and give-up time: moves between tiers with
+    /// no encoder timing in the way.
+    fn fed_tiers(
+        hold: Duration,
+        give_up: Duration,
+    ) -> (
+        TieredReceiver,
+        PassthroughFeeder,
+        PassthroughFeeder,
+        EncodedTrack,
+    ) {
+        let tier = |tier: usize| {
+            let shared = Arc::new(Shared {
+                kind: MediaKind::Video,
+                codec: CodecConfig::H264 { bitrate: 1 },
+                passthrough: Some(Box::new(|| {})),
+                sinks: Mutex::new(Vec::new()),
+                ended: AtomicBool::new(false),
+                keyframe: Mutex::new(KeyframeState::default()),
+                base_bitrate: AtomicU64::new(1),
+                floor_bitrate: AtomicU64::new(0),
+                tier,
+                votes: Mutex::new(std::collections::HashMap::new()),
+                target_bitrate: AtomicU64::new(1),
+                counters: Counters::default(),
+            });
+            let feeder = PassthroughFeeder {
+                shared: Arc::clone(&shared),
+                rate: Mutex::new((Instant::now(), 0)),
+            };
+            (EncodedTrack { shared }, feeder)
+        };
+        let ((top, top_feeder), (low, low_feeder)) = (tier(0), tier(1));
+        let running = |encoder: &EncodedTrack| Running {
+            encoder: encoder.clone(),
+            reapable: true,
+            idle_since: None,
+        };
+        let set = TrackEncoders {
+            inner: Arc::new(SetInner {
+                kind: MediaKind::Video,
+                track: None,
+                rungs: vec![1_000_000, 400_000],
+                policy: TierPolicy {
+                    up_after: Duration::ZERO,
+                    ..TierPolicy::default()
+                },
+                allowed: vec![VideoCodec::H264],
+                running: Mutex::new(vec![running(&top), running(&low)]),
+            }),
+        };
+        let mut viewer = set.viewer(Some(VideoCodec::H264), 32, 1_000_000.0).unwrap();
+        viewer.rungs = vec![1_000_000, 400_000];
+        viewer.hold = hold;
+        viewer.give_up = give_up;
+        assert_eq!(viewer.tier(), 0);
+        (viewer, top_feeder, low_feeder, low)
+    }
+
+    /// Unit `n` of tier `tier`: its data says which, 33 ms a frame.
+    fn tier_unit(tier: u8, n: u8, keyframe: bool) -> EncodedUnit {
+        EncodedUnit {
+            data: Bytes::from(vec![tier, n]),
+            keyframe,
+            timestamp: Duration::from_millis(33 * u64::from(n)),
+            duration: Duration::from_millis(33),
+            capture_time_ms: 0,
+        }
+    }
+
+    async fn next(viewer: &mut TieredReceiver, within: Duration) -> (u8, u8, bool) {
+        let unit = tokio::time::timeout(within, viewer.recv())
+            .await
+            .expect("a unit in time")
+            .expect("not ended");
+        (unit.data[0], unit.data[1], unit.keyframe)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_recv_cancelled_mid_hold_loses_nothing_when_the_move_is_abandoned() {
+        let (mut viewer, top, _low, _) =
+            fed_tiers(Duration::from_secs(30), Duration::from_secs(60));
+        top.push(tier_unit(0, 0, true));
+        assert_eq!(
+            next(&mut viewer, Duration::from_secs(5)).await,
+            (0, 0, true)
+        );
+        // Down a tier: the move is pending, the next old-tier unit is held for it.
+        viewer.update(300_000.0, Instant::now());
+        top.push(tier_unit(0, 1, false));
+        // The estimate tick cancels recv() during the hold (as send_loop's select! does).
+        let cancelled = tokio::time::timeout(Duration::from_millis(200), viewer.recv()).await;
+        assert!(cancelled.is_err(), "held, not handed out");
+        // The estimate went back: the move is abandoned.
+        viewer.update(1_000_000.0, Instant::now());
+        viewer.update(1_000_000.0, Instant::now());
+        assert!(viewer.pending.is_none(), "the move was abandoned");
+        top.push(tier_unit(0, 2, false));
+        let within = Duration::from_secs(5);
+        assert_eq!(
+            next(&mut viewer, within).await,
+            (0, 1, false),
+            "the held delta"
+        );
+        assert_eq!(next(&mut viewer, within).await, (0, 2, false));
+        assert_eq!((viewer.tier(), viewer.switches()), (0, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pending_delta_ends_the_hold_and_the_next_keyframe_completes_the_move() {
+        // A hold far longer than the test may take: any unit that waits it out fails.
+        let (mut viewer, top, low, _) = fed_tiers(Duration::from_secs(30), Duration::from_secs(60));
+        top.push(tier_unit(0, 0, true));
+        assert_eq!(
+            next(&mut viewer, Duration::from_secs(5)).await,
+            (0, 0, true)
+        );
+        viewer.update(300_000.0, Instant::now());
+        // The new tier's first keyframe is of a frame already sent (rejected); its next
+        // frames are deltas, so no keyframe of them is coming: the old tier's go at once.
+        low.push(tier_unit(1, 0, true));
+        for n in 1..=5 {
+            low.push(tier_unit(1, n, false));
+            top.push(tier_unit(0, n, false));
+        }
+        let start = Instant::now();
+        for n in 1..=5 {
+            assert_eq!(
+                next(&mut viewer, Duration::from_secs(10)).await,
+                (0, n, false)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        // A usable keyframe: the move completes there.
+        top.push(tier_unit(0, 6, false));
+        low.push(tier_unit(1, 6, true));
+        assert_eq!(
+            next(&mut viewer, Duration::from_secs(5)).await,
+            (1, 6, true)
+        );
+        assert_eq!((viewer.tier(), viewer.switches()), (1, 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_move_without_a_usable_keyframe_is_abandoned() {
+        let give_up = Duration::from_millis(300);
+        let (mut viewer, top, _low, low_encoder) = fed_tiers(Duration::from_secs(30), give_up);
+        top.push(tier_unit(0, 0, true));
+        assert_eq!(
+            next(&mut viewer, Duration::from_secs(5)).await,
+            (0, 0, true)
+        );
+        viewer.update(300_000.0, Instant::now());
+        assert_eq!(low_encoder.stats().sinks, 1, "the move is under way");
+        // The new tier never delivers: the viewer is held up at most until the give-up.
+        let start = Instant::now();
+        for n in 1..=10 {
+            top.push(tier_unit(0, n, false));
+            assert_eq!(
+                next(&mut viewer, Duration::from_secs(10)).await,
+                (0, n, false)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(viewer.abandoned_moves(), 1);
+        assert_eq!((viewer.tier(), viewer.switches()), (0, 0));
+        assert!(viewer.pending.is_none());
+        assert_eq!(low_encoder.stats().sinks, 0, "left the abandoned tier");
     }
 
     #[test]
