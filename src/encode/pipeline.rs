@@ -1521,9 +1521,25 @@ impl Encoder {
                 },
                 MediaFrame::Audio(a),
             ) => {
-                if encoder.is_none() {
-                    *encoder = Some(OpusEncoder::new(a.sample_rate, a.channels, bitrate)?);
-                    *current = bitrate;
+                match encoder {
+                    None => {
+                        *encoder = Some(OpusEncoder::new(a.sample_rate, a.channels, bitrate)?);
+                        *current = bitrate;
+                    }
+                    // The track was reconfigured (applyConstraints on its channel count or
+                    // rate): a new encoder for the new format, as video restarts on a
+                    // resize, with the packet timeline carried on.
+                    Some(enc) if enc.input_format() != (a.sample_rate, a.channels) => {
+                        let (rate, channels) = enc.input_format();
+                        enc.reconfigure(a.sample_rate, a.channels)?;
+                        tracing::info!(
+                            "Opus encoder restarted: the track went from {rate} Hz × {channels} \
+                             to {} Hz × {}",
+                            a.sample_rate,
+                            a.channels
+                        );
+                    }
+                    Some(_) => {}
                 }
                 let Some(enc) = encoder.as_mut() else {
                     return Ok(Vec::new());
@@ -2325,6 +2341,59 @@ mod tests {
         let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
         let hz = crossings as f64 / 2.0 / (s.len() as f64 / 48_000.0);
         assert!((436.0..=444.0).contains(&hz), "{hz} Hz");
+    }
+
+    #[test]
+    fn audio_keeps_flowing_when_the_track_changes_its_channel_count() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let stream = devices
+            .get_user_media_json(r#"{"audio": {"channelCount": 1}}"#)
+            .unwrap();
+        let tone = &stream.get_audio_tracks()[0];
+        assert_eq!(tone.get_settings().channel_count, Some(1));
+        let opus = TrackEncoders::new(tone, 0, None).encoder(None).unwrap();
+        let sink = opus.subscribe(256);
+        let mut timestamps = Vec::new();
+        let mut next = || {
+            let unit = sink
+                .recv_timeout(Duration::from_secs(2))
+                .unwrap()
+                .expect("Opus packets keep coming");
+            timestamps.push(unit.timestamp);
+            unit
+        };
+        for _ in 0..10 {
+            next();
+        }
+        tone.apply_constraints_json(r#"{"channelCount": 2}"#)
+            .unwrap();
+        assert_eq!(tone.get_settings().channel_count, Some(2));
+        let mut dec = crate::encode::opus::OpusDecoder::new(48_000, 2).unwrap();
+        let mut left: Vec<i16> = Vec::new();
+        let mut stereo_packets = 0;
+        for _ in 0..100 {
+            let unit = next();
+            // The TOC byte's stereo flag: packets of the new encoder.
+            if unit.data[0] & 0x04 != 0 {
+                stereo_packets += 1;
+                let pcm = dec.decode(&unit.data, unit.timestamp).unwrap().to_i16();
+                left.extend(pcm.iter().step_by(2).copied());
+            }
+        }
+        assert!(stereo_packets >= 80, "{stereo_packets} stereo packets");
+        let s = &left[9600..];
+        let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+        let hz = crossings as f64 / 2.0 / (s.len() as f64 / 48_000.0);
+        assert!((436.0..=444.0).contains(&hz), "{hz} Hz");
+        // One timeline across the change: no packet overlaps the one before, none is far
+        // behind it.
+        for pair in timestamps.windows(2) {
+            let step = pair[1].checked_sub(pair[0]).expect("no step back");
+            assert!(
+                (Duration::from_millis(20)..=Duration::from_millis(40)).contains(&step),
+                "{step:?} between packets: {timestamps:?}"
+            );
+        }
     }
 
     #[test]
