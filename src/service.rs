@@ -511,8 +511,10 @@ impl Endpoint for Publisher {
                         "settings": t.get_settings(),
                         // The encoders running: one per codec and bitrate tier viewers
                         // use (`tier` 0 is the highest; `bitrate` the target now,
-                        // `maxBitrate` the tier's rung; `passthrough`: an ingested track's
-                        // units forwarded as they came, not encoded here).
+                        // `minBitrate`..`maxBitrate` the range it follows its viewers in:
+                        // 0.9 × the tier's rung up to the next higher rung (the top rung
+                        // for tier 0); `passthrough`: an ingested track's units forwarded
+                        // as they came, not encoded here).
                         "encoders": e.running().iter().map(|e| {
                             let mut v = json!(e.stats());
                             if let Some(o) = v.as_object_mut() {

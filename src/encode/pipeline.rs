@@ -191,7 +191,9 @@ struct Shared {
     /// `sinks` lock.
     ended: AtomicBool,
     keyframe: Mutex<KeyframeState>,
-    /// The configured bitrate (the tier's rung); the target is the lowest vote below it.
+    /// The configured bitrate: the tier's ceiling, which is the next higher rung (the top
+    /// rung for the top tier), since its viewers' estimates reach up to there before they
+    /// move up; the target is the lowest vote below it.
     base_bitrate: AtomicU64,
     /// Votes cannot take the target below this (just under the tier's rung: a viewer
     /// slower than that belongs on a lower tier's encoder, not here).
@@ -299,8 +301,9 @@ impl EncodedTrack {
         Self::start_tier(track, codec, 0, 0)
     }
 
-    /// [`start`](Self::start) as tier `tier` of a ladder: `codec.bitrate()` is the rung,
-    /// `floor` the lowest target votes may set.
+    /// [`start`](Self::start) as tier `tier` of a ladder: `codec.bitrate()` is the tier's
+    /// ceiling (the next higher rung; the top rung for tier 0), `floor` the lowest target
+    /// votes may set (0.9 × the tier's own rung; 0 for the lowest tier).
     fn start_tier(
         track: &MediaStreamTrack,
         codec: CodecConfig,
@@ -469,8 +472,9 @@ impl EncodedTrack {
     /// A peer's bandwidth estimate (`None` withdraws it). One encoder serves every peer
     /// of its tier, so it follows the slowest of them: the target is the lowest vote,
     /// capped by the configured bitrate (the next higher rung) and held at or above the
-    /// tier's floor (a slower peer moves to a lower tier instead of pulling this one down). No effect on a passthrough: we cannot change the publisher's rate (and
-    /// one slow viewer should not slow the publisher for all).
+    /// tier's floor (a slower peer moves to a lower tier instead of pulling this one down).
+    /// No effect on a passthrough: we cannot change the publisher's rate (and one slow
+    /// viewer should not slow the publisher for all).
     pub fn vote_bitrate(&self, voter: u64, estimate: Option<u32>) {
         if self.is_passthrough() {
             return;
@@ -796,10 +800,11 @@ impl SetInner {
             let since = *r.idle_since.get_or_insert(now);
             let keep = now.duration_since(since) < IDLE_GRACE;
             if !keep {
+                let tier = r.encoder.tier();
                 tracing::info!(
-                    "stopped the idle {} encoder of tier {} ({} bit/s)",
+                    "stopped the idle {} encoder of tier {tier} (rung {} bit/s, ran at up to {} bit/s)",
                     r.encoder.codec().name(),
-                    r.encoder.tier(),
+                    self.rungs.get(tier).copied().unwrap_or_default(),
                     r.encoder.codec().bitrate()
                 );
             }
@@ -1071,9 +1076,12 @@ impl TrackEncoders {
         };
         let encoder = EncodedTrack::start_tier(track, codec, tier, floor)?;
         tracing::info!(
-            "started a {} encoder for track {:?} at tier {tier} ({} bit/s; {} running)",
+            "started a {} encoder for track {:?} at tier {tier} (rung {} bit/s; target {}..={} \
+             bit/s by its viewers' estimates; {} running)",
             codec.name(),
             track.label(),
+            inner.rungs.get(tier).copied().unwrap_or(codec.bitrate()),
+            floor,
             codec.bitrate(),
             running.len() + 1
         );
