@@ -21,8 +21,9 @@ use super::{load_devices, parse_constraints, parse_seconds, print_json, BadInput
 /// Default of --min-video-bitrate.
 pub(super) const DEFAULT_MIN_VIDEO_BITRATE: u32 = 150_000;
 
-/// Where congestion control starts when the bounds allow: high enough for a sharp first
-/// picture, low enough not to flood a poor link before the first feedback.
+/// Where `publish`'s congestion control starts when the bounds allow: high enough for a
+/// sharp first picture, low enough not to flood a poor link before the first feedback.
+/// (`serve` starts at its top rung instead: see [`serve_rates`].)
 const START_VIDEO_BITRATE: u32 = 1_000_000;
 
 /// Congestion-control bounds and the bitrate ladder from --video-bitrate (`max`),
@@ -57,6 +58,40 @@ pub(super) fn video_rates(
         BitrateLadder::Explicit(tiers.to_vec())
     };
     Ok((bounds, ladder))
+}
+
+/// [`video_rates`] for `serve`: congestion control starts at the ceiling, the top rung.
+///
+/// A viewer's first tier is the highest rung at or below its starting estimate, and the
+/// start is all the estimate there is when it connects. Starting at 1 Mbit/s under a
+/// 1.5 Mbit/s top rung put every viewer on the second rung: the first viewer started a
+/// second encoder, and every viewer paid a move and a keyframe ~5 s later when it climbed.
+/// Starting at the top puts a fresh viewer on the shared top-tier encoder; a link that
+/// cannot carry it is found by the first feedback and the viewer moves down at once (down
+/// moves are prompt, up moves wait 4 s).
+fn serve_rates(
+    max: u32,
+    min: u32,
+    tiers: &[u32],
+) -> Result<(BitrateBounds, BitrateLadder), BadInput> {
+    let (bounds, ladder) = video_rates(max, min, tiers)?;
+    Ok((
+        BitrateBounds {
+            start: bounds.max,
+            ..bounds
+        },
+        ladder,
+    ))
+}
+
+/// The peer connections `serve` makes for `opts` (video within `bounds`).
+fn serve_peer_config(opts: &Options, bounds: BitrateBounds) -> PeerConfig {
+    PeerConfig {
+        ice_addrs: opts.ice_addrs.clone(),
+        max_peers: opts.max_viewers,
+        video_bitrate: bounds,
+        ..PeerConfig::default()
+    }
 }
 
 /// `usermedia serve`'s flags.
@@ -204,7 +239,7 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
             "--token-for-viewing needs --token, --stream-token or --token-file"
         )));
     }
-    let (bounds, ladder) = video_rates(
+    let (bounds, ladder) = serve_rates(
         opts.video_bitrate,
         opts.min_video_bitrate,
         &opts.video_tiers,
@@ -219,12 +254,7 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
         return Ok(ExitCode::from(1));
     };
     runtime.block_on(async move {
-        let factory = PeerFactory::new(PeerConfig {
-            ice_addrs: opts.ice_addrs.clone(),
-            max_peers: opts.max_viewers,
-            video_bitrate: bounds,
-            ..PeerConfig::default()
-        });
+        let factory = PeerFactory::new(serve_peer_config(&opts, bounds));
         let publisher = Arc::new(
             Publisher::new(factory)
                 .with_devices(Arc::clone(&devices))
@@ -436,6 +466,42 @@ mod tests {
         assert!(video_rates(1_000_000, 2_000_000, &[]).is_err());
         assert!(video_rates(1_000_000, 150_000, &[2_000_000]).is_err());
         assert!(video_rates(0, 0, &[]).is_err());
+    }
+
+    #[test]
+    fn serve_starts_viewers_on_the_top_tier_by_default() {
+        use clap::Parser;
+        use usermedia::encode::pipeline::TierState;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: Options,
+        }
+        let opts = Cli::try_parse_from(["serve"]).unwrap().serve;
+        let (bounds, ladder) = ok(serve_rates(
+            opts.video_bitrate,
+            opts.min_video_bitrate,
+            &opts.video_tiers,
+        ));
+        let config = serve_peer_config(&opts, bounds);
+        for size in [(640, 480), (1280, 720)] {
+            let rungs = ladder.rungs(Some(size));
+            assert!(rungs.len() >= 2, "{rungs:?}");
+            assert_eq!(config.video_bitrate.start, rungs[0]);
+            assert_eq!(
+                TierState::initial(&rungs, f64::from(config.video_bitrate.start)).tier(),
+                0
+            );
+        }
+        // Explicit tiers under the ceiling: still the top one.
+        let (bounds, ladder) = ok(serve_rates(3_000_000, 150_000, &[2_000_000, 500_000]));
+        let rungs = ladder.rungs(None);
+        assert_eq!(
+            TierState::initial(&rungs, f64::from(bounds.start)).tier(),
+            0
+        );
+        // publish (one receiver, no tiers) keeps its cautious start.
+        assert_eq!(ok(video_rates(1_500_000, 150_000, &[])).0.start, 1_000_000);
     }
 
     #[test]

@@ -261,6 +261,7 @@ impl Publisher {
             self.video_codec,
         );
         let weak = Arc::downgrade(&peer);
+        let session = id.clone();
         tokio::spawn(async move {
             // Tracks appear with their first packets; a publisher sends at most a few.
             for _ in 0..4 {
@@ -268,8 +269,10 @@ impl Publisher {
                 let Some(remote) = peer.next_remote_track(CONNECT_TIMEOUT).await else {
                     break;
                 };
-                let published = lock(&streams).get(&name).cloned();
-                let Some(published) = published else { break };
+                // Ours only: once this session has ended, a new publisher may hold the name.
+                let Some(published) = ingest_target(&streams, &name, &session) else {
+                    break;
+                };
                 match ingest_encoders(&remote, bitrate.clone(), video_codec) {
                     Ok(e) => {
                         lock(&published.tracks).push((remote.track().clone(), e));
@@ -337,6 +340,20 @@ fn offer_error(e: PeerError) -> EndpointError {
 }
 
 /// Removes the stream fed by ingest session `session`, if any.
+/// The stream `name` if WHIP session `session` still feeds it. A late track of an ended
+/// session must not land in a new publisher's stream of the same name (nor pin the closed
+/// peer's track in its `received`).
+fn ingest_target(
+    streams: &Mutex<HashMap<String, Arc<Published>>>,
+    name: &str,
+    session: &str,
+) -> Option<Arc<Published>> {
+    lock(streams)
+        .get(name)
+        .filter(|p| p.ingest.as_deref() == Some(session))
+        .cloned()
+}
+
 fn unpublish_ingest(streams: &Mutex<HashMap<String, Arc<Published>>>, session: &str) {
     lock(streams).retain(|_, p| p.ingest.as_deref() != Some(session));
 }
@@ -494,8 +511,10 @@ impl Endpoint for Publisher {
                         "settings": t.get_settings(),
                         // The encoders running: one per codec and bitrate tier viewers
                         // use (`tier` 0 is the highest; `bitrate` the target now,
-                        // `maxBitrate` the tier's rung; `passthrough`: an ingested track's
-                        // units forwarded as they came, not encoded here).
+                        // `minBitrate`..`maxBitrate` the range it follows its viewers in:
+                        // 0.9 × the tier's rung up to the next higher rung (the top rung
+                        // for tier 0); `passthrough`: an ingested track's units forwarded
+                        // as they came, not encoded here).
                         "encoders": e.running().iter().map(|e| {
                             let mut v = json!(e.stats());
                             if let Some(o) = v.as_object_mut() {
@@ -786,4 +805,31 @@ pub async fn join_room_with(
         }
     });
     Ok(CallBot { remote, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_track_goes_only_to_its_own_session_stream() {
+        let streams = Mutex::new(HashMap::new());
+        let ingested = |session: &str| {
+            Arc::new(Published {
+                ingest: Some(session.to_owned()),
+                ..Published::default()
+            })
+        };
+        lock(&streams).insert("cam".to_owned(), ingested("old"));
+        assert!(ingest_target(&streams, "cam", "old").is_some());
+        // The old session ended and a new publisher took the name.
+        unpublish_ingest(&streams, "old");
+        assert!(ingest_target(&streams, "cam", "old").is_none());
+        lock(&streams).insert("cam".to_owned(), ingested("new"));
+        assert!(ingest_target(&streams, "cam", "old").is_none());
+        assert!(ingest_target(&streams, "cam", "new").is_some());
+        // A captured stream of that name takes no ingested track either.
+        lock(&streams).insert("cap".to_owned(), Arc::new(Published::default()));
+        assert!(ingest_target(&streams, "cap", "old").is_none());
+    }
 }

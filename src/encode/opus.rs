@@ -264,6 +264,29 @@ impl OpusEncoder {
         self.bitrate
     }
 
+    /// The sample rate and channel count blocks must have.
+    pub fn input_format(&self) -> (u32, u16) {
+        (self.in_rate, self.in_channels)
+    }
+
+    /// Takes blocks of `sample_rate` Hz × `channel_count` from now on (the track was
+    /// reconfigured: `applyConstraints` changed its channel count or rate): a new libopus
+    /// encoder and converter at the same bitrate. The packet timeline carries on: while
+    /// the Opus rate stays, the samples waiting for a full packet are kept (remixed to the
+    /// new channel count), so the next packet starts exactly where the last one ended; at
+    /// a new Opus rate they are dropped (under 20 ms: a short gap that the receiver
+    /// conceals, never an overlap). On error nothing changes.
+    pub fn reconfigure(&mut self, sample_rate: u32, channel_count: u16) -> Result<(), EncodeError> {
+        let mut next = OpusEncoder::new(sample_rate, channel_count, self.bitrate)?;
+        if !self.pending.is_empty() && next.sample_rate == self.sample_rate {
+            next.pending = remix(&self.pending, self.channels, next.channels);
+            next.pending_start = self.pending_start;
+            next.pending_capture_ms = self.pending_capture_ms;
+        }
+        *self = next;
+        Ok(())
+    }
+
     /// Adds a block; returns the packets it completed (usually zero or one).
     pub fn encode(&mut self, block: &AudioFrame) -> Result<Vec<EncodedUnit>, EncodeError> {
         if block.sample_rate != self.in_rate || block.channels != self.in_channels {
@@ -305,6 +328,19 @@ impl OpusEncoder {
             self.pending_capture_ms += FRAME.as_millis() as u64;
         }
         Ok(out)
+    }
+}
+
+/// Interleaved 16-bit samples from `from` channels to `to` (1 or 2 each): mono is copied
+/// to both sides, stereo averaged to mono.
+fn remix(samples: &[i16], from: u16, to: u16) -> Vec<i16> {
+    match (from, to) {
+        (1, 2) => samples.iter().flat_map(|&s| [s, s]).collect(),
+        (2, 1) => samples
+            .chunks_exact(2)
+            .map(|p| ((i32::from(p[0]) + i32::from(p[1])) / 2) as i16)
+            .collect(),
+        _ => samples.to_vec(),
     }
 }
 
@@ -376,6 +412,33 @@ mod tests {
         assert!(crate::peer::opus_codec()
             .sdp_fmtp_line
             .contains("useinbandfec=1"));
+    }
+
+    #[test]
+    fn reconfiguring_keeps_the_packet_timeline() {
+        let mut enc = OpusEncoder::new(48000, 1, 64_000).unwrap();
+        assert!(enc.encode(&block(0, 1)).unwrap().is_empty(), "10 ms waits");
+        enc.reconfigure(48000, 2).unwrap();
+        assert_eq!(enc.input_format(), (48000, 2));
+        assert_eq!(enc.bitrate(), 64_000);
+        assert!(
+            enc.encode(&block(0, 1)).is_err(),
+            "mono blocks no longer fit"
+        );
+        // The waiting mono 10 ms and this stereo 10 ms make the next packet, at 0 ms.
+        let packets = enc.encode(&block(480, 2)).unwrap();
+        assert_eq!(packets.len(), 1);
+        assert_eq!(packets[0].timestamp, Duration::ZERO);
+        assert_ne!(packets[0].data[0] & 0x04, 0, "a stereo packet");
+        let packets = enc.encode(&block(960, 2)).unwrap();
+        let packets = [packets, enc.encode(&block(1440, 2)).unwrap()].concat();
+        assert_eq!(packets[0].timestamp, Duration::from_millis(20));
+        // A new Opus rate drops what waits: no overlap.
+        assert!(enc.encode(&block(1920, 2)).unwrap().is_empty());
+        enc.reconfigure(16000, 2).unwrap();
+        assert!(enc.pending.is_empty());
+        assert_eq!(remix(&[1, 3, -4, 2], 2, 1), [2, -1]);
+        assert_eq!(remix(&[5, -6], 1, 2), [5, 5, -6, -6]);
     }
 
     #[test]

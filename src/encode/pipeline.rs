@@ -18,7 +18,7 @@
 //! pushed into it through the same sinks, keyframe requests going to the publisher (a PLI)
 //! instead of an encoder. Its bitrate is the publisher's; peers' votes cannot change it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -185,8 +185,15 @@ struct Shared {
     /// Set for a passthrough: where keyframe requests go instead of the encoder.
     passthrough: Option<KeyframeRequest>,
     sinks: Mutex<Vec<Sink>>,
+    /// The source is gone (the track ended, a passthrough's feeder was dropped): `sinks`
+    /// was cleared and new sinks are not kept, so every receiver sees the end (`None`)
+    /// instead of waiting forever on a sender that handles still hold. Set under the
+    /// `sinks` lock.
+    ended: AtomicBool,
     keyframe: Mutex<KeyframeState>,
-    /// The configured bitrate (the tier's rung); the target is the lowest vote below it.
+    /// The configured bitrate: the tier's ceiling, which is the next higher rung (the top
+    /// rung for the top tier), since its viewers' estimates reach up to there before they
+    /// move up; the target is the lowest vote below it.
     base_bitrate: AtomicU64,
     /// Votes cannot take the target below this (just under the tier's rung: a viewer
     /// slower than that belongs on a lower tier's encoder, not here).
@@ -200,6 +207,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// The source is gone: drops every sink's sender (receivers get `None`) and refuses
+    /// new ones. The senders would otherwise live as long as any handle (a set's
+    /// `Running`, a viewer's tap) and receivers would wait forever.
+    fn end(&self) {
+        let mut sinks = lock(&self.sinks);
+        self.ended.store(true, Ordering::Relaxed);
+        sinks.clear();
+    }
+
     /// A keyframe is needed: `now` for a new sink (not rate-limited), else a request
     /// (PLI/FIR, a sink that lost sync), merged and rate-limited. A passthrough passes
     /// either to its origin, which limits the rate itself.
@@ -285,8 +301,9 @@ impl EncodedTrack {
         Self::start_tier(track, codec, 0, 0)
     }
 
-    /// [`start`](Self::start) as tier `tier` of a ladder: `codec.bitrate()` is the rung,
-    /// `floor` the lowest target votes may set.
+    /// [`start`](Self::start) as tier `tier` of a ladder: `codec.bitrate()` is the tier's
+    /// ceiling (the next higher rung; the top rung for tier 0), `floor` the lowest target
+    /// votes may set (0.9 × the tier's own rung; 0 for the lowest tier).
     fn start_tier(
         track: &MediaStreamTrack,
         codec: CodecConfig,
@@ -319,6 +336,7 @@ impl EncodedTrack {
             codec,
             passthrough: None,
             sinks: Mutex::new(Vec::new()),
+            ended: AtomicBool::new(false),
             keyframe: Mutex::new(KeyframeState::default()),
             base_bitrate: AtomicU64::new(bitrate as u64),
             floor_bitrate: AtomicU64::new(u64::from(floor.min(bitrate))),
@@ -360,6 +378,7 @@ impl EncodedTrack {
             codec,
             passthrough: Some(Box::new(keyframe_request)),
             sinks: Mutex::new(Vec::new()),
+            ended: AtomicBool::new(false),
             keyframe: Mutex::new(KeyframeState::default()),
             base_bitrate: AtomicU64::new(bitrate),
             floor_bitrate: AtomicU64::new(0),
@@ -415,13 +434,19 @@ impl EncodedTrack {
     fn add_sink(&self, tx: SinkTx) -> (Arc<AtomicU64>, Arc<()>) {
         let dropped = Arc::new(AtomicU64::new(0));
         let alive = Arc::new(());
-        lock(&self.shared.sinks).push(Sink {
+        let mut sinks = lock(&self.shared.sinks);
+        if self.shared.ended.load(Ordering::Relaxed) {
+            // Nothing will come: dropping `tx` here ends the receiver at once.
+            return (dropped, alive);
+        }
+        sinks.push(Sink {
             tx,
             dropped: Arc::clone(&dropped),
             alive: Arc::downgrade(&alive),
             needs_keyframe: true,
             started: false,
         });
+        drop(sinks);
         self.shared.keyframe_wanted(true);
         (dropped, alive)
     }
@@ -447,8 +472,9 @@ impl EncodedTrack {
     /// A peer's bandwidth estimate (`None` withdraws it). One encoder serves every peer
     /// of its tier, so it follows the slowest of them: the target is the lowest vote,
     /// capped by the configured bitrate (the next higher rung) and held at or above the
-    /// tier's floor (a slower peer moves to a lower tier instead of pulling this one down). No effect on a passthrough: we cannot change the publisher's rate (and
-    /// one slow viewer should not slow the publisher for all).
+    /// tier's floor (a slower peer moves to a lower tier instead of pulling this one down).
+    /// No effect on a passthrough: we cannot change the publisher's rate (and one slow
+    /// viewer should not slow the publisher for all).
     pub fn vote_bitrate(&self, voter: u64, estimate: Option<u32>) {
         if self.is_passthrough() {
             return;
@@ -553,7 +579,7 @@ impl PassthroughFeeder {
 impl Drop for PassthroughFeeder {
     fn drop(&mut self) {
         // The origin is gone: receivers see the end (`recv` gives `None`).
-        lock(&self.shared.sinks).clear();
+        self.shared.end();
     }
 }
 
@@ -774,10 +800,11 @@ impl SetInner {
             let since = *r.idle_since.get_or_insert(now);
             let keep = now.duration_since(since) < IDLE_GRACE;
             if !keep {
+                let tier = r.encoder.tier();
                 tracing::info!(
-                    "stopped the idle {} encoder of tier {} ({} bit/s)",
+                    "stopped the idle {} encoder of tier {tier} (rung {} bit/s, ran at up to {} bit/s)",
                     r.encoder.codec().name(),
-                    r.encoder.tier(),
+                    self.rungs.get(tier).copied().unwrap_or_default(),
                     r.encoder.codec().bitrate()
                 );
             }
@@ -978,10 +1005,15 @@ impl TrackEncoders {
                 rx,
             },
             pending: None,
+            pending_since: tokio::time::Instant::now(),
+            pending_passed: None,
             held: None,
             waiting: None,
             last_timestamp: None,
             switches: 0,
+            abandoned: 0,
+            hold: SWITCH_HOLD,
+            give_up: SWITCH_GIVE_UP,
         })
     }
 
@@ -1044,9 +1076,12 @@ impl TrackEncoders {
         };
         let encoder = EncodedTrack::start_tier(track, codec, tier, floor)?;
         tracing::info!(
-            "started a {} encoder for track {:?} at tier {tier} ({} bit/s; {} running)",
+            "started a {} encoder for track {:?} at tier {tier} (rung {} bit/s; target {}..={} \
+             bit/s by its viewers' estimates; {} running)",
             codec.name(),
             track.label(),
+            inner.rungs.get(tier).copied().unwrap_or(codec.bitrate()),
+            floor,
             codec.bitrate(),
             running.len() + 1
         );
@@ -1117,8 +1152,16 @@ struct Tap {
 const SWITCH_CATCH_UP: Duration = Duration::from_millis(250);
 
 /// While a move is pending, how long an old-tier unit may wait for the new tier's keyframe
-/// of the same frame (a few milliseconds behind it, normally). Only during a move.
+/// of the same frame (a few milliseconds behind it, normally). Only during a move, and only
+/// until the new tier shows it encoded that frame as a delta (then no keyframe of it comes).
 const SWITCH_HOLD: Duration = Duration::from_millis(60);
+
+/// A move whose new tier gives no usable keyframe within this long is abandoned: until it
+/// lands, old-tier units may be held up to [`SWITCH_HOLD`] each, which would throttle the
+/// viewer for as long as the new encoder fails (a rejected keyframe is retried at once,
+/// and forced keyframes come at most every [`KEYFRAME_MIN_INTERVAL`], so 2 s is several
+/// chances).
+const SWITCH_GIVE_UP: Duration = Duration::from_secs(2);
 
 /// One viewer's units from a [`TrackEncoders`], moving between tier encoders as its
 /// bandwidth estimate changes ([`update`](Self::update)). A move subscribes to the new
@@ -1136,6 +1179,11 @@ pub struct TieredReceiver {
     current: Tap,
     /// The tier being moved to, until its keyframe takes over.
     pending: Option<Tap>,
+    /// When the pending move started (it is abandoned after `give_up`).
+    pending_since: tokio::time::Instant,
+    /// The latest timestamp the pending tier gave as a delta (or a rejected keyframe): an
+    /// old-tier unit of that frame or an earlier one gets no keyframe of its own there.
+    pending_passed: Option<Duration>,
     /// The new tier's keyframe, waiting for the old tier to deliver the frames before it.
     held: Option<(EncodedUnit, tokio::time::Instant)>,
     /// An old-tier unit held back for at most [`SWITCH_HOLD`] while a move is pending.
@@ -1143,6 +1191,11 @@ pub struct TieredReceiver {
     /// Timestamp of the last unit handed out.
     last_timestamp: Option<Duration>,
     switches: u64,
+    /// Moves given up for want of a usable keyframe.
+    abandoned: u64,
+    /// [`SWITCH_HOLD`] and [`SWITCH_GIVE_UP`]; fields so tests can stretch them.
+    hold: Duration,
+    give_up: Duration,
 }
 
 impl TieredReceiver {
@@ -1159,6 +1212,11 @@ impl TieredReceiver {
     /// Completed moves between tiers.
     pub fn switches(&self) -> u64 {
         self.switches
+    }
+
+    /// Moves abandoned because the new tier gave no usable keyframe in time.
+    pub fn abandoned_moves(&self) -> u64 {
+        self.abandoned
     }
 
     /// Units lost on the current tier because this viewer fell behind.
@@ -1191,6 +1249,8 @@ impl TieredReceiver {
                             p.encoder.vote_bitrate(self.voter, None);
                         }
                         self.held = None;
+                        self.pending_since = tokio::time::Instant::now();
+                        self.pending_passed = None;
                         self.pending = Some(Tap {
                             tier: wanted,
                             encoder,
@@ -1208,6 +1268,28 @@ impl TieredReceiver {
         }
     }
 
+    /// Gives up the pending move (its tier gave no usable keyframe in time) and stays on
+    /// the current tier. The tier state restarts there: a move down is tried again at the
+    /// next estimate if still needed, a move up only after a new steady surplus.
+    fn abandon_move(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.encoder.vote_bitrate(self.voter, None);
+            self.abandoned += 1;
+            self.state = TierState {
+                tier: self.current.tier,
+                above: None,
+            };
+            tracing::info!(
+                "viewer abandoned its move from tier {} to {}: no usable keyframe within {:?} \
+                 ({} abandoned so far)",
+                self.current.tier,
+                p.tier,
+                self.give_up,
+                self.abandoned
+            );
+        }
+    }
+
     fn finish_switch(&mut self) {
         if let Some(new) = self.pending.take() {
             let old = std::mem::replace(&mut self.current, new);
@@ -1221,7 +1303,12 @@ impl TieredReceiver {
         Some(unit)
     }
 
-    /// The next unit; `None` once the track has ended. Cancel-safe (usable in `select!`).
+    /// The next unit; `None` once the track has ended.
+    ///
+    /// Cancel-safe (usable in `select!` beside a timer): it only awaits channel receives
+    /// and timers, and a unit taken from a channel is stored in `self` (`waiting`, `held`)
+    /// before the next await, so a cancelled call loses nothing; the next call hands out
+    /// what is stored first, even if the move it was held for has been abandoned since.
     pub async fn recv(&mut self) -> Option<EncodedUnit> {
         loop {
             if let Some((key, deadline)) = &self.held {
@@ -1238,17 +1325,33 @@ impl TieredReceiver {
                     }
                 }
             }
+            let give_up = self.pending_since + self.give_up;
+            if self.pending.is_some() && tokio::time::Instant::now() >= give_up {
+                self.abandon_move();
+            }
             let Some(pending) = &mut self.pending else {
-                self.waiting = None;
+                // A unit held for a move that was abandoned meanwhile (the estimate went
+                // back while a cancelled call held it): it is next, not lost.
+                if let Some((old, _)) = self.waiting.take() {
+                    return self.handed_out(old);
+                }
                 let unit = self.current.rx.recv().await?;
                 return self.handed_out(unit);
             };
             if let Some((old, deadline)) = &self.waiting {
                 // An old-tier unit, held back briefly: the new tier's keyframe of the same
                 // frame is usually just behind it (a keyframe takes longer to encode), and
-                // sending the old one first would make that keyframe a repeat.
-                let (old_ts, deadline) = (old.timestamp, *deadline);
-                let next = tokio::time::timeout_at(deadline, pending.rx.recv()).await;
+                // sending the old one first would make that keyframe a repeat. Not once the
+                // new tier has passed that frame as a delta: that keyframe is not coming.
+                let (old_ts, deadline) = (old.timestamp, (*deadline).min(give_up));
+                let passed = self.pending_passed.is_some_and(|t| t >= old_ts);
+                let next = if passed {
+                    Err(())
+                } else {
+                    tokio::time::timeout_at(deadline, pending.rx.recv())
+                        .await
+                        .map_err(|_| ())
+                };
                 match next {
                     Ok(Some(u))
                         if u.keyframe && self.last_timestamp.is_none_or(|t| u.timestamp > t) =>
@@ -1261,10 +1364,18 @@ impl TieredReceiver {
                         }
                         self.held = Some((u, tokio::time::Instant::now() + SWITCH_CATCH_UP));
                     }
-                    Ok(Some(u)) if u.keyframe => pending.encoder.request_keyframe(),
-                    Ok(Some(_)) => continue,
+                    Ok(Some(u)) => {
+                        self.pending_passed = self.pending_passed.max(Some(u.timestamp));
+                        if u.keyframe {
+                            // Of a frame already sent: ask for the next one.
+                            pending.encoder.request_keyframe();
+                        }
+                        if u.timestamp < old_ts {
+                            continue;
+                        }
+                    }
                     Ok(None) => self.pending = None,
-                    Err(_) => {}
+                    Err(()) => {}
                 }
                 let Some((old, _)) = self.waiting.take() else {
                     continue;
@@ -1274,7 +1385,7 @@ impl TieredReceiver {
             tokio::select! {
                 unit = self.current.rx.recv() => match unit {
                     Some(u) => {
-                        self.waiting = Some((u, tokio::time::Instant::now() + SWITCH_HOLD));
+                        self.waiting = Some((u, tokio::time::Instant::now() + self.hold));
                     }
                     // The old tier ended (its track did): nothing to wait for.
                     None => self.finish_switch(),
@@ -1285,13 +1396,18 @@ impl TieredReceiver {
                     }
                     // A keyframe of a frame already sent from the old tier: starting there
                     // would repeat frames. Ask for the next one.
-                    Some(u) if u.keyframe => pending.encoder.request_keyframe(),
-                    // Deltas before a usable keyframe are of no use.
-                    Some(_) => {}
+                    Some(u) => {
+                        self.pending_passed = self.pending_passed.max(Some(u.timestamp));
+                        if u.keyframe {
+                            pending.encoder.request_keyframe();
+                        }
+                    }
                     None => {
                         self.pending = None;
                     }
                 },
+                // Wakes the loop to abandon a move that is taking too long.
+                () = tokio::time::sleep_until(give_up) => {}
             }
         }
     }
@@ -1413,9 +1529,25 @@ impl Encoder {
                 },
                 MediaFrame::Audio(a),
             ) => {
-                if encoder.is_none() {
-                    *encoder = Some(OpusEncoder::new(a.sample_rate, a.channels, bitrate)?);
-                    *current = bitrate;
+                match encoder {
+                    None => {
+                        *encoder = Some(OpusEncoder::new(a.sample_rate, a.channels, bitrate)?);
+                        *current = bitrate;
+                    }
+                    // The track was reconfigured (applyConstraints on its channel count or
+                    // rate): a new encoder for the new format, as video restarts on a
+                    // resize, with the packet timeline carried on.
+                    Some(enc) if enc.input_format() != (a.sample_rate, a.channels) => {
+                        let (rate, channels) = enc.input_format();
+                        enc.reconfigure(a.sample_rate, a.channels)?;
+                        tracing::info!(
+                            "Opus encoder restarted: the track went from {rate} Hz × {channels} \
+                             to {} Hz × {}",
+                            a.sample_rate,
+                            a.channels
+                        );
+                    }
+                    Some(_) => {}
                 }
                 let Some(enc) = encoder.as_mut() else {
                     return Ok(Vec::new());
@@ -1431,7 +1563,16 @@ impl Encoder {
     }
 }
 
-fn run(input: crate::devices::FrameReceiver, shared: Weak<Shared>, mut encoder: Encoder) {
+/// The encoder thread: encodes `input` until the track ends or the last handle is dropped,
+/// then ends every sink (see [`Shared::end`]).
+fn run(input: crate::devices::FrameReceiver, shared: Weak<Shared>, encoder: Encoder) {
+    encode_loop(input, &shared, encoder);
+    if let Some(shared) = shared.upgrade() {
+        shared.end();
+    }
+}
+
+fn encode_loop(input: crate::devices::FrameReceiver, shared: &Weak<Shared>, mut encoder: Encoder) {
     // Failures already logged.
     let mut logged: Vec<String> = Vec::new();
     loop {
@@ -1891,6 +2032,215 @@ mod tests {
         assert!(numbers.len() >= 60, "{}", numbers.len());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn receivers_see_the_end_when_the_track_ends() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let track = camera(&devices, r#"{"video": {"width": 320, "height": 240}}"#);
+        let set = TrackEncoders::new(&track, 300_000, None);
+        let codec = Some(VideoCodec::H264);
+        let mut viewer = set.viewer(codec, 64, 0.0).unwrap();
+        let sink = set.encoder(codec).unwrap().subscribe(64);
+        let first = tokio::time::timeout(Duration::from_secs(2), viewer.recv()).await;
+        assert!(first.unwrap().is_some());
+        track.stop();
+        // The set (its Running), the viewer's tap and this test all hold the encoder: the
+        // receivers must still see the end, not wait on senders those handles keep.
+        let ended = tokio::time::timeout(Duration::from_secs(3), async {
+            while viewer.recv().await.is_some() {}
+        })
+        .await;
+        assert!(ended.is_ok(), "the viewer's recv() gave None");
+        let end = Instant::now();
+        loop {
+            match sink.recv_timeout(Duration::from_millis(100)) {
+                Err(()) => break,
+                Ok(_) => assert!(end.elapsed() < Duration::from_secs(3), "no end"),
+            }
+        }
+        // A sink added afterwards ends at once.
+        let late = set.encoder(codec).unwrap().subscribe(4);
+        assert_eq!(late.recv_timeout(Duration::from_secs(1)), Err(()));
+    }
+
+    /// A set of two H.264 tiers (1 Mbit/s and 400 kbit/s) fed by hand, and a viewer on
+    /// the top one with the given switch hold and give-up time: moves between tiers with
+    /// no encoder timing in the way.
+    fn fed_tiers(
+        hold: Duration,
+        give_up: Duration,
+    ) -> (
+        TieredReceiver,
+        PassthroughFeeder,
+        PassthroughFeeder,
+        EncodedTrack,
+    ) {
+        let tier = |tier: usize| {
+            let shared = Arc::new(Shared {
+                kind: MediaKind::Video,
+                codec: CodecConfig::H264 { bitrate: 1 },
+                passthrough: Some(Box::new(|| {})),
+                sinks: Mutex::new(Vec::new()),
+                ended: AtomicBool::new(false),
+                keyframe: Mutex::new(KeyframeState::default()),
+                base_bitrate: AtomicU64::new(1),
+                floor_bitrate: AtomicU64::new(0),
+                tier,
+                votes: Mutex::new(std::collections::HashMap::new()),
+                target_bitrate: AtomicU64::new(1),
+                counters: Counters::default(),
+            });
+            let feeder = PassthroughFeeder {
+                shared: Arc::clone(&shared),
+                rate: Mutex::new((Instant::now(), 0)),
+            };
+            (EncodedTrack { shared }, feeder)
+        };
+        let ((top, top_feeder), (low, low_feeder)) = (tier(0), tier(1));
+        let running = |encoder: &EncodedTrack| Running {
+            encoder: encoder.clone(),
+            reapable: true,
+            idle_since: None,
+        };
+        let set = TrackEncoders {
+            inner: Arc::new(SetInner {
+                kind: MediaKind::Video,
+                track: None,
+                rungs: vec![1_000_000, 400_000],
+                policy: TierPolicy {
+                    up_after: Duration::ZERO,
+                    ..TierPolicy::default()
+                },
+                allowed: vec![VideoCodec::H264],
+                running: Mutex::new(vec![running(&top), running(&low)]),
+            }),
+        };
+        let mut viewer = set.viewer(Some(VideoCodec::H264), 32, 1_000_000.0).unwrap();
+        viewer.rungs = vec![1_000_000, 400_000];
+        viewer.hold = hold;
+        viewer.give_up = give_up;
+        assert_eq!(viewer.tier(), 0);
+        (viewer, top_feeder, low_feeder, low)
+    }
+
+    /// Unit `n` of tier `tier`: its data says which, 33 ms a frame.
+    fn tier_unit(tier: u8, n: u8, keyframe: bool) -> EncodedUnit {
+        EncodedUnit {
+            data: Bytes::from(vec![tier, n]),
+            keyframe,
+            timestamp: Duration::from_millis(33 * u64::from(n)),
+            duration: Duration::from_millis(33),
+            capture_time_ms: 0,
+        }
+    }
+
+    async fn next(viewer: &mut TieredReceiver, within: Duration) -> (u8, u8, bool) {
+        let unit = tokio::time::timeout(within, viewer.recv())
+            .await
+            .expect("a unit in time")
+            .expect("not ended");
+        (unit.data[0], unit.data[1], unit.keyframe)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_recv_cancelled_mid_hold_loses_nothing_when_the_move_is_abandoned() {
+        let (mut viewer, top, _low, _) =
+            fed_tiers(Duration::from_secs(30), Duration::from_secs(60));
+        top.push(tier_unit(0, 0, true));
+        assert_eq!(
+            next(&mut viewer, Duration::from_secs(5)).await,
+            (0, 0, true)
+        );
+        // Down a tier: the move is pending, the next old-tier unit is held for it.
+        viewer.update(300_000.0, Instant::now());
+        top.push(tier_unit(0, 1, false));
+        // The estimate tick cancels recv() during the hold (as send_loop's select! does).
+        let cancelled = tokio::time::timeout(Duration::from_millis(200), viewer.recv()).await;
+        assert!(cancelled.is_err(), "held, not handed out");
+        // The estimate went back: the move is abandoned.
+        viewer.update(1_000_000.0, Instant::now());
+        viewer.update(1_000_000.0, Instant::now());
+        assert!(viewer.pending.is_none(), "the move was abandoned");
+        top.push(tier_unit(0, 2, false));
+        let within = Duration::from_secs(5);
+        assert_eq!(
+            next(&mut viewer, within).await,
+            (0, 1, false),
+            "the held delta"
+        );
+        assert_eq!(next(&mut viewer, within).await, (0, 2, false));
+        assert_eq!((viewer.tier(), viewer.switches()), (0, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pending_delta_ends_the_hold_and_the_next_keyframe_completes_the_move() {
+        // A hold far longer than the test may take: any unit that waits it out fails.
+        let (mut viewer, top, low, _) = fed_tiers(Duration::from_secs(30), Duration::from_secs(60));
+        top.push(tier_unit(0, 0, true));
+        assert_eq!(
+            next(&mut viewer, Duration::from_secs(5)).await,
+            (0, 0, true)
+        );
+        viewer.update(300_000.0, Instant::now());
+        // The new tier's first keyframe is of a frame already sent (rejected); its next
+        // frames are deltas, so no keyframe of them is coming: the old tier's go at once.
+        low.push(tier_unit(1, 0, true));
+        for n in 1..=5 {
+            low.push(tier_unit(1, n, false));
+            top.push(tier_unit(0, n, false));
+        }
+        let start = Instant::now();
+        for n in 1..=5 {
+            assert_eq!(
+                next(&mut viewer, Duration::from_secs(10)).await,
+                (0, n, false)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        // A usable keyframe: the move completes there.
+        top.push(tier_unit(0, 6, false));
+        low.push(tier_unit(1, 6, true));
+        assert_eq!(
+            next(&mut viewer, Duration::from_secs(5)).await,
+            (1, 6, true)
+        );
+        assert_eq!((viewer.tier(), viewer.switches()), (1, 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_move_without_a_usable_keyframe_is_abandoned() {
+        let give_up = Duration::from_millis(300);
+        let (mut viewer, top, _low, low_encoder) = fed_tiers(Duration::from_secs(30), give_up);
+        top.push(tier_unit(0, 0, true));
+        assert_eq!(
+            next(&mut viewer, Duration::from_secs(5)).await,
+            (0, 0, true)
+        );
+        viewer.update(300_000.0, Instant::now());
+        assert_eq!(low_encoder.stats().sinks, 1, "the move is under way");
+        // The new tier never delivers: the viewer is held up at most until the give-up.
+        let start = Instant::now();
+        for n in 1..=10 {
+            top.push(tier_unit(0, n, false));
+            assert_eq!(
+                next(&mut viewer, Duration::from_secs(10)).await,
+                (0, n, false)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(viewer.abandoned_moves(), 1);
+        assert_eq!((viewer.tier(), viewer.switches()), (0, 0));
+        assert!(viewer.pending.is_none());
+        assert_eq!(low_encoder.stats().sinks, 0, "left the abandoned tier");
+    }
+
     #[test]
     fn a_passthrough_forwards_units_and_asks_its_origin_for_keyframes() {
         let asked = Arc::new(AtomicU64::new(0));
@@ -1999,6 +2349,59 @@ mod tests {
         let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
         let hz = crossings as f64 / 2.0 / (s.len() as f64 / 48_000.0);
         assert!((436.0..=444.0).contains(&hz), "{hz} Hz");
+    }
+
+    #[test]
+    fn audio_keeps_flowing_when_the_track_changes_its_channel_count() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let stream = devices
+            .get_user_media_json(r#"{"audio": {"channelCount": 1}}"#)
+            .unwrap();
+        let tone = &stream.get_audio_tracks()[0];
+        assert_eq!(tone.get_settings().channel_count, Some(1));
+        let opus = TrackEncoders::new(tone, 0, None).encoder(None).unwrap();
+        let sink = opus.subscribe(256);
+        let mut timestamps = Vec::new();
+        let mut next = || {
+            let unit = sink
+                .recv_timeout(Duration::from_secs(2))
+                .unwrap()
+                .expect("Opus packets keep coming");
+            timestamps.push(unit.timestamp);
+            unit
+        };
+        for _ in 0..10 {
+            next();
+        }
+        tone.apply_constraints_json(r#"{"channelCount": 2}"#)
+            .unwrap();
+        assert_eq!(tone.get_settings().channel_count, Some(2));
+        let mut dec = crate::encode::opus::OpusDecoder::new(48_000, 2).unwrap();
+        let mut left: Vec<i16> = Vec::new();
+        let mut stereo_packets = 0;
+        for _ in 0..100 {
+            let unit = next();
+            // The TOC byte's stereo flag: packets of the new encoder.
+            if unit.data[0] & 0x04 != 0 {
+                stereo_packets += 1;
+                let pcm = dec.decode(&unit.data, unit.timestamp).unwrap().to_i16();
+                left.extend(pcm.iter().step_by(2).copied());
+            }
+        }
+        assert!(stereo_packets >= 80, "{stereo_packets} stereo packets");
+        let s = &left[9600..];
+        let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+        let hz = crossings as f64 / 2.0 / (s.len() as f64 / 48_000.0);
+        assert!((436.0..=444.0).contains(&hz), "{hz} Hz");
+        // One timeline across the change: no packet overlaps the one before, none is far
+        // behind it.
+        for pair in timestamps.windows(2) {
+            let step = pair[1].checked_sub(pair[0]).expect("no step back");
+            assert!(
+                (Duration::from_millis(20)..=Duration::from_millis(40)).contains(&step),
+                "{step:?} between packets: {timestamps:?}"
+            );
+        }
     }
 
     #[test]

@@ -366,7 +366,11 @@ impl RtpClock {
     pub(crate) fn timestamp(&mut self, timestamp: Duration) -> u32 {
         let first = *self.first.get_or_insert(timestamp);
         let offset = timestamp.as_nanos() as i128 - first.as_nanos() as i128;
-        let ticks = offset * i128::from(self.clock_rate) / 1_000_000_000;
+        // Rounded to the nearest tick, not truncated: 33,333,333 ns at 90 kHz is 3000 ticks
+        // (2999.99997), and truncation would make every 30 fps frame one tick short.
+        let scaled = offset * i128::from(self.clock_rate);
+        let half = 500_000_000 * scaled.signum();
+        let ticks = (scaled + half) / 1_000_000_000;
         // Modulo 2^32, as RTP timestamps wrap.
         self.base.wrapping_add(ticks as i64 as u32)
     }
@@ -520,5 +524,32 @@ async fn send_loop(ctx: SendContext) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_ticks_are_rounded_not_truncated() {
+        let mut clock = RtpClock::new(90_000, 1000);
+        assert_eq!(clock.timestamp(Duration::from_secs(5)), 1000);
+        // A 30 fps frame time in whole nanoseconds is just under 1/30 s.
+        let frame = Duration::from_nanos(33_333_333);
+        assert_eq!(clock.timestamp(Duration::from_secs(5) + frame), 4000);
+        assert_eq!(clock.timestamp(Duration::from_secs(5) + frame * 30), 91_000);
+        // Before the first unit (a reordered one): rounded the same way, wrapping.
+        assert_eq!(
+            clock.timestamp(Duration::from_secs(5) - frame),
+            1000_u32.wrapping_sub(3000)
+        );
+        let mut audio = RtpClock::new(48_000, u32::MAX);
+        audio.timestamp(Duration::ZERO);
+        assert_eq!(
+            audio.timestamp(Duration::from_nanos(20_833)),
+            0,
+            "1 tick wraps"
+        );
     }
 }
