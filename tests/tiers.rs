@@ -139,6 +139,7 @@ async fn a_slow_viewer_gets_a_lower_tier_and_the_fast_keep_their_rate() {
         let video = peer.outbound.iter().find(|o| o.kind == "video").unwrap();
         let expected = if i == 2 { 2 } else { 0 };
         assert_eq!(video.tier, Some(expected), "viewer {i}: {video:?}");
+        assert_eq!(video.tier_moves_abandoned, 0, "viewer {i}: {video:?}");
     }
     // The slow viewer leaves: its tier is idle, then stopped.
     let (a, b, _) = viewers.pop().unwrap();
@@ -178,20 +179,31 @@ async fn rtp_timestamps_follow_capture_times_when_frames_are_skipped() {
         .apply_constraints_json(r#"{"frameRate": 10}"#)
         .unwrap();
     let decoded = frames.await.unwrap();
+    // The strip's capture time is the wall clock when the frame was made; the RTP time
+    // follows the track's own timeline. They agree up to the scheduling jitter of a loaded
+    // machine per frame, and exactly over the run. (Nominal 33 ms frame durations, the
+    // bug this guards against, would give 33 ms RTP steps where 100 ms passed.)
     let mut long_gaps = 0;
+    let (mut rtp_total, mut capture_total) = (0.0, 0.0);
     for w in decoded.windows(2) {
         let (t0, n0, c0) = w[0];
         let (t1, n1, c1) = w[1];
         let rtp_ms = t1.saturating_sub(t0).as_secs_f64() * 1000.0;
         let capture_ms = c1.wrapping_sub(c0) as f64;
         assert!(
-            (rtp_ms - capture_ms).abs() <= 3.0,
+            (rtp_ms - capture_ms).abs() <= 15.0,
             "frames {n0}→{n1}: RTP says {rtp_ms:.1} ms, capture {capture_ms} ms"
         );
-        if capture_ms > 80.0 {
+        rtp_total += rtp_ms;
+        capture_total += capture_ms;
+        if rtp_ms > 80.0 {
             long_gaps += 1;
         }
     }
+    assert!(
+        (rtp_total - capture_total).abs() <= 20.0,
+        "RTP time {rtp_total:.0} ms over {capture_total:.0} ms captured"
+    );
     assert!(
         long_gaps >= 10,
         "the frame rate change was not exercised: {decoded:?}"

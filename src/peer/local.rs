@@ -511,6 +511,9 @@ async fn send_loop(ctx: SendContext) {
                 counters
                     .tier_switches
                     .store(units.switches(), std::sync::atomic::Ordering::Relaxed);
+                counters
+                    .tier_moves_abandoned
+                    .store(units.abandoned_moves(), std::sync::atomic::Ordering::Relaxed);
                 if keyframe {
                     counters.keyframes_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }

@@ -183,6 +183,8 @@ pub(crate) struct SendCounters {
     /// The bitrate tier being sent (0 = the top one) and the moves between tiers so far.
     pub(crate) tier: std::sync::atomic::AtomicU64,
     pub(crate) tier_switches: std::sync::atomic::AtomicU64,
+    /// Moves given up because the new tier sent no usable keyframe in time.
+    pub(crate) tier_moves_abandoned: std::sync::atomic::AtomicU64,
     pub(crate) keyframe_requests: std::sync::atomic::AtomicU64,
 }
 
@@ -679,6 +681,7 @@ impl Peer {
                 if out.kind == "video" {
                     out.tier = Some(c.tier.load(Ordering::Relaxed) as usize);
                     out.tier_switches = c.tier_switches.load(Ordering::Relaxed);
+                    out.tier_moves_abandoned = c.tier_moves_abandoned.load(Ordering::Relaxed);
                 }
             }
             out.bitrate = bitrates.measure(out.ssrc, out.bytes_sent, now);

@@ -27,6 +27,8 @@ pub struct OutboundStats {
     /// how often it moved between tiers.
     pub tier: Option<usize>,
     pub tier_switches: u64,
+    /// Tier moves given up (the new tier sent no usable keyframe within 2 s).
+    pub tier_moves_abandoned: u64,
     /// RTCP NACK, PLI and FIR messages the peer sent about this stream.
     pub nack_count: u32,
     pub pli_count: u32,
@@ -94,6 +96,7 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
             key_frames_sent: 0,
             tier: None,
             tier_switches: 0,
+            tier_moves_abandoned: 0,
             nack_count: o.nack_count,
             pli_count: o.pli_count,
             fir_count: o.fir_count,
