@@ -19,7 +19,7 @@ use usermedia_signaling::{router, ServerConfig, StreamToken, TokenFile};
 use super::{load_devices, parse_constraints, parse_seconds, print_json, BadInput, DeviceArgs};
 
 /// Default of --min-video-bitrate.
-pub(super) const DEFAULT_MIN_VIDEO_BITRATE: u32 = 150_000;
+const DEFAULT_MIN_VIDEO_BITRATE: u32 = 150_000;
 
 /// Where `publish`'s congestion control starts when the bounds allow: high enough for a
 /// sharp first picture, low enough not to flood a poor link before the first feedback.
@@ -29,7 +29,7 @@ const START_VIDEO_BITRATE: u32 = 1_000_000;
 /// Congestion-control bounds and the bitrate ladder from --video-bitrate (`max`),
 /// --min-video-bitrate and --video-tiers (empty: derived from `max`). The ceiling is `max`
 /// itself, so the flag is what viewers can really get.
-pub(super) fn video_rates(
+fn video_rates(
     max: u32,
     min: u32,
     tiers: &[u32],
@@ -178,7 +178,7 @@ fn default_constraints(devices: &MediaDevices) -> String {
     json!({ "video": video, "audio": audio }).to_string()
 }
 
-pub(super) fn capture(
+fn capture(
     args: &DeviceArgs,
     constraints: Option<&str>,
 ) -> Result<Option<Captured>, BadInput> {
@@ -300,17 +300,11 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
     })
 }
 
-/// `usermedia publish`'s flags.
+/// The flags of the commands that capture and connect out to a server (`publish`, `bot`).
 #[derive(clap::Args)]
-pub(super) struct PublishOptions {
-    /// The WHIP endpoint, e.g. http://127.0.0.1:8080/whip/cam.
-    #[arg(long, value_name = "URL")]
-    pub whip: String,
-    /// Bearer token for the endpoint.
-    #[arg(long, value_name = "TOKEN")]
-    pub token: Option<String>,
-    /// Also trust the certificates in this PEM file for https:// (a private CA, or a
-    /// self-signed server's certificate); the system's roots stay trusted. Repeatable.
+pub(super) struct ClientArgs {
+    /// Also trust the certificates in this PEM file for https:// and wss:// (a private CA,
+    /// or a self-signed server's certificate); the system's roots stay trusted. Repeatable.
     #[arg(long = "ca-cert", value_name = "PEM")]
     pub ca_certs: Vec<PathBuf>,
     #[command(flatten)]
@@ -329,6 +323,74 @@ pub(super) struct PublishOptions {
     /// 150 kbit/s video is mostly keyframes and mush).
     #[arg(long, default_value_t = DEFAULT_MIN_VIDEO_BITRATE, value_name = "BPS")]
     pub min_video_bitrate: u32,
+}
+
+/// What a client command works with once its flags are checked and capture started.
+pub(super) struct Client {
+    pub http: usermedia_signaling::HttpClient,
+    pub stream: MediaStream,
+    pub runtime: tokio::runtime::Runtime,
+    pub factory: PeerFactory,
+    ladder: BitrateLadder,
+    _devices: Arc<MediaDevices>,
+}
+
+impl ClientArgs {
+    /// Checks the flags and starts capturing; `None` when getUserMedia failed (the error
+    /// was printed as JSON). A client sends to few receivers (one WHIP server, a call's
+    /// handful): one encoder per codec following their estimates up to --video-bitrate does
+    /// better than tiers restarting encoders as those estimates move.
+    pub(super) fn start(&self) -> Result<Option<Client>, BadInput> {
+        let http = usermedia_signaling::HttpClient::with_ca_certs(&self.ca_certs)?;
+        let (bounds, _) = video_rates(self.video_bitrate, self.min_video_bitrate, &[])?;
+        let Some((devices, stream, runtime)) =
+            capture(&self.device_args, self.constraints.as_deref())?
+        else {
+            return Ok(None);
+        };
+        let factory = PeerFactory::new(PeerConfig {
+            ice_addrs: self.ice_addrs.clone(),
+            video_bitrate: bounds,
+            ..PeerConfig::default()
+        });
+        Ok(Some(Client {
+            http,
+            stream,
+            runtime,
+            factory,
+            ladder: BitrateLadder::Explicit(vec![self.video_bitrate]),
+            _devices: devices,
+        }))
+    }
+}
+
+impl Client {
+    /// The encoders of every captured track (video only in `codec` when given). Call
+    /// inside the runtime.
+    pub(super) fn encoders(
+        &self,
+        codec: Option<usermedia::encode::VideoCodec>,
+    ) -> Result<Vec<usermedia::encode::pipeline::TrackEncoders>, BadInput> {
+        let mut encoders = Vec::new();
+        for t in self.stream.get_tracks() {
+            let e = usermedia::service::encode_track_with(t, self.ladder.clone(), codec);
+            encoders.push(e.context("cannot start the encoders")?);
+        }
+        Ok(encoders)
+    }
+}
+
+/// `usermedia publish`'s flags.
+#[derive(clap::Args)]
+pub(super) struct PublishOptions {
+    /// The WHIP endpoint, e.g. http://127.0.0.1:8080/whip/cam.
+    #[arg(long, value_name = "URL")]
+    pub whip: String,
+    /// Bearer token for the endpoint.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// Offer video only in this codec. Default: H.264 and VP8 (H.264 first); the server's
     /// answer picks.
     #[arg(long, value_enum, value_name = "CODEC")]
@@ -340,30 +402,14 @@ pub(super) struct PublishOptions {
 
 /// `usermedia publish`: capture, publish through WHIP, DELETE on Ctrl-C (or after --seconds).
 pub(super) fn publish(opts: PublishOptions) -> Result<ExitCode, BadInput> {
-    let client = usermedia_signaling::HttpClient::with_ca_certs(&opts.ca_certs)?;
-    let (bounds, _) = video_rates(opts.video_bitrate, opts.min_video_bitrate, &[])?;
-    // One receiver (the WHIP server): tiers would only restart encoders as its estimate
-    // moves; one encoder following its estimate up to the maximum does better.
-    let ladder = BitrateLadder::Explicit(vec![opts.video_bitrate]);
-    let Some((_devices, stream, runtime)) =
-        capture(&opts.device_args, opts.constraints.as_deref())?
-    else {
+    let Some(client) = opts.client.start()? else {
         return Ok(ExitCode::from(1));
     };
-    runtime.block_on(async move {
-        let mut encoded = Vec::new();
-        for t in stream.get_tracks() {
-            let e = usermedia::service::encode_track_with(t, ladder.clone(), opts.video_codec);
-            encoded.push(e.context("cannot start the encoders")?);
-        }
-        let factory = PeerFactory::new(PeerConfig {
-            ice_addrs: opts.ice_addrs.clone(),
-            video_bitrate: bounds,
-            ..PeerConfig::default()
-        });
+    client.runtime.block_on(async {
+        let encoded = client.encoders(opts.video_codec)?;
         let session = match usermedia::service::publish_whip_with(
-            &client,
-            &factory,
+            &client.http,
+            &client.factory,
             &opts.whip,
             opts.token.as_deref(),
             &encoded,
