@@ -178,10 +178,7 @@ fn default_constraints(devices: &MediaDevices) -> String {
     json!({ "video": video, "audio": audio }).to_string()
 }
 
-fn capture(
-    args: &DeviceArgs,
-    constraints: Option<&str>,
-) -> Result<Option<Captured>, BadInput> {
+fn capture(args: &DeviceArgs, constraints: Option<&str>) -> Result<Option<Captured>, BadInput> {
     let devices = Arc::new(load_devices(args)?);
     let constraints = match constraints {
         Some(c) => c.to_owned(),
