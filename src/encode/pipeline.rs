@@ -1918,16 +1918,23 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_slow_viewer_gets_its_own_tier_and_the_fast_keep_the_high_rate() {
-        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
-        let track = camera(&devices, r#"{"video": {"width": 640, "height": 480}}"#);
+    /// A 640×480 pattern camera with a three-rung ladder (1.5M, 700k, 350k) that moves
+    /// viewers up quickly.
+    fn three_tier_camera(devices: &MediaDevices) -> (MediaStreamTrack, TrackEncoders) {
+        let track = camera(devices, r#"{"video": {"width": 640, "height": 480}}"#);
         let set = TrackEncoders::with_policy(
             &track,
             vec![1_500_000, 700_000, 350_000],
             None,
             fast_policy(),
         );
+        (track, set)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_viewer_gets_its_own_tier_and_the_fast_keep_the_high_rate() {
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let (_track, set) = three_tier_camera(&devices);
         let codec = Some(VideoCodec::H264);
         let mut fast: Vec<_> = (0..4)
             .map(|_| set.viewer(codec, 64, 2_000_000.0).unwrap())
@@ -1979,13 +1986,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_viewer_moving_between_tiers_decodes_every_frame() {
         let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
-        let track = camera(&devices, r#"{"video": {"width": 640, "height": 480}}"#);
-        let set = TrackEncoders::with_policy(
-            &track,
-            vec![1_500_000, 700_000, 350_000],
-            None,
-            fast_policy(),
-        );
+        let (_track, set) = three_tier_camera(&devices);
         let mut viewer = set.viewer(Some(VideoCodec::H264), 64, 2_000_000.0).unwrap();
         // Another viewer keeps the top tier busy, as in a real fan-out.
         let _other = set.viewer(Some(VideoCodec::H264), 64, 2_000_000.0).unwrap();
