@@ -137,11 +137,7 @@ fn tone_has_its_frequency_and_sample_rate() {
     // Two seconds of audio take two seconds: paced, not bursted.
     assert!(elapsed >= Duration::from_millis(1900), "{elapsed:?}");
     assert_eq!(blocks, 200, "10 ms blocks");
-    let crossings = samples
-        .windows(2)
-        .filter(|w| (w[0] < 0) != (w[1] < 0))
-        .count();
-    let hz = crossings as f64 / 2.0 / (samples.len() as f64 / 48000.0);
+    let hz = usermedia::devices::tone::frequency(&samples, 48000);
     assert!((438.0..=442.0).contains(&hz), "{hz} Hz");
 }
 
@@ -773,12 +769,7 @@ fn capture_round_trip_through_y4m_and_wav() {
     // Audio: still the 440 Hz tone.
     let wav = usermedia::devices::media_file::read_wav(&second.path().join("audio.wav")).unwrap();
     assert_eq!((wav.sample_rate, wav.channels), (48000, 1));
-    let crossings = wav
-        .samples
-        .windows(2)
-        .filter(|w| (w[0] < 0) != (w[1] < 0))
-        .count();
-    let hz = crossings as f64 / 2.0 / (wav.samples.len() as f64 / 48000.0);
+    let hz = usermedia::devices::tone::frequency(&wav.samples, 48000);
     assert!((435.0..=445.0).contains(&hz), "{hz} Hz");
 }
 

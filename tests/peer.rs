@@ -118,9 +118,7 @@ async fn camera_and_tone_arrive_decoded_at_the_other_peer() {
     })
     .await
     .unwrap();
-    let s = &samples[4800..];
-    let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
-    let hz = crossings as f64 / 2.0 / (s.len() as f64 / 48_000.0);
+    let hz = usermedia::devices::tone::frequency(&samples[4800..], 48_000);
     assert!((430.0..=450.0).contains(&hz), "{hz} Hz");
 
     let stats = a.stats().await;

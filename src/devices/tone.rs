@@ -36,6 +36,22 @@ pub fn block_frames(sample_rate: u32, remainder: &mut u32) -> usize {
     (total / blocks_per_second) as usize
 }
 
+/// The frequency of a tone in `mono` samples at `sample_rate`, from its zero crossings:
+/// how a receiver checks that the tone survived encoding, sending and decoding (what
+/// [`read_strip`](super::pattern::read_strip) is for the pattern).
+pub fn frequency(mono: &[i16], sample_rate: u32) -> f64 {
+    let crossings = mono.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    crossings as f64 / 2.0 / (mono.len().max(1) as f64 / f64::from(sample_rate))
+}
+
+/// Interleaved `samples` of `channels` channels: the first channel, for [`frequency`].
+pub fn first_channel(samples: &[i16], channels: u16) -> Vec<i16> {
+    samples
+        .chunks_exact(usize::from(channels.max(1)))
+        .map(|c| c[0])
+        .collect()
+}
+
 /// Renders `frames` samples per channel of the tone starting at absolute sample `start`.
 pub fn render(sample_rate: u32, channels: u16, start: u64, frames: usize) -> Vec<i16> {
     let marker_len = (sample_rate as f64 * MARKER.as_secs_f64()) as u64;
@@ -114,17 +130,11 @@ impl Source for ToneSource {
 mod tests {
     use super::*;
 
-    fn zero_crossings(samples: &[i16]) -> usize {
-        samples
-            .windows(2)
-            .filter(|w| (w[0] < 0) != (w[1] < 0))
-            .count()
-    }
-
     #[test]
     fn one_second_has_880_crossings_and_one_marker() {
         let s = render(48000, 1, 0, 48000);
-        let c = zero_crossings(&s);
+        // One second: the crossings are twice the frequency.
+        let c = (frequency(&s, 48000) * 2.0).round() as usize;
         assert!((878..=881).contains(&c), "{c}");
         let loud = s.iter().filter(|&&x| x.unsigned_abs() > 16000).count();
         // Samples above half scale occur only in the 20 ms marker.

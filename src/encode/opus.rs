@@ -459,18 +459,14 @@ mod tests {
             }
             assert_eq!(packets, 100, "20 ms packets from 10 ms blocks");
             // Skip the codec's start-up.
-            let s = &out[4800..];
-            let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
-            let hz = crossings as f64 / 2.0 / (s.len() as f64 / 48000.0);
+            let hz = tone::frequency(&out[4800..], 48000);
             assert!((437.0..=443.0).contains(&hz), "{channels} ch: {hz} Hz");
         }
     }
 
     /// Zero-crossing frequency of the first channel of interleaved `samples` at `rate`.
     fn frequency(samples: &[i16], channels: usize, rate: f64) -> f64 {
-        let s: Vec<i16> = samples.chunks_exact(channels).map(|c| c[0]).collect();
-        let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
-        crossings as f64 / 2.0 / (s.len() as f64 / rate)
+        tone::frequency(&tone::first_channel(samples, channels as u16), rate as u32)
     }
 
     #[test]

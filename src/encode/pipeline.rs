@@ -2346,9 +2346,7 @@ mod tests {
                 .expect("Opus packets from a 44.1 kHz track");
             samples.extend(dec.decode(&unit.data, unit.timestamp).unwrap().to_i16());
         }
-        let s = &samples[9600..];
-        let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
-        let hz = crossings as f64 / 2.0 / (s.len() as f64 / 48_000.0);
+        let hz = crate::devices::tone::frequency(&samples[9600..], 48_000);
         assert!((436.0..=444.0).contains(&hz), "{hz} Hz");
     }
 
@@ -2390,9 +2388,7 @@ mod tests {
             }
         }
         assert!(stereo_packets >= 80, "{stereo_packets} stereo packets");
-        let s = &left[9600..];
-        let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
-        let hz = crossings as f64 / 2.0 / (s.len() as f64 / 48_000.0);
+        let hz = crate::devices::tone::frequency(&left[9600..], 48_000);
         assert!((436.0..=444.0).contains(&hz), "{hz} Hz");
         // One timeline across the change: no packet overlaps the one before, none is far
         // behind it.
