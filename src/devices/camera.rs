@@ -97,27 +97,20 @@ pub(crate) fn check_opened_mode(
     let (width, height, fps) = target;
     // Drivers report integer rates: 29.97 opens as 30, 30 may report 29.
     let fps_ok = opened.frame_rate + 1.0 >= fps;
+    let what = format!(
+        "asked for {}x{}@{}, the driver opened {}x{}@{}",
+        requested.width,
+        requested.height,
+        requested.frame_rate,
+        opened.width,
+        opened.height,
+        opened.frame_rate
+    );
     if opened.width < width || opened.height < height || !fps_ok {
-        return Err(format!(
-            "asked for {}x{}@{}, the driver opened {}x{}@{}, which cannot give {width}x{height}@{fps}",
-            requested.width,
-            requested.height,
-            requested.frame_rate,
-            opened.width,
-            opened.height,
-            opened.frame_rate
-        ));
+        return Err(format!("{what}, which cannot give {width}x{height}@{fps}"));
     }
     if opened != requested {
-        tracing::warn!(
-            "camera: asked for {}x{}@{}, the driver opened {}x{}@{}; adapting from it",
-            requested.width,
-            requested.height,
-            requested.frame_rate,
-            opened.width,
-            opened.height,
-            opened.frame_rate
-        );
+        tracing::warn!("camera: {what}; adapting from it");
     }
     Ok(())
 }
