@@ -218,7 +218,6 @@ impl RemoteTrack {
 
         // PLIs go out from their own task, at most one per PLI_INTERVAL; it ends with the
         // connection (write fails) or when the track is gone.
-        let pli_track = Arc::clone(&track);
         let pli = Arc::clone(&inner.pli);
         let alive = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -232,16 +231,12 @@ impl RemoteTrack {
                         continue;
                     }
                 }
-                let request = PictureLossIndication {
-                    sender_ssrc: 0,
-                    media_ssrc: ssrc,
-                };
-                if pli_track.write_rtcp(vec![Box::new(request)]).await.is_err() {
+                let Some(inner) = alive.upgrade() else { break };
+                if inner.send_feedback(Feedback::Pli).await.is_err() {
                     break;
                 }
-                if let Some(inner) = alive.upgrade() {
-                    inner.counters.plis_sent.fetch_add(1, Ordering::Relaxed);
-                }
+                inner.counters.plis_sent.fetch_add(1, Ordering::Relaxed);
+                drop(inner);
                 tokio::time::sleep(PLI_INTERVAL).await;
             }
         });
@@ -408,31 +403,7 @@ impl RemoteTrack {
     /// Sends `feedback` about this track to the peer now (no rate limit, unlike
     /// [`RemoteTrack::request_keyframe`]).
     pub async fn send_feedback(&self, feedback: Feedback) -> Result<(), PeerError> {
-        let media_ssrc = self.inner.ssrc;
-        let packet: Box<dyn rtc::rtcp::Packet> = match feedback {
-            Feedback::Pli => Box::new(PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc,
-            }),
-            Feedback::Fir => Box::new(FullIntraRequest {
-                sender_ssrc: 0,
-                media_ssrc,
-                fir: vec![FirEntry {
-                    ssrc: media_ssrc,
-                    sequence_number: self.inner.fir_sequence.fetch_add(1, Ordering::Relaxed),
-                }],
-            }),
-            Feedback::Nack(sequence_numbers) => Box::new(TransportLayerNack {
-                sender_ssrc: 0,
-                media_ssrc,
-                nacks: nack_pairs_from_sequence_numbers(&sequence_numbers),
-            }),
-        };
-        self.inner
-            .rtcp
-            .write_rtcp(vec![packet])
-            .await
-            .map_err(|e| PeerError::Track(format!("cannot send RTCP feedback: {e}")))
+        self.inner.send_feedback(feedback).await
     }
 
     pub fn stats(&self) -> RemoteTrackStats {
@@ -452,6 +423,34 @@ impl RemoteTrack {
 }
 
 impl Inner {
+    /// Writes `feedback` about this track to the peer.
+    async fn send_feedback(&self, feedback: Feedback) -> Result<(), PeerError> {
+        let media_ssrc = self.ssrc;
+        let packet: Box<dyn rtc::rtcp::Packet> = match feedback {
+            Feedback::Pli => Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            }),
+            Feedback::Fir => Box::new(FullIntraRequest {
+                sender_ssrc: 0,
+                media_ssrc,
+                fir: vec![FirEntry {
+                    ssrc: media_ssrc,
+                    sequence_number: self.fir_sequence.fetch_add(1, Ordering::Relaxed),
+                }],
+            }),
+            Feedback::Nack(sequence_numbers) => Box::new(TransportLayerNack {
+                sender_ssrc: 0,
+                media_ssrc,
+                nacks: nack_pairs_from_sequence_numbers(&sequence_numbers),
+            }),
+        };
+        self.rtcp
+            .write_rtcp(vec![packet])
+            .await
+            .map_err(|e| PeerError::Track(format!("cannot send RTCP feedback: {e}")))
+    }
+
     /// Hands the unit `make` builds to every consumer; builds nothing without one.
     fn forward(&self, make: impl FnOnce() -> Option<EncodedUnit>) {
         if !self.forwarding.load(Ordering::Relaxed) {
