@@ -10,7 +10,7 @@ use usermedia::encode::VideoCodec;
 use usermedia::peer::BitrateBounds;
 use usermedia::MediaKind;
 
-use crate::exit::{CliError, Classify};
+use crate::exit::{Classify, CliError};
 
 /// Default of --min-video-bitrate.
 pub const DEFAULT_MIN_VIDEO_BITRATE: u32 = 150_000;

@@ -122,7 +122,12 @@ mod tests {
     fn a_room_must_be_a_websocket_url_with_a_host() {
         assert!(check_room("ws://127.0.0.1:8080/ws?room=r").is_ok());
         assert!(check_room("wss://example.org/ws?room=r").is_ok());
-        for bad in ["http://127.0.0.1/ws?room=r", "ws://", "ws:// bad/ws", "room"] {
+        for bad in [
+            "http://127.0.0.1/ws?room=r",
+            "ws://",
+            "ws:// bad/ws",
+            "room",
+        ] {
             let e = check_room(bad).unwrap_err();
             assert_eq!(e.code(), 2, "{bad}: {e}");
         }

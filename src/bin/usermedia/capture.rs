@@ -12,7 +12,7 @@ use usermedia::devices::media_file::Y4mWriter;
 use usermedia::{MediaFrame, MediaKind, MediaStreamTrack};
 
 use crate::args::{parse_seconds, DeviceArgs};
-use crate::exit::{self, CliError, Classify};
+use crate::exit::{self, Classify, CliError};
 use crate::media::{parse_constraints, print_media_error};
 use crate::print_json;
 

@@ -15,7 +15,7 @@ use usermedia::MediaStream;
 use usermedia_signaling::{ClientError, HttpClient};
 
 use crate::args::{video_rates, ClientArgs};
-use crate::exit::{CliError, Classify};
+use crate::exit::{Classify, CliError};
 use crate::media::capture;
 
 /// What a client command works with once its flags are checked and capture started.
@@ -119,7 +119,13 @@ mod tests {
         for code in [400, 409, 415, 500, 503] {
             assert_eq!(class(status(code)), 3, "{code}");
         }
-        assert_eq!(class(SessionError::Http(ClientError::BadUrl(url(), "no host".into()))), 2);
+        assert_eq!(
+            class(SessionError::Http(ClientError::BadUrl(
+                url(),
+                "no host".into()
+            ))),
+            2
+        );
         let refused = ClientError::Transport {
             url: url(),
             message: "connection refused".into(),
@@ -127,7 +133,9 @@ mod tests {
         assert_eq!(class(SessionError::Http(refused)), 3);
         assert_eq!(class(SessionError::Http(ClientError::NoLocation(url()))), 3);
         let e = session_failure(status(403), format!("publishing to {}", url()));
-        assert!(e.to_string().starts_with("publishing to http://127.0.0.1:1/whip/s: "));
+        assert!(e
+            .to_string()
+            .starts_with("publishing to http://127.0.0.1:1/whip/s: "));
         assert!(e.to_string().contains("403"), "{e}");
     }
 }

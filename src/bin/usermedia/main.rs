@@ -114,7 +114,11 @@ mod tests {
         for sub in cli.get_subcommands_mut() {
             let help = sub.render_long_help().to_string();
             assert!(help.contains("Exit codes:"), "{}: {help}", sub.get_name());
-            assert!(help.contains("  2  bad input"), "{}: {help}", sub.get_name());
+            assert!(
+                help.contains("  2  bad input"),
+                "{}: {help}",
+                sub.get_name()
+            );
         }
     }
 }

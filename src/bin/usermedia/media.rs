@@ -13,7 +13,7 @@ use usermedia::devices::{MediaDeviceKind, MediaDevices};
 use usermedia::MediaStream;
 
 use crate::args::DeviceArgs;
-use crate::exit::{CliError, Classify};
+use crate::exit::{Classify, CliError};
 use crate::print_json;
 
 /// The text of `--constraints`: the argument itself, or the file it names after `@`.

@@ -14,7 +14,7 @@ use usermedia::service::Publisher;
 use usermedia_signaling::{router, ServerConfig, StreamToken, TokenFile};
 
 use crate::args::{video_rates, CodecArg, DeviceArgs, DEFAULT_MIN_VIDEO_BITRATE};
-use crate::exit::{self, CliError, Classify};
+use crate::exit::{self, Classify, CliError};
 use crate::media::capture;
 
 /// The exit codes of `serve`, in its `--help`.
