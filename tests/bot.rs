@@ -1,5 +1,6 @@
 //! `usermedia bot`: two bot processes meet in a call room of an in-process server and
-//! decode each other over real UDP on loopback; bad arguments are clear errors.
+//! decode each other over real UDP on loopback; bad arguments are clear errors (exit 2), an
+//! unreachable room a network failure (exit 3).
 
 mod common;
 
@@ -125,7 +126,19 @@ async fn an_unreachable_room_is_a_clear_error() {
         "--seconds",
         "1",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    // A network failure, not bad input: exit 3 (it was 2 before the exit codes were
+    // mapped explicitly).
+    assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("joining ws://127.0.0.1"), "{stderr}");
+}
+
+#[test]
+fn a_room_url_without_a_host_is_refused_before_capturing() {
+    for room in ["ws://", "ws:///ws?room=r", "ws://bad host/ws"] {
+        let out = common::usermedia(&["bot", "--room", room]);
+        assert_eq!(out.status.code(), Some(2), "{room}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--room"), "{room}: {stderr}");
+    }
 }

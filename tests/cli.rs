@@ -1,5 +1,5 @@
 //! The `usermedia` command line: output shapes, exit codes (0 ok, 1 media error, 2 bad
-//! input) and error messages that name what is wrong.
+//! input, 3 a runtime or network failure) and error messages that name what is wrong.
 
 mod common;
 
@@ -392,4 +392,118 @@ fn help_names_the_commands() {
     );
     // A missing required flag is a usage error: exit 2.
     assert_eq!(usermedia(&["select"]).status.code(), Some(2));
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let out = usermedia(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Exit codes:") && text.contains("  3  a runtime or network failure"),
+        "{text}"
+    );
+    for command in ["serve", "publish", "bot", "capture", "select", "devices"] {
+        let out = usermedia(&[command, "--help"]);
+        assert!(out.status.success(), "{command}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Exit codes:") && text.contains("  2  bad input"),
+            "{command}: {text}"
+        );
+    }
+    let out = usermedia(&["serve", "--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cannot listen"), "{text}");
+    // --video-codec still lists the codecs by name.
+    assert!(text.contains("h264") && text.contains("vp8"), "{text}");
+}
+
+#[test]
+fn a_codec_that_does_not_exist_is_a_usage_error_naming_the_codecs() {
+    let out = usermedia(&["serve", "--video-codec", "av1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = stderr(&out);
+    assert!(
+        stderr.contains("av1") && stderr.contains("h264") && stderr.contains("vp8"),
+        "{stderr}"
+    );
+}
+
+/// A loopback port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn serve_on_a_port_in_use_is_a_runtime_failure_exit_3() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let builtin = example("builtin.json");
+    let out = usermedia(&[
+        "serve",
+        "--listen",
+        &addr,
+        "--devices",
+        builtin.to_str().unwrap(),
+        "--constraints",
+        r#"{"video": true}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("cannot listen on {addr}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty(), "no URL printed");
+    drop(taken);
+}
+
+#[test]
+fn publish_to_a_server_that_is_not_there_is_a_network_failure_exit_3() {
+    let whip = format!("http://127.0.0.1:{}/whip/cam", free_port());
+    let builtin = example("builtin.json");
+    let out = usermedia(&[
+        "publish",
+        "--whip",
+        &whip,
+        "--devices",
+        builtin.to_str().unwrap(),
+        "--constraints",
+        r#"{"video": true}"#,
+        "--ice-addr",
+        "127.0.0.1",
+        "--seconds",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("publishing to {whip}")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn publish_to_a_bad_url_is_bad_input_exit_2() {
+    let builtin = example("builtin.json");
+    for whip in ["not a url", "ftp://127.0.0.1/whip/cam"] {
+        let out = usermedia(&[
+            "publish",
+            "--whip",
+            whip,
+            "--devices",
+            builtin.to_str().unwrap(),
+            "--constraints",
+            r#"{"video": true}"#,
+            "--ice-addr",
+            "127.0.0.1",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{whip}: {}", stderr(&out));
+        assert!(stderr(&out).contains("bad URL"), "{}", stderr(&out));
+    }
 }

@@ -23,7 +23,7 @@ pub enum EncodeError {
 
 /// A video codec we encode and decode. Browsers differ in what they have (Debian's Firefox
 /// has no H.264), so a sender offers or accepts either and the negotiation decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VideoCodec {
     /// H.264 constrained baseline (openh264).

@@ -9,14 +9,27 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use usermedia::peer::RemoteTrack;
 
-use super::serve::ClientArgs;
-use super::{parse_seconds, print_json, BadInput};
+use crate::args::{parse_seconds, ClientArgs};
+use crate::client::{session_failure, Client};
+use crate::exit::{self, CliError};
+use crate::print_json;
+
+/// The exit codes of `bot`, in its `--help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  left the call (Ctrl-C or --seconds)
+  1  a media error (getUserMedia's), printed as {\"error\": ...} on stdout
+  2  bad input: a bad flag, constraints that are not JSON, a bad devices or CA file, a
+     --room that is not a ws:// or wss:// URL
+  3  a runtime or network failure: the room cannot be reached or the connection fails";
 
 /// `usermedia bot`'s flags.
 #[derive(clap::Args)]
-pub(super) struct Options {
+#[command(after_help = EXIT_CODES)]
+pub struct Options {
     /// The room's WebSocket URL, e.g. ws://127.0.0.1:8080/ws?room=r1 (wss:// for TLS).
     #[arg(long, value_name = "URL")]
     pub room: String,
@@ -40,16 +53,28 @@ fn describe(track: &RemoteTrack) -> Value {
     })
 }
 
-/// `usermedia bot`: join, send, receive, report, leave.
-pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
-    if !(opts.room.starts_with("ws://") || opts.room.starts_with("wss://")) {
-        return Err(BadInput(anyhow::anyhow!(
-            "--room {:?} is not a ws:// or wss:// URL",
-            opts.room
+/// Bad input unless `room` is a ws:// or wss:// URL with a host, checked before capturing
+/// (so that a failure to join later is the network's, not the URL's).
+fn check_room(room: &str) -> Result<(), CliError> {
+    if !(room.starts_with("ws://") || room.starts_with("wss://")) {
+        return Err(CliError::bad_input(format!(
+            "--room {room:?} is not a ws:// or wss:// URL"
         )));
     }
-    let Some(client) = opts.client.start()? else {
-        return Ok(ExitCode::from(1));
+    match room.into_client_request() {
+        Ok(request) if request.uri().host().is_some_and(|h| !h.is_empty()) => Ok(()),
+        Ok(_) => Err(CliError::bad_input(format!("--room {room:?} has no host"))),
+        Err(e) => Err(CliError::bad_input(format!(
+            "--room {room:?} is not a valid URL: {e}"
+        ))),
+    }
+}
+
+/// `usermedia bot`: join, send, receive, report, leave.
+pub fn run(opts: Options) -> Result<ExitCode, CliError> {
+    check_room(&opts.room)?;
+    let Some(client) = Client::start(&opts.client)? else {
+        return Ok(exit::media_error());
     };
     client.runtime.block_on(async {
         let encoders = client.encoders(None)?;
@@ -57,7 +82,7 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
         let mut bot =
             usermedia::service::join_room_with(&client.http, &opts.room, factory, encoders)
                 .await
-                .map_err(|e| BadInput(anyhow::anyhow!("joining {}: {e}", opts.room)))?;
+                .map_err(|e| session_failure(e, format!("joining {}", opts.room)))?;
         println!("usermedia: in the call at {}", opts.room);
         let leave = async {
             match opts.seconds {
@@ -87,4 +112,24 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
         bot.leave();
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_must_be_a_websocket_url_with_a_host() {
+        assert!(check_room("ws://127.0.0.1:8080/ws?room=r").is_ok());
+        assert!(check_room("wss://example.org/ws?room=r").is_ok());
+        for bad in [
+            "http://127.0.0.1/ws?room=r",
+            "ws://",
+            "ws:// bad/ws",
+            "room",
+        ] {
+            let e = check_room(bad).unwrap_err();
+            assert_eq!(e.code(), 2, "{bad}: {e}");
+        }
+    }
 }

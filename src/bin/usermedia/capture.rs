@@ -11,7 +11,41 @@ use serde_json::{json, Value};
 use usermedia::devices::media_file::Y4mWriter;
 use usermedia::{MediaFrame, MediaKind, MediaStreamTrack};
 
-use super::{load_devices, parse_constraints, print_json, BadInput, DeviceArgs};
+use crate::args::{parse_seconds, DeviceArgs};
+use crate::exit::{self, Classify, CliError};
+use crate::media::{parse_constraints, print_media_error};
+use crate::print_json;
+
+/// The exit codes of `capture`, in its `--help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  captured and written
+  1  a media error (getUserMedia's, e.g. a device that cannot open), printed as
+     {\"error\": ...} on stdout
+  2  bad input: a bad flag, constraints that are not JSON, a bad devices file, an --out
+     directory that cannot be created or written to
+  3  a runtime failure: writing the files failing midway";
+
+/// `usermedia capture`'s flags.
+#[derive(clap::Args)]
+#[command(after_help = EXIT_CODES)]
+pub struct Options {
+    /// getUserMedia constraints as JSON, or @FILE.
+    #[arg(
+        long,
+        value_name = "JSON",
+        default_value = r#"{"video":true,"audio":true}"#
+    )]
+    pub constraints: String,
+    #[command(flatten)]
+    pub device_args: DeviceArgs,
+    /// How long to capture.
+    #[arg(long, value_name = "N", value_parser = parse_seconds)]
+    pub seconds: f64,
+    /// Directory for the files (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
 
 /// Frames a writer may fall behind before frames are dropped (counted in the output).
 const QUEUE: usize = 120;
@@ -22,23 +56,21 @@ struct Written {
     samples: u64,
 }
 
-pub(super) fn run(
-    constraints: &str,
-    args: &DeviceArgs,
-    seconds: f64,
-    out: &Path,
-) -> Result<ExitCode, BadInput> {
-    let devices = load_devices(args)?;
-    let Some(constraints) = parse_constraints(constraints)? else {
-        return Ok(ExitCode::from(1));
+/// `usermedia capture`: getUserMedia, write for --seconds, print what was written.
+pub fn run(opts: Options) -> Result<ExitCode, CliError> {
+    let (seconds, out) = (opts.seconds, opts.out.as_path());
+    let devices = opts.device_args.load()?;
+    let Some(constraints) = parse_constraints(&opts.constraints)? else {
+        return Ok(exit::media_error());
     };
     std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create output directory {}", out.display()))?;
+        .with_context(|| format!("cannot create output directory {}", out.display()))
+        .bad_input()?;
     let stream = match devices.get_user_media(&constraints) {
         Ok(s) => s,
         Err(e) => {
-            print_json(&json!({ "error": e.to_json() }));
-            return Ok(ExitCode::from(1));
+            print_media_error(&e.to_json());
+            return Ok(exit::media_error());
         }
     };
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
@@ -56,7 +88,7 @@ pub(super) fn run(
     let mut failed = None;
     for writer in writers {
         let Ok((track, dropped, result)) = writer.join() else {
-            failed = Some(anyhow::anyhow!("a writer thread panicked"));
+            failed = Some(CliError::runtime("a writer thread panicked"));
             continue;
         };
         track.stop();
@@ -80,18 +112,20 @@ pub(super) fn run(
         }
     }
     if let Some(e) = failed {
-        return Err(BadInput(e));
+        return Err(e);
     }
     print_json(&json!({ "seconds": seconds, "tracks": Value::Array(tracks) }));
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes what `track` delivers until `deadline` into `dir`. A file that cannot be created
+/// is bad input (the --out directory); a write failing midway is a runtime failure.
 fn write_track(
     track: &MediaStreamTrack,
     receiver: &usermedia::FrameReceiver,
     dir: &Path,
     deadline: Instant,
-) -> anyhow::Result<Written> {
+) -> Result<Written, CliError> {
     let settings = track.get_settings();
     let (name, kind) = match track.kind() {
         MediaKind::Video => ("video.y4m", MediaKind::Video),
@@ -102,7 +136,9 @@ fn write_track(
         std::fs::File::create(&file)
             .map(std::io::BufWriter::new)
             .with_context(|| format!("cannot write {}", file.display()))
+            .bad_input()
     };
+    let writing = || format!("writing {}", file.display());
     let mut written = Written {
         file: file.clone(),
         frames: 0,
@@ -115,14 +151,16 @@ fn write_track(
                 settings.height.unwrap_or(0),
                 settings.frame_rate.unwrap_or(30.0),
             );
-            let mut y4m = Y4mWriter::new(create()?, w, h, fps)?;
+            let mut y4m = Y4mWriter::new(create()?, w, h, fps)
+                .with_context(writing)
+                .runtime()?;
             while let Some(frame) = next_before(receiver, deadline) {
                 if let MediaFrame::Video(f) = frame {
-                    y4m.write(&f)?;
+                    y4m.write(&f).with_context(writing).runtime()?;
                     written.frames += 1;
                 }
             }
-            y4m.finish()?;
+            y4m.finish().with_context(writing).runtime()?;
         }
         MediaKind::Audio => {
             let spec = hound::WavSpec {
@@ -131,17 +169,19 @@ fn write_track(
                 bits_per_sample: 16,
                 sample_format: hound::SampleFormat::Int,
             };
-            let mut wav = hound::WavWriter::new(create()?, spec)?;
+            let mut wav = hound::WavWriter::new(create()?, spec)
+                .with_context(writing)
+                .runtime()?;
             while let Some(frame) = next_before(receiver, deadline) {
                 if let MediaFrame::Audio(a) = frame {
                     for s in a.to_i16() {
-                        wav.write_sample(s)?;
+                        wav.write_sample(s).with_context(writing).runtime()?;
                     }
                     written.frames += 1;
                     written.samples += a.frames() as u64;
                 }
             }
-            wav.finalize()?;
+            wav.finalize().with_context(writing).runtime()?;
         }
     }
     Ok(written)

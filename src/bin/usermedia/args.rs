@@ -1,0 +1,215 @@
+//! The flags several commands share — the devices, the connection of a client command, the
+//! video codec — and what they parse into (seconds, bitrate bounds, a permission policy).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use usermedia::devices::{MediaDevices, Permission, PermissionPolicy};
+use usermedia::encode::pipeline::BitrateLadder;
+use usermedia::encode::VideoCodec;
+use usermedia::peer::BitrateBounds;
+use usermedia::MediaKind;
+
+use crate::exit::{Classify, CliError};
+
+/// Default of --min-video-bitrate.
+pub const DEFAULT_MIN_VIDEO_BITRATE: u32 = 150_000;
+
+/// Where a client's congestion control starts when the bounds allow: high enough for a
+/// sharp first picture, low enough not to flood a poor link before the first feedback.
+/// (`serve` starts at its top rung instead: see `serve::serve_rates`.)
+const START_VIDEO_BITRATE: u32 = 1_000_000;
+
+/// Where the devices come from and which are denied.
+#[derive(clap::Args, Clone)]
+pub struct DeviceArgs {
+    /// Virtual devices file (JSON, see README). Without it: the machine's devices.
+    #[arg(long, value_name = "FILE")]
+    pub devices: Option<PathBuf>,
+    /// Refuse access, as a denied permission would: `camera`, `microphone` or a deviceId.
+    /// Repeatable.
+    #[arg(long, value_name = "WHAT")]
+    pub deny: Vec<String>,
+}
+
+impl DeviceArgs {
+    /// The devices: the file's (an unreadable or invalid file is bad input) or the
+    /// machine's, with the --deny policy. A --deny naming no device is warned about.
+    pub fn load(&self) -> Result<MediaDevices, CliError> {
+        let policy = policy_from(&self.deny);
+        let devices = match &self.devices {
+            Some(path) => MediaDevices::from_devices_file(path, policy).bad_input()?,
+            None => MediaDevices::system(policy),
+        };
+        for id in &self.deny {
+            let known = matches!(id.as_str(), "camera" | "microphone")
+                || devices.devices().iter().any(|d| d.device_id() == id);
+            if !known {
+                tracing::warn!(
+                    "--deny {id:?}: no such device (expected camera, microphone or a deviceId)"
+                );
+            }
+        }
+        Ok(devices)
+    }
+}
+
+fn policy_from(deny: &[String]) -> PermissionPolicy {
+    let mut policy = PermissionPolicy::granted();
+    for what in deny {
+        match what.as_str() {
+            "camera" => policy.set_kind(MediaKind::Video, Permission::Denied),
+            "microphone" => policy.set_kind(MediaKind::Audio, Permission::Denied),
+            id => {
+                policy.devices.insert(id.to_owned(), Permission::Denied);
+            }
+        }
+    }
+    policy
+}
+
+/// The flags of the commands that capture and connect out to a server (`publish`, `bot`).
+#[derive(clap::Args)]
+pub struct ClientArgs {
+    /// Also trust the certificates in this PEM file for https:// and wss:// (a private CA,
+    /// or a self-signed server's certificate); the system's roots stay trusted. Repeatable.
+    #[arg(long = "ca-cert", value_name = "PEM")]
+    pub ca_certs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub device_args: DeviceArgs,
+    /// getUserMedia constraints, or @FILE [default: video and audio, each only if a device
+    /// of that kind exists]
+    #[arg(long, value_name = "JSON")]
+    pub constraints: Option<String>,
+    /// Local address ICE gathers on (repeatable; default: every interface that is up).
+    #[arg(long = "ice-addr", value_name = "IP")]
+    pub ice_addrs: Vec<IpAddr>,
+    /// Highest video bitrate, bits per second (also the ceiling of congestion control).
+    #[arg(long, default_value_t = 1_500_000, value_name = "BPS")]
+    pub video_bitrate: u32,
+    /// Lowest video bitrate congestion control may ask for, bits per second (below about
+    /// 150 kbit/s video is mostly keyframes and mush).
+    #[arg(long, default_value_t = DEFAULT_MIN_VIDEO_BITRATE, value_name = "BPS")]
+    pub min_video_bitrate: u32,
+}
+
+/// The value of --video-codec: the library's [`VideoCodec`], named as on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CodecArg {
+    /// H.264 constrained baseline (openh264).
+    H264,
+    /// VP8 (libvpx).
+    Vp8,
+}
+
+impl From<CodecArg> for VideoCodec {
+    fn from(c: CodecArg) -> Self {
+        match c {
+            CodecArg::H264 => VideoCodec::H264,
+            CodecArg::Vp8 => VideoCodec::Vp8,
+        }
+    }
+}
+
+/// A number of seconds above 0 and at most a day (--seconds).
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        Ok(_) => Err("must be above 0 and at most 86400".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Congestion-control bounds and the bitrate ladder from --video-bitrate (`max`),
+/// --min-video-bitrate and --video-tiers (empty: derived from `max`). The ceiling is `max`
+/// itself, so the flag is what viewers can really get. Inconsistent flags are bad input.
+pub fn video_rates(
+    max: u32,
+    min: u32,
+    tiers: &[u32],
+) -> Result<(BitrateBounds, BitrateLadder), CliError> {
+    if max == 0 {
+        return Err(CliError::bad_input("--video-bitrate must be above 0"));
+    }
+    if min > max {
+        return Err(CliError::bad_input(format!(
+            "--min-video-bitrate {min} is above --video-bitrate {max}"
+        )));
+    }
+    if let Some(t) = tiers.iter().find(|&&t| t > max || t == 0) {
+        return Err(CliError::bad_input(format!(
+            "--video-tiers: {t} is outside 1..={max} (--video-bitrate): such a tier could never be used"
+        )));
+    }
+    let bounds = BitrateBounds {
+        min,
+        start: START_VIDEO_BITRATE.clamp(min, max),
+        max,
+    };
+    let ladder = if tiers.is_empty() {
+        BitrateLadder::from(max)
+    } else {
+        BitrateLadder::Explicit(tiers.to_vec())
+    };
+    Ok((bounds, ladder))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The value of `r`, or a panic with its error.
+    pub(crate) fn ok<T>(r: Result<T, CliError>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_bitrate_flags_set_the_bounds_and_the_ladder() {
+        // --video-bitrate above the old fixed 2.5 Mbit/s ceiling is reachable.
+        let (bounds, ladder) = ok(video_rates(4_000_000, 300_000, &[]));
+        assert_eq!(
+            bounds,
+            BitrateBounds {
+                min: 300_000,
+                start: 1_000_000,
+                max: 4_000_000
+            }
+        );
+        assert_eq!(ladder, BitrateLadder::Derived { max: 4_000_000 });
+        // A low ceiling pulls the start down with it.
+        let (bounds, _) = ok(video_rates(500_000, 150_000, &[]));
+        assert_eq!((bounds.start, bounds.max), (500_000, 500_000));
+        let (_, ladder) = ok(video_rates(3_000_000, 150_000, &[300_000, 3_000_000]));
+        assert_eq!(ladder.rungs(None), [3_000_000, 300_000]);
+        assert!(video_rates(1_000_000, 2_000_000, &[]).is_err());
+        assert!(video_rates(1_000_000, 150_000, &[2_000_000]).is_err());
+        assert!(video_rates(0, 0, &[]).is_err());
+        // Inconsistent flags are bad input.
+        assert_eq!(video_rates(0, 0, &[]).map(|_| ()).unwrap_err().code(), 2);
+    }
+
+    #[test]
+    fn the_codec_flag_names_every_library_codec_by_its_name() {
+        use clap::ValueEnum;
+        let named: Vec<(String, VideoCodec)> = CodecArg::value_variants()
+            .iter()
+            .map(|&c| {
+                let name = c.to_possible_value().map(|v| v.get_name().to_owned());
+                (name.unwrap_or_default(), VideoCodec::from(c))
+            })
+            .collect();
+        let expected: Vec<(String, VideoCodec)> = VideoCodec::ALL
+            .iter()
+            .map(|&c| (c.as_str().to_owned(), c))
+            .collect();
+        assert_eq!(named, expected);
+    }
+
+    #[test]
+    fn seconds_are_above_zero_and_at_most_a_day() {
+        assert_eq!(parse_seconds("1.5"), Ok(1.5));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("86401").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+}
