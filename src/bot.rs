@@ -55,7 +55,7 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
         let encoders = client.encoders(None)?;
         let factory = client.factory.clone();
         let mut bot =
-            usermedia::service::join_room_with(&client.http, &opts.room, factory, encoders)
+            usermedia::client::join_room_with(&client.http, &opts.room, factory, encoders)
                 .await
                 .map_err(|e| BadInput(anyhow::anyhow!("joining {}: {e}", opts.room)))?;
         println!("usermedia: in the call at {}", opts.room);

@@ -12,7 +12,7 @@ use serde_json::json;
 use usermedia::devices::{MediaDeviceKind, MediaDevices};
 use usermedia::encode::pipeline::BitrateLadder;
 use usermedia::peer::{BitrateBounds, PeerConfig, PeerFactory};
-use usermedia::service::Publisher;
+use usermedia::server::Publisher;
 use usermedia::MediaStream;
 use usermedia_signaling::{router, ServerConfig, StreamToken, TokenFile};
 
@@ -267,7 +267,7 @@ pub(super) fn run(opts: Options) -> Result<ExitCode, BadInput> {
             token_for_viewing: opts.token_for_viewing,
             ..ServerConfig::default()
         };
-        let app = router(Arc::clone(&publisher) as Arc<dyn usermedia_signaling::Endpoint>, config);
+        let app = router(Arc::clone(&publisher), config);
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("cannot listen on {}", opts.listen))?;
@@ -370,7 +370,7 @@ impl Client {
     ) -> Result<Vec<usermedia::encode::pipeline::TrackEncoders>, BadInput> {
         let mut encoders = Vec::new();
         for t in self.stream.get_tracks() {
-            let e = usermedia::service::encode_track_with(t, self.ladder.clone(), codec);
+            let e = usermedia::server::encode_track_with(t, self.ladder.clone(), codec);
             encoders.push(e.context("cannot start the encoders")?);
         }
         Ok(encoders)
@@ -404,7 +404,7 @@ pub(super) fn publish(opts: PublishOptions) -> Result<ExitCode, BadInput> {
     };
     client.runtime.block_on(async {
         let encoded = client.encoders(opts.video_codec)?;
-        let session = match usermedia::service::publish_whip_with(
+        let session = match usermedia::client::publish_whip_with(
             &client.http,
             &client.factory,
             &opts.whip,
