@@ -182,3 +182,77 @@ impl Role {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::PermissionPolicy;
+    use crate::peer::{PeerConfig, PeerFactory};
+    use serde_json::{json, Value};
+    use usermedia_signaling::Endpoint;
+
+    #[test]
+    fn an_encoder_is_its_stats_then_its_codec() {
+        let stats = EncoderStats {
+            frames_in: 3,
+            bitrate: 1_000,
+            tier: 1,
+            passthrough: true,
+            ..EncoderStats::default()
+        };
+        let typed = serde_json::to_string(&EncoderStatus {
+            stats,
+            codec: "VP8",
+        })
+        .unwrap();
+        // As `/status` has always written it: the stats' object, "codec" appended.
+        let mut as_ever = json!(stats);
+        if let Some(o) = as_ever.as_object_mut() {
+            o.insert("codec".into(), json!("VP8"));
+        }
+        assert_eq!(typed, as_ever.to_string());
+    }
+
+    #[tokio::test]
+    async fn the_report_keeps_its_keys_and_their_order() {
+        let devices = Arc::new(MediaDevices::builtin_virtual(PermissionPolicy::granted()));
+        let stream = devices
+            .get_user_media_json(r#"{"video": true, "audio": true}"#)
+            .unwrap();
+        let publisher = super::super::Publisher::new(PeerFactory::new(PeerConfig::default()))
+            .with_devices(Arc::clone(&devices));
+        publisher
+            .publish("cam", stream.get_tracks().to_vec(), 1_000_000)
+            .unwrap();
+        let typed = serde_json::to_string(&publisher.status().await).unwrap();
+        // The report as the hand-built JSON of earlier versions wrote it (no sessions, no
+        // encoder running yet: they start with the first viewer).
+        let tracks: Vec<Value> = stream
+            .get_tracks()
+            .iter()
+            .map(|t| {
+                json!({
+                    "kind": t.kind(),
+                    "label": t.label(),
+                    "settings": t.get_settings(),
+                    "encoders": Vec::<Value>::new(),
+                })
+            })
+            .collect();
+        let as_ever = json!({
+            "streams": [{
+                "name": "cam",
+                "viewers": 0,
+                "ingested": false,
+                "tracks": tracks,
+                "received": Vec::<Value>::new(),
+            }],
+            "peers": Vec::<Value>::new(),
+            "devicesInUse": devices.devices_in_use(),
+        });
+        assert_eq!(typed, as_ever.to_string());
+        let role = |d| serde_json::to_string(&Role::of(d)).unwrap();
+        assert_eq!(role(Direction::View), r#""viewer""#);
+        assert_eq!(role(Direction::Ingest), r#""publisher""#);
+    }
+}
