@@ -9,9 +9,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use usermedia::client::join_room;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::peer::{PeerConfig, PeerFactory};
-use usermedia::service::{encode_track, join_room};
+use usermedia::server::encode_track;
 use usermedia::MediaFrame;
 
 #[tokio::main]

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::peer::{PeerConfig, PeerFactory};
-use usermedia::service::Publisher;
-use usermedia_signaling::{router, Endpoint, ServerConfig};
+use usermedia::server::Publisher;
+use usermedia_signaling::{router, ServerConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(Publisher::new(PeerFactory::new(PeerConfig::default())).with_devices(devices));
     publisher.publish("default", stream.get_tracks().to_vec(), 2_000_000)?;
 
-    let app = router(publisher as Arc<dyn Endpoint>, ServerConfig::default());
+    let app = router(publisher, ServerConfig::default());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

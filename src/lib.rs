@@ -5,13 +5,14 @@
 //! [`MediaStream`] of [`MediaStreamTrack`]s with settings, capabilities and
 //! `applyConstraints`.
 
+pub mod client;
 pub mod constraints;
 pub mod devices;
 pub mod encode;
 pub mod error;
 pub mod frame;
 pub mod peer;
-pub mod service;
+pub mod server;
 mod sync;
 pub mod track;
 

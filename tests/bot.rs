@@ -9,8 +9,8 @@ use std::sync::Arc;
 use common::{example, exclusive};
 use serde_json::Value;
 use usermedia::peer::{PeerConfig, PeerFactory};
-use usermedia::service::Publisher;
-use usermedia_signaling::{router, Endpoint, ServerConfig};
+use usermedia::server::Publisher;
+use usermedia_signaling::{router, ServerConfig};
 
 /// A server with call rooms (nothing published), on a free loopback port.
 async fn room_server() -> std::net::SocketAddr {
@@ -18,7 +18,7 @@ async fn room_server() -> std::net::SocketAddr {
         ice_addrs: vec!["127.0.0.1".parse().unwrap()],
         ..PeerConfig::default()
     })));
-    let app = router(publisher as Arc<dyn Endpoint>, ServerConfig::default());
+    let app = router(publisher, ServerConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

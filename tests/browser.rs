@@ -12,8 +12,9 @@ use browser_support::{
     in_netns, loopback_peers, percentile, phone_devices, record, serve, Browser, MatrixRow, Served,
 };
 use serde_json::Value;
+use usermedia::client::{join_room, CallBot};
 use usermedia::peer::RemoteTrack;
-use usermedia::service::{encode_track, join_room, CallBot};
+use usermedia::server::encode_track;
 use usermedia::track::MediaStreamTrack;
 use usermedia::{MediaFrame, MediaKind, MediaStream};
 use usermedia_signaling::Endpoint;
@@ -372,7 +373,7 @@ async fn shipped_viewer_plays(case: &str, browser: Browser) {
     };
     let end = Instant::now() + Duration::from_secs(12);
     let (sent, status) = loop {
-        let status = served.publisher.status().await;
+        let status = serde_json::to_value(served.publisher.status().await).unwrap();
         if let Some((state, Some(sent))) = frames_sent(&status) {
             if state == "connected" && sent >= 60 {
                 break (sent, status);

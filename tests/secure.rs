@@ -15,15 +15,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use usermedia::client::{
+    join_room, join_room_with, publish_whip, view_whep, view_whep_with, RemoteSession, SessionError,
+};
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::peer::{PeerConfig, PeerFactory, PeerState};
-use usermedia::service::{
-    encode_track, join_room, join_room_with, publish_whip, view_whep, view_whep_with, Publisher,
-    RemoteSession, SessionError,
-};
+use usermedia::server::{encode_track, Publisher};
 use usermedia::MediaStream;
 use usermedia_signaling::{
-    router, server_config, ClientError, Endpoint, HttpClient, ServerConfig, TlsListener,
+    router, server_config, ClientError, HttpClient, ServerConfig, TlsListener,
 };
 
 /// Peers whose ICE gives up quickly: a side left with stale credentials after a restart
@@ -53,7 +53,7 @@ async fn server(config: ServerConfig, tls: Option<(&Path, &Path)>) -> (SocketAdd
     publisher
         .publish("default", stream.get_tracks().to_vec(), 1_000_000)
         .unwrap();
-    let app = router(Arc::clone(&publisher) as Arc<dyn Endpoint>, config);
+    let app = router(Arc::clone(&publisher), config);
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
     let tls = tls.map(|(cert, key)| server_config(cert, key).unwrap());

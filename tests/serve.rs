@@ -14,9 +14,9 @@ use usermedia::devices::pattern::read_strip;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::encode::VideoCodec;
 use usermedia::peer::{Peer, PeerConfig, PeerFactory, RemoteTrack};
-use usermedia::service::Publisher;
+use usermedia::server::Publisher;
 use usermedia::{MediaFrame, MediaKind};
-use usermedia_signaling::{router, Endpoint, ServerConfig};
+use usermedia_signaling::{router, ServerConfig};
 
 fn factory(max: usize) -> PeerFactory {
     PeerFactory::new(PeerConfig {
@@ -49,7 +49,7 @@ async fn server_sending(
     publisher
         .publish("default", stream.get_tracks().to_vec(), 1_000_000)
         .unwrap();
-    let app = router(Arc::clone(&publisher) as Arc<dyn Endpoint>, config);
+    let app = router(Arc::clone(&publisher), config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -377,13 +377,13 @@ async fn whip_ingest_is_relayed_to_whep_viewers() {
 }
 
 /// Views `url` with the library's WHEP client, retrying while the stream has no media yet.
-async fn view(url: &str) -> usermedia::service::RemoteSession {
+async fn view(url: &str) -> usermedia::client::RemoteSession {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match usermedia::service::view_whep(&factory(10), url, None).await {
+        match usermedia::client::view_whep(&factory(10), url, None).await {
             Ok(s) => return s,
             // 404 until the publisher has posted, 503 until its media arrives.
-            Err(usermedia::service::SessionError::Http(
+            Err(usermedia::client::SessionError::Http(
                 usermedia_signaling::ClientError::Status {
                     status: 404 | 503, ..
                 },
@@ -395,8 +395,8 @@ async fn view(url: &str) -> usermedia::service::RemoteSession {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn library_whip_and_whep_clients() {
+    use usermedia::client::{publish_whip, view_whep, SessionError};
     use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
-    use usermedia::service::{publish_whip, view_whep, SessionError};
     use usermedia_signaling::ClientError;
     let _serial = exclusive().await;
     let config = ServerConfig {
@@ -521,7 +521,7 @@ fn camera_encoder(size: (u32, u32)) -> usermedia::encode::pipeline::EncodedTrack
 }
 
 /// The size of the first few decoded frames of the next remote video track.
-async fn received_size(bot: &mut usermedia::service::CallBot) -> (u32, u32, usize) {
+async fn received_size(bot: &mut usermedia::client::CallBot) -> (u32, u32, usize) {
     let track = bot
         .next_remote_track(Duration::from_secs(15))
         .await
@@ -545,7 +545,7 @@ async fn received_size(bot: &mut usermedia::service::CallBot) -> (u32, u32, usiz
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bots_in_a_room_exchange_media_both_ways() {
-    use usermedia::service::join_room;
+    use usermedia::client::join_room;
     let _serial = exclusive().await;
     let (addr, _publisher) = server(ServerConfig::default(), 10).await;
     let url = format!("ws://{addr}/ws?room=r1");

@@ -78,6 +78,10 @@ pub enum EndpointError {
 /// The media side of signaling.
 #[async_trait::async_trait]
 pub trait Endpoint: Send + Sync + 'static {
+    /// What `GET /status` serves, as JSON: the media side's own report (streams, peers,
+    /// devices in use); signaling only serializes it.
+    type Status: serde::Serialize + Send;
+
     /// Answers `offer` for `stream`; the answer carries every candidate (no trickle needed).
     async fn offer(
         &self,
@@ -109,6 +113,6 @@ pub trait Endpoint: Send + Sync + 'static {
     /// Ends a session.
     async fn end(&self, session: &str) -> Result<(), EndpointError>;
 
-    /// The JSON of `GET /status`: streams, peers, devices in use.
-    async fn status(&self) -> serde_json::Value;
+    /// The report `GET /status` serves as JSON: streams, peers, devices in use.
+    async fn status(&self) -> Self::Status;
 }

@@ -53,16 +53,16 @@ impl Default for ServerConfig {
     }
 }
 
-struct AppState {
-    endpoint: Arc<dyn Endpoint>,
+struct AppState<E> {
+    endpoint: Arc<E>,
     config: ServerConfig,
 }
 
-type Shared = State<Arc<AppState>>;
+type Shared<E> = State<Arc<AppState<E>>>;
 type SessionPath = Path<(String, String)>;
 
 /// The signaling routes over `endpoint`.
-pub fn router(endpoint: Arc<dyn Endpoint>, config: ServerConfig) -> Router {
+pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
     let max_body = config.max_body;
     let rooms = Arc::new(crate::rooms::Rooms::new(config.max_room_participants));
     let state = Arc::new(AppState { endpoint, config });
@@ -72,23 +72,25 @@ pub fn router(endpoint: Arc<dyn Endpoint>, config: ServerConfig) -> Router {
     Router::new()
         .route("/call", get(|| async { Html(CALL_PAGE) }))
         .route("/", get(|| async { Html(VIEWER_PAGE) }))
-        .route("/status", get(status))
-        .route("/whep/{stream}", post(whep).options(preflight))
-        .route("/whip/{stream}", post(whip).options(preflight))
+        .route("/status", get(status::<E>))
+        .route("/whep/{stream}", post(whep::<E>).options(preflight))
+        .route("/whip/{stream}", post(whip::<E>).options(preflight))
         .route(
             "/whep/{stream}/{session}",
-            axum::routing::patch(|s: Shared, p: SessionPath, h: HeaderMap, b: Bytes| {
+            axum::routing::patch(|s: Shared<E>, p: SessionPath, h: HeaderMap, b: Bytes| {
                 patch_session(s, Direction::View, p, h, b)
             })
-            .delete(|s: Shared, p: SessionPath, h: HeaderMap| end_session(s, Direction::View, p, h))
+            .delete(|s: Shared<E>, p: SessionPath, h: HeaderMap| {
+                end_session(s, Direction::View, p, h)
+            })
             .options(preflight),
         )
         .route(
             "/whip/{stream}/{session}",
-            axum::routing::patch(|s: Shared, p: SessionPath, h: HeaderMap, b: Bytes| {
+            axum::routing::patch(|s: Shared<E>, p: SessionPath, h: HeaderMap, b: Bytes| {
                 patch_session(s, Direction::Ingest, p, h, b)
             })
-            .delete(|s: Shared, p: SessionPath, h: HeaderMap| {
+            .delete(|s: Shared<E>, p: SessionPath, h: HeaderMap| {
                 end_session(s, Direction::Ingest, p, h)
             })
             .options(preflight),
@@ -199,8 +201,8 @@ fn content_type_is(headers: &HeaderMap, wanted: &str) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(wanted))
 }
 
-async fn whep(
-    state: Shared,
+async fn whep<E: Endpoint>(
+    state: Shared<E>,
     Path(stream): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -208,8 +210,8 @@ async fn whep(
     create(state, Direction::View, "whep", stream, headers, body).await
 }
 
-async fn whip(
-    state: Shared,
+async fn whip<E: Endpoint>(
+    state: Shared<E>,
     Path(stream): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -217,8 +219,8 @@ async fn whip(
     create(state, Direction::Ingest, "whip", stream, headers, body).await
 }
 
-async fn create(
-    State(state): Shared,
+async fn create<E: Endpoint>(
+    State(state): Shared<E>,
     direction: Direction,
     prefix: &str,
     stream: String,
@@ -264,8 +266,8 @@ async fn create(
 
 /// The session at `/{whip|whep}/{stream}/{session}`; `Err` is the 404 to send when no
 /// such session lives at this path.
-async fn session_at(
-    state: &AppState,
+async fn session_at<E: Endpoint>(
+    state: &AppState<E>,
     direction: Direction,
     stream: &str,
     session: &str,
@@ -301,8 +303,8 @@ fn has_attribute(fragment: &str, name: &str) -> bool {
 }
 
 /// `PATCH`: trickle ICE (`204`), or with `If-Match: *` an ICE restart (`200` + fragment).
-async fn patch_session(
-    State(state): Shared,
+async fn patch_session<E: Endpoint>(
+    State(state): Shared<E>,
     direction: Direction,
     Path((stream, session)): SessionPath,
     headers: HeaderMap,
@@ -370,8 +372,8 @@ async fn patch_session(
     }
 }
 
-async fn end_session(
-    State(state): Shared,
+async fn end_session<E: Endpoint>(
+    State(state): Shared<E>,
     direction: Direction,
     Path((stream, session)): SessionPath,
     headers: HeaderMap,
@@ -388,6 +390,6 @@ async fn end_session(
     }
 }
 
-async fn status(State(state): Shared) -> Json<serde_json::Value> {
+async fn status<E: Endpoint>(State(state): Shared<E>) -> Json<E::Status> {
     Json(state.endpoint.status().await)
 }

@@ -1,11 +1,13 @@
 //! usermedia-signaling: exchanges SDP with browsers and servers — WHEP (view) and WHIP
-//! (ingest) over HTTP and HTTPS, server and client. It knows SDP text and HTTP, nothing of capture or codecs: the main
-//! package plugs in through [`Endpoint`] (offer in, answer out).
+//! (ingest) over HTTP and HTTPS, server and client, and the WebSocket call rooms with their
+//! protocol ([`ClientMessage`], [`ServerMessage`]). It knows SDP text and HTTP, nothing of
+//! capture or codecs: the main package plugs in through [`Endpoint`] (offer in, answer out).
 
 mod auth;
 mod client;
 mod endpoint;
 mod http;
+mod room_protocol;
 mod rooms;
 mod sdp;
 mod tls;
@@ -14,5 +16,6 @@ pub use auth::{StreamToken, TokenFile, TokenFileError};
 pub use client::{post_offer, ClientError, HttpClient, HttpSession};
 pub use endpoint::{Answer, Direction, Endpoint, EndpointError, IceRestart, SessionInfo};
 pub use http::{router, ServerConfig};
+pub use room_protocol::{ClientMessage, InvalidMessage, ServerMessage};
 pub use sdp::{SdpError, SessionDescription};
 pub use tls::{server_config, TlsError, TlsListener};

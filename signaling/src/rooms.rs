@@ -1,11 +1,5 @@
-//! WebSocket call rooms at `/ws?room=R`: a relay of JSON messages for full-mesh calls.
-//!
-//! Client → server: `{"type":"join"}`; `{"type":"offer"|"answer","to":ID,"sdp":S}`;
-//! `{"type":"candidate","to":ID,"candidate":C}`; `{"type":"leave"}`.
-//! Server → client: `{"type":"peers","you":ID,"peers":[ID…]}` after a join (the joiner then
-//! offers to each); `{"type":"join","from":ID}` to the others; relayed messages with `from`
-//! instead of `to`; `{"type":"leave","from":ID}` when someone leaves or disconnects;
-//! `{"type":"error","message":M}` for bad JSON, an unknown target or a full room.
+//! WebSocket call rooms at `/ws?room=R`: a relay of [`crate::room_protocol`] messages for
+//! full-mesh calls.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::Response;
-use serde_json::{json, Value};
 use tokio::sync::mpsc;
+
+use crate::room_protocol::{ClientMessage, InvalidMessage, ServerMessage};
 
 /// Largest message accepted (SDP with candidates fits easily).
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -38,15 +33,15 @@ impl Rooms {
         }
     }
 
-    fn send(&self, room: &str, to: &str, message: &Value) -> bool {
+    fn send(&self, room: &str, to: &str, message: &ServerMessage) -> bool {
         let target = lock(&self.rooms).get(room).and_then(|p| p.get(to)).cloned();
         match target {
-            Some(tx) => tx.try_send(message.to_string()).is_ok(),
+            Some(tx) => tx.try_send(message.to_json()).is_ok(),
             None => false,
         }
     }
 
-    fn broadcast(&self, room: &str, except: &str, message: &Value) {
+    fn broadcast(&self, room: &str, except: &str, message: &ServerMessage) {
         let targets: Vec<mpsc::Sender<String>> = lock(&self.rooms)
             .get(room)
             .map(|p| {
@@ -56,8 +51,9 @@ impl Rooms {
                     .collect()
             })
             .unwrap_or_default();
+        let text = message.to_json();
         for tx in targets {
-            let _ = tx.try_send(message.to_string());
+            let _ = tx.try_send(text.clone());
         }
     }
 
@@ -91,7 +87,19 @@ pub(crate) async fn upgrade(
 }
 
 fn error(message: &str) -> String {
-    json!({ "type": "error", "message": message }).to_string()
+    ServerMessage::error(message).to_json()
+}
+
+/// The error reply to a message that is not a [`ClientMessage`], as the participant's
+/// state makes it: a relayed type before joining is unexpected whatever its fields.
+fn invalid(e: &InvalidMessage, joined: bool) -> String {
+    match e {
+        InvalidMessage::Malformed { kind, .. } if !joined => {
+            error(&InvalidMessage::UnknownType(kind.clone()).to_string())
+        }
+        InvalidMessage::Malformed { has_to: false, .. } => error("a relayed message needs \"to\""),
+        other => error(&other.to_string()),
+    }
 }
 
 async fn participant(rooms: Arc<Rooms>, room: String, mut socket: WebSocket) {
@@ -112,12 +120,19 @@ async fn participant(rooms: Arc<Rooms>, room: String, mut socket: WebSocket) {
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
-                let Ok(msg) = serde_json::from_str::<Value>(&text) else {
-                    let _ = socket.send(Message::Text(error("not JSON").into())).await;
-                    continue;
+                let msg = match ClientMessage::parse(&text) {
+                    Ok(msg) => msg,
+                    Err(e @ InvalidMessage::NotJson) => {
+                        let _ = socket.send(Message::Text(invalid(&e, joined).into())).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        let _ = tx.try_send(invalid(&e, joined));
+                        continue;
+                    }
                 };
-                match msg["type"].as_str() {
-                    Some("join") if !joined => {
+                match msg {
+                    ClientMessage::Join if !joined => {
                         // The others already in the room, or Err when it is full.
                         let others: Result<Vec<String>, ()> = {
                             let mut all = lock(&rooms.rooms);
@@ -135,29 +150,24 @@ async fn participant(rooms: Arc<Rooms>, room: String, mut socket: WebSocket) {
                             break;
                         };
                         joined = true;
-                        let _ = tx.try_send(json!({ "type": "peers", "you": id, "peers": others }).to_string());
-                        rooms.broadcast(&room, &id, &json!({ "type": "join", "from": id }));
+                        let peers = ServerMessage::Peers { you: id.clone(), peers: others };
+                        let _ = tx.try_send(peers.to_json());
+                        rooms.broadcast(&room, &id, &ServerMessage::Join { from: id.clone() });
                     }
-                    Some("offer" | "answer" | "candidate") if joined => {
-                        let Some(to) = msg["to"].as_str().map(str::to_owned) else {
-                            let _ = tx.try_send(error("a relayed message needs \"to\""));
-                            continue;
-                        };
-                        let mut relayed = msg.clone();
-                        if let Some(obj) = relayed.as_object_mut() {
-                            obj.remove("to");
-                            obj.insert("from".into(), Value::String(id.clone()));
+                    ClientMessage::Leave => break,
+                    other => {
+                        let kind = other.kind();
+                        match other.relay(&id) {
+                            Some((to, relayed)) if joined => {
+                                if !rooms.send(&room, &to, &relayed) {
+                                    let _ = tx.try_send(error(&format!("no participant {to:?} in this room")));
+                                }
+                            }
+                            _ => {
+                                let unexpected = InvalidMessage::UnknownType(kind.to_owned());
+                                let _ = tx.try_send(error(&unexpected.to_string()));
+                            }
                         }
-                        if !rooms.send(&room, &to, &relayed) {
-                            let _ = tx.try_send(error(&format!("no participant {to:?} in this room")));
-                        }
-                    }
-                    Some("leave") => break,
-                    Some(t) => {
-                        let _ = tx.try_send(error(&format!("unexpected message type {t:?}")));
-                    }
-                    None => {
-                        let _ = tx.try_send(error("a message needs a \"type\""));
                     }
                 }
             }
@@ -165,7 +175,7 @@ async fn participant(rooms: Arc<Rooms>, room: String, mut socket: WebSocket) {
     }
     if joined {
         rooms.leave(&room, &id);
-        rooms.broadcast(&room, &id, &json!({ "type": "leave", "from": id }));
+        rooms.broadcast(&room, &id, &ServerMessage::Leave { from: id.clone() });
     }
 }
 
@@ -180,4 +190,44 @@ fn uuid_like() -> String {
             .unwrap_or(0),
     );
     format!("{:016x}", h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error reply to `text` from a participant that has or has not joined.
+    fn reply(text: &str, joined: bool) -> String {
+        let e = ClientMessage::parse(text).expect_err(text);
+        invalid(&e, joined)
+    }
+
+    #[test]
+    fn bad_messages_get_the_same_error_replies_as_ever() {
+        let err = |m: &str| format!(r#"{{"type":"error","message":{}}}"#, serde_json::json!(m));
+        assert_eq!(reply("nope", true), err("not JSON"));
+        assert_eq!(reply("{}", true), err("a message needs a \"type\""));
+        assert_eq!(
+            reply(r#"{"type":null}"#, false),
+            err("a message needs a \"type\"")
+        );
+        assert_eq!(
+            reply(r#"{"type":"dance"}"#, true),
+            err("unexpected message type \"dance\"")
+        );
+        // A relayed type before joining is unexpected, whatever its fields.
+        assert_eq!(
+            reply(r#"{"type":"offer"}"#, false),
+            err("unexpected message type \"offer\"")
+        );
+        assert_eq!(
+            reply(r#"{"type":"offer","sdp":"S"}"#, true),
+            err("a relayed message needs \"to\"")
+        );
+        assert_eq!(
+            reply(r#"{"type":"candidate","to":7,"candidate":null}"#, true),
+            err("a relayed message needs \"to\"")
+        );
+        assert!(reply(r#"{"type":"answer","to":"b"}"#, true).contains("malformed \\\"answer\\\""));
+    }
 }

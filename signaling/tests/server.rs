@@ -33,6 +33,8 @@ struct Fake {
 
 #[async_trait::async_trait]
 impl Endpoint for Fake {
+    type Status = serde_json::Value;
+
     async fn offer(
         &self,
         direction: Direction,
@@ -314,7 +316,7 @@ async fn whep_over_https_with_a_self_signed_certificate() {
         token_for_viewing: true,
         ..ServerConfig::default()
     };
-    let app = router(Arc::clone(&fake) as Arc<dyn Endpoint>, config);
+    let app = router(Arc::clone(&fake), config);
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
     let tls = server_config(&cert_path, &key_path).unwrap();

@@ -27,9 +27,9 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::peer::{PeerConfig, PeerFactory};
-use usermedia::service::Publisher;
+use usermedia::server::Publisher;
 use usermedia::MediaStream;
-use usermedia_signaling::{router, Endpoint, ServerConfig};
+use usermedia_signaling::{router, ServerConfig};
 
 /// Set in the re-executed child: the case runs here rather than re-executing again.
 const INSIDE_NETNS: &str = "USERMEDIA_TEST_IN_NETNS";
@@ -330,11 +330,7 @@ pub async fn serve(constraints: Option<&str>) -> Served {
         .route("/test/result/{id}", post(result))
         .route("/test/log/{id}", post(page_log))
         .with_state(Arc::clone(&waiting));
-    let app = router(
-        Arc::clone(&publisher) as Arc<dyn Endpoint>,
-        ServerConfig::default(),
-    )
-    .merge(test_routes);
+    let app = router(Arc::clone(&publisher), ServerConfig::default()).merge(test_routes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a loopback port");

@@ -8,10 +8,10 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use usermedia::client::RemoteSession;
 use usermedia::devices::pattern::read_strip;
 use usermedia::devices::{MediaDevices, Permission, PermissionPolicy};
 use usermedia::peer::RemoteTrack;
-use usermedia::service::RemoteSession;
 use usermedia::{MediaFrame, MediaKind};
 
 /// The minimal HTTP/1.1 client of the signaling crate's tests, included from there by path

@@ -80,7 +80,7 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
         let encoders = client.encoders(None)?;
         let factory = client.factory.clone();
         let mut bot =
-            usermedia::service::join_room_with(&client.http, &opts.room, factory, encoders)
+            usermedia::client::join_room_with(&client.http, &opts.room, factory, encoders)
                 .await
                 .map_err(|e| session_failure(e, format!("joining {}", opts.room)))?;
         println!("usermedia: in the call at {}", opts.room);

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use usermedia::client::SessionError;
 use usermedia::devices::MediaDevices;
 use usermedia::encode::pipeline::{BitrateLadder, TrackEncoders};
 use usermedia::encode::VideoCodec;
 use usermedia::peer::{PeerConfig, PeerFactory};
-use usermedia::service::SessionError;
 use usermedia::MediaStream;
 use usermedia_signaling::{ClientError, HttpClient};
 
@@ -66,7 +66,7 @@ impl Client {
     pub fn encoders(&self, codec: Option<VideoCodec>) -> Result<Vec<TrackEncoders>, CliError> {
         let mut encoders = Vec::new();
         for t in self.stream.get_tracks() {
-            let e = usermedia::service::encode_track_with(t, self.ladder.clone(), codec);
+            let e = usermedia::server::encode_track_with(t, self.ladder.clone(), codec);
             encoders.push(e.context("cannot start the encoders").runtime()?);
         }
         Ok(encoders)

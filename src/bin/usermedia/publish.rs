@@ -52,7 +52,7 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
     };
     client.runtime.block_on(async {
         let encoded = client.encoders(opts.video_codec.map(Into::into))?;
-        let session = usermedia::service::publish_whip_with(
+        let session = usermedia::client::publish_whip_with(
             &client.http,
             &client.factory,
             &opts.whip,

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use usermedia::encode::pipeline::BitrateLadder;
 use usermedia::peer::{BitrateBounds, PeerConfig, PeerFactory};
-use usermedia::service::Publisher;
+use usermedia::server::Publisher;
 use usermedia_signaling::{router, ServerConfig, StreamToken, TokenFile};
 
 use crate::args::{video_rates, CodecArg, DeviceArgs, DEFAULT_MIN_VIDEO_BITRATE};
@@ -194,7 +194,7 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
             token_for_viewing: opts.token_for_viewing,
             ..ServerConfig::default()
         };
-        let app = router(Arc::clone(&publisher) as Arc<dyn usermedia_signaling::Endpoint>, config);
+        let app = router(Arc::clone(&publisher), config);
         // The address is a valid flag; that it is in use or not ours is the machine's state.
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await

@@ -1,0 +1,209 @@
+//! A participant in a WebSocket call room (`/ws?room=R` of `usermedia serve`): our side of
+//! the signaling crate's room protocol, one peer connection per other participant.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use usermedia_signaling::{ClientMessage, HttpClient, ServerMessage};
+
+use super::session::SessionError;
+use crate::encode::pipeline::TrackEncoders;
+use crate::peer::{Peer, PeerFactory, RemoteTrack};
+
+/// How long a connection's remote tracks are waited for, one at a time.
+const REMOTE_TRACK_WAIT: Duration = Duration::from_secs(3600);
+
+/// A participant in a WebSocket call room (`/ws?room=R`): sends its tracks to everyone in
+/// the room and receives theirs (full mesh; it offers to those already there).
+pub struct CallBot {
+    remote: mpsc::Receiver<RemoteTrack>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CallBot {
+    /// The next track another participant sends.
+    pub async fn next_remote_track(&mut self, timeout: Duration) -> Option<RemoteTrack> {
+        tokio::time::timeout(timeout, self.remote.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Leaves the room: closes the socket and every connection.
+    pub fn leave(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for CallBot {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Joins the call room at `ws_url` (e.g. `ws://127.0.0.1:8080/ws?room=r1`) with `tracks`.
+/// Each connection sends the codec it negotiates (we offer H.264 and VP8 to those already
+/// there and answer newcomers with the first of their offer), one encoder per codec.
+/// `wss://` rooms are trusted as the system's roots say; see [`join_room_with`] for others.
+pub async fn join_room(
+    ws_url: &str,
+    factory: PeerFactory,
+    tracks: Vec<TrackEncoders>,
+) -> Result<CallBot, SessionError> {
+    let client = HttpClient::new()?;
+    join_room_with(&client, ws_url, factory, tracks).await
+}
+
+/// [`join_room`] with `client`'s TLS trust for `wss://` (e.g. a private CA).
+pub async fn join_room_with(
+    client: &HttpClient,
+    ws_url: &str,
+    factory: PeerFactory,
+    tracks: Vec<TrackEncoders>,
+) -> Result<CallBot, SessionError> {
+    let websocket_error = |e| SessionError::WebSocket {
+        url: ws_url.to_owned(),
+        source: Box::new(e),
+    };
+    let connector = if ws_url.starts_with("wss://") {
+        Some(tokio_tungstenite::Connector::Rustls(
+            client.websocket_tls(ws_url)?,
+        ))
+    } else {
+        None
+    };
+    let (socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(ws_url, None, false, connector)
+            .await
+            .map_err(websocket_error)?;
+    let (mut sink, mut stream) = socket.split();
+    sink.send(Message::text(ClientMessage::Join.to_json()))
+        .await
+        .map_err(websocket_error)?;
+    let (remote_tx, remote) = mpsc::channel(16);
+    let task = tokio::spawn(async move {
+        let mut room = Room {
+            factory,
+            tracks,
+            peers: HashMap::new(),
+            remote: remote_tx,
+        };
+        while let Some(Ok(message)) = stream.next().await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let Ok(message) = serde_json::from_str::<ServerMessage>(&text) else {
+                continue;
+            };
+            for reply in room.handle(message).await {
+                if sink.send(Message::text(reply.to_json())).await.is_err() {
+                    break;
+                }
+            }
+        }
+        room.close().await;
+    });
+    Ok(CallBot { remote, task })
+}
+
+/// The bot's side of the room: a peer per other participant.
+struct Room {
+    factory: PeerFactory,
+    tracks: Vec<TrackEncoders>,
+    peers: HashMap<String, Arc<Peer>>,
+    /// Where every connection's remote tracks go (the bot's owner).
+    remote: mpsc::Sender<RemoteTrack>,
+}
+
+impl Room {
+    /// Acts on a message from the server; returns what to send back.
+    async fn handle(&mut self, message: ServerMessage) -> Vec<ClientMessage> {
+        match message {
+            // We joined: offer to everyone already there.
+            ServerMessage::Peers { peers, .. } => {
+                let mut offers = Vec::new();
+                for id in peers {
+                    let Some(peer) = self.connect().await else {
+                        continue;
+                    };
+                    for t in &self.tracks {
+                        let _ = peer.add_track(t).await;
+                    }
+                    if let Ok(sdp) = peer.create_offer().await {
+                        offers.push(ClientMessage::Offer {
+                            to: id.clone(),
+                            sdp,
+                        });
+                    }
+                    self.peers.insert(id, peer);
+                }
+                offers
+            }
+            // A newcomer offers to us.
+            ServerMessage::Offer { from, sdp } => {
+                let Some(peer) = self.connect().await else {
+                    return Vec::new();
+                };
+                let answer = peer.answer_with(&sdp, &self.tracks).await;
+                self.peers.insert(from.clone(), peer);
+                match answer {
+                    Ok(sdp) => vec![ClientMessage::Answer { to: from, sdp }],
+                    Err(e) => {
+                        tracing::warn!("call: cannot answer {from}: {e}");
+                        Vec::new()
+                    }
+                }
+            }
+            ServerMessage::Answer { from, sdp } => {
+                if let Some(peer) = self.peers.get(&from) {
+                    if let Err(e) = peer.accept_answer(&sdp).await {
+                        tracing::warn!("call: answer from {from}: {e}");
+                    }
+                }
+                Vec::new()
+            }
+            ServerMessage::Leave { from } => {
+                if let Some(peer) = self.peers.remove(&from) {
+                    peer.close().await;
+                }
+                Vec::new()
+            }
+            ServerMessage::Error { message } => {
+                tracing::warn!("call room: {message:?}");
+                Vec::new()
+            }
+            // Newcomers offer to us; candidates come inside the SDP.
+            ServerMessage::Join { .. } | ServerMessage::Candidate { .. } => Vec::new(),
+        }
+    }
+
+    /// A new connection whose remote tracks go to the bot's owner; `None` if no peer can
+    /// be created (at capacity).
+    async fn connect(&self) -> Option<Arc<Peer>> {
+        let peer = Arc::new(self.factory.create().await.ok()?);
+        let weak = Arc::downgrade(&peer);
+        let tx = self.remote.clone();
+        tokio::spawn(async move {
+            while let Some(peer) = weak.upgrade() {
+                let next = peer.next_remote_track(REMOTE_TRACK_WAIT).await;
+                drop(peer);
+                let Some(track) = next else { break };
+                if tx.send(track).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Some(peer)
+    }
+
+    /// Closes every connection (the socket ended).
+    async fn close(&mut self) {
+        for (_, peer) in self.peers.drain() {
+            peer.close().await;
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! [`Publisher`]: the streams we send and the WHEP/WHIP sessions on them, as the signaling
+//! crate's [`Endpoint`] — offers answered, trickle, ICE restarts, sessions ended or reaped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use usermedia_signaling::{
+    Answer, Direction, Endpoint, EndpointError, IceRestart, SessionDescription, SessionInfo,
+};
+
+use super::encoders::encode_track_with;
+use super::ingest::unpublish_ingest;
+use super::status::Status;
+use super::stream::{Published, Streams};
+use crate::devices::MediaDevices;
+use crate::encode::pipeline::BitrateLadder;
+use crate::encode::{EncodeError, VideoCodec};
+use crate::peer::{Peer, PeerError, PeerFactory, PeerState};
+use crate::sync::lock;
+use crate::track::MediaStreamTrack;
+
+/// How long a session may take to connect before it is reaped.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An open session: a viewer (WHEP) or a publisher (WHIP) of a stream.
+pub(super) struct Session {
+    pub(super) stream: String,
+    pub(super) peer: Arc<Peer>,
+    pub(super) direction: Direction,
+    /// The entity tag: the session id, then a new one per ICE restart.
+    pub(super) etag: String,
+}
+
+/// The sessions by id.
+pub(super) type Sessions = Mutex<HashMap<String, Session>>;
+
+/// Streams we send and the sessions viewing them.
+pub struct Publisher {
+    factory: PeerFactory,
+    pub(super) streams: Arc<Streams>,
+    /// Bitrates of ingested video transcoded for viewers of another codec.
+    pub(super) ingest_ladder: BitrateLadder,
+    /// The video codecs we send: one, or `None` for whichever each viewer offers first.
+    pub(super) video_codec: Option<VideoCodec>,
+    pub(super) sessions: Arc<Sessions>,
+    devices: Option<Arc<MediaDevices>>,
+}
+
+impl Publisher {
+    pub fn new(factory: PeerFactory) -> Self {
+        Publisher {
+            factory,
+            streams: Arc::default(),
+            ingest_ladder: BitrateLadder::from(1_500_000),
+            video_codec: None,
+            sessions: Arc::default(),
+            devices: None,
+        }
+    }
+
+    /// Sends video only in `codec` (`None`: H.264 or VP8, the first a viewer offers).
+    pub fn with_video_codec(mut self, codec: Option<VideoCodec>) -> Self {
+        self.video_codec = codec;
+        self
+    }
+
+    /// Transcodes ingested video (for viewers of a codec other than the publisher's) at
+    /// these tiers (default: derived from 1.5 Mbit/s).
+    pub fn with_ingest_ladder(mut self, ladder: impl Into<BitrateLadder>) -> Self {
+        self.ingest_ladder = ladder.into();
+        self
+    }
+
+    /// Reports these devices' use in `/status`.
+    pub fn with_devices(mut self, devices: Arc<MediaDevices>) -> Self {
+        self.devices = Some(devices);
+        self
+    }
+
+    /// Publishes `tracks` as `name`: per track one encoder per codec its viewers negotiate
+    /// and bitrate tier (H.264 or VP8 at the tiers of `video_bitrate`, Opus at 64 kbit/s),
+    /// each started by the first viewer of its codec and tier and shared by every later one.
+    pub fn publish(
+        &self,
+        name: &str,
+        tracks: Vec<MediaStreamTrack>,
+        video_bitrate: impl Into<BitrateLadder>,
+    ) -> Result<(), EncodeError> {
+        let ladder = video_bitrate.into();
+        let mut list = Vec::new();
+        for t in tracks {
+            let e = encode_track_with(&t, ladder.clone(), self.video_codec)?;
+            list.push((t, e));
+        }
+        let published = Published::captured(list);
+        lock(&self.streams).insert(name.to_owned(), Arc::new(published));
+        Ok(())
+    }
+
+    /// The tracks of stream `name` as they are now: captured tracks, or an ingested
+    /// stream's remote tracks (which a bot can subscribe to, record or inspect).
+    pub fn tracks(&self, name: &str) -> Vec<MediaStreamTrack> {
+        let published = lock(&self.streams).get(name).cloned();
+        published.map(|p| p.tracks()).unwrap_or_default()
+    }
+
+    /// Sessions open now.
+    pub fn session_count(&self) -> usize {
+        lock(&self.sessions).len()
+    }
+
+    /// Closes every session (shutdown).
+    pub async fn close_all(&self) {
+        let sessions: Vec<Session> = lock(&self.sessions).drain().map(|(_, s)| s).collect();
+        for s in sessions {
+            s.peer.close().await;
+        }
+    }
+
+    /// Removes the session when its peer fails or closes; reaps it if it never connects.
+    pub(super) fn watch(&self, id: String, peer: &Arc<Peer>) {
+        let sessions = Arc::clone(&self.sessions);
+        let streams = Arc::clone(&self.streams);
+        let weak = Arc::downgrade(peer);
+        let mut state = peer.watch_state();
+        tokio::spawn(async move {
+            let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
+                loop {
+                    match *state.borrow_and_update() {
+                        PeerState::Connected => return true,
+                        PeerState::Failed | PeerState::Closed => return false,
+                        _ => {}
+                    }
+                    if state.changed().await.is_err() {
+                        return false;
+                    }
+                }
+            })
+            .await
+            .unwrap_or(false);
+            if connected {
+                while state.changed().await.is_ok() {
+                    if matches!(*state.borrow(), PeerState::Failed | PeerState::Closed) {
+                        break;
+                    }
+                }
+            }
+            let removed = lock(&sessions).remove(&id);
+            unpublish_ingest(&streams, &id);
+            if let Some(session) = removed {
+                tracing::info!("session {id} on {:?} ended", session.stream);
+                session.peer.close().await;
+            } else if let Some(peer) = weak.upgrade() {
+                peer.close().await;
+            }
+        });
+    }
+
+    pub(super) async fn new_peer(&self) -> Result<Arc<Peer>, EndpointError> {
+        self.factory
+            .create()
+            .await
+            .map(Arc::new)
+            .map_err(create_error)
+    }
+
+    /// The peer of session `session`.
+    fn peer(&self, session: &str) -> Result<Arc<Peer>, EndpointError> {
+        lock(&self.sessions)
+            .get(session)
+            .map(|s| Arc::clone(&s.peer))
+            .ok_or_else(|| EndpointError::UnknownSession(session.to_owned()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Endpoint for Publisher {
+    type Status = Status;
+
+    async fn offer(
+        &self,
+        direction: Direction,
+        stream: &str,
+        offer: SessionDescription,
+    ) -> Result<Answer, EndpointError> {
+        if direction == Direction::Ingest {
+            return self.ingest(stream, offer).await;
+        }
+        let published = lock(&self.streams)
+            .get(stream)
+            .cloned()
+            .ok_or_else(|| EndpointError::UnknownStream(stream.to_owned()))?;
+        let encoders = published.encoders();
+        if encoders.is_empty() {
+            // An ingested stream whose media has not arrived yet.
+            return Err(EndpointError::TooManySessions {
+                retry_after_secs: 1,
+            });
+        }
+        let peer = self.new_peer().await?;
+        let sdp = match peer.answer_with(offer.as_str(), &encoders).await {
+            Ok(sdp) => sdp,
+            Err(e) => {
+                peer.close().await;
+                return Err(offer_error(e));
+            }
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        tracing::info!("session {id}: a viewer of {stream:?}");
+        lock(&self.sessions).insert(
+            id.clone(),
+            Session {
+                stream: stream.to_owned(),
+                peer: Arc::clone(&peer),
+                direction: Direction::View,
+                etag: id.clone(),
+            },
+        );
+        self.watch(id.clone(), &peer);
+        Ok(Answer { session: id, sdp })
+    }
+
+    async fn trickle(&self, session: &str, fragment: &str) -> Result<(), EndpointError> {
+        let peer = self.peer(session)?;
+        // Candidates of another ICE generation: a restart sent as trickle.
+        let given = fragment
+            .lines()
+            .find_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"));
+        if let (Some(given), Some(current)) = (given, peer.remote_ice_ufrag().await) {
+            if given.trim() != current {
+                return Err(EndpointError::PreconditionRequired(format!(
+                    "the fragment's ice-ufrag {given:?} is not the session's ({current:?}); \
+                     new ICE credentials are an ICE restart, which needs If-Match: *"
+                )));
+            }
+        }
+        peer.add_candidates(fragment)
+            .await
+            .map(|_| ())
+            .map_err(|e| EndpointError::BadOffer(e.to_string()))
+    }
+
+    async fn session(&self, session: &str) -> Option<SessionInfo> {
+        lock(&self.sessions).get(session).map(|s| SessionInfo {
+            stream: s.stream.clone(),
+            direction: s.direction,
+            etag: s.etag.clone(),
+        })
+    }
+
+    async fn restart_ice(
+        &self,
+        session: &str,
+        fragment: &str,
+    ) -> Result<IceRestart, EndpointError> {
+        let peer = self.peer(session)?;
+        let ours = peer
+            .restart_ice_answer(fragment)
+            .await
+            .map_err(restart_error)?;
+        let etag = uuid::Uuid::new_v4().simple().to_string();
+        match lock(&self.sessions).get_mut(session) {
+            Some(s) => s.etag.clone_from(&etag),
+            None => return Err(EndpointError::UnknownSession(session.to_owned())),
+        }
+        Ok(IceRestart {
+            fragment: ours,
+            etag,
+        })
+    }
+
+    async fn end(&self, session: &str) -> Result<(), EndpointError> {
+        let removed = lock(&self.sessions).remove(session);
+        unpublish_ingest(&self.streams, session);
+        match removed {
+            Some(s) => {
+                s.peer.close().await;
+                Ok(())
+            }
+            None => Err(EndpointError::UnknownSession(session.to_owned())),
+        }
+    }
+
+    async fn status(&self) -> Status {
+        Status::of(&self.streams, &self.sessions, self.devices.as_deref()).await
+    }
+}
+
+// How a peer's failure reads over HTTP. The only place the server looks into
+// `PeerError`'s variants: a description the peer cannot take is the client's (400),
+// capacity is 503, anything else is ours (500).
+
+/// A peer that cannot be created: at capacity, or an internal failure.
+fn create_error(e: PeerError) -> EndpointError {
+    match e {
+        PeerError::TooManyPeers(_) => EndpointError::TooManySessions {
+            retry_after_secs: 5,
+        },
+        e => EndpointError::Internal(e.to_string()),
+    }
+}
+
+/// An offer the peer cannot answer.
+pub(super) fn offer_error(e: PeerError) -> EndpointError {
+    match e {
+        PeerError::Sdp(m) => EndpointError::BadOffer(m),
+        other => EndpointError::Internal(other.to_string()),
+    }
+}
+
+/// An ICE restart the peer cannot carry out.
+fn restart_error(e: PeerError) -> EndpointError {
+    match e {
+        PeerError::Sdp(m) => EndpointError::BadOffer(format!("ICE restart: {m}")),
+        other => EndpointError::Internal(format!("ICE restart: {other}")),
+    }
+}
