@@ -11,9 +11,47 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-/// Why encoding or decoding failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// Why encoding or decoding failed. Each message names the step that failed and says
+/// why; a library's own error is kept as the [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
+    /// An openh264 call failed; `what` names it (`encoder`, `encode`, `decoder`, `decode`).
+    #[error("openh264 {what}: {source}")]
+    OpenH264 {
+        what: &'static str,
+        #[source]
+        source: openh264::Error,
+    },
+    /// openh264 refused a bitrate option with this status.
+    #[error("openh264: set bitrate {bitrate} (option {option}, layer {layer}): error {status}")]
+    OpenH264Option {
+        bitrate: u32,
+        option: i32,
+        layer: i32,
+        status: i32,
+    },
+    /// A libvpx call failed; `what` names it.
+    #[error("libvpx {what}: {source}")]
+    Libvpx {
+        what: String,
+        #[source]
+        source: vp8::LibvpxError,
+    },
+    /// A libopus call failed; `what` names it (`encoder`, `bitrate`, `encode`, ...).
+    #[error("opus {what}: {source}")]
+    Opus {
+        what: &'static str,
+        #[source]
+        source: ::opus::Error,
+    },
+    /// A decoded picture does not make a frame.
+    #[error("decoded picture: {0}")]
+    Frame(#[from] crate::frame::FrameError),
+    /// The encoder thread could not be started.
+    #[error("cannot start the encoder thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// A codec gave or took something unusable, with no library error behind it (an empty
+    /// frame, a malformed picture).
     #[error("{0}")]
     Codec(String),
     /// The input does not fit the encoder (size, rate, channels).
