@@ -289,7 +289,7 @@ impl Splice {
             // handing out the old one first would make that keyframe a repeat. Not once the
             // new tier has passed that frame as a delta: that keyframe is not coming.
             let (old_ts, deadline) = (old.timestamp, (*deadline).min(give_up_at));
-            if !passed.is_some_and(|t| t >= old_ts) {
+            if passed.is_none_or(|t| t < old_ts) {
                 match self.take(Side::Pending) {
                     Some(Some(u)) if self.usable_key(&u) => {
                         if u.timestamp <= old_ts {

@@ -319,8 +319,6 @@ mod tests {
         assert_eq!(late.recv_timeout(Duration::from_secs(1)), Err(()));
     }
 
-    /// A set of two H.264 tiers (1 Mbit/s and 400 kbit/s) fed by hand, and a viewer on
-
     /// Two H.264 tiers (1 Mbit/s and 400 kbit/s) fed by hand and a viewer on the top one
     /// with `config`: the driver with no encoder timing in the way.
     fn fed_tiers(
