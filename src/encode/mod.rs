@@ -149,3 +149,26 @@ mod test_frames {
         f
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn codec_errors_name_the_step_and_keep_the_librarys_error_as_their_source() {
+        let mut vp8 = vp8::Vp8Decoder::new().unwrap();
+        let err = vp8
+            .decode(&[0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0xff, 0xff])
+            .unwrap_err();
+        assert!(matches!(err, EncodeError::Libvpx { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("libvpx decode: "), "{err}");
+        let source = err.source().expect("libvpx's status").to_string();
+        assert!(err.to_string().ends_with(&source), "{err} / {source}");
+
+        let frame = crate::frame::VideoFrame::from_i420(2, 2, vec![0; 1]).unwrap_err();
+        let err = EncodeError::from(frame);
+        assert!(err.source().is_some() && err.to_string().starts_with("decoded picture: "));
+    }
+}
