@@ -138,6 +138,8 @@ impl TieredReceiver {
     /// await, so a cancelled call loses nothing; the next call hands out what the splice
     /// holds first, even if the move it was held for has been abandoned since.
     pub async fn recv(&mut self) -> Option<EncodedUnit> {
+        // The time may have passed a deadline since the last call (a move to give up).
+        self.splice.handle_timeout(Instant::now());
         loop {
             match self.splice.poll_output() {
                 Output::Unit(unit) => return Some(unit),
