@@ -83,8 +83,12 @@ impl H264Encoder {
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
             .intra_frame_period(IntraFramePeriod::from_num_frames(period.max(1)))
             .num_threads(1);
-        Encoder::with_api_config(OpenH264API::from_source(), cfg)
-            .map_err(|e| EncodeError::Codec(format!("openh264 encoder: {e}")))
+        Encoder::with_api_config(OpenH264API::from_source(), cfg).map_err(|source| {
+            EncodeError::OpenH264 {
+                what: "encoder",
+                source,
+            }
+        })
     }
 
     pub fn config(&self) -> &H264Config {
@@ -130,9 +134,12 @@ impl H264Encoder {
             )
         };
         if rc != 0 {
-            return Err(EncodeError::Codec(format!(
-                "set bitrate {bitrate} (option {option}, layer {layer}): error {rc}"
-            )));
+            return Err(EncodeError::OpenH264Option {
+                bitrate,
+                option,
+                layer,
+                status: rc,
+            });
         }
         Ok(())
     }
@@ -163,7 +170,10 @@ impl H264Encoder {
             let bs = self
                 .encoder
                 .encode(&src)
-                .map_err(|e| EncodeError::Codec(format!("encode: {e}")))?;
+                .map_err(|source| EncodeError::OpenH264 {
+                    what: "encode",
+                    source,
+                })?;
             (bs.frame_type(), bs.to_vec())
         } else {
             pad_to_even(frame, &mut self.padded);
@@ -175,7 +185,10 @@ impl H264Encoder {
             let bs = self
                 .encoder
                 .encode(&src)
-                .map_err(|e| EncodeError::Codec(format!("encode: {e}")))?;
+                .map_err(|source| EncodeError::OpenH264 {
+                    what: "encode",
+                    source,
+                })?;
             (bs.frame_type(), bs.to_vec())
         };
         if data.is_empty() || matches!(bitstream_type, FrameType::Skip | FrameType::Invalid) {
@@ -248,8 +261,10 @@ pub struct H264Decoder {
 
 impl H264Decoder {
     pub fn new() -> Result<Self, EncodeError> {
-        let decoder =
-            Decoder::new().map_err(|e| EncodeError::Codec(format!("openh264 decoder: {e}")))?;
+        let decoder = Decoder::new().map_err(|source| EncodeError::OpenH264 {
+            what: "decoder",
+            source,
+        })?;
         Ok(H264Decoder { decoder })
     }
 
@@ -259,7 +274,10 @@ impl H264Decoder {
         let Some(yuv) = self
             .decoder
             .decode(annex_b)
-            .map_err(|e| EncodeError::Codec(format!("decode: {e}")))?
+            .map_err(|source| EncodeError::OpenH264 {
+                what: "decode",
+                source,
+            })?
         else {
             return Ok(None);
         };
@@ -286,7 +304,7 @@ impl H264Decoder {
         }
         VideoFrame::from_i420(w as u32, h as u32, data)
             .map(Some)
-            .map_err(|e| EncodeError::Codec(e.to_string()))
+            .map_err(EncodeError::from)
     }
 }
 

@@ -11,9 +11,47 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-/// Why encoding or decoding failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// Why encoding or decoding failed. Each message names the step that failed and says
+/// why; a library's own error is kept as the [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
+    /// An openh264 call failed; `what` names it (`encoder`, `encode`, `decoder`, `decode`).
+    #[error("openh264 {what}: {source}")]
+    OpenH264 {
+        what: &'static str,
+        #[source]
+        source: openh264::Error,
+    },
+    /// openh264 refused a bitrate option with this status.
+    #[error("openh264: set bitrate {bitrate} (option {option}, layer {layer}): error {status}")]
+    OpenH264Option {
+        bitrate: u32,
+        option: i32,
+        layer: i32,
+        status: i32,
+    },
+    /// A libvpx call failed; `what` names it.
+    #[error("libvpx {what}: {source}")]
+    Libvpx {
+        what: String,
+        #[source]
+        source: vp8::LibvpxError,
+    },
+    /// A libopus call failed; `what` names it (`encoder`, `bitrate`, `encode`, ...).
+    #[error("opus {what}: {source}")]
+    Opus {
+        what: &'static str,
+        #[source]
+        source: ::opus::Error,
+    },
+    /// A decoded picture does not make a frame.
+    #[error("decoded picture: {0}")]
+    Frame(#[from] crate::frame::FrameError),
+    /// The encoder thread could not be started.
+    #[error("cannot start the encoder thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// A codec gave or took something unusable, with no library error behind it (an empty
+    /// frame, a malformed picture).
     #[error("{0}")]
     Codec(String),
     /// The input does not fit the encoder (size, rate, channels).
@@ -109,5 +147,28 @@ mod test_frames {
             *px = px.saturating_add((state >> 28) as u8).saturating_sub(8);
         }
         f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn codec_errors_name_the_step_and_keep_the_librarys_error_as_their_source() {
+        let mut vp8 = vp8::Vp8Decoder::new().unwrap();
+        let err = vp8
+            .decode(&[0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0xff, 0xff])
+            .unwrap_err();
+        assert!(matches!(err, EncodeError::Libvpx { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("libvpx decode: "), "{err}");
+        let source = err.source().expect("libvpx's status").to_string();
+        assert!(err.to_string().ends_with(&source), "{err} / {source}");
+
+        let frame = crate::frame::VideoFrame::from_i420(2, 2, vec![0; 1]).unwrap_err();
+        let err = EncodeError::from(frame);
+        assert!(err.source().is_some() && err.to_string().starts_with("decoded picture: "));
     }
 }

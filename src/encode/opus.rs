@@ -227,17 +227,27 @@ impl OpusEncoder {
             );
         }
         let mut encoder =
-            opus::Encoder::new(sample_rate, channels(channel_count)?, Application::Audio)
-                .map_err(|e| EncodeError::Codec(format!("opus encoder: {e}")))?;
+            opus::Encoder::new(sample_rate, channels(channel_count)?, Application::Audio).map_err(
+                |source| EncodeError::Opus {
+                    what: "encoder",
+                    source,
+                },
+            )?;
         encoder
             .set_bitrate(opus::Bitrate::Bits(bitrate as i32))
-            .map_err(|e| EncodeError::Codec(format!("opus bitrate: {e}")))?;
+            .map_err(|source| EncodeError::Opus {
+                what: "bitrate",
+                source,
+            })?;
         // Our SDP says useinbandfec=1: a browser receiving us recovers a lost packet from
         // the next one. Opus adds the redundancy only when it expects loss.
         encoder
             .set_inband_fec(true)
             .and_then(|()| encoder.set_packet_loss_perc(EXPECTED_LOSS_PERCENT))
-            .map_err(|e| EncodeError::Codec(format!("opus in-band FEC: {e}")))?;
+            .map_err(|source| EncodeError::Opus {
+                what: "in-band FEC",
+                source,
+            })?;
         Ok(OpusEncoder {
             encoder,
             converter,
@@ -255,7 +265,10 @@ impl OpusEncoder {
     pub fn set_bitrate(&mut self, bitrate: u32) -> Result<(), EncodeError> {
         self.encoder
             .set_bitrate(opus::Bitrate::Bits(bitrate.clamp(6000, 510_000) as i32))
-            .map_err(|e| EncodeError::Codec(format!("opus bitrate: {e}")))?;
+            .map_err(|source| EncodeError::Opus {
+                what: "bitrate",
+                source,
+            })?;
         self.bitrate = bitrate;
         Ok(())
     }
@@ -315,7 +328,10 @@ impl OpusEncoder {
             let data = self
                 .encoder
                 .encode_vec(&self.pending[..per_packet], MAX_PACKET)
-                .map_err(|e| EncodeError::Codec(format!("opus encode: {e}")))?;
+                .map_err(|source| EncodeError::Opus {
+                    what: "encode",
+                    source,
+                })?;
             out.push(EncodedUnit {
                 data: Bytes::from(data),
                 keyframe: true,
@@ -355,8 +371,13 @@ pub struct OpusDecoder {
 impl OpusDecoder {
     pub fn new(sample_rate: u32, channel_count: u16) -> Result<Self, EncodeError> {
         check_rate(sample_rate)?;
-        let decoder = opus::Decoder::new(sample_rate, channels(channel_count)?)
-            .map_err(|e| EncodeError::Codec(format!("opus decoder: {e}")))?;
+        let decoder =
+            opus::Decoder::new(sample_rate, channels(channel_count)?).map_err(|source| {
+                EncodeError::Opus {
+                    what: "decoder",
+                    source,
+                }
+            })?;
         Ok(OpusDecoder {
             decoder,
             sample_rate,
@@ -375,7 +396,10 @@ impl OpusDecoder {
         let frames = self
             .decoder
             .decode(packet, &mut self.buffer, false)
-            .map_err(|e| EncodeError::Codec(format!("opus decode: {e}")))?;
+            .map_err(|source| EncodeError::Opus {
+                what: "decode",
+                source,
+            })?;
         Ok(AudioFrame {
             sample_rate: self.sample_rate,
             channels: self.channels,

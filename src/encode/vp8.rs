@@ -65,7 +65,32 @@ impl Vp8Config {
     }
 }
 
-/// The message of a failed libvpx call on `ctx`, with libvpx's detail when it has one.
+/// A failed libvpx call: its status, and the context's message and detail when it has
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibvpxError {
+    pub status: vpx_codec_err_t,
+    pub message: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl std::fmt::Display for LibvpxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.message {
+            Some(m) => f.write_str(m)?,
+            None => write!(f, "{:?}", self.status)?,
+        }
+        if let Some(d) = &self.detail {
+            write!(f, " ({d})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LibvpxError {}
+
+/// The error of a failed libvpx call on `ctx`, with libvpx's message and detail when it has
+/// them.
 ///
 /// # Safety
 /// `ctx` must be a context that was passed to an init function (initialised or not: libvpx
@@ -86,10 +111,13 @@ unsafe fn context_error(
             (!d.is_null()).then(|| CStr::from_ptr(d).to_string_lossy().into_owned()),
         )
     };
-    let message = message.unwrap_or_else(|| format!("{err:?}"));
-    match detail {
-        Some(d) => EncodeError::Codec(format!("libvpx {what}: {message} ({d})")),
-        None => EncodeError::Codec(format!("libvpx {what}: {message}")),
+    EncodeError::Libvpx {
+        what: what.to_owned(),
+        source: LibvpxError {
+            status: err,
+            message,
+            detail,
+        },
     }
 }
 
@@ -137,9 +165,14 @@ impl Vp8Encoder {
         // config's size, which the call fills in whole when it succeeds.
         let err = unsafe { vpx_sys::vpx_codec_enc_config_default(iface, cfg.as_mut_ptr(), 0) };
         if err != vpx_codec_err_t::VPX_CODEC_OK {
-            return Err(EncodeError::Codec(format!(
-                "libvpx: no default VP8 configuration ({err:?})"
-            )));
+            return Err(EncodeError::Libvpx {
+                what: "default VP8 configuration".into(),
+                source: LibvpxError {
+                    status: err,
+                    message: None,
+                    detail: None,
+                },
+            });
         }
         // SAFETY: vpx_codec_enc_config_default succeeded, so every field is written.
         let mut cfg = unsafe { cfg.assume_init() };
@@ -486,7 +519,7 @@ fn copy_image(img: &vpx_image_t) -> Result<VideoFrame, EncodeError> {
             data.extend_from_slice(line);
         }
     }
-    VideoFrame::from_i420(w, h, data).map_err(|e| EncodeError::Codec(e.to_string()))
+    Ok(VideoFrame::from_i420(w, h, data)?)
 }
 
 #[cfg(test)]
