@@ -34,23 +34,89 @@ use crate::encode::VideoCodec;
 use crate::sync::lock;
 
 /// Why a peer-connection operation failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+///
+/// Where webrtc-rs (or the track machinery, or the OS) gave a cause it is the error's
+/// [`source`](std::error::Error::source), typed; the message repeats it, so that a log
+/// line or an HTTP problem built from the message alone still says what went wrong.
+#[derive(Debug, thiserror::Error)]
 pub enum PeerError {
-    #[error("peer connection setup: {0}")]
-    Setup(String),
-    /// A malformed or unacceptable remote description.
+    /// webrtc-rs could not build the connection, or make or apply our own description
+    /// (`context` says which step).
+    #[error("peer connection setup: {context}: {source}")]
+    Setup {
+        context: String,
+        #[source]
+        source: webrtc::error::Error,
+    },
+    /// ICE gathering completed without a local description.
+    #[error("peer connection setup: no local description")]
+    NoLocalDescription,
+    /// A remote description, candidate or ICE fragment we can read but not use (no codec
+    /// we send, no ICE credentials, nothing negotiated to restart).
     #[error("session description: {0}")]
     Sdp(String),
+    /// webrtc-rs rejected a remote description, candidate or ICE fragment: malformed or
+    /// unacceptable (`context` says which).
+    #[error("session description: {context}: {source}")]
+    SdpRejected {
+        context: String,
+        #[source]
+        source: webrtc::error::Error,
+    },
     #[error("ICE gathering did not complete in {0:?}")]
     GatheringTimeout(Duration),
     #[error("not connected after {0:?} (state {1:?})")]
     ConnectTimeout(Duration, PeerState),
     #[error("too many peer connections (limit {0})")]
     TooManyPeers(usize),
+    /// A track that cannot be sent or received as it is (no codec to send, no SSRC, a
+    /// codec we cannot decode).
     #[error("{0}")]
     Track(String),
+    /// webrtc-rs could not add a track or transceiver (`context` says which).
+    #[error("{context}: {source}")]
+    Transceiver {
+        context: String,
+        #[source]
+        source: webrtc::error::Error,
+    },
+    /// A received track could not start as a [`MediaStreamTrack`](crate::track::MediaStreamTrack).
+    #[error("{0}")]
+    RemoteTrack(#[source] crate::error::MediaError),
+    /// The thread decoding a received track could not start.
+    #[error("cannot start the decoder thread: {0}")]
+    DecoderThread(#[source] std::io::Error),
+    /// RTCP feedback (PLI, FIR, NACK) could not be written.
+    #[error("cannot send RTCP feedback: {0}")]
+    Feedback(#[source] webrtc::error::Error),
     #[error("the peer connection is closed")]
     Closed,
+}
+
+impl PeerError {
+    /// A [`PeerError::Setup`] of `context`, for `map_err`.
+    pub(crate) fn setup(
+        context: impl Into<String>,
+    ) -> impl FnOnce(webrtc::error::Error) -> PeerError {
+        let context = context.into();
+        move |source| PeerError::Setup { context, source }
+    }
+
+    /// A [`PeerError::SdpRejected`] of `context`, for `map_err`.
+    pub(crate) fn sdp(
+        context: impl Into<String>,
+    ) -> impl FnOnce(webrtc::error::Error) -> PeerError {
+        let context = context.into();
+        move |source| PeerError::SdpRejected { context, source }
+    }
+
+    /// A [`PeerError::Transceiver`] of `context`, for `map_err`.
+    pub(crate) fn transceiver(
+        context: impl Into<String>,
+    ) -> impl FnOnce(webrtc::error::Error) -> PeerError {
+        let context = context.into();
+        move |source| PeerError::Transceiver { context, source }
+    }
 }
 
 /// Video bitrate bounds for congestion control, bits per second.
@@ -450,7 +516,7 @@ impl Peer {
             )
             .await
             .map(|_| ())
-            .map_err(|e| PeerError::Track(e.to_string()))
+            .map_err(PeerError::transceiver("cannot add a receiver"))
     }
 
     /// Asks to receive video in `codecs` only, most preferred first (a viewer's offer that
@@ -468,7 +534,7 @@ impl Peer {
                 }),
             )
             .await
-            .map_err(|e| PeerError::Track(e.to_string()))?;
+            .map_err(PeerError::transceiver("cannot add a video receiver"))?;
         let preferences = codecs
             .iter()
             .map(|&c| setup::video_codec_parameters(c))
@@ -476,7 +542,7 @@ impl Peer {
         transceiver
             .set_codec_preferences(preferences)
             .await
-            .map_err(|e| PeerError::Track(format!("codec preferences: {e}")))
+            .map_err(PeerError::transceiver("codec preferences"))
     }
 
     async fn gathered_description(&self, timeout: Duration) -> Result<String, PeerError> {
@@ -502,7 +568,7 @@ impl Peer {
             .local_description()
             .await
             .map(|d| d.sdp)
-            .ok_or_else(|| PeerError::Setup("no local description".into()))
+            .ok_or(PeerError::NoLocalDescription)
     }
 
     /// Creates an offer and returns it with every candidate in it (no trickle needed).
@@ -514,11 +580,11 @@ impl Peer {
             .pc
             .create_offer(None)
             .await
-            .map_err(|e| PeerError::Setup(e.to_string()))?;
+            .map_err(PeerError::setup("cannot create the offer"))?;
         self.pc
             .set_local_description(offer)
             .await
-            .map_err(|e| PeerError::Setup(e.to_string()))?;
+            .map_err(PeerError::setup("cannot apply our offer"))?;
         self.gathered_description(Duration::from_secs(5)).await
     }
 
@@ -531,11 +597,11 @@ impl Peer {
                 .await?;
         }
         let answer = RTCSessionDescription::answer(sdp.to_owned())
-            .map_err(|e| PeerError::Sdp(e.to_string()))?;
+            .map_err(PeerError::sdp("cannot read the answer"))?;
         self.pc
             .set_remote_description(answer)
             .await
-            .map_err(|e| PeerError::Sdp(e.to_string()))
+            .map_err(PeerError::sdp("cannot apply the answer"))
     }
 
     /// Answers a remote offer; returns the answer with every candidate in it.
@@ -555,11 +621,11 @@ impl Peer {
         tracks: impl IntoIterator<Item = impl Into<TrackEncoders>>,
     ) -> Result<String, PeerError> {
         let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
-            .map_err(|e| PeerError::Sdp(e.to_string()))?;
+            .map_err(PeerError::sdp("cannot read the offer"))?;
         self.pc
             .set_remote_description(offer)
             .await
-            .map_err(|e| PeerError::Sdp(e.to_string()))?;
+            .map_err(PeerError::sdp("cannot apply the offer"))?;
         for track in tracks {
             self.add_track(track).await?;
         }
@@ -572,11 +638,11 @@ impl Peer {
             .pc
             .create_answer(None)
             .await
-            .map_err(|e| PeerError::Sdp(e.to_string()))?;
+            .map_err(PeerError::sdp("cannot answer the offer"))?;
         self.pc
             .set_local_description(answer)
             .await
-            .map_err(|e| PeerError::Setup(e.to_string()))?;
+            .map_err(PeerError::setup("cannot apply our answer"))?;
         self.gathered_description(Duration::from_secs(5)).await
     }
 
@@ -599,10 +665,12 @@ impl Peer {
                         username_fragment: ufrag.clone(),
                         ..Default::default()
                     };
-                    self.pc
-                        .add_ice_candidate(init)
-                        .await
-                        .map_err(|e| PeerError::Sdp(format!("candidate {c:?}: {e}")))?;
+                    self.pc.add_ice_candidate(init).await.map_err(|source| {
+                        PeerError::SdpRejected {
+                            context: format!("candidate {c:?}"),
+                            source,
+                        }
+                    })?;
                     added += 1;
                 }
             }
