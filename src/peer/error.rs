@@ -90,3 +90,41 @@ impl PeerError {
         move |source| PeerError::Transceiver { context, source }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn causes_are_typed_sources_and_stay_in_the_message() {
+        let cause = || webrtc::error::Error::ErrSessionDescriptionNoFingerprint;
+        let e = PeerError::sdp("cannot apply the offer")(cause());
+        assert_eq!(
+            e.to_string(),
+            "session description: cannot apply the offer: \
+             set_remote_description called with no fingerprint"
+        );
+        let source = e
+            .source()
+            .and_then(|s| s.downcast_ref::<webrtc::error::Error>());
+        assert_eq!(source, Some(&cause()));
+
+        let e = PeerError::Feedback(webrtc::error::Error::ErrConnectionClosed);
+        assert_eq!(
+            e.to_string(),
+            "cannot send RTCP feedback: connection closed"
+        );
+        assert!(e.source().is_some());
+        let e = PeerError::DecoderThread(std::io::Error::other("no threads left"));
+        assert_eq!(
+            e.to_string(),
+            "cannot start the decoder thread: no threads left"
+        );
+        assert!(e.source().is_some_and(|s| s.is::<std::io::Error>()));
+        // Without a cause, no source.
+        assert!(PeerError::Sdp("no codec".into()).source().is_none());
+        assert!(PeerError::TooManyPeers(2).source().is_none());
+    }
+}

@@ -37,6 +37,7 @@ use crate::error::MediaError;
 use crate::sync::lock;
 use crate::track::MediaStreamTrack;
 
+/// What a remote track counted ([`RemoteTrackStats`]).
 #[derive(Default)]
 struct Counters {
     packets: AtomicU64,
