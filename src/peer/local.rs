@@ -37,7 +37,7 @@ use crate::encode::VideoCodec;
 use crate::sync::lock;
 
 /// RTP packets at most this long (webrtc-rs's sample track uses the same).
-const MTU: usize = 1200;
+pub(super) const MTU: usize = 1200;
 
 /// Which remote description [`LocalSender::negotiate`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +87,7 @@ fn describe(id: &str, kind: RtpCodecKind, ssrc: u32, codec: RTCRtpCodec) -> RtcT
     )
 }
 
-fn rtp_codec(codec: Option<VideoCodec>) -> RTCRtpCodec {
+pub(super) fn rtp_codec(codec: Option<VideoCodec>) -> RTCRtpCodec {
     match codec {
         Some(c) => video_codec_parameters(c).rtp_codec,
         None => opus_codec(),
@@ -126,7 +126,7 @@ impl LocalSender {
         let sender = pc
             .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
             .await
-            .map_err(|e| PeerError::Track(e.to_string()))?;
+            .map_err(PeerError::transceiver("cannot add the track"))?;
         let shared = Arc::new(Shared {
             codec: Mutex::new(None),
             encoder: Mutex::new(None),
@@ -223,7 +223,7 @@ impl LocalSender {
             .await?
             .set_codec_preferences(preferences)
             .await
-            .map_err(|e| PeerError::Setup(format!("codec preferences: {e}")))
+            .map_err(PeerError::setup("codec preferences"))
     }
 
     /// Picks the codec from the remote description `sdp` (before it or our answer is
@@ -294,7 +294,7 @@ impl LocalSender {
             self.sender
                 .replace_track(Arc::new(TrackLocalStaticRTP::new(description)))
                 .await
-                .map_err(|e| PeerError::Setup(format!("switching to {chosen}: {e}")))?;
+                .map_err(PeerError::setup(format!("switching to {chosen}")))?;
         }
         if remote == Remote::Offer {
             // Answer with the chosen codec first and nothing we would not send; the offer's

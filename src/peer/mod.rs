@@ -3,176 +3,40 @@
 //!
 //! Async (tokio), as webrtc-rs is; encoding and decoding stay on their own threads.
 
+mod config;
+mod error;
+mod events;
 mod local;
+mod negotiate;
 mod remote;
 mod restart;
 mod sdp;
 mod setup;
+mod state;
 mod stats;
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceConnectionState, RTCIceGatheringState,
-    RTCPeerConnectionState, RTCSessionDescription,
-};
+use webrtc::peer_connection::PeerConnection;
 
+pub use config::{BitrateBounds, PeerConfig};
+pub use error::PeerError;
 pub use remote::{Feedback, RemoteTrack, RemoteTrackStats};
 pub use restart::{fragment_of, ice_credentials};
 pub use sdp::video_codecs;
 pub use setup::{
     h264_codec, opus_codec, vp8_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE,
 };
+pub use state::{DtlsState, IceState, PeerState};
 pub use stats::{InboundStats, OutboundStats, PeerStats};
 
 use crate::encode::pipeline::TrackEncoders;
 use crate::encode::VideoCodec;
 use crate::sync::lock;
-
-/// Why a peer-connection operation failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PeerError {
-    #[error("peer connection setup: {0}")]
-    Setup(String),
-    /// A malformed or unacceptable remote description.
-    #[error("session description: {0}")]
-    Sdp(String),
-    #[error("ICE gathering did not complete in {0:?}")]
-    GatheringTimeout(Duration),
-    #[error("not connected after {0:?} (state {1:?})")]
-    ConnectTimeout(Duration, PeerState),
-    #[error("too many peer connections (limit {0})")]
-    TooManyPeers(usize),
-    #[error("{0}")]
-    Track(String),
-    #[error("the peer connection is closed")]
-    Closed,
-}
-
-/// Video bitrate bounds for congestion control, bits per second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BitrateBounds {
-    pub min: u32,
-    pub start: u32,
-    pub max: u32,
-}
-
-/// How peer connections are made.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PeerConfig {
-    /// Local addresses ICE gathers on; empty = every interface that is up (loopback too).
-    pub ice_addrs: Vec<IpAddr>,
-    /// Connectivity-check interval (webrtc-rs defaults to 200 ms; lower connects faster).
-    pub ice_check_interval: Duration,
-    /// No traffic for this long: ICE `disconnected`.
-    pub ice_disconnected_timeout: Duration,
-    /// Disconnected for this long: `failed`, and the peer is dropped.
-    pub ice_failed_timeout: Duration,
-    pub video_bitrate: BitrateBounds,
-    /// Most peer connections alive at once (per [`PeerFactory`]).
-    pub max_peers: usize,
-    /// Decode remote tracks. Off, remote tracks only count what arrives (load generators,
-    /// SFU-like relays that forward without looking).
-    pub decode_remote: bool,
-}
-
-impl Default for PeerConfig {
-    fn default() -> Self {
-        PeerConfig {
-            ice_addrs: Vec::new(),
-            ice_check_interval: Duration::from_millis(50),
-            ice_disconnected_timeout: Duration::from_secs(5),
-            ice_failed_timeout: Duration::from_secs(25),
-            video_bitrate: BitrateBounds {
-                min: 150_000,
-                start: 1_000_000,
-                max: 2_500_000,
-            },
-            max_peers: 200,
-            decode_remote: true,
-        }
-    }
-}
-
-/// The connection state, as `RTCPeerConnection.connectionState`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PeerState {
-    New,
-    Connecting,
-    Connected,
-    Disconnected,
-    Failed,
-    Closed,
-}
-
-impl From<RTCPeerConnectionState> for PeerState {
-    fn from(s: RTCPeerConnectionState) -> Self {
-        match s {
-            RTCPeerConnectionState::Connecting => PeerState::Connecting,
-            RTCPeerConnectionState::Connected => PeerState::Connected,
-            RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
-            RTCPeerConnectionState::Failed => PeerState::Failed,
-            RTCPeerConnectionState::Closed => PeerState::Closed,
-            _ => PeerState::New,
-        }
-    }
-}
-
-/// The ICE connection state, as `RTCPeerConnection.iceConnectionState`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IceState {
-    New,
-    Checking,
-    Connected,
-    Completed,
-    Disconnected,
-    Failed,
-    Closed,
-}
-
-impl From<RTCIceConnectionState> for IceState {
-    fn from(s: RTCIceConnectionState) -> Self {
-        match s {
-            RTCIceConnectionState::Checking => IceState::Checking,
-            RTCIceConnectionState::Connected => IceState::Connected,
-            RTCIceConnectionState::Completed => IceState::Completed,
-            RTCIceConnectionState::Disconnected => IceState::Disconnected,
-            RTCIceConnectionState::Failed => IceState::Failed,
-            RTCIceConnectionState::Closed => IceState::Closed,
-            _ => IceState::New,
-        }
-    }
-}
-
-/// The DTLS transport's state, as `RTCDtlsTransport.state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DtlsState {
-    New,
-    Connecting,
-    Connected,
-    Closed,
-    Failed,
-}
-
-impl From<rtc::peer_connection::transport::RTCDtlsTransportState> for DtlsState {
-    fn from(s: rtc::peer_connection::transport::RTCDtlsTransportState) -> Self {
-        use rtc::peer_connection::transport::RTCDtlsTransportState as S;
-        match s {
-            S::Connecting => DtlsState::Connecting,
-            S::Connected => DtlsState::Connected,
-            S::Closed => DtlsState::Closed,
-            S::Failed => DtlsState::Failed,
-            _ => DtlsState::New,
-        }
-    }
-}
+use events::{Events, Handler};
 
 /// What one sender (one track to this peer) did, counted by us (webrtc-rs 0.21 leaves
 /// the matching outbound stats at 0).
@@ -242,54 +106,6 @@ struct Slot(Arc<AtomicUsize>);
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// What the event handler shares with the `Peer`.
-struct Events {
-    state: watch::Sender<PeerState>,
-    ice: watch::Sender<IceState>,
-    gathered: Notify,
-    gathering_complete: Mutex<bool>,
-    remote: mpsc::Sender<RemoteTrack>,
-}
-
-struct Handler {
-    events: Arc<Events>,
-    decode: bool,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            if let Ok(mut done) = self.events.gathering_complete.lock() {
-                *done = true;
-            }
-            self.events.gathered.notify_waiters();
-        }
-    }
-
-    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
-        let state = IceState::from(state);
-        tracing::debug!("ICE state: {state:?}");
-        self.events.ice.send_replace(state);
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let state = PeerState::from(state);
-        tracing::debug!("peer connection state: {state:?}");
-        self.events.state.send_replace(state);
-    }
-
-    async fn on_track(&self, track: Arc<dyn webrtc::media_stream::track_remote::TrackRemote>) {
-        // Runs on the connection's driver: start the reader and return.
-        match RemoteTrack::start(track, self.decode).await {
-            Ok(remote) => {
-                let _ = self.events.remote.try_send(remote);
-            }
-            Err(e) => tracing::warn!("remote track: {e}"),
-        }
     }
 }
 
@@ -450,7 +266,7 @@ impl Peer {
             )
             .await
             .map(|_| ())
-            .map_err(|e| PeerError::Track(e.to_string()))
+            .map_err(PeerError::transceiver("cannot add a receiver"))
     }
 
     /// Asks to receive video in `codecs` only, most preferred first (a viewer's offer that
@@ -468,7 +284,7 @@ impl Peer {
                 }),
             )
             .await
-            .map_err(|e| PeerError::Track(e.to_string()))?;
+            .map_err(PeerError::transceiver("cannot add a video receiver"))?;
         let preferences = codecs
             .iter()
             .map(|&c| setup::video_codec_parameters(c))
@@ -476,138 +292,7 @@ impl Peer {
         transceiver
             .set_codec_preferences(preferences)
             .await
-            .map_err(|e| PeerError::Track(format!("codec preferences: {e}")))
-    }
-
-    async fn gathered_description(&self, timeout: Duration) -> Result<String, PeerError> {
-        let wait = async {
-            loop {
-                let notified = self.events.gathered.notified();
-                if self
-                    .events
-                    .gathering_complete
-                    .lock()
-                    .map(|d| *d)
-                    .unwrap_or(false)
-                {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(timeout, wait)
-            .await
-            .map_err(|_| PeerError::GatheringTimeout(timeout))?;
-        self.pc
-            .local_description()
-            .await
-            .map(|d| d.sdp)
-            .ok_or_else(|| PeerError::Setup("no local description".into()))
-    }
-
-    /// Creates an offer and returns it with every candidate in it (no trickle needed).
-    pub async fn create_offer(&self) -> Result<String, PeerError> {
-        for sender in self.senders() {
-            sender.prepare_offer(&self.pc).await?;
-        }
-        let offer = self
-            .pc
-            .create_offer(None)
-            .await
-            .map_err(|e| PeerError::Setup(e.to_string()))?;
-        self.pc
-            .set_local_description(offer)
-            .await
-            .map_err(|e| PeerError::Setup(e.to_string()))?;
-        self.gathered_description(Duration::from_secs(5)).await
-    }
-
-    /// Applies the remote answer to our offer; each track sends the first codec the answer
-    /// lists for it.
-    pub async fn accept_answer(&self, sdp: &str) -> Result<(), PeerError> {
-        for sender in self.senders() {
-            sender
-                .negotiate(&self.pc, sdp, local::Remote::Answer)
-                .await?;
-        }
-        let answer = RTCSessionDescription::answer(sdp.to_owned())
-            .map_err(|e| PeerError::Sdp(e.to_string()))?;
-        self.pc
-            .set_remote_description(answer)
-            .await
-            .map_err(|e| PeerError::Sdp(e.to_string()))
-    }
-
-    /// Answers a remote offer; returns the answer with every candidate in it.
-    pub async fn answer(&self, offer_sdp: &str) -> Result<String, PeerError> {
-        self.answer_with(offer_sdp, std::iter::empty::<TrackEncoders>())
-            .await
-    }
-
-    /// Answers a remote offer, sending `tracks` on it (a viewer's recvonly offer): the
-    /// tracks (`&EncodedTrack`s or `&TrackEncoders`) are added after the offer is applied,
-    /// so they take its m-lines. Each video track sends the first codec of its m-line, in
-    /// the offer's order, that it may send, and the answer lists that codec first; an
-    /// m-line offering none of them is a [`PeerError::Sdp`].
-    pub async fn answer_with(
-        &self,
-        offer_sdp: &str,
-        tracks: impl IntoIterator<Item = impl Into<TrackEncoders>>,
-    ) -> Result<String, PeerError> {
-        let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
-            .map_err(|e| PeerError::Sdp(e.to_string()))?;
-        self.pc
-            .set_remote_description(offer)
-            .await
-            .map_err(|e| PeerError::Sdp(e.to_string()))?;
-        for track in tracks {
-            self.add_track(track).await?;
-        }
-        for sender in self.senders() {
-            sender
-                .negotiate(&self.pc, offer_sdp, local::Remote::Offer)
-                .await?;
-        }
-        let answer = self
-            .pc
-            .create_answer(None)
-            .await
-            .map_err(|e| PeerError::Sdp(e.to_string()))?;
-        self.pc
-            .set_local_description(answer)
-            .await
-            .map_err(|e| PeerError::Setup(e.to_string()))?;
-        self.gathered_description(Duration::from_secs(5)).await
-    }
-
-    /// Adds trickled remote candidates from an SDP fragment
-    /// (`application/trickle-ice-sdpfrag`: `a=ice-ufrag`, `a=mid`, `a=candidate` lines).
-    pub async fn add_candidates(&self, fragment: &str) -> Result<usize, PeerError> {
-        use webrtc::peer_connection::RTCIceCandidateInit;
-        let (mut mid, mut ufrag, mut added) = (None, None, 0);
-        for line in fragment.lines().map(|l| l.trim_end_matches('\r')) {
-            if let Some(v) = line.strip_prefix("a=mid:") {
-                mid = Some(v.to_owned());
-            } else if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
-                ufrag = Some(v.to_owned());
-            } else if let Some(c) = line.strip_prefix("a=") {
-                if c.starts_with("candidate:") {
-                    let init = RTCIceCandidateInit {
-                        candidate: c.to_owned(),
-                        sdp_mid: mid.clone(),
-                        sdp_mline_index: if mid.is_none() { Some(0) } else { None },
-                        username_fragment: ufrag.clone(),
-                        ..Default::default()
-                    };
-                    self.pc
-                        .add_ice_candidate(init)
-                        .await
-                        .map_err(|e| PeerError::Sdp(format!("candidate {c:?}: {e}")))?;
-                    added += 1;
-                }
-            }
-        }
-        Ok(added)
+            .map_err(PeerError::transceiver("codec preferences"))
     }
 
     /// Waits until connected; fails on `failed`/`closed` or after `timeout`.

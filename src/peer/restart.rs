@@ -104,7 +104,7 @@ impl Peer {
                     .local_description()
                     .await
                     .map(|d| d.sdp)
-                    .ok_or_else(|| PeerError::Setup("no local description".into()))
+                    .ok_or(PeerError::NoLocalDescription)
             }
             other => other,
         }
@@ -140,7 +140,7 @@ impl Peer {
             .pc
             .create_answer(None)
             .await
-            .map_err(|e| PeerError::Setup(e.to_string()))?;
+            .map_err(PeerError::setup("cannot answer the ICE restart"))?;
         self.set_restarted_local(answer).await
     }
 
@@ -152,12 +152,12 @@ impl Peer {
         self.pc
             .restart_ice()
             .await
-            .map_err(|e| PeerError::Setup(e.to_string()))?;
+            .map_err(PeerError::setup("cannot restart ICE"))?;
         let offer = self
             .pc
             .create_offer(None)
             .await
-            .map_err(|e| PeerError::Setup(e.to_string()))?;
+            .map_err(PeerError::setup("cannot create the restart offer"))?;
         self.set_restarted_local(offer).await
     }
 
@@ -207,11 +207,11 @@ impl Peer {
             RTCSdpType::Offer => (RTCSessionDescription::offer(sdp), "re-offer"),
             _ => (RTCSessionDescription::answer(sdp), "answer"),
         };
-        let description = description.map_err(|e| PeerError::Sdp(e.to_string()))?;
+        let description = description.map_err(PeerError::sdp(format!("cannot read the {what}")))?;
         self.pc
             .set_remote_description(description)
             .await
-            .map_err(|e| PeerError::Sdp(format!("{what} with the new credentials: {e}")))?;
+            .map_err(PeerError::sdp(format!("{what} with the new credentials")))?;
         self.add_candidates(fragment).await.map(|_| ())
     }
 
@@ -225,7 +225,7 @@ impl Peer {
         self.pc
             .set_local_description(description)
             .await
-            .map_err(|e| PeerError::Setup(e.to_string()))?;
+            .map_err(PeerError::setup("cannot apply our restarted description"))?;
         fragment_of(&self.regathered_description().await?)
     }
 }

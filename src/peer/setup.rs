@@ -285,13 +285,12 @@ pub async fn build(
     handler: Arc<dyn PeerConnectionEventHandler>,
 ) -> Result<Built, PeerError> {
     let mut media = MediaEngine::default();
-    let setup = |e: rtc::shared::error::Error| PeerError::Setup(e.to_string());
     // Both video codecs, H.264 first: the default order of our offers (senders narrow
     // and reorder their own m-line to the codecs they may send).
     for codec in VideoCodec::ALL {
         media
             .register_codec(video_codec_parameters(codec), RtpCodecKind::Video)
-            .map_err(setup)?;
+            .map_err(PeerError::setup(format!("cannot register {codec}")))?;
     }
     media
         .register_codec(
@@ -301,7 +300,7 @@ pub async fn build(
             },
             RtpCodecKind::Audio,
         )
-        .map_err(setup)?;
+        .map_err(PeerError::setup("cannot register Opus"))?;
     let b = &config.video_bitrate;
     let gcc = Gcc::new(b.start as f64, b.min as f64, b.max as f64);
     let target = Arc::new(AtomicU64::new(gcc.target_bitrate().to_bits()));
@@ -316,8 +315,9 @@ pub async fn build(
         CongestionFeedback::Twcc,
         &mut media,
     )
-    .map_err(setup)?;
-    let registry = register_default_interceptors(registry, &mut media).map_err(setup)?;
+    .map_err(PeerError::setup("cannot configure congestion control"))?;
+    let registry = register_default_interceptors(registry, &mut media)
+        .map_err(PeerError::setup("cannot register the interceptors"))?;
     // webrtc-rs 0.21's pacer starts at a fixed 1 Mbit/s whatever GCC's start estimate and
     // moves only when the estimate changes, so a 2 Mbit/s track was held to 1 Mbit/s with
     // up to 4096 packets queued (measured: seconds of added latency). Start it above the
@@ -359,7 +359,7 @@ pub async fn build(
         .with_udp_addrs(udp)
         .build()
         .await
-        .map_err(|e| PeerError::Setup(e.to_string()))?;
+        .map_err(PeerError::setup("cannot build the peer connection"))?;
     Ok(Built {
         pc: Arc::new(pc),
         bandwidth: BandwidthTarget(target),

@@ -305,6 +305,9 @@ fn create_error(e: PeerError) -> EndpointError {
 pub(super) fn offer_error(e: PeerError) -> EndpointError {
     match e {
         PeerError::Sdp(m) => EndpointError::BadOffer(m),
+        PeerError::SdpRejected { context, source } => {
+            EndpointError::BadOffer(format!("{context}: {source}"))
+        }
         other => EndpointError::Internal(other.to_string()),
     }
 }
@@ -313,6 +316,9 @@ pub(super) fn offer_error(e: PeerError) -> EndpointError {
 fn restart_error(e: PeerError) -> EndpointError {
     match e {
         PeerError::Sdp(m) => EndpointError::BadOffer(format!("ICE restart: {m}")),
+        PeerError::SdpRejected { context, source } => {
+            EndpointError::BadOffer(format!("ICE restart: {context}: {source}"))
+        }
         other => EndpointError::Internal(format!("ICE restart: {other}")),
     }
 }

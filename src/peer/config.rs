@@ -1,0 +1,50 @@
+//! How peer connections are made: ICE addresses and timeouts, bitrate bounds, the peer
+//! limit, whether remote tracks are decoded.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Video bitrate bounds for congestion control, bits per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BitrateBounds {
+    pub min: u32,
+    pub start: u32,
+    pub max: u32,
+}
+
+/// How peer connections are made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerConfig {
+    /// Local addresses ICE gathers on; empty = every interface that is up (loopback too).
+    pub ice_addrs: Vec<IpAddr>,
+    /// Connectivity-check interval (webrtc-rs defaults to 200 ms; lower connects faster).
+    pub ice_check_interval: Duration,
+    /// No traffic for this long: ICE `disconnected`.
+    pub ice_disconnected_timeout: Duration,
+    /// Disconnected for this long: `failed`, and the peer is dropped.
+    pub ice_failed_timeout: Duration,
+    pub video_bitrate: BitrateBounds,
+    /// Most peer connections alive at once (per [`PeerFactory`]).
+    pub max_peers: usize,
+    /// Decode remote tracks. Off, remote tracks only count what arrives (load generators,
+    /// SFU-like relays that forward without looking).
+    pub decode_remote: bool,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        PeerConfig {
+            ice_addrs: Vec::new(),
+            ice_check_interval: Duration::from_millis(50),
+            ice_disconnected_timeout: Duration::from_secs(5),
+            ice_failed_timeout: Duration::from_secs(25),
+            video_bitrate: BitrateBounds {
+                min: 150_000,
+                start: 1_000_000,
+                max: 2_500_000,
+            },
+            max_peers: 200,
+            decode_remote: true,
+        }
+    }
+}

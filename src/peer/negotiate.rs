@@ -1,0 +1,147 @@
+//! Offer/answer on a [`Peer`]: our offer or answer with every candidate in it, the remote
+//! description applied (each sent track's codec picked from it first), trickled candidates.
+
+use std::time::Duration;
+
+use webrtc::peer_connection::RTCSessionDescription;
+
+use super::{local, Peer, PeerError};
+use crate::encode::pipeline::TrackEncoders;
+
+impl Peer {
+    pub(super) async fn gathered_description(
+        &self,
+        timeout: Duration,
+    ) -> Result<String, PeerError> {
+        let wait = async {
+            loop {
+                let notified = self.events.gathered.notified();
+                if self
+                    .events
+                    .gathering_complete
+                    .lock()
+                    .map(|d| *d)
+                    .unwrap_or(false)
+                {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| PeerError::GatheringTimeout(timeout))?;
+        self.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or(PeerError::NoLocalDescription)
+    }
+
+    /// Creates an offer and returns it with every candidate in it (no trickle needed).
+    pub async fn create_offer(&self) -> Result<String, PeerError> {
+        for sender in self.senders() {
+            sender.prepare_offer(&self.pc).await?;
+        }
+        let offer = self
+            .pc
+            .create_offer(None)
+            .await
+            .map_err(PeerError::setup("cannot create the offer"))?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(PeerError::setup("cannot apply our offer"))?;
+        self.gathered_description(Duration::from_secs(5)).await
+    }
+
+    /// Applies the remote answer to our offer; each track sends the first codec the answer
+    /// lists for it.
+    pub async fn accept_answer(&self, sdp: &str) -> Result<(), PeerError> {
+        for sender in self.senders() {
+            sender
+                .negotiate(&self.pc, sdp, local::Remote::Answer)
+                .await?;
+        }
+        let answer = RTCSessionDescription::answer(sdp.to_owned())
+            .map_err(PeerError::sdp("cannot read the answer"))?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(PeerError::sdp("cannot apply the answer"))
+    }
+
+    /// Answers a remote offer; returns the answer with every candidate in it.
+    pub async fn answer(&self, offer_sdp: &str) -> Result<String, PeerError> {
+        self.answer_with(offer_sdp, std::iter::empty::<TrackEncoders>())
+            .await
+    }
+
+    /// Answers a remote offer, sending `tracks` on it (a viewer's recvonly offer): the
+    /// tracks (`&EncodedTrack`s or `&TrackEncoders`) are added after the offer is applied,
+    /// so they take its m-lines. Each video track sends the first codec of its m-line, in
+    /// the offer's order, that it may send, and the answer lists that codec first; an
+    /// m-line offering none of them is a [`PeerError::Sdp`].
+    pub async fn answer_with(
+        &self,
+        offer_sdp: &str,
+        tracks: impl IntoIterator<Item = impl Into<TrackEncoders>>,
+    ) -> Result<String, PeerError> {
+        let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
+            .map_err(PeerError::sdp("cannot read the offer"))?;
+        self.pc
+            .set_remote_description(offer)
+            .await
+            .map_err(PeerError::sdp("cannot apply the offer"))?;
+        for track in tracks {
+            self.add_track(track).await?;
+        }
+        for sender in self.senders() {
+            sender
+                .negotiate(&self.pc, offer_sdp, local::Remote::Offer)
+                .await?;
+        }
+        let answer = self
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(PeerError::sdp("cannot answer the offer"))?;
+        self.pc
+            .set_local_description(answer)
+            .await
+            .map_err(PeerError::setup("cannot apply our answer"))?;
+        self.gathered_description(Duration::from_secs(5)).await
+    }
+
+    /// Adds trickled remote candidates from an SDP fragment
+    /// (`application/trickle-ice-sdpfrag`: `a=ice-ufrag`, `a=mid`, `a=candidate` lines).
+    pub async fn add_candidates(&self, fragment: &str) -> Result<usize, PeerError> {
+        use webrtc::peer_connection::RTCIceCandidateInit;
+        let (mut mid, mut ufrag, mut added) = (None, None, 0);
+        for line in fragment.lines().map(|l| l.trim_end_matches('\r')) {
+            if let Some(v) = line.strip_prefix("a=mid:") {
+                mid = Some(v.to_owned());
+            } else if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
+                ufrag = Some(v.to_owned());
+            } else if let Some(c) = line.strip_prefix("a=") {
+                if c.starts_with("candidate:") {
+                    let init = RTCIceCandidateInit {
+                        candidate: c.to_owned(),
+                        sdp_mid: mid.clone(),
+                        sdp_mline_index: if mid.is_none() { Some(0) } else { None },
+                        username_fragment: ufrag.clone(),
+                        ..Default::default()
+                    };
+                    self.pc.add_ice_candidate(init).await.map_err(|source| {
+                        PeerError::SdpRejected {
+                            context: format!("candidate {c:?}"),
+                            source,
+                        }
+                    })?;
+                    added += 1;
+                }
+            }
+        }
+        Ok(added)
+    }
+}

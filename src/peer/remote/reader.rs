@@ -1,0 +1,101 @@
+//! The task reading a remote track's RTP: counts what arrives, feeds the packets to the
+//! [depacketizer](super::depacketize), asks for a keyframe when loss breaks the chain, and
+//! hands the units to the consumers of encoded units and to the decoder's queue.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use super::decode::Unit;
+use super::depacketize::{Depacketizer, UnitMaker};
+use super::Inner;
+use crate::constraints::MediaKind;
+use crate::devices::MediaFrame;
+use crate::encode::{EncodedUnit, VideoCodec};
+use crate::sync::lock;
+
+/// Starts the reader of `track` (of `codec`, Opus for `None`). `units` is the decoder's
+/// queue (`None`: not decoding); `idle_frames`, the frame sender when there is no decoder,
+/// lives as long as the reader so the track ends with it.
+pub(super) fn spawn(
+    track: Arc<dyn TrackRemote>,
+    inner: Arc<Inner>,
+    codec: Option<VideoCodec>,
+    units: Option<SyncSender<Unit>>,
+    idle_frames: Option<SyncSender<MediaFrame>>,
+) {
+    tokio::spawn(async move {
+        let mut depacketizer = Depacketizer::new(codec);
+        let mut maker = UnitMaker::new(codec);
+        while let Some(event) = track.poll().await {
+            match event {
+                TrackRemoteEvent::OnRtpPacket(packet) => {
+                    let counters = &inner.counters;
+                    counters.packets.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .bytes
+                        .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+                    if units.is_none() && !inner.forwarding.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let now = Instant::now();
+                    depacketizer.push(packet, now);
+                    while let Some(payload) = depacketizer.pop(now) {
+                        if payload.after_loss {
+                            inner.pli.notify_one();
+                        }
+                        inner.forward(|| {
+                            maker.unit(&payload, crate::devices::source::wall_clock_ms())
+                        });
+                        if let Some(units) = &units {
+                            inner.queue(units, payload.data, payload.rtp_timestamp);
+                        }
+                    }
+                }
+                TrackRemoteEvent::OnEnded => break,
+                _ => {}
+            }
+        }
+        // Dropping the consumers ends what they feed (a passthrough's viewers).
+        lock(&inner.forwards).clear();
+        // Dropping the senders ends the decoder thread, which ends the track.
+        drop(idle_frames);
+    });
+}
+
+impl Inner {
+    /// Hands the unit `make` builds to every consumer; builds nothing without one.
+    fn forward(&self, make: impl FnOnce() -> Option<EncodedUnit>) {
+        if !self.forwarding.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut forwards = lock(&self.forwards);
+        if forwards.is_empty() {
+            return;
+        }
+        let Some(unit) = make() else { return };
+        forwards.retain_mut(|f| f(&unit));
+        self.counters
+            .units_forwarded
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queues a unit for the decoder; a full queue drops it (counted) and, for video,
+    /// asks for a keyframe.
+    fn queue(&self, tx: &SyncSender<Unit>, data: Bytes, rtp_timestamp: u32) {
+        match tx.try_send((data, rtp_timestamp)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                if self.kind == MediaKind::Video {
+                    self.pli.notify_one();
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
