@@ -68,10 +68,26 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            // `{:#}`: the error with its causes, `outer: inner`.
-            CliError::BadInput(e) | CliError::Runtime(e) => write!(f, "{e:#}"),
+            CliError::BadInput(e) | CliError::Runtime(e) => f.write_str(&chain(e.as_ref())),
         }
     }
+}
+
+/// The error with its causes, `outer: inner`, each cause once: the library's errors carry
+/// their cause as `source()` *and* name it in their own message (so `{e}` alone says it),
+/// and a cause whose text the message already holds is not repeated.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 /// Classifies a `Result`'s error where it happens: `.bad_input()?` or `.runtime()?`. (There
@@ -117,5 +133,28 @@ mod tests {
         assert_eq!(e.code(), 2);
         assert_eq!(CliError::runtime("x").code(), RUNTIME);
         assert_eq!(CliError::bad_input("x").code(), BAD_INPUT);
+    }
+
+    /// A library error that names its cause and also gives it as `source()`.
+    #[derive(Debug, thiserror::Error)]
+    #[error("libvpx decode: {source}")]
+    struct Step {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_the_message_already_names_is_printed_once() {
+        let step = Step {
+            source: std::io::Error::other("bitstream not supported"),
+        };
+        let e = Err::<(), _>(step)
+            .context("the video decoder failed")
+            .runtime()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the video decoder failed: libvpx decode: bitstream not supported"
+        );
     }
 }
