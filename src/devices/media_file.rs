@@ -10,16 +10,56 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::source::{
-    audio_settings, frame_interval, video_settings, wall_clock_ms, MediaFrame, Pacer, Source,
-    SourceError,
-};
 use super::tone::{block_frames, BLOCK};
 use crate::constraints::MediaTrackSettings;
 use crate::frame::{i420_len, AudioFrame, AudioSamples, ModeAdapter, VideoFrame};
+use crate::media::{
+    audio_settings, frame_interval, video_settings, wall_clock_ms, Cause, MediaFrame, Pacer,
+    Source, SourceError,
+};
 
-fn open_error(path: &Path, message: impl std::fmt::Display) -> SourceError {
-    SourceError::Open(format!("{}: {message}", path.display()))
+fn open_error(path: &Path, cause: impl Into<Cause>) -> SourceError {
+    SourceError::cannot_open(path.display().to_string(), cause)
+}
+
+/// Why a Y4M file cannot be played: unreadable, or not a Y4M file we support.
+#[derive(Debug, thiserror::Error)]
+pub enum Y4mError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("not a Y4M file (no YUV4MPEG2 signature)")]
+    NotY4m,
+    #[error("bad frame rate {0:?}")]
+    BadFrameRate(String),
+    #[error("colour space C{colour} has {bits} bits per sample; only 8-bit 4:2:0 is supported")]
+    DeepColour { colour: String, bits: String },
+    #[error("colour space C{0} is not supported (only 4:2:0)")]
+    ColourSpace(String),
+    #[error("interlaced Y4M is not supported")]
+    Interlaced,
+    #[error("header lacks W (width) or H (height)")]
+    NoSize,
+    #[error("invalid size {width}x{height}")]
+    InvalidSize { width: u32, height: u32 },
+    /// `what`: the header, or frame N's header.
+    #[error("{what}: no line end within {MAX_HEADER} bytes (truncated or not Y4M)")]
+    NoLineEnd { what: String },
+    #[error("{what} is not text")]
+    NotText {
+        what: String,
+        #[source]
+        source: std::string::FromUtf8Error,
+    },
+    #[error("frame {frame}: expected FRAME at byte {offset}, found {found:?}")]
+    NoFrameMarker {
+        frame: usize,
+        offset: u64,
+        found: String,
+    },
+    #[error("truncated: frame {frame} has {have} of {need} bytes")]
+    Truncated { frame: usize, have: u64, need: u64 },
+    #[error("no frames")]
+    NoFrames,
 }
 
 /// What a Y4M file holds.
@@ -38,13 +78,16 @@ const MAX_HEADER: usize = 1024;
 /// Reads and checks a Y4M file: the header (4:2:0 only), then every frame marker and
 /// that every frame is complete.
 pub fn probe_y4m(path: &Path) -> Result<Y4mInfo, SourceError> {
-    let file = File::open(path).map_err(|e| open_error(path, e))?;
-    let file_len = file.metadata().map_err(|e| open_error(path, e))?.len();
+    let file = File::open(path).map_err(|e| open_error(path, Y4mError::Io(e)))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| open_error(path, Y4mError::Io(e)))?
+        .len();
     let mut reader = BufReader::new(file);
     let header = read_line(&mut reader, path, "header")?;
     let mut params = header.split(' ');
     if params.next() != Some("YUV4MPEG2") {
-        return Err(open_error(path, "not a Y4M file (no YUV4MPEG2 signature)"));
+        return Err(open_error(path, Y4mError::NotY4m));
     }
     let (mut width, mut height, mut frame_rate) = (None, None, None);
     for p in params.filter(|p| !p.is_empty()) {
@@ -59,7 +102,7 @@ pub fn probe_y4m(path: &Path) -> Result<Y4mInfo, SourceError> {
                     _ => None,
                 };
                 if frame_rate.is_none() {
-                    return Err(open_error(path, format!("bad frame rate {value:?}")));
+                    return Err(open_error(path, Y4mError::BadFrameRate(value.into())));
                 }
             }
             "C" if value.starts_with("420p")
@@ -68,29 +111,26 @@ pub fn probe_y4m(path: &Path) -> Result<Y4mInfo, SourceError> {
             {
                 return Err(open_error(
                     path,
-                    format!(
-                        "colour space C{value} has {} bits per sample; only 8-bit 4:2:0 is supported",
-                        &value[4..]
-                    ),
+                    Y4mError::DeepColour {
+                        colour: value.into(),
+                        bits: value[4..].into(),
+                    },
                 ))
             }
             "C" if !value.starts_with("420") => {
-                return Err(open_error(
-                    path,
-                    format!("colour space C{value} is not supported (only 4:2:0)"),
-                ))
+                return Err(open_error(path, Y4mError::ColourSpace(value.into())))
             }
             "I" if value != "p" && value != "?" => {
-                return Err(open_error(path, "interlaced Y4M is not supported"))
+                return Err(open_error(path, Y4mError::Interlaced))
             }
             _ => {}
         }
     }
     let (Some(width), Some(height)) = (width, height) else {
-        return Err(open_error(path, "header lacks W (width) or H (height)"));
+        return Err(open_error(path, Y4mError::NoSize));
     };
     if width == 0 || height == 0 || width > 16384 || height > 16384 {
-        return Err(open_error(path, format!("invalid size {width}x{height}")));
+        return Err(open_error(path, Y4mError::InvalidSize { width, height }));
     }
     let frame_rate = frame_rate.unwrap_or(25.0);
     let frame_len = i420_len(width, height) as u64;
@@ -99,33 +139,35 @@ pub fn probe_y4m(path: &Path) -> Result<Y4mInfo, SourceError> {
     while offset < file_len {
         reader
             .seek(SeekFrom::Start(offset))
-            .map_err(|e| open_error(path, e))?;
+            .map_err(|e| open_error(path, Y4mError::Io(e)))?;
         let n = frame_offsets.len();
         let marker = read_line(&mut reader, path, &format!("frame {n} header"))?;
         if !marker.starts_with("FRAME") {
             return Err(open_error(
                 path,
-                format!(
-                    "frame {n}: expected FRAME at byte {offset}, found {:?}",
-                    truncate(&marker)
-                ),
+                Y4mError::NoFrameMarker {
+                    frame: n,
+                    offset,
+                    found: truncate(&marker),
+                },
             ));
         }
         let data = offset + marker.len() as u64 + 1;
         if data + frame_len > file_len {
             return Err(open_error(
                 path,
-                format!(
-                    "truncated: frame {n} has {} of {frame_len} bytes",
-                    file_len.saturating_sub(data)
-                ),
+                Y4mError::Truncated {
+                    frame: n,
+                    have: file_len.saturating_sub(data),
+                    need: frame_len,
+                },
             ));
         }
         frame_offsets.push(data);
         offset = data + frame_len;
     }
     if frame_offsets.is_empty() {
-        return Err(open_error(path, "no frames"));
+        return Err(open_error(path, Y4mError::NoFrames));
     }
     Ok(Y4mInfo {
         width,
@@ -145,15 +187,20 @@ fn read_line(reader: &mut impl BufRead, path: &Path, what: &str) -> Result<Strin
     reader
         .take(MAX_HEADER as u64)
         .read_until(b'\n', &mut buf)
-        .map_err(|e| open_error(path, e))?;
+        .map_err(|e| open_error(path, Y4mError::Io(e)))?;
     if buf.last() != Some(&b'\n') {
-        return Err(open_error(
-            path,
-            format!("{what}: no line end within {MAX_HEADER} bytes (truncated or not Y4M)"),
-        ));
+        return Err(open_error(path, Y4mError::NoLineEnd { what: what.into() }));
     }
     buf.pop();
-    String::from_utf8(buf).map_err(|_| open_error(path, format!("{what} is not text")))
+    String::from_utf8(buf).map_err(|source| {
+        open_error(
+            path,
+            Y4mError::NotText {
+                what: what.into(),
+                source,
+            },
+        )
+    })
 }
 
 /// A Y4M file played in a loop. The file's frames are played at the file's own rate
@@ -184,7 +231,7 @@ impl Y4mSource {
     pub fn open(path: &Path, settings: &MediaTrackSettings) -> Result<Self, SourceError> {
         let (width, height, frame_rate) = video_settings(settings)?;
         let info = probe_y4m(path)?;
-        let file = File::open(path).map_err(|e| open_error(path, e))?;
+        let file = File::open(path).map_err(|e| open_error(path, Y4mError::Io(e)))?;
         let (rate, step) = native_rate(info.frame_rate, frame_rate);
         Ok(Y4mSource {
             path: path.to_owned(),
@@ -198,7 +245,7 @@ impl Y4mSource {
     }
 
     fn read_frame(&mut self, index: usize) -> Result<VideoFrame, SourceError> {
-        let gone = |e: std::io::Error| SourceError::Ended(format!("{}: {e}", self.path.display()));
+        let gone = |e: std::io::Error| SourceError::lost(self.path.display().to_string(), e);
         let len = i420_len(self.info.width, self.info.height);
         let mut data = vec![0u8; len];
         self.file
@@ -206,7 +253,7 @@ impl Y4mSource {
             .map_err(gone)?;
         self.file.read_exact(&mut data).map_err(gone)?;
         VideoFrame::from_i420(self.info.width, self.info.height, data)
-            .map_err(|e| SourceError::Ended(e.to_string()))
+            .map_err(|e| SourceError::lost(self.path.display().to_string(), e))
     }
 }
 
@@ -224,7 +271,7 @@ impl Source for Y4mSource {
             let frame = self
                 .adapter
                 .fit(native)
-                .map_err(|e| SourceError::Ended(e.to_string()))?
+                .map_err(|e| SourceError::lost(self.path.display().to_string(), e))?
                 .with_times(timestamp, wall_clock_ms());
             return Ok(MediaFrame::Video(Arc::new(frame)));
         }
@@ -251,7 +298,8 @@ pub struct WavData {
 
 /// Reads and checks a whole WAV file (PCM 8/16/24/32-bit or float).
 pub fn read_wav(path: &Path) -> Result<WavData, SourceError> {
-    let mut reader = hound::WavReader::open(path).map_err(|e| open_error(path, wav_error(e)))?;
+    let mut reader =
+        hound::WavReader::open(path).map_err(|e| open_error(path, WavError::from(e)))?;
     let spec = reader.spec();
     let samples: Vec<i16> = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => reader
@@ -266,16 +314,11 @@ pub fn read_wav(path: &Path) -> Result<WavData, SourceError> {
             .samples::<i32>()
             .map(|s| s.map(|x| (x >> (bits - 16)) as i16))
             .collect::<Result<_, _>>(),
-        (format, bits) => {
-            return Err(open_error(
-                path,
-                format!("unsupported sample format {format:?} with {bits} bits"),
-            ))
-        }
+        (format, bits) => return Err(open_error(path, WavError::SampleFormat { format, bits })),
     }
-    .map_err(|e| open_error(path, wav_error(e)))?;
+    .map_err(|e| open_error(path, WavError::from(e)))?;
     if samples.is_empty() {
-        return Err(open_error(path, "no samples"));
+        return Err(open_error(path, WavError::NoSamples));
     }
     Ok(WavData {
         sample_rate: spec.sample_rate,
@@ -284,17 +327,44 @@ pub fn read_wav(path: &Path) -> Result<WavData, SourceError> {
     })
 }
 
-fn wav_error(e: hound::Error) -> String {
-    match e {
-        // hound reports a short read as `Other` with this text.
-        hound::Error::IoError(io)
-            if io.kind() == std::io::ErrorKind::UnexpectedEof
-                || io.to_string().contains("enough bytes") =>
-        {
-            "truncated: the data ends before the header says it does".into()
+/// Why a WAV file cannot be played: unreadable, not WAV, or not a layout we support.
+#[derive(Debug, thiserror::Error)]
+pub enum WavError {
+    #[error("truncated: the data ends before the header says it does")]
+    Truncated(#[source] hound::Error),
+    #[error("not a valid WAV file: {message}")]
+    Invalid {
+        message: &'static str,
+        #[source]
+        source: hound::Error,
+    },
+    /// Any other error from the WAV reader (unreadable file, unsupported encoding).
+    #[error(transparent)]
+    Read(hound::Error),
+    #[error("unsupported sample format {format:?} with {bits} bits")]
+    SampleFormat {
+        format: hound::SampleFormat,
+        bits: u16,
+    },
+    #[error("no samples")]
+    NoSamples,
+    #[error("the file is {file} Hz but the track needs {track} Hz (no resampling)")]
+    SampleRate { file: u32, track: u32 },
+}
+
+impl From<hound::Error> for WavError {
+    fn from(e: hound::Error) -> Self {
+        match e {
+            // hound reports a short read as `Other` with this text.
+            hound::Error::IoError(ref io)
+                if io.kind() == std::io::ErrorKind::UnexpectedEof
+                    || io.to_string().contains("enough bytes") =>
+            {
+                WavError::Truncated(e)
+            }
+            hound::Error::FormatError(message) => WavError::Invalid { message, source: e },
+            other => WavError::Read(other),
         }
-        hound::Error::FormatError(m) => format!("not a valid WAV file: {m}"),
-        other => other.to_string(),
     }
 }
 
@@ -317,10 +387,10 @@ impl WavSource {
         if data.sample_rate != sample_rate {
             return Err(open_error(
                 path,
-                format!(
-                    "the file is {} Hz but the track needs {sample_rate} Hz (no resampling)",
-                    data.sample_rate
-                ),
+                WavError::SampleRate {
+                    file: data.sample_rate,
+                    track: sample_rate,
+                },
             ));
         }
         Ok(WavSource {
@@ -474,7 +544,8 @@ mod tests {
         let mut f = tempfile::Builder::new().suffix(".y4m").tempfile().unwrap();
         f.write_all(bytes).unwrap();
         match probe_y4m(f.path()) {
-            Err(SourceError::Open(m)) => {
+            Err(e @ SourceError::CannotOpen { .. }) => {
+                let m = e.to_string();
                 assert!(m.contains(&f.path().display().to_string()), "{m}");
                 m
             }
