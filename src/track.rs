@@ -500,3 +500,143 @@ impl MediaStream {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The track against a fake opener and a fake remote source: no device layer involved.
+
+    use super::*;
+    use crate::frame::VideoFrame;
+    use crate::media::MediaFrame;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Black frames at the settings it was opened with; it cannot switch in place.
+    struct Black(u32, u32, Duration);
+
+    impl Source for Black {
+        fn next_frame(&mut self) -> Result<MediaFrame, SourceError> {
+            std::thread::sleep(Duration::from_millis(5));
+            self.2 += Duration::from_millis(5);
+            let frame = VideoFrame::black(self.0, self.1).with_times(self.2, 0);
+            Ok(MediaFrame::Video(Arc::new(frame)))
+        }
+
+        fn reconfigure(&mut self, _: &MediaTrackSettings) -> Result<(), SourceError> {
+            Err(SourceError::Unsupported("fixed".into()))
+        }
+    }
+
+    #[derive(Debug)]
+    struct FakeOpener {
+        model: DeviceModel,
+        opens: AtomicUsize,
+    }
+
+    impl SourceOpener for FakeOpener {
+        fn model(&self) -> &DeviceModel {
+            &self.model
+        }
+
+        fn label(&self) -> &str {
+            "fake camera"
+        }
+
+        fn open(&self, s: &MediaTrackSettings) -> Result<Box<dyn Source>, SourceError> {
+            self.opens.fetch_add(1, Ordering::SeqCst);
+            let (w, h) = (s.width.unwrap_or(0), s.height.unwrap_or(0));
+            Ok(Box::new(Black(w, h, Duration::ZERO)))
+        }
+    }
+
+    fn video_constraints(json: &str) -> MediaTrackConstraints {
+        MediaTrackConstraints::from_json_str(json, MediaKind::Video)
+            .unwrap()
+            .0
+    }
+
+    fn next_size(rx: &FrameReceiver) -> (u32, u32) {
+        loop {
+            if let MediaFrame::Video(f) = rx.recv().unwrap() {
+                return (f.width(), f.height());
+            }
+        }
+    }
+
+    #[test]
+    fn a_device_track_reopens_through_its_opener() {
+        let opener = Arc::new(FakeOpener {
+            model: DeviceModel {
+                device_id: "fake".into(),
+                group_id: "g".into(),
+                facing_mode: None,
+                modes: DeviceModes::Video(vec![VideoMode {
+                    width: 640,
+                    height: 480,
+                    frame_rate: 30.0,
+                }]),
+            },
+            opens: AtomicUsize::new(0),
+        });
+        let constraints = video_constraints(r#"{"width": 640}"#);
+        let settings = select_settings(MediaKind::Video, &constraints, &[&opener.model])
+            .unwrap()
+            .settings;
+        let source = opener.open(&settings).unwrap();
+        let registry: Arc<UsageRegistry> = Arc::default();
+        let track = MediaStreamTrack::start(
+            Arc::clone(&opener) as Arc<dyn SourceOpener>,
+            settings,
+            constraints,
+            source,
+            Arc::clone(&registry),
+        )
+        .unwrap();
+        assert_eq!(track.label(), "fake camera");
+        assert!(!track.is_remote());
+        assert_eq!(registry.snapshot().get("fake"), Some(&1));
+        let rx = track.subscribe(4);
+        assert_eq!(next_size(&rx), (640, 480));
+        // The source cannot switch in place: the track reopens its device at 320x240.
+        track
+            .apply_constraints(video_constraints(
+                r#"{"width": {"exact": 320}, "height": {"exact": 240}}"#,
+            ))
+            .unwrap();
+        assert_eq!(opener.opens.load(Ordering::SeqCst), 2);
+        // Frames queued before the switch drain first.
+        let mut size = (0, 0);
+        for _ in 0..10 {
+            size = next_size(&rx);
+        }
+        assert_eq!(size, (320, 240));
+        track.stop();
+    }
+
+    #[test]
+    fn a_remote_track_measures_what_arrives_and_has_no_device() {
+        let live = Arc::new(Mutex::new(MediaTrackSettings {
+            width: Some(320),
+            height: Some(240),
+            frame_rate: Some(30.0),
+            ..Default::default()
+        }));
+        let source = Box::new(Black(320, 240, Duration::ZERO));
+        let track =
+            MediaStreamTrack::start_remote(MediaKind::Video, "peer-track", live, source).unwrap();
+        assert!(track.is_remote());
+        assert_eq!(track.id(), "peer-track");
+        assert_eq!(track.label(), "remote video");
+        let caps = track.get_capabilities();
+        assert_eq!(caps.facing_mode, None);
+        assert_eq!(track.get_settings().width, Some(320));
+        // What arrives can be checked against, never changed; facingMode is never met.
+        assert!(track
+            .apply_constraints(video_constraints(r#"{"width": {"max": 640}}"#))
+            .is_ok());
+        let err = track
+            .apply_constraints(video_constraints(r#"{"facingMode": {"exact": "user"}}"#))
+            .unwrap_err();
+        assert_eq!(err.name(), "OverconstrainedError");
+        track.stop();
+    }
+}
