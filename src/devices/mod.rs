@@ -50,7 +50,8 @@ pub mod source {
     };
 }
 
-/// [`FrameReceiver`] under its former crate path (it lives in [`crate::media`] now).
+/// [`FrameReceiver`] under its former crate path (it lives in [`crate::media`] now), for
+/// `src/peer` until it imports it from there; then this goes.
 pub(crate) mod worker {
     #[allow(unused_imports)]
     pub(crate) use crate::media::FrameReceiver;
