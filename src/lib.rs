@@ -11,6 +11,7 @@ pub mod devices;
 pub mod encode;
 pub mod error;
 pub mod frame;
+pub mod media;
 pub mod peer;
 pub mod server;
 mod sync;
@@ -20,8 +21,8 @@ pub use constraints::{
     MediaKind, MediaStreamConstraints, MediaTrackCapabilities, MediaTrackConstraints,
     MediaTrackSettings, SupportedConstraints,
 };
-pub use devices::{FrameReceiver, MediaFrame};
 pub use devices::{MediaDeviceInfo, MediaDevices, Permission, PermissionPolicy};
 pub use error::MediaError;
 pub use frame::{AudioFrame, VideoFrame};
+pub use media::{FrameReceiver, MediaFrame};
 pub use track::{MediaStream, MediaStreamTrack, TrackState};

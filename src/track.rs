@@ -16,10 +16,11 @@ use crate::constraints::{
     select_settings, AudioMode, ConstraintsError, DeviceModel, DeviceModes, Flag, MediaKind,
     MediaTrackCapabilities, MediaTrackConstraints, MediaTrackSettings, VideoMode,
 };
-use crate::devices::source::{frame_interval, Source, SourceError, DEVICE_CLOSE_LIMIT};
-use crate::devices::worker::{FrameReceiver, TrackEnded, TrackOutput, UsageRegistry, Worker};
-use crate::devices::{open_source, DeviceDescriptor};
 use crate::error::MediaError;
+use crate::media::{
+    frame_interval, not_readable, open_readable, FrameReceiver, Source, SourceError, SourceOpener,
+    TrackEnded, TrackOutput, UsageRegistry, Worker, DEVICE_CLOSE_LIMIT,
+};
 use crate::sync::lock;
 
 /// `readyState`.
@@ -33,13 +34,38 @@ pub enum TrackState {
 struct TrackInner {
     id: String,
     kind: MediaKind,
-    device: Arc<DeviceDescriptor>,
-    /// Remote tracks: settings measured from what arrives (the decoder updates them).
-    live: Option<Arc<Mutex<MediaTrackSettings>>>,
+    origin: Origin,
     registry: Arc<UsageRegistry>,
     output: Arc<TrackOutput>,
     worker: Mutex<Arc<Worker>>,
     state: Mutex<Mutable>,
+}
+
+/// Where a track's media comes from.
+#[derive(Clone)]
+enum Origin {
+    /// A local device, opened (and reopened when its settings change) through the opener
+    /// the device layer handed over.
+    Device(Arc<dyn SourceOpener>),
+    /// Media received from a peer: nothing to reopen or reconfigure, and no facingMode
+    /// (RTP does not carry it).
+    Remote {
+        /// The sender's track id.
+        id: String,
+        label: String,
+        /// Settings measured from what arrives (the decoder updates them).
+        live: Arc<Mutex<MediaTrackSettings>>,
+    },
+}
+
+impl Origin {
+    /// The device's id, or the sender's track id.
+    fn device_id(&self) -> &str {
+        match self {
+            Origin::Device(opener) => &opener.model().device_id,
+            Origin::Remote { id, .. } => id,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -59,36 +85,28 @@ impl std::fmt::Debug for MediaStreamTrack {
         f.debug_struct("MediaStreamTrack")
             .field("id", &self.inner.id)
             .field("kind", &self.inner.kind)
-            .field("device", &self.inner.device.device_id())
+            .field("device", &self.inner.origin.device_id())
             .field("ready_state", &self.ready_state())
             .finish()
     }
 }
 
-fn source_error(device: &DeviceDescriptor, e: SourceError) -> MediaError {
-    MediaError::NotReadableError {
-        message: format!(
-            "{} {:?}: {e}",
-            device.kind().device_kind(),
-            device.device_id()
-        ),
-    }
-}
-
 impl MediaStreamTrack {
-    /// Starts a live track on an opened source.
+    /// Starts a live track on `source`, opened by `opener` at `settings`; the track
+    /// reopens its device through `opener` when new settings need another source.
     pub(crate) fn start(
-        device: Arc<DeviceDescriptor>,
+        opener: Arc<dyn SourceOpener>,
         settings: MediaTrackSettings,
         constraints: MediaTrackConstraints,
         source: Box<dyn Source>,
         registry: Arc<UsageRegistry>,
     ) -> Result<Self, MediaError> {
-        let kind = device.kind();
+        let model = opener.model();
+        let kind = model.kind();
         let output = TrackOutput::new(true);
-        let lease = registry.lease(device.device_id());
+        let lease = registry.lease(&model.device_id);
         let worker =
-            Worker::spawn(source, kind, device.device_id(), lease, &output).map_err(|e| {
+            Worker::spawn(source, kind, &model.device_id, lease, &output).map_err(|e| {
                 MediaError::AbortError {
                     message: e.to_string(),
                 }
@@ -97,8 +115,7 @@ impl MediaStreamTrack {
             inner: Arc::new(TrackInner {
                 id: uuid::Uuid::new_v4().to_string(),
                 kind,
-                device,
-                live: None,
+                origin: Origin::Device(opener),
                 registry,
                 output,
                 worker: Mutex::new(worker),
@@ -111,18 +128,13 @@ impl MediaStreamTrack {
     }
 
     /// A remote track (received from a peer) on `source`, whose settings are the shared,
-    /// measured `live` ones. Its device is a stand-in with the remote id and no facing mode.
+    /// measured `live` ones: it has no device to reopen, and no facing mode.
     pub(crate) fn start_remote(
         kind: MediaKind,
         id: &str,
         live: Arc<Mutex<MediaTrackSettings>>,
         source: Box<dyn Source>,
     ) -> Result<Self, MediaError> {
-        let device = Arc::new(DeviceDescriptor {
-            model: remote_model(kind, id, &lock(&live)),
-            label: format!("remote {kind}"),
-            source: crate::devices::SourceSpec::Remote,
-        });
         let registry: Arc<UsageRegistry> = Arc::default();
         let output = TrackOutput::new(true);
         let lease = registry.lease(id);
@@ -135,8 +147,11 @@ impl MediaStreamTrack {
             inner: Arc::new(TrackInner {
                 id: id.to_owned(),
                 kind,
-                device,
-                live: Some(live),
+                origin: Origin::Remote {
+                    id: id.to_owned(),
+                    label: format!("remote {kind}"),
+                    live,
+                },
                 registry,
                 output,
                 worker: Mutex::new(worker),
@@ -150,7 +165,7 @@ impl MediaStreamTrack {
 
     /// Whether the track was received from a peer.
     pub fn is_remote(&self) -> bool {
-        self.inner.live.is_some()
+        matches!(self.inner.origin, Origin::Remote { .. })
     }
 
     /// A unique id (a UUID; for a remote track, the sender's track id).
@@ -163,9 +178,12 @@ impl MediaStreamTrack {
         self.inner.kind
     }
 
-    /// The device's label.
+    /// The device's label (`"remote audio"` / `"remote video"` for a remote track).
     pub fn label(&self) -> &str {
-        &self.inner.device.label
+        match &self.inner.origin {
+            Origin::Device(opener) => opener.label(),
+            Origin::Remote { label, .. } => label,
+        }
     }
 
     /// `readyState`: `Ended` after `stop()` or when the source is gone (device unplugged).
@@ -232,24 +250,24 @@ impl MediaStreamTrack {
     /// arrives (size, measured frame rate, or the audio format) and its deviceId — never
     /// `facingMode`, which RTP does not carry.
     pub fn get_settings(&self) -> MediaTrackSettings {
-        match &self.inner.live {
-            Some(live) => lock(live).clone(),
-            None => lock(&self.inner.state).settings.clone(),
+        match &self.inner.origin {
+            Origin::Remote { live, .. } => lock(live).clone(),
+            Origin::Device(_) => lock(&self.inner.state).settings.clone(),
         }
     }
 
     /// `getCapabilities()`: the ranges and values the track's device can produce (for a
     /// remote track: what arrives, without `facingMode`).
     pub fn get_capabilities(&self) -> MediaTrackCapabilities {
-        match &self.inner.live {
-            Some(live) => {
+        match &self.inner.origin {
+            Origin::Remote { live, .. } => {
                 let model = remote_model(self.inner.kind, &self.inner.id, &lock(live));
                 let mut caps = MediaTrackCapabilities::of_device(&model);
                 caps.facing_mode = None;
                 caps.group_id = None;
                 caps
             }
-            None => MediaTrackCapabilities::of_device(&self.inner.device.model),
+            Origin::Device(opener) => MediaTrackCapabilities::of_device(opener.model()),
         }
     }
 
@@ -269,15 +287,20 @@ impl MediaStreamTrack {
         if inner.output.is_ended() {
             return Ok(());
         }
-        if let Some(live) = &inner.live {
-            // A remote track cannot change what the peer sends: the constraints are checked
-            // against what arrives (one requiring facingMode can never be met), and kept.
-            let model = remote_model(inner.kind, &inner.id, &lock(live));
-            select_settings(inner.kind, &constraints, &[&model])?;
-            state.constraints = constraints;
-            return Ok(());
-        }
-        let selection = select_settings(inner.kind, &constraints, &[&inner.device.model])?;
+        let opener = match &inner.origin {
+            Origin::Remote { live, .. } => {
+                // A remote track cannot change what the peer sends: the constraints are
+                // checked against what arrives (one requiring facingMode can never be
+                // met), and kept.
+                let model = remote_model(inner.kind, &inner.id, &lock(live));
+                select_settings(inner.kind, &constraints, &[&model])?;
+                state.constraints = constraints;
+                return Ok(());
+            }
+            Origin::Device(opener) => opener.as_ref(),
+        };
+        let model = opener.model();
+        let selection = select_settings(inner.kind, &constraints, &[model])?;
         let settings = selection.settings;
         let mut worker = lock(&inner.worker);
         // The switch happens between two frames of the current mode, and the reply comes
@@ -296,7 +319,7 @@ impl MediaStreamTrack {
                     tracing::debug!("reopening the source: {reason}");
                     false
                 }
-                Err(e) => return Err(source_error(&inner.device, e)),
+                Err(e) => return Err(not_readable(model, &e)),
             }
         } else {
             // Shared with clones: this track moves to a source of its own.
@@ -313,28 +336,23 @@ impl MediaStreamTrack {
                     tracing::warn!(
                         "{} {:?}: the old source has not closed yet; reopening anyway",
                         inner.kind.device_kind(),
-                        inner.device.device_id()
+                        model.device_id
                     );
                 }
             }
-            match open_source(&inner.device, &settings) {
+            match open_readable(opener, &settings) {
                 Ok(source) => {
-                    let lease = inner.registry.lease(inner.device.device_id());
-                    let new = Worker::spawn(
-                        source,
-                        inner.kind,
-                        inner.device.device_id(),
-                        lease,
-                        &inner.output,
-                    )
-                    .map_err(|e| source_error(&inner.device, e))?;
+                    let lease = inner.registry.lease(&model.device_id);
+                    let new =
+                        Worker::spawn(source, inner.kind, &model.device_id, lease, &inner.output)
+                            .map_err(|e| not_readable(model, &e))?;
                     worker.detach(&inner.output);
                     *worker = new;
                 }
                 Err(e) => {
                     if exclusive {
                         // Put the old mode back so the track keeps running as it was.
-                        self.restore(&mut worker, &state.settings);
+                        self.restore(opener, &mut worker, &state.settings);
                     }
                     return Err(e);
                 }
@@ -345,21 +363,18 @@ impl MediaStreamTrack {
         Ok(())
     }
 
-    fn restore(&self, worker: &mut Arc<Worker>, settings: &MediaTrackSettings) {
+    fn restore(
+        &self,
+        opener: &dyn SourceOpener,
+        worker: &mut Arc<Worker>,
+        settings: &MediaTrackSettings,
+    ) {
         let inner = &self.inner;
-        let restarted = open_source(&inner.device, settings)
-            .ok()
-            .and_then(|source| {
-                let lease = inner.registry.lease(inner.device.device_id());
-                Worker::spawn(
-                    source,
-                    inner.kind,
-                    inner.device.device_id(),
-                    lease,
-                    &inner.output,
-                )
-                .ok()
-            });
+        let device_id = &opener.model().device_id;
+        let restarted = opener.open(settings).ok().and_then(|source| {
+            let lease = inner.registry.lease(device_id);
+            Worker::spawn(source, inner.kind, device_id, lease, &inner.output).ok()
+        });
         match restarted {
             Some(w) => *worker = w,
             None => inner.output.end("the device could not be reopened"),
@@ -400,8 +415,7 @@ impl MediaStreamTrack {
             inner: Arc::new(TrackInner {
                 id: uuid::Uuid::new_v4().to_string(),
                 kind: inner.kind,
-                device: Arc::clone(&inner.device),
-                live: inner.live.clone(),
+                origin: inner.origin.clone(),
                 registry: Arc::clone(&inner.registry),
                 output,
                 worker: Mutex::new(worker),
@@ -484,5 +498,145 @@ impl MediaStream {
             .filter(|t| t.kind() == kind)
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The track against a fake opener and a fake remote source: no device layer involved.
+
+    use super::*;
+    use crate::frame::VideoFrame;
+    use crate::media::MediaFrame;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Black frames at the settings it was opened with; it cannot switch in place.
+    struct Black(u32, u32, Duration);
+
+    impl Source for Black {
+        fn next_frame(&mut self) -> Result<MediaFrame, SourceError> {
+            std::thread::sleep(Duration::from_millis(5));
+            self.2 += Duration::from_millis(5);
+            let frame = VideoFrame::black(self.0, self.1).with_times(self.2, 0);
+            Ok(MediaFrame::Video(Arc::new(frame)))
+        }
+
+        fn reconfigure(&mut self, _: &MediaTrackSettings) -> Result<(), SourceError> {
+            Err(SourceError::Unsupported("fixed".into()))
+        }
+    }
+
+    #[derive(Debug)]
+    struct FakeOpener {
+        model: DeviceModel,
+        opens: AtomicUsize,
+    }
+
+    impl SourceOpener for FakeOpener {
+        fn model(&self) -> &DeviceModel {
+            &self.model
+        }
+
+        fn label(&self) -> &str {
+            "fake camera"
+        }
+
+        fn open(&self, s: &MediaTrackSettings) -> Result<Box<dyn Source>, SourceError> {
+            self.opens.fetch_add(1, Ordering::SeqCst);
+            let (w, h) = (s.width.unwrap_or(0), s.height.unwrap_or(0));
+            Ok(Box::new(Black(w, h, Duration::ZERO)))
+        }
+    }
+
+    fn video_constraints(json: &str) -> MediaTrackConstraints {
+        MediaTrackConstraints::from_json_str(json, MediaKind::Video)
+            .unwrap()
+            .0
+    }
+
+    fn next_size(rx: &FrameReceiver) -> (u32, u32) {
+        loop {
+            if let MediaFrame::Video(f) = rx.recv().unwrap() {
+                return (f.width(), f.height());
+            }
+        }
+    }
+
+    #[test]
+    fn a_device_track_reopens_through_its_opener() {
+        let opener = Arc::new(FakeOpener {
+            model: DeviceModel {
+                device_id: "fake".into(),
+                group_id: "g".into(),
+                facing_mode: None,
+                modes: DeviceModes::Video(vec![VideoMode {
+                    width: 640,
+                    height: 480,
+                    frame_rate: 30.0,
+                }]),
+            },
+            opens: AtomicUsize::new(0),
+        });
+        let constraints = video_constraints(r#"{"width": 640}"#);
+        let settings = select_settings(MediaKind::Video, &constraints, &[&opener.model])
+            .unwrap()
+            .settings;
+        let source = opener.open(&settings).unwrap();
+        let registry: Arc<UsageRegistry> = Arc::default();
+        let track = MediaStreamTrack::start(
+            Arc::clone(&opener) as Arc<dyn SourceOpener>,
+            settings,
+            constraints,
+            source,
+            Arc::clone(&registry),
+        )
+        .unwrap();
+        assert_eq!(track.label(), "fake camera");
+        assert!(!track.is_remote());
+        assert_eq!(registry.snapshot().get("fake"), Some(&1));
+        let rx = track.subscribe(4);
+        assert_eq!(next_size(&rx), (640, 480));
+        // The source cannot switch in place: the track reopens its device at 320x240.
+        track
+            .apply_constraints(video_constraints(
+                r#"{"width": {"exact": 320}, "height": {"exact": 240}}"#,
+            ))
+            .unwrap();
+        assert_eq!(opener.opens.load(Ordering::SeqCst), 2);
+        // Frames queued before the switch drain first.
+        let mut size = (0, 0);
+        for _ in 0..10 {
+            size = next_size(&rx);
+        }
+        assert_eq!(size, (320, 240));
+        track.stop();
+    }
+
+    #[test]
+    fn a_remote_track_measures_what_arrives_and_has_no_device() {
+        let live = Arc::new(Mutex::new(MediaTrackSettings {
+            width: Some(320),
+            height: Some(240),
+            frame_rate: Some(30.0),
+            ..Default::default()
+        }));
+        let source = Box::new(Black(320, 240, Duration::ZERO));
+        let track =
+            MediaStreamTrack::start_remote(MediaKind::Video, "peer-track", live, source).unwrap();
+        assert!(track.is_remote());
+        assert_eq!(track.id(), "peer-track");
+        assert_eq!(track.label(), "remote video");
+        let caps = track.get_capabilities();
+        assert_eq!(caps.facing_mode, None);
+        assert_eq!(track.get_settings().width, Some(320));
+        // What arrives can be checked against, never changed; facingMode is never met.
+        assert!(track
+            .apply_constraints(video_constraints(r#"{"width": {"max": 640}}"#))
+            .is_ok());
+        let err = track
+            .apply_constraints(video_constraints(r#"{"facingMode": {"exact": "user"}}"#))
+            .unwrap_err();
+        assert_eq!(err.name(), "OverconstrainedError");
+        track.stop();
     }
 }

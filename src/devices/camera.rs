@@ -76,6 +76,24 @@ pub fn enumerate() -> Vec<DeviceDescriptor> {
     out
 }
 
+/// Why a camera could not be opened or stopped delivering.
+#[derive(Debug, thiserror::Error)]
+pub enum CameraError {
+    /// The driver could not open the device.
+    #[error(transparent)]
+    Open(nokhwa::NokhwaError),
+    /// The device opened but its stream would not start.
+    #[error("busy or failed to start: {0}")]
+    Start(#[source] nokhwa::NokhwaError),
+    /// The driver opened a mode that cannot give the track's settings (see
+    /// [`check_opened_mode`]).
+    #[error("{0}")]
+    Mode(String),
+    /// Reading a frame failed: the device is gone.
+    #[error(transparent)]
+    Read(nokhwa::NokhwaError),
+}
+
 /// One raw frame as the camera delivered it.
 struct RawFrame {
     data: Vec<u8>,
@@ -121,11 +139,11 @@ pub(crate) fn check_opened_mode(
 /// converted to I420, decimated to the track's frame rate and cropped/scaled to its size
 /// here (the [`ModeAdapter`](crate::frame::ModeAdapter) shared with file sources). The
 /// device's own rate paces the source. Dropping the source closes the device before it
-/// returns (bounded by [`DEVICE_CLOSE_LIMIT`](super::source::DEVICE_CLOSE_LIMIT)), so the
+/// returns (bounded by [`DEVICE_CLOSE_LIMIT`](crate::media::DEVICE_CLOSE_LIMIT)), so the
 /// device can be reopened at once in another mode.
 pub struct CameraSource {
     index: u32,
-    frames: std::sync::mpsc::Receiver<Result<RawFrame, String>>,
+    frames: std::sync::mpsc::Receiver<Result<RawFrame, CameraError>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// The mode the driver actually opened.
@@ -143,8 +161,8 @@ impl CameraSource {
         index: u32,
         modes: &[VideoMode],
         settings: &crate::constraints::MediaTrackSettings,
-    ) -> Result<Self, super::source::SourceError> {
-        use super::source::{
+    ) -> Result<Self, crate::media::SourceError> {
+        use crate::media::{
             join_device_thread, video_settings, wait_until_open, SourceError, DEVICE_CLOSE_LIMIT,
             DEVICE_OPEN_LIMIT,
         };
@@ -159,7 +177,7 @@ impl CameraSource {
                 SourceError::Unsupported(format!("no native mode covers {width}x{height}@{fps}"))
             })?;
         let (frame_tx, frames) = mpsc::sync_channel(2);
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<VideoMode, String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<VideoMode, CameraError>>();
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -174,13 +192,13 @@ impl CameraSource {
                 };
                 if let Err(e) = check_opened_mode(&requested, &opened, (width, height, fps)) {
                     let _ = camera.stop_stream();
-                    let _ = ready_tx.send(Err(e));
+                    let _ = ready_tx.send(Err(CameraError::Mode(e)));
                     return;
                 }
                 let _ = ready_tx.send(Ok(opened));
                 let start = std::time::Instant::now();
                 while !thread_stop.load(Ordering::Relaxed) {
-                    let raw = camera.frame().map_err(|e| e.to_string()).map(|b| {
+                    let raw = camera.frame().map_err(CameraError::Read).map(|b| {
                         let res = b.resolution();
                         RawFrame {
                             data: b.buffer().to_vec(),
@@ -202,7 +220,7 @@ impl CameraSource {
                 }
                 // `camera` drops here: the V4L2 device is closed before the thread ends.
             })
-            .map_err(|e| SourceError::Open(format!("camera /dev/video{index}: {e}")))?;
+            .map_err(|e| SourceError::cannot_open(format!("camera /dev/video{index}"), e))?;
         let what = format!("camera /dev/video{index}");
         match wait_until_open(&ready_rx, DEVICE_OPEN_LIMIT, &what) {
             Ok(native) => Ok(CameraSource {
@@ -265,7 +283,7 @@ impl CameraSource {
 
 /// Opens camera `index` near `mode` and starts streaming (on the device thread). Returns
 /// the camera and the mode the driver actually opened.
-fn open_camera(index: u32, mode: &VideoMode) -> Result<(nokhwa::Camera, VideoMode), String> {
+fn open_camera(index: u32, mode: &VideoMode) -> Result<(nokhwa::Camera, VideoMode), CameraError> {
     use nokhwa::pixel_format::RgbFormat;
     use nokhwa::utils::{
         CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
@@ -279,10 +297,8 @@ fn open_camera(index: u32, mode: &VideoMode) -> Result<(nokhwa::Camera, VideoMod
     // only); the opened mode is checked by the caller.
     let requested = RequestedFormat::new::<RgbFormat>(RequestedFormatType::Closest(format));
     let mut camera =
-        nokhwa::Camera::new(CameraIndex::Index(index), requested).map_err(|e| e.to_string())?;
-    camera
-        .open_stream()
-        .map_err(|e| format!("busy or failed to start: {e}"))?;
+        nokhwa::Camera::new(CameraIndex::Index(index), requested).map_err(CameraError::Open)?;
+    camera.open_stream().map_err(CameraError::Start)?;
     let opened = camera.camera_format();
     let opened = VideoMode {
         width: opened.width(),
@@ -292,11 +308,9 @@ fn open_camera(index: u32, mode: &VideoMode) -> Result<(nokhwa::Camera, VideoMod
     Ok((camera, opened))
 }
 
-impl super::source::Source for CameraSource {
-    fn next_frame(&mut self) -> Result<super::source::MediaFrame, super::source::SourceError> {
-        use super::source::{
-            recv_from_device, stall_limit, wall_clock_ms, MediaFrame, SourceError,
-        };
+impl crate::media::Source for CameraSource {
+    fn next_frame(&mut self) -> Result<crate::media::MediaFrame, crate::media::SourceError> {
+        use crate::media::{recv_from_device, stall_limit, wall_clock_ms, MediaFrame, SourceError};
         let what = format!("camera /dev/video{}", self.index);
         loop {
             // A read error, a closed channel or a silent device means it went away.
@@ -305,7 +319,7 @@ impl super::source::Source for CameraSource {
             self.first_frame = false;
             let raw = match raw {
                 Ok(raw) => raw,
-                Err(e) => return Err(SourceError::Ended(format!("{what}: {e}"))),
+                Err(e) => return Err(SourceError::lost(what.as_str(), e)),
             };
             if !self.adapter.keep(raw.at) {
                 continue;
@@ -321,7 +335,7 @@ impl super::source::Source for CameraSource {
             let frame = self
                 .adapter
                 .fit(frame)
-                .map_err(|e| SourceError::Ended(e.to_string()))?
+                .map_err(|e| SourceError::lost(what.as_str(), e))?
                 .with_times(raw.at, wall_clock_ms());
             return Ok(MediaFrame::Video(std::sync::Arc::new(frame)));
         }
@@ -330,8 +344,8 @@ impl super::source::Source for CameraSource {
     fn reconfigure(
         &mut self,
         settings: &crate::constraints::MediaTrackSettings,
-    ) -> Result<(), super::source::SourceError> {
-        use super::source::{video_settings, SourceError};
+    ) -> Result<(), crate::media::SourceError> {
+        use crate::media::{video_settings, SourceError};
         let (width, height, fps) = video_settings(settings)?;
         let n = &self.native;
         if width > n.width || height > n.height || fps > n.frame_rate {
@@ -352,9 +366,9 @@ impl Drop for CameraSource {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
-            super::source::join_device_thread(
+            crate::media::join_device_thread(
                 thread,
-                super::source::DEVICE_CLOSE_LIMIT,
+                crate::media::DEVICE_CLOSE_LIMIT,
                 &format!("camera /dev/video{}", self.index),
             );
         }

@@ -20,8 +20,6 @@ pub enum SourceSpec {
     Camera { index: u32 },
     /// An ALSA capture device, by its PCM name.
     Microphone { pcm_id: String },
-    /// Media received from a peer (a remote track); it cannot be reopened or reconfigured.
-    Remote,
 }
 
 impl SourceSpec {

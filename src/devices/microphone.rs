@@ -132,7 +132,31 @@ pub fn enumerate() -> Vec<DeviceDescriptor> {
 }
 
 /// What the device thread hands over: a callback's samples, or a stream error.
-type Block = Result<crate::frame::AudioSamples, String>;
+type Block = Result<crate::frame::AudioSamples, cpal::Error>;
+
+/// Why a microphone could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum MicrophoneError {
+    /// The host's devices could not be listed.
+    #[error(transparent)]
+    Devices(cpal::Error),
+    #[error("device not found (unplugged?)")]
+    NotFound,
+    #[error("cannot query the device: {0}")]
+    Query(#[source] cpal::Error),
+    #[error("no {bits}-bit {channels}-channel mode at {sample_rate} Hz (device changed?)")]
+    NoMode {
+        bits: u32,
+        channels: u16,
+        sample_rate: u32,
+    },
+    #[error("sample format {0} is not supported")]
+    SampleFormat(SampleFormat),
+    #[error("busy or unsupported configuration: {0}")]
+    Build(#[source] cpal::Error),
+    #[error(transparent)]
+    Play(cpal::Error),
+}
 
 /// At most this much audio waits in the pending buffer; older samples are dropped (the
 /// consumer is behind) so memory stays bounded whatever the callback delivers.
@@ -143,7 +167,7 @@ const MAX_PENDING: std::time::Duration = std::time::Duration::from_secs(1);
 /// `Send` and calls back on its own thread, so a dedicated thread owns the stream and
 /// hands blocks over a bounded channel (blocks are dropped, not queued, if nobody reads).
 /// Dropping the source closes the stream before it returns (bounded by
-/// [`DEVICE_CLOSE_LIMIT`](super::source::DEVICE_CLOSE_LIMIT)).
+/// [`DEVICE_CLOSE_LIMIT`](crate::media::DEVICE_CLOSE_LIMIT)).
 pub struct MicrophoneSource {
     pcm_id: String,
     blocks: std::sync::mpsc::Receiver<Block>,
@@ -165,8 +189,8 @@ impl MicrophoneSource {
     pub fn open(
         pcm_id: &str,
         settings: &crate::constraints::MediaTrackSettings,
-    ) -> Result<Self, super::source::SourceError> {
-        use super::source::{
+    ) -> Result<Self, crate::media::SourceError> {
+        use crate::media::{
             audio_settings, join_device_thread, wait_until_open, SourceError, DEVICE_CLOSE_LIMIT,
             DEVICE_OPEN_LIMIT,
         };
@@ -174,7 +198,7 @@ impl MicrophoneSource {
         let (sample_rate, channels) = audio_settings(settings)?;
         let bits = settings.sample_size.unwrap_or(16);
         let (block_tx, blocks) = mpsc::sync_channel::<Block>(64);
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), MicrophoneError>>();
         let (stop, stop_rx) = mpsc::channel::<()>();
         let id = pcm_id.to_owned();
         let thread = std::thread::Builder::new()
@@ -192,7 +216,7 @@ impl MicrophoneSource {
                 let _ = stop_rx.recv();
                 drop(stream);
             })
-            .map_err(|e| SourceError::Open(format!("microphone {pcm_id}: {e}")))?;
+            .map_err(|e| SourceError::cannot_open(format!("microphone {pcm_id}"), e))?;
         let what = format!("microphone {pcm_id}");
         match wait_until_open(&ready_rx, DEVICE_OPEN_LIMIT, &what) {
             Ok(()) => Ok(MicrophoneSource {
@@ -232,17 +256,17 @@ fn build_stream(
     channels: u16,
     bits: u32,
     blocks: std::sync::mpsc::SyncSender<Block>,
-) -> Result<cpal::Stream, String> {
+) -> Result<cpal::Stream, MicrophoneError> {
     use cpal::traits::StreamTrait;
     let host = cpal::default_host();
     let device = host
         .input_devices()
-        .map_err(|e| e.to_string())?
+        .map_err(MicrophoneError::Devices)?
         .find(|d| d.id().map(|id| id.id() == pcm_id).unwrap_or(false))
-        .ok_or_else(|| "device not found (unplugged?)".to_string())?;
+        .ok_or(MicrophoneError::NotFound)?;
     let ranges: Vec<ConfigRange> = device
         .supported_input_configs()
-        .map_err(|e| format!("cannot query the device: {e}"))?
+        .map_err(MicrophoneError::Query)?
         .map(|r| {
             (
                 r.sample_format(),
@@ -252,9 +276,12 @@ fn build_stream(
             )
         })
         .collect();
-    let format = pick_format(&ranges, sample_rate, channels, bits).ok_or_else(|| {
-        format!("no {bits}-bit {channels}-channel mode at {sample_rate} Hz (device changed?)")
-    })?;
+    let format =
+        pick_format(&ranges, sample_rate, channels, bits).ok_or(MicrophoneError::NoMode {
+            bits,
+            channels,
+            sample_rate,
+        })?;
     let config = cpal::StreamConfig {
         channels,
         sample_rate,
@@ -271,10 +298,10 @@ fn build_stream(
         SampleFormat::U32 => typed::<u32>(&device, &config, blocks),
         SampleFormat::F32 => typed::<f32>(&device, &config, blocks),
         SampleFormat::F64 => typed::<f64>(&device, &config, blocks),
-        other => return Err(format!("sample format {other} is not supported")),
+        other => return Err(MicrophoneError::SampleFormat(other)),
     }
-    .map_err(|e| format!("busy or unsupported configuration: {e}"))?;
-    stream.play().map_err(|e| e.to_string())?;
+    .map_err(MicrophoneError::Build)?;
+    stream.play().map_err(MicrophoneError::Play)?;
     Ok(stream)
 }
 
@@ -305,7 +332,7 @@ where
 {
     let errors = blocks.clone();
     let on_error = move |e: cpal::Error| {
-        let _ = errors.try_send(Err(e.to_string()));
+        let _ = errors.try_send(Err(e));
     };
     device.build_input_stream(
         *config,
@@ -318,12 +345,10 @@ where
     )
 }
 
-impl super::source::Source for MicrophoneSource {
-    fn next_frame(&mut self) -> Result<super::source::MediaFrame, super::source::SourceError> {
-        use super::source::{
-            recv_from_device, stall_limit, wall_clock_ms, MediaFrame, SourceError,
-        };
+impl crate::media::Source for MicrophoneSource {
+    fn next_frame(&mut self) -> Result<crate::media::MediaFrame, crate::media::SourceError> {
         use crate::frame::AudioFrame;
+        use crate::media::{recv_from_device, stall_limit, wall_clock_ms, MediaFrame, SourceError};
         let what = format!("microphone {}", self.pcm_id);
         let dc = self.device_channels as usize;
         let frames = super::tone::block_frames(self.sample_rate, &mut self.remainder);
@@ -333,7 +358,7 @@ impl super::source::Source for MicrophoneSource {
             // A stream error, a closed thread or a silent device ends the track.
             let limit = stall_limit(None, self.first_block);
             let samples = recv_from_device(&self.blocks, limit, &what)?
-                .map_err(|e| SourceError::Ended(format!("{what}: {e}")))?;
+                .map_err(|e| SourceError::lost(what.as_str(), e))?;
             self.first_block = false;
             let pending = self.pending.get_or_insert_with(|| samples.empty_like());
             pending.append(samples);
@@ -371,8 +396,8 @@ impl super::source::Source for MicrophoneSource {
     fn reconfigure(
         &mut self,
         settings: &crate::constraints::MediaTrackSettings,
-    ) -> Result<(), super::source::SourceError> {
-        use super::source::{audio_settings, SourceError};
+    ) -> Result<(), crate::media::SourceError> {
+        use crate::media::{audio_settings, SourceError};
         let (sample_rate, channels) = audio_settings(settings)?;
         if sample_rate != self.sample_rate {
             return Err(SourceError::Unsupported(
@@ -390,9 +415,9 @@ impl Drop for MicrophoneSource {
     fn drop(&mut self) {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
-            super::source::join_device_thread(
+            crate::media::join_device_thread(
                 thread,
-                super::source::DEVICE_CLOSE_LIMIT,
+                crate::media::DEVICE_CLOSE_LIMIT,
                 &format!("microphone {}", self.pcm_id),
             );
         }

@@ -8,12 +8,12 @@
 mod descriptor;
 pub mod file;
 pub mod media_file;
+mod open;
 pub mod pattern;
 mod permission;
-pub mod source;
+mod select;
 pub mod tone;
 pub mod virtual_devices;
-pub(crate) mod worker;
 
 #[cfg(feature = "hardware")]
 mod camera;
@@ -24,35 +24,37 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+#[cfg(feature = "hardware")]
+pub use camera::CameraError;
 pub use descriptor::{DeviceDescriptor, MediaDeviceInfo, MediaDeviceKind, SourceSpec};
 pub use file::DevicesFileError;
+pub use media_file::{WavError, Y4mError};
+#[cfg(feature = "hardware")]
+pub use microphone::MicrophoneError;
 pub use permission::{Permission, PermissionPolicy};
-pub use source::{MediaFrame, Source, SourceError};
-pub use worker::{FrameReceiver, TrackEnded};
+pub use select::{KindExplanation, TrackSelection};
+// The media layer's types under the paths they have always had here.
+pub use crate::media::{FrameReceiver, MediaFrame, Source, SourceError, TrackEnded};
 
-use crate::constraints::MediaTrackSettings;
-use crate::constraints::{
-    explain_selection, select_settings, CandidateReport, DeviceModel, MediaKind,
-    MediaStreamConstraints, MediaTrackConstraints, Selection, SupportedConstraints,
-};
+use crate::constraints::{MediaKind, MediaStreamConstraints, SupportedConstraints};
 use crate::error::MediaError;
+use crate::media::{open_readable, SourceOpener, UsageRegistry};
 use crate::track::{MediaStream, MediaStreamTrack};
-use worker::UsageRegistry;
 
-/// The result of selection for one kind, before anything is opened.
-#[derive(Debug, Clone)]
-pub struct TrackSelection {
-    pub kind: MediaKind,
-    pub device: Arc<DeviceDescriptor>,
-    pub selection: Selection,
-    pub constraints: MediaTrackConstraints,
+/// The source contract and pacing under their former path (they live in
+/// [`crate::media`] now); kept so existing `devices::source::...` paths work.
+pub mod source {
+    pub use crate::media::{
+        frame_interval, stall_limit, wall_clock_ms, MediaFrame, Pacer, Source, SourceError,
+        DEVICE_CLOSE_LIMIT, DEVICE_FIRST_FRAME_LIMIT, DEVICE_OPEN_LIMIT, DEVICE_STALL_LIMIT,
+    };
 }
 
-/// Every candidate considered for one kind, for `--explain`.
-#[derive(Debug, Clone)]
-pub struct KindExplanation {
-    pub kind: MediaKind,
-    pub candidates: Vec<CandidateReport>,
+/// [`FrameReceiver`] under its former crate path (it lives in [`crate::media`] now), for
+/// `src/peer` until it imports it from there; then this goes.
+pub(crate) mod worker {
+    #[allow(unused_imports)]
+    pub(crate) use crate::media::FrameReceiver;
 }
 
 /// A catalogue of capture devices behind a permission policy: the `navigator.mediaDevices`
@@ -193,7 +195,7 @@ impl MediaDevices {
         let selections = self.select(constraints)?;
         let mut opened = Vec::with_capacity(selections.len());
         for sel in selections {
-            let source = open_source(&sel.device, &sel.selection.settings)?;
+            let source = open_readable(sel.device.as_ref(), &sel.selection.settings)?;
             opened.push((sel, source));
         }
         let mut tracks = Vec::with_capacity(opened.len());
@@ -203,13 +205,14 @@ impl MediaDevices {
                 sel.kind.device_kind(),
                 sel.device.device_id(),
                 sel.device.label,
-                describe(&sel)
+                select::describe(&sel)
             );
             if let Ok(mut exposed) = self.exposed.lock() {
                 exposed.insert(sel.kind);
             }
+            let opener: Arc<dyn SourceOpener> = Arc::clone(&sel.device) as _;
             tracks.push(MediaStreamTrack::start(
-                Arc::clone(&sel.device),
+                opener,
                 sel.selection.settings,
                 sel.constraints,
                 source,
@@ -247,176 +250,6 @@ impl MediaDevices {
             tracing::warn!("{w}");
         }
         self.get_user_media(&constraints)
-    }
-
-    /// getUserMedia's selection without opening anything: what `usermedia select` prints.
-    pub fn select(
-        &self,
-        constraints: &MediaStreamConstraints,
-    ) -> Result<Vec<TrackSelection>, MediaError> {
-        if constraints.audio.is_none() && constraints.video.is_none() {
-            return Err(MediaError::type_error(
-                "at least one of audio and video must be requested",
-            ));
-        }
-        let mut out = Vec::new();
-        for kind in [MediaKind::Audio, MediaKind::Video] {
-            if let Some(c) = constraints.for_kind(kind) {
-                out.push(self.select_kind(kind, c)?);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Like [`select`](Self::select), and also every candidate considered with its distance.
-    pub fn explain(
-        &self,
-        constraints: &MediaStreamConstraints,
-    ) -> (
-        Result<Vec<TrackSelection>, MediaError>,
-        Vec<KindExplanation>,
-    ) {
-        let mut explanations = Vec::new();
-        for kind in [MediaKind::Audio, MediaKind::Video] {
-            if let Some(c) = constraints.for_kind(kind) {
-                let allowed = self.allowed_of_kind(kind);
-                let models: Vec<&DeviceModel> = allowed.iter().map(|d| &d.model).collect();
-                let (_, candidates) = explain_selection(kind, c, &models);
-                explanations.push(KindExplanation { kind, candidates });
-            }
-        }
-        (self.select(constraints), explanations)
-    }
-
-    fn of_kind(&self, kind: MediaKind) -> Vec<&Arc<DeviceDescriptor>> {
-        self.devices.iter().filter(|d| d.kind() == kind).collect()
-    }
-
-    fn allowed_of_kind(&self, kind: MediaKind) -> Vec<&Arc<DeviceDescriptor>> {
-        self.of_kind(kind)
-            .into_iter()
-            .filter(|d| self.policy.for_device(kind, d.device_id()) != Permission::Denied)
-            .collect()
-    }
-
-    fn select_kind(
-        &self,
-        kind: MediaKind,
-        constraints: &MediaTrackConstraints,
-    ) -> Result<TrackSelection, MediaError> {
-        let all = self.of_kind(kind);
-        if all.is_empty() {
-            return Err(MediaError::NotFoundError {
-                message: format!("no {} device exists", kind.device_kind()),
-            });
-        }
-        let what = match kind {
-            MediaKind::Video => "camera",
-            MediaKind::Audio => "microphone",
-        };
-        if self.policy.for_kind(kind) == Permission::Denied {
-            return Err(MediaError::NotAllowedError {
-                message: format!("{what} access is denied by the permission policy"),
-            });
-        }
-        let allowed = self.allowed_of_kind(kind);
-        if allowed.is_empty() {
-            return Err(MediaError::NotAllowedError {
-                message: format!(
-                    "every {} device is denied by the permission policy",
-                    kind.device_kind()
-                ),
-            });
-        }
-        let models: Vec<&DeviceModel> = allowed.iter().map(|d| &d.model).collect();
-        match select_settings(kind, constraints, &models) {
-            Ok(selection) => Ok(TrackSelection {
-                kind,
-                device: Arc::clone(allowed[selection.device_index]),
-                selection,
-                constraints: constraints.clone(),
-            }),
-            Err(err @ MediaError::OverconstrainedError { .. }) if allowed.len() < all.len() => {
-                // Would a denied device have satisfied it? Then permission is the reason.
-                let every: Vec<&DeviceModel> = all.iter().map(|d| &d.model).collect();
-                match select_settings(kind, constraints, &every) {
-                    Ok(sel) => Err(MediaError::NotAllowedError {
-                        message: format!(
-                            "device {:?} is denied by the permission policy",
-                            all[sel.device_index].device_id()
-                        ),
-                    }),
-                    Err(_) => Err(err),
-                }
-            }
-            Err(err) => Err(err),
-        }
-    }
-}
-
-/// Opens the source of `device` at `settings`. Every failure is `NotReadableError` naming
-/// the device and the problem (busy, missing file, bad file).
-pub(crate) fn open_source(
-    device: &DeviceDescriptor,
-    settings: &MediaTrackSettings,
-) -> Result<Box<dyn Source>, MediaError> {
-    let opened: Result<Box<dyn Source>, SourceError> = match (&device.source, device.kind()) {
-        (SourceSpec::Pattern, _) => {
-            pattern::PatternSource::open(settings).map(|s| Box::new(s) as _)
-        }
-        (SourceSpec::Tone, _) => tone::ToneSource::open(settings).map(|s| Box::new(s) as _),
-        (SourceSpec::File(path), MediaKind::Video) => {
-            media_file::Y4mSource::open(path, settings).map(|s| Box::new(s) as _)
-        }
-        (SourceSpec::File(path), MediaKind::Audio) => {
-            media_file::WavSource::open(path, settings).map(|s| Box::new(s) as _)
-        }
-        #[cfg(feature = "hardware")]
-        (SourceSpec::Camera { index }, _) => match &device.model.modes {
-            crate::constraints::DeviceModes::Video(modes) => {
-                camera::CameraSource::open(*index, modes, settings).map(|s| Box::new(s) as _)
-            }
-            _ => Err(SourceError::Open("not a camera".into())),
-        },
-        #[cfg(feature = "hardware")]
-        (SourceSpec::Microphone { pcm_id }, _) => {
-            microphone::MicrophoneSource::open(pcm_id, settings).map(|s| Box::new(s) as _)
-        }
-        (SourceSpec::Remote, _) => Err(SourceError::Unsupported(
-            "a remote track's source cannot be reopened".into(),
-        )),
-        #[cfg(not(feature = "hardware"))]
-        (SourceSpec::Camera { .. } | SourceSpec::Microphone { .. }, _) => Err(SourceError::Open(
-            "built without the `hardware` feature".into(),
-        )),
-    };
-    opened.map_err(|e| MediaError::NotReadableError {
-        message: format!(
-            "{} {:?}: {e}",
-            device.kind().device_kind(),
-            device.device_id()
-        ),
-    })
-}
-
-/// A short description of selected settings for logs: `1280x720@30 none` or
-/// `48000 Hz 2 ch`.
-fn describe(sel: &TrackSelection) -> String {
-    let s = &sel.selection.settings;
-    match sel.kind {
-        MediaKind::Video => format!(
-            "{}x{}@{} ({})",
-            s.width.unwrap_or(0),
-            s.height.unwrap_or(0),
-            s.frame_rate.unwrap_or(0.0),
-            s.resize_mode.map(|r| r.as_str()).unwrap_or("none")
-        ),
-        MediaKind::Audio => format!(
-            "{} Hz, {} ch, {}-bit",
-            s.sample_rate.unwrap_or(0),
-            s.channel_count.unwrap_or(0),
-            s.sample_size.unwrap_or(0)
-        ),
     }
 }
 

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use super::source::{
-    frame_interval, video_settings, wall_clock_ms, MediaFrame, Pacer, Source, SourceError,
-};
 use crate::constraints::MediaTrackSettings;
 use crate::frame::{chroma_size, VideoFrame, NEUTRAL_CHROMA};
+use crate::media::{
+    frame_interval, video_settings, wall_clock_ms, MediaFrame, Pacer, Source, SourceError,
+};
 
 /// Luma of a 1 bit in the strip.
 pub const STRIP_ONE: u8 = 235;

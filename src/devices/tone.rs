@@ -10,9 +10,9 @@ use std::f64::consts::TAU;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::source::{audio_settings, wall_clock_ms, MediaFrame, Pacer, Source, SourceError};
 use crate::constraints::MediaTrackSettings;
 use crate::frame::{AudioFrame, AudioSamples};
+use crate::media::{audio_settings, wall_clock_ms, MediaFrame, Pacer, Source, SourceError};
 
 /// The tone's frequency.
 pub const TONE_HZ: f64 = 440.0;

@@ -37,7 +37,6 @@ fn source_name(source: &SourceSpec) -> String {
         SourceSpec::File(p) => format!("file {}", p.display()),
         SourceSpec::Camera { index } => format!("camera /dev/video{index}"),
         SourceSpec::Microphone { pcm_id } => format!("ALSA {pcm_id}"),
-        SourceSpec::Remote => "remote".into(),
     }
 }
 

@@ -1,103 +1,12 @@
-//! The `Source` contract every capture device implements — virtual (pattern, tone, files)
-//! and real (camera, microphone) alike — and the real-time pacing they share.
+//! What a hardware source needs to run its device on a thread of its own without letting
+//! a wedged driver hang a track: the open, stall and close limits, and the helpers that
+//! wait for the device thread within them.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
-use crate::constraints::MediaTrackSettings;
-use crate::frame::{AudioFrame, VideoFrame};
-
-/// One unit of media from a source: a video frame or a block of audio. Cheap to clone,
-/// so one capture can reach many consumers.
-#[derive(Debug, Clone)]
-pub enum MediaFrame {
-    Video(Arc<VideoFrame>),
-    Audio(Arc<AudioFrame>),
-}
-
-/// Why a source could not open or stopped delivering.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SourceError {
-    /// The device or file could not be opened: busy, missing, unreadable or malformed.
-    #[error("{0}")]
-    Open(String),
-    /// The source is gone for good (device unplugged, file vanished): its tracks end.
-    #[error("source ended: {0}")]
-    Ended(String),
-    /// The source cannot produce the requested settings.
-    #[error("cannot switch to the requested settings: {0}")]
-    Unsupported(String),
-}
-
-/// A capture device as the track machinery drives it, on its own thread.
-///
-/// Contract: `next_frame` blocks until the next frame is due and returns it at exactly the
-/// settings the source was opened or last reconfigured with (size and frame rate, or
-/// sample rate and channel count), paced in real time. `reconfigure` takes effect from the
-/// next frame, so a live change costs at most one frame interval.
-pub trait Source: Send {
-    fn next_frame(&mut self) -> Result<MediaFrame, SourceError>;
-    fn reconfigure(&mut self, settings: &MediaTrackSettings) -> Result<(), SourceError>;
-
-    /// Called once, before the first frame, on a source opened for a running track (its
-    /// new settings needed a new source), with the last frame the track delivered from the
-    /// previous one, as that source made it. A source that numbers its frames continues
-    /// the numbering from there, so receivers counting frames to measure loss (the
-    /// pattern's strip) see no jump back. Default: nothing to continue.
-    fn continue_after(&mut self, _last: &MediaFrame) {}
-}
-
-/// Releases slots at a fixed interval in real time. A source that falls behind by more
-/// than one interval skips ahead instead of bursting to catch up.
-#[derive(Debug)]
-pub struct Pacer {
-    interval: Duration,
-    next: Instant,
-    start: Instant,
-}
-
-impl Pacer {
-    pub fn new(interval: Duration) -> Self {
-        let now = Instant::now();
-        Pacer {
-            interval,
-            next: now,
-            start: now,
-        }
-    }
-
-    /// Changes the interval from the next slot on.
-    pub fn set_interval(&mut self, interval: Duration) {
-        self.interval = interval;
-    }
-
-    /// Sleeps until the next slot and returns its time on the source's timeline.
-    pub fn wait(&mut self) -> Duration {
-        let now = Instant::now();
-        if self.next > now {
-            std::thread::sleep(self.next - now);
-        } else if now - self.next > self.interval {
-            self.next = now;
-        }
-        let slot = self.next;
-        self.next += self.interval;
-        slot - self.start
-    }
-}
-
-/// Milliseconds since the UNIX epoch, now.
-pub fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// The frame interval of a frame rate.
-pub fn frame_interval(frame_rate: f64) -> Duration {
-    Duration::from_secs_f64(1.0 / frame_rate.max(0.001))
-}
+use super::pacing::frame_interval;
+use super::source::{Cause, SourceError};
 
 /// The shortest time a hardware source waits for data from its device before declaring it
 /// gone: a stalled driver or a lost error callback must end the track, not hang it (and
@@ -139,7 +48,7 @@ pub fn stall_limit(rate: Option<f64>, first: bool) -> Duration {
 /// Why waiting for a device thread to open its device failed.
 #[derive(Debug)]
 pub(crate) struct OpenFailed {
-    /// `SourceError::Open`, naming the device.
+    /// `SourceError::Open` or `CannotOpen`, naming the device.
     pub error: SourceError,
     /// The thread is still inside the driver's open (it did not answer in time): it cannot
     /// be joined, only told to stop and left to finish on its own.
@@ -147,17 +56,16 @@ pub(crate) struct OpenFailed {
 }
 
 /// Waits up to `limit` for a device thread's answer on `ready`: the opened device's value,
-/// or why it failed. `what` names the device in the error.
-pub(crate) fn wait_until_open<T>(
-    ready: &std::sync::mpsc::Receiver<Result<T, String>>,
+/// or why it failed (kept as the error's cause). `what` names the device in the error.
+pub(crate) fn wait_until_open<T, E: Into<Cause>>(
+    ready: &Receiver<Result<T, E>>,
     limit: Duration,
     what: &str,
 ) -> Result<T, OpenFailed> {
-    use std::sync::mpsc::RecvTimeoutError;
     match ready.recv_timeout(limit) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(OpenFailed {
-            error: SourceError::Open(format!("{what}: {e}")),
+            error: SourceError::cannot_open(what, e),
             hung: false,
         }),
         Err(RecvTimeoutError::Disconnected) => Err(OpenFailed {
@@ -179,11 +87,10 @@ pub const DEVICE_CLOSE_LIMIT: Duration = Duration::from_secs(2);
 /// The next item from a device thread, or [`SourceError::Ended`] when the device sends
 /// nothing for `limit` or its thread is gone. `what` names the device in the message.
 pub(crate) fn recv_from_device<T>(
-    rx: &std::sync::mpsc::Receiver<T>,
+    rx: &Receiver<T>,
     limit: Duration,
     what: &str,
 ) -> Result<T, SourceError> {
-    use std::sync::mpsc::RecvTimeoutError;
     rx.recv_timeout(limit).map_err(|e| match e {
         RecvTimeoutError::Timeout => SourceError::Ended(format!(
             "{what}: no data from device for {} s",
@@ -220,47 +127,9 @@ pub(crate) fn join_device_thread(
     true
 }
 
-/// (width, height, frame rate) of video settings; missing members are a bug upstream,
-/// reported rather than unwrapped.
-pub(crate) fn video_settings(
-    settings: &MediaTrackSettings,
-) -> Result<(u32, u32, f64), SourceError> {
-    match (settings.width, settings.height, settings.frame_rate) {
-        (Some(w), Some(h), Some(f)) if w > 0 && h > 0 && f > 0.0 => Ok((w, h, f)),
-        _ => Err(SourceError::Unsupported(
-            "video settings need width, height and frameRate".into(),
-        )),
-    }
-}
-
-/// (sample rate, channels) of audio settings.
-pub(crate) fn audio_settings(settings: &MediaTrackSettings) -> Result<(u32, u16), SourceError> {
-    match (settings.sample_rate, settings.channel_count) {
-        (Some(r), Some(c)) if r > 0 && (1..=32).contains(&c) => Ok((r, c as u16)),
-        _ => Err(SourceError::Unsupported(
-            "audio settings need sampleRate and channelCount".into(),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pacer_keeps_time_and_skips_ahead() {
-        let mut p = Pacer::new(Duration::from_millis(5));
-        let start = Instant::now();
-        let slots: Vec<Duration> = (0..6).map(|_| p.wait()).collect();
-        assert!(start.elapsed() >= Duration::from_millis(24));
-        assert_eq!(slots[5] - slots[0], Duration::from_millis(25));
-        // Fall far behind: the next slot is now, not a burst of missed ones.
-        std::thread::sleep(Duration::from_millis(30));
-        let before = Instant::now();
-        p.wait();
-        p.wait();
-        assert!(before.elapsed() >= Duration::from_millis(4));
-    }
 
     #[test]
     fn a_silent_device_ends_after_the_limit() {
@@ -268,14 +137,14 @@ mod tests {
         let start = Instant::now();
         let err = recv_from_device(&rx, Duration::from_millis(50), "mic x").unwrap_err();
         assert!(start.elapsed() >= Duration::from_millis(50));
-        assert_eq!(
-            err,
-            SourceError::Ended("mic x: no data from device for 0.05 s".into())
+        assert!(
+            matches!(&err, SourceError::Ended(m) if m == "mic x: no data from device for 0.05 s"),
+            "{err:?}"
         );
         tx.send(7).unwrap();
         assert_eq!(
-            recv_from_device(&rx, Duration::from_secs(5), "mic x"),
-            Ok(7)
+            recv_from_device(&rx, Duration::from_secs(5), "mic x").ok(),
+            Some(7)
         );
         drop(tx);
         assert!(matches!(
@@ -312,9 +181,10 @@ mod tests {
             wait_until_open(&rx, Duration::from_millis(50), "camera /dev/video3").unwrap_err();
         assert!(start.elapsed() >= Duration::from_millis(50));
         assert!(failed.hung);
-        assert_eq!(
-            failed.error,
-            SourceError::Open("camera /dev/video3 did not open in 0.05 s".into())
+        assert!(
+            matches!(&failed.error, SourceError::Open(m) if m == "camera /dev/video3 did not open in 0.05 s"),
+            "{:?}",
+            failed.error
         );
         assert_eq!(
             DEVICE_OPEN_LIMIT.as_secs_f64().to_string(),
@@ -330,14 +200,22 @@ mod tests {
         tx.send(Err("busy".into())).unwrap();
         let failed = wait_until_open(&rx, Duration::from_secs(30), "cam").unwrap_err();
         assert!(!failed.hung);
-        assert_eq!(failed.error, SourceError::Open("cam: busy".into()));
+        // The thread's error is the cause, named after the device.
+        assert!(
+            matches!(&failed.error, SourceError::CannotOpen { what, cause }
+                if what == "cam" && cause.to_string() == "busy"),
+            "{:?}",
+            failed.error
+        );
+        assert_eq!(failed.error.to_string(), "cam: busy");
         // The thread died without answering.
         drop(tx);
         let failed = wait_until_open(&rx, Duration::from_secs(30), "cam").unwrap_err();
         assert!(!failed.hung);
-        assert_eq!(
-            failed.error,
-            SourceError::Open("cam: capture thread failed".into())
+        assert!(
+            matches!(&failed.error, SourceError::Open(m) if m == "cam: capture thread failed"),
+            "{:?}",
+            failed.error
         );
     }
 

@@ -1,0 +1,36 @@
+//! The media layer under tracks and devices: what a source is ([`Source`], the
+//! [`MediaFrame`] it yields, the [`SourceError`] it fails with), how a track (re)opens a
+//! device's source without knowing devices ([`SourceOpener`]), real-time pacing, the
+//! device-thread limits hardware sources live by, and frame delivery — the worker thread
+//! that runs one source for the tracks attached to it, each track's subscribers and
+//! timeline, and the count of open sources per device.
+//!
+//! Dependencies run one way: `devices` → `track` → `media` → (`constraints`, `frame`).
+
+mod delivery;
+// Its helpers serve the hardware sources (camera, microphone) only.
+#[cfg_attr(not(feature = "hardware"), allow(dead_code))]
+mod device_thread;
+mod opener;
+mod pacing;
+mod source;
+mod timeline;
+mod usage;
+mod worker;
+
+pub use delivery::{FrameReceiver, TrackEnded};
+pub use device_thread::{
+    stall_limit, DEVICE_CLOSE_LIMIT, DEVICE_FIRST_FRAME_LIMIT, DEVICE_OPEN_LIMIT,
+    DEVICE_STALL_LIMIT,
+};
+pub use opener::SourceOpener;
+pub use pacing::{frame_interval, wall_clock_ms, Pacer};
+pub use source::{Cause, MediaFrame, Source, SourceError};
+
+pub(crate) use delivery::TrackOutput;
+#[cfg_attr(not(feature = "hardware"), allow(unused_imports))]
+pub(crate) use device_thread::{join_device_thread, recv_from_device, wait_until_open};
+pub(crate) use opener::{not_readable, open_readable};
+pub(crate) use source::{audio_settings, video_settings};
+pub(crate) use usage::UsageRegistry;
+pub(crate) use worker::Worker;
