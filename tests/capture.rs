@@ -79,7 +79,7 @@ fn pattern_640x480_at_30_fps_with_consecutive_counters() {
     }
     // The strip's capture time is the wall clock.
     let strip = read_strip(frames.last().unwrap()).unwrap();
-    let age = strip.age_ms(usermedia::devices::source::wall_clock_ms());
+    let age = strip.age_ms(usermedia::media::wall_clock_ms());
     assert!(age < 1000, "captured {age} ms ago");
 }
 

@@ -3,9 +3,9 @@
 
 use usermedia_signaling::{ClientError, HttpClient, HttpSession};
 
+use crate::constraints::MediaKind;
 use crate::encode::pipeline::TrackEncoders;
 use crate::peer::{Peer, PeerError, PeerFactory};
-use crate::MediaKind;
 
 /// Why publishing to or viewing from a WHIP/WHEP server, or joining a call room, failed.
 #[derive(Debug, thiserror::Error)]

@@ -33,29 +33,11 @@ pub use media_file::{WavError, Y4mError};
 pub use microphone::MicrophoneError;
 pub use permission::{Permission, PermissionPolicy};
 pub use select::{KindExplanation, TrackSelection};
-// The media layer's types under the paths they have always had here.
-pub use crate::media::{FrameReceiver, MediaFrame, Source, SourceError, TrackEnded};
 
 use crate::constraints::{MediaKind, MediaStreamConstraints, SupportedConstraints};
 use crate::error::MediaError;
 use crate::media::{open_readable, SourceOpener, UsageRegistry};
 use crate::track::{MediaStream, MediaStreamTrack};
-
-/// The source contract and pacing under their former path (they live in
-/// [`crate::media`] now); kept so existing `devices::source::...` paths work.
-pub mod source {
-    pub use crate::media::{
-        frame_interval, stall_limit, wall_clock_ms, MediaFrame, Pacer, Source, SourceError,
-        DEVICE_CLOSE_LIMIT, DEVICE_FIRST_FRAME_LIMIT, DEVICE_OPEN_LIMIT, DEVICE_STALL_LIMIT,
-    };
-}
-
-/// [`FrameReceiver`] under its former crate path (it lives in [`crate::media`] now), for
-/// `src/peer` until it imports it from there; then this goes.
-pub(crate) mod worker {
-    #[allow(unused_imports)]
-    pub(crate) use crate::media::FrameReceiver;
-}
 
 /// A catalogue of capture devices behind a permission policy: the `navigator.mediaDevices`
 /// of one caller.

@@ -249,12 +249,12 @@ impl Peer {
     }
 
     /// Asks to receive a kind of media without sending it (a viewer's offer).
-    pub async fn add_receiver(&self, kind: crate::MediaKind) -> Result<(), PeerError> {
+    pub async fn add_receiver(&self, kind: crate::constraints::MediaKind) -> Result<(), PeerError> {
         use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
         use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
         let kind = match kind {
-            crate::MediaKind::Video => RtpCodecKind::Video,
-            crate::MediaKind::Audio => RtpCodecKind::Audio,
+            crate::constraints::MediaKind::Video => RtpCodecKind::Video,
+            crate::constraints::MediaKind::Audio => RtpCodecKind::Audio,
         };
         self.pc
             .add_transceiver_from_kind(

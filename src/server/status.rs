@@ -8,12 +8,12 @@ use usermedia_signaling::Direction;
 
 use super::publisher::Sessions;
 use super::stream::{Published, Streams};
+use crate::constraints::{MediaKind, MediaTrackSettings};
 use crate::devices::{DeviceInUse, MediaDevices};
 use crate::encode::pipeline::{EncodedTrack, EncoderStats};
 use crate::peer::{Peer, PeerStats, RemoteTrack, RemoteTrackStats};
 use crate::sync::lock;
 use crate::track::MediaStreamTrack;
-use crate::{MediaKind, MediaTrackSettings};
 
 /// `GET /status`.
 #[derive(Debug, Clone, Serialize)]

@@ -7,11 +7,11 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::encoded::{CodecConfig, EncodedTrack, Shared};
-use crate::devices::MediaFrame;
 use crate::encode::h264::{H264Config, H264Encoder};
 use crate::encode::opus::OpusEncoder;
 use crate::encode::vp8::{Vp8Config, Vp8Encoder};
 use crate::encode::{EncodeError, EncodedUnit, VideoCodec};
+use crate::media::MediaFrame;
 use crate::track::MediaStreamTrack;
 
 impl EncodedTrack {
@@ -208,14 +208,14 @@ impl Encoder {
 
 /// The encoder thread: encodes `input` until the track ends or the last handle is dropped,
 /// then ends every sink (see [`Shared::end`]).
-fn run(input: crate::devices::FrameReceiver, shared: Weak<Shared>, encoder: Encoder) {
+fn run(input: crate::media::FrameReceiver, shared: Weak<Shared>, encoder: Encoder) {
     encode_loop(input, &shared, encoder);
     if let Some(shared) = shared.upgrade() {
         shared.end();
     }
 }
 
-fn encode_loop(input: crate::devices::FrameReceiver, shared: &Weak<Shared>, mut encoder: Encoder) {
+fn encode_loop(input: crate::media::FrameReceiver, shared: &Weak<Shared>, mut encoder: Encoder) {
     // Failures already logged.
     let mut logged: Vec<String> = Vec::new();
     loop {

@@ -13,12 +13,12 @@ use bytes::Bytes;
 use super::depacketize::opus_channels;
 use super::Inner;
 use crate::constraints::MediaTrackSettings;
-use crate::devices::source::{Source, SourceError};
-use crate::devices::MediaFrame;
 use crate::encode::h264::H264Decoder;
 use crate::encode::opus::OpusDecoder;
 use crate::encode::vp8::Vp8Decoder;
 use crate::encode::{EncodeError, VideoCodec};
+use crate::media::MediaFrame;
+use crate::media::{Source, SourceError};
 use crate::sync::lock;
 
 /// Units waiting for the decoder; beyond this they are dropped (and a keyframe asked for).
@@ -144,8 +144,7 @@ fn decode_video(
                     s.aspect_ratio = Some(frame.width() as f64 / frame.height() as f64);
                     s.frame_rate = interval.map(|i| ((90_000.0 / i) * 100.0).round() / 100.0);
                 }
-                let frame =
-                    frame.with_times(start.elapsed(), crate::devices::source::wall_clock_ms());
+                let frame = frame.with_times(start.elapsed(), crate::media::wall_clock_ms());
                 if !hand_over(frames, inner, MediaFrame::Video(Arc::new(frame))) {
                     return;
                 }
@@ -190,7 +189,7 @@ fn decode_audio(units: Receiver<Unit>, inner: &Inner, frames: &SyncSender<MediaF
                     .counters
                     .frames_decoded
                     .fetch_add(1, Ordering::Relaxed);
-                frame.capture_time_ms = crate::devices::source::wall_clock_ms();
+                frame.capture_time_ms = crate::media::wall_clock_ms();
                 if !hand_over(frames, inner, MediaFrame::Audio(Arc::new(frame))) {
                     return;
                 }

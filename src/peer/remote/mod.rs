@@ -30,10 +30,10 @@ use super::PeerError;
 use crate::constraints::{
     MediaKind, MediaTrackCapabilities, MediaTrackConstraints, MediaTrackSettings,
 };
-use crate::devices::worker::FrameReceiver;
-use crate::devices::MediaFrame;
 use crate::encode::{EncodedUnit, VideoCodec};
 use crate::error::MediaError;
+use crate::media::FrameReceiver;
+use crate::media::MediaFrame;
 use crate::sync::lock;
 use crate::track::MediaStreamTrack;
 

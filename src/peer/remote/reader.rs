@@ -14,8 +14,8 @@ use super::decode::Unit;
 use super::depacketize::{Depacketizer, UnitMaker};
 use super::Inner;
 use crate::constraints::MediaKind;
-use crate::devices::MediaFrame;
 use crate::encode::{EncodedUnit, VideoCodec};
+use crate::media::MediaFrame;
 use crate::sync::lock;
 
 /// Starts the reader of `track` (of `codec`, Opus for `None`). `units` is the decoder's
@@ -48,9 +48,7 @@ pub(super) fn spawn(
                         if payload.after_loss {
                             inner.pli.notify_one();
                         }
-                        inner.forward(|| {
-                            maker.unit(&payload, crate::devices::source::wall_clock_ms())
-                        });
+                        inner.forward(|| maker.unit(&payload, crate::media::wall_clock_ms()));
                         if let Some(units) = &units {
                             inner.queue(units, payload.data, payload.rtp_timestamp);
                         }
