@@ -1,5 +1,5 @@
 //! Refuses to build without openh264's assembly: without it openh264 encodes about 3×
-//! slower, and its build drops the assembly *silently* (DESIGN.md) when nasm is missing,
+//! slower, and its build drops the assembly *silently* (docs/ARCHITECTURE.md, "Facts about our dependencies") when nasm is missing,
 //! when nasm fails to assemble, or when `OPENH264_NO_ASM` is set. `./scripts/setup.sh`
 //! installs nasm.
 //!

@@ -4,7 +4,7 @@
 //!    process (CPU s per s; target: 50 viewers under 60% of 2 cores = 1.2 CPU s/s) and its
 //!    memory per peer connection (target < 2 MiB). Viewers run in a child process (this
 //!    binary in a receiver role) and count RTP without decoding. The sender's CPU is the
-//!    figure the target and the aiortc/GStreamer anchors in shared/anchors are about; the
+//!    figure the target and the aiortc/GStreamer reference points in docs/performance.md ("Reference points") are about; the
 //!    viewers' process CPU and the whole machine's are printed beside it, since on one box
 //!    the receiving side (SRTP, ICE, RTCP for 50 connections) competes for the same cores.
 //!

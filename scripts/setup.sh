@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the system packages usermedia needs to build (see DESIGN.md, "Facts about our
+# Installs the system packages usermedia needs to build (see docs/ARCHITECTURE.md, "Facts about our
 # dependencies"), only those that are missing. Needs root (apt-get) when something is missing.
 #   pkg-config, libasound2-dev  cpal (ALSA)
 #   cmake                       opus (bundled libopus)

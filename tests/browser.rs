@@ -2,7 +2,7 @@
 //! usermedia on loopback, each case in its own network namespace (see
 //! `browser_support`). Every case runs for both browsers; Firefox has no H.264 in Debian,
 //! so its video is VP8. The numbers each passing case measured go into the interop
-//! matrix (target/tmp/interop/matrix.md), which the README copies.
+//! matrix (target/tmp/interop/matrix.md), which docs/interop.md ("The matrix") copies.
 
 mod browser_support;
 

@@ -52,7 +52,7 @@ fn done_when_phone_back_camera() {
     assert_eq!(track["deviceId"], "back");
     assert_eq!(track["label"], "Back camera");
     assert_eq!(track["settings"]["facingMode"], "environment");
-    // The exact key order of DESIGN.md's example.
+    // The exact key order of docs/cli.md's example ("select").
     let keys: Vec<&str> = track
         .as_object()
         .unwrap()
@@ -121,7 +121,7 @@ fn unknown_keys_are_named_on_stderr() {
 
 #[test]
 fn a_lone_typo_is_named_in_the_type_error_and_on_stderr() {
-    // DESIGN.md's own example: `vidoe` alone requests nothing, a TypeError; the error must
+    // docs/selection.md's own example: `vidoe` alone requests nothing, a TypeError; the error must
     // still say which key was ignored, or the typo is invisible.
     let out = usermedia(&[
         "select",
@@ -297,7 +297,7 @@ fn without_a_devices_file_the_machine_or_the_builtin_set() {
         let src = d["source"].as_str().unwrap();
         src.starts_with("camera") || src.starts_with("ALSA")
     };
-    // DESIGN.md: real devices when present, and then the virtual set is not added;
+    // docs/ARCHITECTURE.md ("The built-in virtual devices"): real devices when present, and then the virtual set is not added;
     // otherwise exactly the built-in set. (The mixed cases are unit tests of
     // `virtual_devices::system_devices`: CI has no hardware.)
     if devices.iter().any(is_real) {

@@ -300,12 +300,12 @@ cases! {
     /// channelCount ideal 2 picks the stereo mode.
     audio_stereo: Builtin, r#"{"audio": {"channelCount": 2}}"#, [],
         tracks(vec![("audio", VT, json!({"channelCount": 2}))]);
-    /// Audio settings carry every member DESIGN.md names.
+    /// Audio settings carry every member docs/cli.md ("select") names.
     audio_settings_members: Builtin, r#"{"audio": true}"#, [],
         tracks(vec![("audio", VT, json!({"groupId": "virtual", "sampleRate": 48000, "sampleSize": 16, "channelCount": 1, "latency": 0.01, "echoCancellation": false, "autoGainControl": false, "noiseSuppression": false}))]);
 
     // --- MediaStreamTrack-getSettings (through selection) ---
-    /// Video settings carry every member DESIGN.md names, and no facingMode without one.
+    /// Video settings carry every member docs/cli.md ("select") names, and no facingMode without one.
     video_settings_members: Builtin, r#"{"video": {"width": 1280}}"#, [],
         tracks(vec![("video", VP, json!({"groupId": "virtual", "width": 1280, "height": 720, "aspectRatio": 1.7777777777777777, "frameRate": 30.0, "resizeMode": "none", "facingMode": null}))]);
 

@@ -80,7 +80,7 @@ impl MediaDevices {
         Ok(MediaDevices::with_distinct_ids(devices, policy))
     }
 
-    /// The devices of a virtual devices file (DESIGN.md's format).
+    /// The devices of a virtual devices file (the format of docs/devices-file.md).
     pub fn from_devices_file(
         path: &Path,
         policy: PermissionPolicy,
@@ -102,7 +102,7 @@ impl MediaDevices {
     }
 
     /// The machine's real devices (cameras, then microphones); only when it has none at
-    /// all, the built-in virtual set (DESIGN.md). See [`virtual_devices::system_devices`].
+    /// all, the built-in virtual set (docs/ARCHITECTURE.md, "The built-in virtual devices"). See [`virtual_devices::system_devices`].
     pub fn system(policy: PermissionPolicy) -> Self {
         let (cameras, microphones) = probe_hardware();
         if cameras.is_empty() && microphones.is_empty() {

@@ -1,6 +1,6 @@
 //! The `pattern` virtual camera: scrolling colour bars under a machine-readable strip.
 //!
-//! The strip is a public interface (DESIGN.md): the top ⌊height/30⌋ rows (at least 8, at
+//! The strip is a public interface (docs/ARCHITECTURE.md, "The pattern's machine-readable strip"): the top ⌊height/30⌋ rows (at least 8, at
 //! most the frame) hold 64 equal-width cells across the full width — the 32-bit frame
 //! number, then the capture time in ms since the UNIX epoch modulo 2^32, most significant
 //! bit first. A 1 is white (Y 235), a 0 black (Y 16), chroma neutral. A receiver samples

@@ -1,5 +1,5 @@
 //! The built-in virtual devices, used when no devices file is given and the machine has
-//! no real device at all (DESIGN.md, "The built-in virtual set").
+//! no real device at all (docs/ARCHITECTURE.md, "The built-in virtual devices").
 
 use super::descriptor::{DeviceDescriptor, SourceSpec};
 use crate::constraints::{AudioMode, DeviceModel, DeviceModes, Flag, VideoMode};
@@ -59,7 +59,7 @@ pub fn tone_microphone() -> DeviceDescriptor {
 
 /// The devices `MediaDevices::system` offers, given what the machine has: its real cameras
 /// then its real microphones, in that order; only when there is no real device at all, the
-/// built-in virtual set instead. DESIGN.md: "Real devices, when present, come first and the
+/// built-in virtual set instead. docs/ARCHITECTURE.md: "Real devices, when present, come first and the
 /// virtual set is not added" — a machine with a camera and no microphone has no
 /// microphone (an audio request is a `NotFoundError`, as in a browser), rather than a
 /// tone standing in for one silently. Pure, so the mixed cases are testable without

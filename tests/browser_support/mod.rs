@@ -1,8 +1,8 @@
 //! The harness of the browser interop tests.
 //!
 //! Each case re-executes its own test binary inside a private network namespace with only
-//! loopback up (`unshare --net`, see shared/browsers/README.md: outside one the browsers
-//! gather and probe every interface and look up public hosts). Inside, the case serves
+//! loopback up (`unshare --net`; docs/interop.md, "How the browser tests work": outside one
+//! the browsers gather and probe every interface and look up public hosts). Inside, the case serves
 //! usermedia's signaling routes plus a test page on one loopback origin, launches a
 //! headless browser on that page, and waits for the JSON result the page POSTs back. The
 //! browser runs in its own process group, which the harness kills when the case ends.
@@ -200,7 +200,7 @@ impl Browser {
                 let dir = profile.path().join("firefox");
                 std::fs::create_dir_all(&dir).expect("firefox profile");
                 // Firefox gathers loopback candidates only for an origin holding camera and
-                // microphone permission (shared/browsers/README.md).
+                // microphone permission (docs/interop.md, "How the browser tests work").
                 let permissions = dir.join("permissions.txt");
                 std::fs::write(
                     &permissions,
@@ -232,7 +232,7 @@ impl Browser {
     }
 }
 
-/// shared/browsers/README.md's flags: loopback candidates on, every background
+/// docs/interop.md ("How the browser tests work")'s flags: loopback candidates on, every background
 /// connection and public host lookup off, fake camera and microphone.
 const CHROMIUM_FLAGS: &[&str] = &[
     "--headless",
@@ -425,7 +425,7 @@ pub struct MatrixRow<'a> {
 }
 
 /// Records a passing case under target/tmp/interop/ and rewrites the matrix (Markdown)
-/// from every row recorded so far; the README's table is a copy of it.
+/// from every row recorded so far; docs/interop.md's table ("The matrix") is a copy of it.
 pub fn record(row: MatrixRow) {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("interop");
     std::fs::create_dir_all(&dir).expect("interop dir");

@@ -23,7 +23,7 @@ const START_VIDEO_BITRATE: u32 = 1_000_000;
 /// Where the devices come from and which are denied.
 #[derive(clap::Args, Clone)]
 pub struct DeviceArgs {
-    /// Virtual devices file (JSON, see README). Without it: the machine's devices.
+    /// Virtual devices file (JSON, see docs/devices-file.md). Without it: the machine's devices.
     #[arg(long, value_name = "FILE")]
     pub devices: Option<PathBuf>,
     /// Refuse access, as a denied permission would: `camera`, `microphone` or a deviceId.
