@@ -92,7 +92,7 @@ fn unix_ms(t: SystemTime) -> u64 {
 impl MediaDevices {
     /// The devices with open sources now, in device order.
     pub fn devices_in_use(&self) -> Vec<DeviceInUse> {
-        let open = self.usage.snapshot();
+        let open = self.usage.report();
         self.devices
             .iter()
             .filter_map(|d| {

@@ -60,8 +60,17 @@ impl UsageRegistry {
         }
     }
 
-    /// Every device with an open source, by deviceId.
-    pub(crate) fn snapshot(&self) -> BTreeMap<String, DeviceUse> {
+    /// How many sources of each device are open, by deviceId.
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self) -> BTreeMap<String, usize> {
+        self.report()
+            .into_iter()
+            .map(|(id, u)| (id, u.open_sources))
+            .collect()
+    }
+
+    /// Every device with an open source, by deviceId: how many, since when, muted or not.
+    pub(crate) fn report(&self) -> BTreeMap<String, DeviceUse> {
         lock(&self.open)
             .iter()
             .filter(|(_, opens)| !opens.is_empty())
