@@ -45,7 +45,10 @@ fn ask_in_background(
 fn a_prompt_granted_opens_the_devices_and_shows_the_labels() {
     let (devices, prompter) = prompting(Duration::from_secs(10));
     // Nothing asked yet: labels hidden, as before a browser's prompt.
-    assert!(devices.enumerate_devices().iter().all(|d| d.label.is_empty()));
+    assert!(devices
+        .enumerate_devices()
+        .iter()
+        .all(|d| d.label.is_empty()));
     let asking = ask_in_background(&devices);
     let request = prompter
         .next_request(0, Duration::from_secs(5))
@@ -62,7 +65,10 @@ fn a_prompt_granted_opens_the_devices_and_shows_the_labels() {
     prompter.decide(&request.id, Decision::Allow).unwrap();
     let stream = asking.join().unwrap().expect("granted");
     assert_eq!(stream.get_tracks().len(), 2);
-    assert!(devices.enumerate_devices().iter().all(|d| !d.label.is_empty()));
+    assert!(devices
+        .enumerate_devices()
+        .iter()
+        .all(|d| !d.label.is_empty()));
     // Not remembered: the next getUserMedia asks again.
     let again = ask_in_background(&devices);
     let second = prompter.next_request(request.id.parse().unwrap(), Duration::from_secs(5));
@@ -85,7 +91,10 @@ fn a_prompt_denied_is_not_allowed_and_opens_nothing() {
     assert_eq!(e.name(), "NotAllowedError");
     assert!(e.message().contains("denied by the operator"), "{e:?}");
     assert!(devices.devices_in_use().is_empty());
-    assert!(devices.enumerate_devices().iter().all(|d| d.label.is_empty()));
+    assert!(devices
+        .enumerate_devices()
+        .iter()
+        .all(|d| d.label.is_empty()));
 }
 
 #[test]
@@ -107,9 +116,8 @@ fn a_remembered_grant_is_not_asked_again() {
     let mut policy = PermissionPolicy::granted();
     policy.set_kind(MediaKind::Video, Permission::Prompt);
     let prompter = Arc::new(Prompter::new(Duration::from_millis(300), true));
-    let devices = Arc::new(
-        MediaDevices::builtin_virtual(policy).with_prompter(Arc::clone(&prompter)),
-    );
+    let devices =
+        Arc::new(MediaDevices::builtin_virtual(policy).with_prompter(Arc::clone(&prompter)));
     let asking = ask_in_background(&devices);
     let request = prompter.next_request(0, Duration::from_secs(5)).unwrap();
     // Only the camera is in prompt mode: the microphone is not asked about.
@@ -146,10 +154,14 @@ fn a_room_without_the_microphone_gets_not_allowed_for_audio_and_still_gets_video
     video.get_tracks()[0].stop();
     // Both at once: the spec's all or nothing.
     let both = parse(&json!({"video": true, "audio": true}));
-    let e = devices.get_user_media_in(Some("room:r1"), &both).unwrap_err();
+    let e = devices
+        .get_user_media_in(Some("room:r1"), &both)
+        .unwrap_err();
     assert_eq!(e.name(), "NotAllowedError");
     // Other rooms and the top level are not restricted.
-    let other = devices.get_user_media_in(Some("room:r2"), &parse(&audio)).unwrap();
+    let other = devices
+        .get_user_media_in(Some("room:r2"), &parse(&audio))
+        .unwrap();
     other.get_tracks()[0].stop();
     // A catalogue in the room's context: `permitted` takes audio out and says why, and
     // what is left is captured.
@@ -191,7 +203,10 @@ async fn decide(addr: SocketAddr, id: &str, token: Option<&str>, body: &str) -> 
 /// `GET /permissions` with `token`: (status, the requests' ids).
 async fn pending(addr: SocketAddr, token: Option<&str>) -> (u16, Vec<String>) {
     let bearer = token.map(|t| format!("Bearer {t}"));
-    let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("Authorization", b.as_str())).collect();
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("Authorization", b.as_str()))
+        .collect();
     let r = http(addr, "GET", "/permissions", &headers, "").await;
     if r.status != 200 {
         return (r.status, Vec::new());
@@ -244,12 +259,18 @@ async fn a_prompt_is_answered_over_http_only_with_the_token() {
     assert_eq!(pending(addr, Some("other-token")).await, (200, Vec::new()));
     assert_eq!(decide(addr, &id, Some("other-token"), allow).await, 403);
     // Bad bodies and types name the problem.
-    assert_eq!(decide(addr, &id, Some("secret"), r#"{"decision": "maybe"}"#).await, 400);
+    assert_eq!(
+        decide(addr, &id, Some("secret"), r#"{"decision": "maybe"}"#).await,
+        400
+    );
     let form = http(
         addr,
         "POST",
         &format!("/permissions/{id}"),
-        &[("Authorization", "Bearer secret"), ("Content-Type", "text/plain")],
+        &[
+            ("Authorization", "Bearer secret"),
+            ("Content-Type", "text/plain"),
+        ],
         allow,
     )
     .await;
@@ -284,7 +305,10 @@ async fn a_prompt_denied_over_http_without_tokens_configured() {
         assert!(Instant::now() < deadline, "no request listed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(decide(addr, &id, None, r#"{"decision": "deny"}"#).await, 204);
+    assert_eq!(
+        decide(addr, &id, None, r#"{"decision": "deny"}"#).await,
+        204
+    );
     let e = asking.await.unwrap().unwrap_err();
     assert_eq!(e.name(), "NotAllowedError");
 }
@@ -331,7 +355,10 @@ async fn the_indicator_shows_live_then_muted_and_goes_when_the_last_track_stops(
     for d in &open {
         assert_eq!(d["muted"], json!(false));
         let since = d["sinceMs"].as_u64().unwrap();
-        assert!(since >= before.saturating_sub(5) && since < before + 10_000, "{d}");
+        assert!(
+            since >= before.saturating_sub(5) && since < before + 10_000,
+            "{d}"
+        );
     }
     assert_eq!(indicator["camera"]["state"], json!("live"));
     assert_eq!(indicator["microphone"]["state"], json!("live"));
@@ -383,7 +410,10 @@ fn serve_command(args: &[&str]) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
         .arg("serve")
         .args(["--listen", "127.0.0.1:0", "--ice-addr", "127.0.0.1"])
-        .args(["--devices", common::example("builtin.json").to_str().unwrap()])
+        .args([
+            "--devices",
+            common::example("builtin.json").to_str().unwrap(),
+        ])
         .args(args)
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
@@ -444,14 +474,19 @@ fn serve_takes_the_answer_over_http_while_it_waits() {
         // Not published before the answer.
         let status: Value = serde_json::from_str(&get(addr, "/status").await.body).unwrap();
         assert_eq!(status["streams"], json!([]));
-        assert_eq!(decide(addr, &id, None, r#"{"decision":"allow"}"#).await, 401);
-        assert_eq!(decide(addr, &id, Some("secret"), r#"{"decision":"allow"}"#).await, 204);
+        assert_eq!(
+            decide(addr, &id, None, r#"{"decision":"allow"}"#).await,
+            401
+        );
+        assert_eq!(
+            decide(addr, &id, Some("secret"), r#"{"decision":"allow"}"#).await,
+            204
+        );
     });
     let serving = lines.next().unwrap().unwrap();
     assert!(serving.contains("serving stream \"default\""), "{serving}");
-    let indicator: Value = runtime.block_on(async {
-        serde_json::from_str(&get(addr, "/indicator").await.body).unwrap()
-    });
+    let indicator: Value = runtime
+        .block_on(async { serde_json::from_str(&get(addr, "/indicator").await.body).unwrap() });
     assert_eq!(indicator["camera"]["state"], json!("live"));
     assert_eq!(indicator["microphone"]["state"], json!("off"));
     let _ = child.kill();
@@ -462,8 +497,20 @@ fn serve_takes_the_answer_over_http_while_it_waits() {
 fn bad_permission_flags_are_bad_input() {
     for args in [
         &["select", "--camera", "ask", "--constraints", "{}"][..],
-        &["select", "--allow", "room:r1=speaker", "--constraints", "{\"video\":true}"][..],
-        &["select", "--allow", "r1=camera", "--constraints", "{\"video\":true}"][..],
+        &[
+            "select",
+            "--allow",
+            "room:r1=speaker",
+            "--constraints",
+            "{\"video\":true}",
+        ][..],
+        &[
+            "select",
+            "--allow",
+            "r1=camera",
+            "--constraints",
+            "{\"video\":true}",
+        ][..],
         &["serve", "--prompt-timeout", "0"][..],
     ] {
         let out = common::usermedia(args);

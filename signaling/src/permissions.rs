@@ -106,15 +106,15 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
 /// stream (a valid stream token reads as "another stream").
 const NO_STREAM: &str = "/";
 
-/// `Err` (401) unless the request carries a configured token (any, when some are).
-fn any_token(config: &ServerConfig, headers: &HeaderMap) -> Result<(), Response> {
+/// The 401 to send unless the request carries a configured token (any, when some are).
+fn without_token(config: &ServerConfig, headers: &HeaderMap) -> Option<Response> {
     match auth::check(config, headers, NO_STREAM) {
-        Ok(()) | Err(Denied::OtherStream) => Ok(()),
-        Err(Denied::Missing) => Err(problem(
+        Ok(()) | Err(Denied::OtherStream) => None,
+        Err(Denied::Missing) => Some(problem(
             StatusCode::UNAUTHORIZED,
             "missing Authorization: Bearer token",
         )),
-        Err(Denied::Unknown) => Err(problem(StatusCode::UNAUTHORIZED, "wrong bearer token")),
+        Err(Denied::Unknown) => Some(problem(StatusCode::UNAUTHORIZED, "wrong bearer token")),
     }
 }
 
@@ -126,7 +126,7 @@ fn may_answer(config: &ServerConfig, headers: &HeaderMap, request: &PermissionRe
 
 /// `GET /permissions`: the pending requests this token may answer, oldest first.
 async fn list<E: Endpoint>(State(state): Shared<E>, headers: HeaderMap) -> Response {
-    if let Err(r) = any_token(&state.config, &headers) {
+    if let Some(r) = without_token(&state.config, &headers) {
         return r;
     }
     let requests: Vec<PermissionRequest> = state
@@ -146,7 +146,7 @@ async fn answer<E: Endpoint>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = any_token(&state.config, &headers) {
+    if let Some(r) = without_token(&state.config, &headers) {
         return r;
     }
     let json = headers

@@ -65,13 +65,30 @@ async fn the_defaults_list_nothing_answer_nothing_and_keep_no_indicator() {
     // Same-origin only: no CORS header, unlike WHEP's routes.
     assert!(!list.headers.contains_key("access-control-allow-origin"));
     let json = [("Content-Type", "application/json")];
-    let answer = http(addr, "POST", "/permissions/1", &json, r#"{"decision":"allow"}"#).await;
+    let answer = http(
+        addr,
+        "POST",
+        "/permissions/1",
+        &json,
+        r#"{"decision":"allow"}"#,
+    )
+    .await;
     assert_eq!(answer.status, 404, "{}", answer.body);
     assert!(answer.body.contains("no pending permission request \"1\""));
     let extra = r#"{"decision":"allow","forever":true}"#;
-    assert_eq!(http(addr, "POST", "/permissions/1", &json, extra).await.status, 400);
+    assert_eq!(
+        http(addr, "POST", "/permissions/1", &json, extra)
+            .await
+            .status,
+        400
+    );
     let big = format!(r#"{{"decision":"allow","x":"{}"}}"#, "a".repeat(4096));
-    assert_eq!(http(addr, "POST", "/permissions/1", &json, big).await.status, 413);
+    assert_eq!(
+        http(addr, "POST", "/permissions/1", &json, big)
+            .await
+            .status,
+        413
+    );
     assert_eq!(get(addr, "/indicator").await.status, 404);
     let page = get(addr, "/operator").await;
     assert_eq!(page.status, 200);
@@ -87,11 +104,28 @@ async fn with_a_token_listing_and_answering_need_it() {
     .await;
     let list = get(addr, "/permissions").await;
     assert_eq!(list.status, 401);
-    assert_eq!(list.headers.get("www-authenticate").map(String::as_str), Some("Bearer"));
-    let ok = http(addr, "GET", "/permissions", &[("Authorization", "Bearer t")], "").await;
+    assert_eq!(
+        list.headers.get("www-authenticate").map(String::as_str),
+        Some("Bearer")
+    );
+    let ok = http(
+        addr,
+        "GET",
+        "/permissions",
+        &[("Authorization", "Bearer t")],
+        "",
+    )
+    .await;
     assert_eq!(ok.status, 200);
     let json = [("Content-Type", "application/json")];
-    let answer = http(addr, "POST", "/permissions/1", &json, r#"{"decision":"deny"}"#).await;
+    let answer = http(
+        addr,
+        "POST",
+        "/permissions/1",
+        &json,
+        r#"{"decision":"deny"}"#,
+    )
+    .await;
     assert_eq!(answer.status, 401);
     // The page and the indicator stay public.
     assert_eq!(get(addr, "/operator").await.status, 200);

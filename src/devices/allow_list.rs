@@ -197,8 +197,7 @@ mod tests {
 
     #[test]
     fn the_json_form_round_trips_and_checks_contexts() {
-        let list: AllowList =
-            serde_json::from_str(r#"{"room:r1": ["camera"], "*": []}"#).unwrap();
+        let list: AllowList = serde_json::from_str(r#"{"room:r1": ["camera"], "*": []}"#).unwrap();
         assert!(!list.allows(Some("stream:x"), MediaKind::Video));
         let text = serde_json::to_string(&list).unwrap();
         assert_eq!(serde_json::from_str::<AllowList>(&text).unwrap(), list);

@@ -29,15 +29,15 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+pub use allow_list::{AllowList, AllowListError, Feature};
 #[cfg(feature = "hardware")]
 pub use camera::CameraError;
 pub use descriptor::{DeviceDescriptor, MediaDeviceInfo, MediaDeviceKind, SourceSpec};
 pub use file::DevicesFileError;
+pub use indicator::{DeviceInUse, Indicator, KindIndicator, UseState};
 pub use media_file::{WavError, Y4mError};
 #[cfg(feature = "hardware")]
 pub use microphone::MicrophoneError;
-pub use allow_list::{AllowList, AllowListError, Feature};
-pub use indicator::{DeviceInUse, Indicator, KindIndicator, UseState};
 pub use permission::{Permission, PermissionPolicy};
 pub use prompt::{Decision, PendingRequest, PromptBook, PromptError};
 pub use prompter::Prompter;

@@ -129,7 +129,10 @@ mod tests {
         assert_eq!("allow".parse(), Ok(Permission::Granted));
         assert_eq!("deny".parse(), Ok(Permission::Denied));
         assert_eq!("prompt".parse(), Ok(Permission::Prompt));
-        assert!("ask".parse::<Permission>().unwrap_err().contains("allow, deny or prompt"));
+        assert!("ask"
+            .parse::<Permission>()
+            .unwrap_err()
+            .contains("allow, deny or prompt"));
         let policy: PermissionPolicy = serde_json::from_str(
             r#"{"camera": "allow", "microphone": "deny", "allow": {"room:r1": ["camera"]}}"#,
         )

@@ -140,7 +140,12 @@ impl PromptBook {
 
     /// The operator's answer to request `id` (its id as text, as URLs carry it) at `now`.
     /// A request past its deadline can no longer be answered.
-    pub fn decide(&mut self, id: &str, decision: Decision, now: Instant) -> Result<(), PromptError> {
+    pub fn decide(
+        &mut self,
+        id: &str,
+        decision: Decision,
+        now: Instant,
+    ) -> Result<(), PromptError> {
         let unknown = || PromptError::UnknownRequest(id.to_owned());
         let n: u64 = id.parse().map_err(|_| unknown())?;
         let request = self.requests.get_mut(&n).ok_or_else(unknown)?;
@@ -224,7 +229,12 @@ mod tests {
     fn a_request_is_granted_denied_or_times_out() {
         let t0 = Instant::now();
         let mut book = PromptBook::new(T, false);
-        let a = id(book.open(Some("stream:cam"), &[Feature::Camera], vec!["Cam".into()], t0));
+        let a = id(book.open(
+            Some("stream:cam"),
+            &[Feature::Camera],
+            vec!["Cam".into()],
+            t0,
+        ));
         let b = id(book.open(None, &[Feature::Microphone], vec![], t0));
         let c = id(book.open(None, &[Feature::Camera], vec![], t0));
         let listed = book.pending(t0 + Duration::from_secs(10));
@@ -236,7 +246,10 @@ mod tests {
         book.decide(&b.to_string(), Decision::Deny, t0).unwrap();
         assert_eq!(book.poll(a, t0), Outcome::Granted);
         assert_eq!(book.poll(b, t0), Outcome::Denied);
-        assert_eq!(book.poll(c, t0 + T - Duration::from_millis(1)), Outcome::Pending);
+        assert_eq!(
+            book.poll(c, t0 + T - Duration::from_millis(1)),
+            Outcome::Pending
+        );
         // Past the deadline: timed out, and too late to answer.
         let late = t0 + T;
         assert!(book.decide(&c.to_string(), Decision::Allow, late).is_err());
@@ -262,7 +275,9 @@ mod tests {
         let t0 = Instant::now();
         let mut forgetful = PromptBook::new(T, false);
         let a = id(forgetful.open(None, &[Feature::Camera], vec![], t0));
-        forgetful.decide(&a.to_string(), Decision::Allow, t0).unwrap();
+        forgetful
+            .decide(&a.to_string(), Decision::Allow, t0)
+            .unwrap();
         assert!(matches!(
             forgetful.open(None, &[Feature::Camera], vec![], t0),
             Ask::Pending(_)
@@ -281,7 +296,12 @@ mod tests {
             Ask::Pending(_)
         ));
         assert!(matches!(
-            book.open(Some("room:r1"), &[Feature::Camera, Feature::Microphone], vec![], t0),
+            book.open(
+                Some("room:r1"),
+                &[Feature::Camera, Feature::Microphone],
+                vec![],
+                t0
+            ),
             Ask::Pending(_)
         ));
         // A denial is not remembered.

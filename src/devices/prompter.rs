@@ -161,7 +161,9 @@ mod tests {
             closer.next_request(0, Duration::from_secs(5)).unwrap();
             closer.close();
         });
-        let e = prompter.ask(None, &[Feature::Microphone], vec![]).unwrap_err();
+        let e = prompter
+            .ask(None, &[Feature::Microphone], vec![])
+            .unwrap_err();
         assert_eq!(e.name(), "NotAllowedError");
         t.join().unwrap();
     }

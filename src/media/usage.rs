@@ -46,13 +46,16 @@ impl UsageRegistry {
             *next += 1;
             *next
         };
-        lock(&self.open).entry(device_id.to_owned()).or_default().insert(
-            key,
-            Open {
-                since: SystemTime::now(),
-                outputs: Weak::new(),
-            },
-        );
+        lock(&self.open)
+            .entry(device_id.to_owned())
+            .or_default()
+            .insert(
+                key,
+                Open {
+                    since: SystemTime::now(),
+                    outputs: Weak::new(),
+                },
+            );
         DeviceLease {
             registry: Arc::clone(self),
             device_id: device_id.to_owned(),

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use usermedia_signaling::{
-    Answer, Direction, Endpoint, EndpointError, IceRestart, PermissionDecision,
-    PermissionRequest, SessionDescription, SessionInfo, UnknownRequest,
+    Answer, Direction, Endpoint, EndpointError, IceRestart, PermissionDecision, PermissionRequest,
+    SessionDescription, SessionInfo, UnknownRequest,
 };
 
 use super::encoders::encode_track_with;

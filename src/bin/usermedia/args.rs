@@ -71,8 +71,8 @@ impl DeviceArgs {
     /// stdin is one (and over HTTP by `serve`). A --deny naming no device is warned about.
     pub fn load(&self) -> Result<MediaDevices, CliError> {
         let policy = self.policy()?;
-        let prompting = policy.camera == Permission::Prompt
-            || policy.microphone == Permission::Prompt;
+        let prompting =
+            policy.camera == Permission::Prompt || policy.microphone == Permission::Prompt;
         let devices = match &self.devices {
             Some(path) => MediaDevices::from_devices_file(path, policy).bad_input()?,
             None => MediaDevices::system(policy),

@@ -105,7 +105,10 @@ mod tests {
             asked.contains("allow camera (Cam) for stream:cam? [y/N] (request 1"),
             "{asked}"
         );
-        assert!(asked.contains("allow microphone (Mic) for this process?"), "{asked}");
+        assert!(
+            asked.contains("allow microphone (Mic) for this process?"),
+            "{asked}"
+        );
     }
 
     #[test]
