@@ -517,3 +517,66 @@ fn bad_permission_flags_are_bad_input() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_in_a_room_without_the_microphone_sends_video_only() {
+    let _serial = common::exclusive().await;
+    let devices = Arc::new(MediaDevices::builtin_virtual(PermissionPolicy::granted()));
+    let (addr, _publisher) = serve(&devices, ServerConfig::default()).await;
+    let url = format!("ws://{addr}/ws?room=r1");
+    let factory = PeerFactory::new(PeerConfig {
+        ice_addrs: vec!["127.0.0.1".parse().unwrap()],
+        ..PeerConfig::default()
+    });
+    // A listener in the room that sends nothing and counts what arrives.
+    let mut listener = usermedia::client::join_room(&url, factory, Vec::new())
+        .await
+        .unwrap();
+    let builtin = common::example("builtin.json");
+    let bot = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
+        .args([
+            "bot",
+            "--room",
+            &url,
+            "--ice-addr",
+            "127.0.0.1",
+            "--seconds",
+            "3",
+        ])
+        .args(["--allow", "room:r1=camera", "--allow", "*=microphone"])
+        .arg("--devices")
+        .arg(&builtin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut kinds = Vec::new();
+    while let Some(track) = listener.next_remote_track(Duration::from_secs(4)).await {
+        kinds.push(track.kind());
+    }
+    let out = bot.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(kinds, [MediaKind::Video], "{stderr}");
+    assert!(
+        stderr.contains("NotAllowedError: microphone is not allowed in room:r1"),
+        "{stderr}"
+    );
+    // Asking for the microphone alone there: nothing is left, the error is the result.
+    let out = common::usermedia(&[
+        "bot",
+        "--room",
+        &url,
+        "--allow",
+        "room:r1=camera",
+        "--devices",
+        builtin.to_str().unwrap(),
+        "--constraints",
+        r#"{"audio": true}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["error"]["name"], json!("NotAllowedError"));
+    listener.leave();
+}
