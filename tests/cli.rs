@@ -344,6 +344,22 @@ fn explain_shows_the_legacy_translation() {
 }
 
 #[test]
+fn the_issues_legacy_example_is_no_longer_ignored() {
+    // `{"video":{"mandatory":{"minWidth":1920}}}` used to select as if it asked for nothing.
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("builtin.json").to_str().unwrap(),
+        "--constraints",
+        r#"{"video":{"mandatory":{"minWidth":1920}}}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["tracks"][0]["settings"]["width"], 1920);
+    assert!(!stderr(&out).contains("WARN"), "{}", stderr(&out));
+}
+
+#[test]
 fn unknown_legacy_keys_warn_with_a_suggestion() {
     let out = usermedia(&[
         "select",

@@ -506,7 +506,7 @@ legacy_cases! {
     /// A mandatory range met only by crop-and-scale.
     legacy_width_range_scaled: Builtin, r#"{"video": {"mandatory": {"minWidth": 700, "maxWidth": 800}}}"#,
         r#"{"video": {"width": {"min": 700, "max": 800}}}"#, [],
-        tracks(vec![("video", VP, json!({"width": 700, "resizeMode": "crop-and-scale"}))]);
+        tracks(vec![("video", VP, json!({"width": 800, "height": 450, "resizeMode": "crop-and-scale"}))]);
     /// `resize_frame_rate`: min = max frame rate by dropping frames.
     legacy_frame_rate_exact: Builtin, r#"{"video": {"mandatory": {"minFrameRate": 15, "maxFrameRate": 15}}}"#,
         r#"{"video": {"frameRate": {"exact": 15}}}"#, [],
