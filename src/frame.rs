@@ -6,13 +6,14 @@
 //! (plane by plane) for scaling, `zune-jpeg` for MJPEG. NV12 → I420 is a plain
 //! de-interleave of the chroma plane, written here because it is four lines.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
 /// Why raw media could not be converted.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum FrameError {
     #[error("{format} frame of {width}x{height} needs {expected} bytes, got {got}")]
     WrongSize {
@@ -26,8 +27,26 @@ pub enum FrameError {
     InvalidDimensions { width: u32, height: u32 },
     #[error("MJPEG frame: {0}")]
     Jpeg(String),
-    #[error("conversion failed: {0}")]
-    Convert(String),
+    /// A pixel library refused the job; `what` names the step.
+    #[error("conversion failed ({what}): {source}")]
+    Convert {
+        what: &'static str,
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl FrameError {
+    /// A pixel library's error at step `what`.
+    fn convert<E>(what: &'static str) -> impl FnOnce(E) -> FrameError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        move |e| FrameError::Convert {
+            what,
+            source: Arc::new(e),
+        }
+    }
 }
 
 /// Luma of black and the neutral chroma value in limited-range video.
@@ -220,7 +239,7 @@ impl VideoFrame {
             height,
         };
         yuv::yuyv422_to_yuv420(&mut planar, &packed)
-            .map_err(|e| FrameError::Convert(e.to_string()))?;
+            .map_err(FrameError::convert("YUYV to I420"))?;
         Ok(frame)
     }
 
@@ -262,7 +281,7 @@ impl VideoFrame {
             yuv::YuvStandardMatrix::Bt601,
             yuv::YuvConversionMode::Balanced,
         )
-        .map_err(|e| FrameError::Convert(e.to_string()))?;
+        .map_err(FrameError::convert("RGB to I420"))?;
         Ok(frame)
     }
 
@@ -331,9 +350,9 @@ impl VideoFrame {
         ];
         for (src, src_w, src_h, dst, dst_w, dst_h, factor) in planes {
             let src_img = ImageRef::new(src_w, src_h, src, PixelType::U8)
-                .map_err(|e| FrameError::Convert(e.to_string()))?;
+                .map_err(FrameError::convert("scale source plane"))?;
             let mut dst_img = Image::from_slice_u8(dst_w, dst_h, dst, PixelType::U8)
-                .map_err(|e| FrameError::Convert(e.to_string()))?;
+                .map_err(FrameError::convert("scale target plane"))?;
             let options = ResizeOptions::new()
                 .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
                 .crop(
@@ -345,7 +364,7 @@ impl VideoFrame {
             scaler
                 .resizer
                 .resize(&src_img, &mut dst_img, &options)
-                .map_err(|e| FrameError::Convert(e.to_string()))?;
+                .map_err(FrameError::convert("scale"))?;
         }
         Ok(out)
     }

@@ -271,6 +271,158 @@ fn explain_lists_candidates_with_distances() {
         .all(|c| c["distance"].is_null()));
 }
 
+/// The top-level keys of a JSON object, in order.
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object().unwrap().keys().map(|k| k.as_str()).collect()
+}
+
+#[test]
+fn explain_shows_the_legacy_translation() {
+    let legacy = r#"{"audio": true, "video": {"mandatory": {"minWidth": 1000, "sourceId": "front"}, "optional": [{"maxFrameRate": 15}]}}"#;
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("phone.json").to_str().unwrap(),
+        "--constraints",
+        legacy,
+        "--explain",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    // The existing keys first, in their order; `legacy` after them.
+    assert_eq!(keys(&v), ["tracks", "explain", "legacy"]);
+    assert_eq!(keys(&v["explain"]), ["audio", "video"]);
+    // Only the kind written in the legacy syntax.
+    assert_eq!(keys(&v["legacy"]), ["video"]);
+    let video: Value = serde_json::from_str(legacy).unwrap();
+    assert_eq!(v["legacy"]["video"]["input"], video["video"]);
+    assert_eq!(
+        v["legacy"]["video"]["translated"],
+        serde_json::json!({
+            "width": {"min": 1000},
+            "deviceId": {"exact": "front"},
+            "advanced": [{"frameRate": {"max": 15}}]
+        })
+    );
+    assert_eq!(v["tracks"][1]["deviceId"], "front");
+    assert_eq!(v["tracks"][1]["settings"]["frameRate"], 15.0);
+    // Also beside an error, naming the modern constraint.
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("phone.json").to_str().unwrap(),
+        "--constraints",
+        r#"{"video": {"mandatory": {"minWidth": 99999}}}"#,
+        "--explain",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = stdout_json(&out);
+    assert_eq!(keys(&v), ["error", "explain", "legacy"]);
+    assert_eq!(v["error"]["constraint"], "width");
+    assert_eq!(
+        v["legacy"]["video"]["translated"],
+        serde_json::json!({"width": {"min": 99999}})
+    );
+    // Modern constraints: no `legacy` key; without --explain neither.
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("phone.json").to_str().unwrap(),
+        "--constraints",
+        r#"{"video": {"width": 640}}"#,
+        "--explain",
+    ]);
+    assert_eq!(keys(&stdout_json(&out)), ["tracks", "explain"]);
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("phone.json").to_str().unwrap(),
+        "--constraints",
+        legacy,
+    ]);
+    assert_eq!(keys(&stdout_json(&out)), ["tracks"]);
+}
+
+#[test]
+fn the_issues_legacy_example_is_no_longer_ignored() {
+    // `{"video":{"mandatory":{"minWidth":1920}}}` used to select as if it asked for nothing.
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("builtin.json").to_str().unwrap(),
+        "--constraints",
+        r#"{"video":{"mandatory":{"minWidth":1920}}}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert_eq!(v["tracks"][0]["settings"]["width"], 1920);
+    assert!(!stderr(&out).contains("WARN"), "{}", stderr(&out));
+}
+
+#[test]
+fn unknown_legacy_keys_warn_with_a_suggestion() {
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("builtin.json").to_str().unwrap(),
+        "--constraints",
+        r#"{"video": {"mandatory": {"minWidht": 1280}, "optional": [{"maxFramerate": 15}]}, "audio": {"minSampleRate": 48000}}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("video.mandatory.minWidht: unknown legacy constraint ignored (did you mean \"minWidth\"?)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("video.optional[0].maxFramerate") && err.contains("\"maxFrameRate\""),
+        "{err}"
+    );
+    // A legacy key outside mandatory/optional: an unknown modern key, with a hint.
+    assert!(
+        err.contains("audio.minSampleRate: unknown constraint ignored (a legacy key"),
+        "{err}"
+    );
+    // Ignored, as an unknown modern key is: the default size.
+    let v = stdout_json(&out);
+    assert_eq!(v["tracks"][1]["settings"]["width"], 640);
+}
+
+#[test]
+fn mixing_legacy_and_modern_keys_is_a_type_error_exit_1() {
+    let out = usermedia(&[
+        "select",
+        "--devices",
+        example("builtin.json").to_str().unwrap(),
+        "--constraints",
+        r#"{"video": {"mandatory": {"minWidth": 640}, "width": 800, "advanced": []}}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = stdout_json(&out);
+    assert_eq!(v["error"]["name"], "TypeError");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("modern \"width\", \"advanced\" beside legacy \"mandatory\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn docs_legacy_lists_every_legacy_key() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/legacy.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    for (key, property, member) in usermedia::constraints::legacy_keys() {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with('|') && l.contains(&format!("`{key}`")))
+            .unwrap_or_else(|| panic!("docs/legacy.md has no row for {key}"));
+        assert!(
+            row.contains(&format!("`{}: {{{}}}`", property.name(), member.as_str())),
+            "{key}: {row}"
+        );
+    }
+}
+
 #[test]
 fn builtin_mirror_file_matches_the_builtin_set() {
     let from_file =

@@ -7,6 +7,7 @@
 
 mod candidates;
 mod fitness;
+mod legacy;
 mod model;
 mod parse;
 mod property;
@@ -16,6 +17,7 @@ mod value;
 
 pub use candidates::{Candidate, CandidateValues, CandidateView};
 pub use fitness::{constraint_distance, first_unmet_required, fitness_distance};
+pub use legacy::{legacy_keys, legacy_translations, LegacyMember, LegacyTranslation};
 pub use model::{AudioMode, DeviceModel, DeviceModes, FacingMode, ResizeMode, VideoMode};
 pub use parse::ConstraintsError;
 pub use property::{MediaKind, Property, SupportedConstraints, ValueType};

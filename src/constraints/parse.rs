@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value};
 
+use super::legacy;
 use super::property::{MediaKind, Property, ValueType};
 use super::value::{
     Constraint, ConstraintSet, Flag, FlagConstraint, MediaStreamConstraints, MediaTrackConstraints,
@@ -64,7 +65,7 @@ impl<'de> serde::Deserialize<'de> for MediaStreamConstraints {
     }
 }
 
-fn type_name(v: &Value) -> String {
+pub(super) fn type_name(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("a boolean ({b})"),
@@ -124,7 +125,7 @@ pub(crate) fn stream_constraints(
 
 /// Whether `key` is plausibly a misspelling of `known`: equal ignoring case, or at most one
 /// edit apart counting a swap of two neighbours as one edit (`vidoe`, `vide`, `auido`).
-fn is_probable_typo(key: &str, known: &str) -> bool {
+pub(super) fn is_probable_typo(key: &str, known: &str) -> bool {
     if key.eq_ignore_ascii_case(known) {
         return true;
     }
@@ -187,6 +188,11 @@ pub(crate) fn track_constraints(
     let obj = value
         .as_object()
         .ok_or_else(|| wrong_type(path, "a constraints object", value))?;
+    // The legacy syntax (`mandatory`/`optional`) becomes the modern dictionary first; its
+    // values are checked there, so the modern parse of the translation cannot fail.
+    if let Some(translated) = legacy::translate(obj, path, warnings)? {
+        return track_constraints(&translated, kind, path, warnings);
+    }
     let mut result = MediaTrackConstraints {
         basic: constraint_set(obj, kind, path, false, warnings)?,
         advanced: Vec::new(),
@@ -235,6 +241,12 @@ fn constraint_set(
                 .into_iter()
                 .find(|p| p.name().eq_ignore_ascii_case(key))
                 .map(|p| format!(" (did you mean {:?}?)", p.name()))
+                .or_else(|| {
+                    legacy::is_legacy_key(key).then(|| {
+                        " (a legacy key: it belongs inside \"mandatory\" or \"optional\")"
+                            .to_owned()
+                    })
+                })
                 .unwrap_or_default();
             warnings.push(format!("{key_path}: unknown constraint ignored{hint}"));
             continue;

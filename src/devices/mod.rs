@@ -44,7 +44,7 @@ pub use prompter::Prompter;
 pub use select::{KindExplanation, TrackSelection};
 
 use crate::constraints::{MediaKind, MediaStreamConstraints, SupportedConstraints};
-use crate::error::MediaError;
+use crate::error::{LegacyError, MediaError};
 use crate::media::{open_readable, SourceOpener, UsageRegistry};
 use crate::track::{MediaStream, MediaStreamTrack};
 
@@ -281,6 +281,42 @@ impl MediaDevices {
             tracing::warn!("{w}");
         }
         self.get_user_media(&constraints)
+    }
+}
+
+/// The legacy callback form, `navigator.getUserMedia(constraints, successCallback,
+/// errorCallback)` of old browsers (docs/legacy.md).
+impl MediaDevices {
+    /// Runs [`get_user_media`](Self::get_user_media) and calls exactly one of the two
+    /// callbacks, once, before returning: `on_success` with the stream, or `on_error`
+    /// with the error under its legacy code (`PERMISSION_DENIED`, `NOT_SUPPORTED_ERROR`,
+    /// `MANDATORY_UNSATISFIED_ERROR`). The constraints may have been written in either
+    /// syntax: parsing translates `mandatory`/`optional`.
+    pub fn get_user_media_legacy(
+        &self,
+        constraints: &MediaStreamConstraints,
+        on_success: impl FnOnce(MediaStream),
+        on_error: impl FnOnce(LegacyError),
+    ) {
+        match self.get_user_media(constraints) {
+            Ok(stream) => on_success(stream),
+            Err(e) => on_error(e.into()),
+        }
+    }
+
+    /// [`get_user_media_legacy`](Self::get_user_media_legacy) from JSON text, legacy or
+    /// modern: constraints that do not parse reach `on_error` as `NOT_SUPPORTED_ERROR`
+    /// (their modern name is `TypeError`), as the legacy API reported them.
+    pub fn get_user_media_legacy_json(
+        &self,
+        json: &str,
+        on_success: impl FnOnce(MediaStream),
+        on_error: impl FnOnce(LegacyError),
+    ) {
+        match self.get_user_media_json(json) {
+            Ok(stream) => on_success(stream),
+            Err(e) => on_error(e.into()),
+        }
     }
 }
 

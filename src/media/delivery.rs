@@ -236,13 +236,7 @@ impl TrackOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::VideoFrame;
-
-    fn video_at(ms: u64) -> MediaFrame {
-        MediaFrame::Video(Arc::new(
-            VideoFrame::black(16, 16).with_times(Duration::from_millis(ms), 0),
-        ))
-    }
+    use crate::media::testing::video_at;
 
     #[test]
     fn an_output_takes_frames_only_from_its_worker() {

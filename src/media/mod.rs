@@ -34,3 +34,20 @@ pub(crate) use opener::{not_readable, open_readable};
 pub(crate) use source::{audio_settings, video_settings};
 pub(crate) use usage::UsageRegistry;
 pub(crate) use worker::Worker;
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! What the media layer's tests share.
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::MediaFrame;
+    use crate::frame::VideoFrame;
+
+    /// A 16×16 black video frame stamped `ms` into its source's timeline.
+    pub(crate) fn video_at(ms: u64) -> MediaFrame {
+        MediaFrame::Video(Arc::new(
+            VideoFrame::black(16, 16).with_times(Duration::from_millis(ms), 0),
+        ))
+    }
+}

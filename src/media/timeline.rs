@@ -46,13 +46,7 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::VideoFrame;
-
-    fn video_at(ms: u64) -> MediaFrame {
-        MediaFrame::Video(Arc::new(
-            VideoFrame::black(16, 16).with_times(Duration::from_millis(ms), 0),
-        ))
-    }
+    use crate::media::testing::video_at;
 
     #[test]
     fn a_new_source_continues_the_timeline() {

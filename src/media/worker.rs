@@ -202,13 +202,8 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::testing::video_at;
     use std::sync::atomic::AtomicBool;
-
-    fn video_at(ms: u64) -> MediaFrame {
-        MediaFrame::Video(Arc::new(
-            VideoFrame::black(16, 16).with_times(Duration::from_millis(ms), 0),
-        ))
-    }
 
     #[test]
     fn a_handover_racing_the_old_worker_keeps_timestamps_increasing() {

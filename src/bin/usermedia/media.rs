@@ -17,7 +17,7 @@ use crate::exit::{Classify, CliError};
 use crate::print_json;
 
 /// The text of `--constraints`: the argument itself, or the file it names after `@`.
-fn read_constraints(arg: &str) -> Result<String, CliError> {
+pub fn read_constraints(arg: &str) -> Result<String, CliError> {
     match arg.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(Path::new(path))
             .with_context(|| format!("cannot read constraints file {path}"))

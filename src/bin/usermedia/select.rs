@@ -1,6 +1,6 @@
 //! `usermedia select`: getUserMedia's device and settings selection without opening
 //! anything; prints the chosen tracks (or the media error) as JSON, with `--explain` every
-//! candidate and its fitness distance.
+//! candidate and its fitness distance, and the translation of legacy constraints.
 
 use std::process::ExitCode;
 
@@ -8,7 +8,9 @@ use serde_json::{json, Map, Value};
 
 use crate::args::DeviceArgs;
 use crate::exit::{self, CliError};
-use crate::media::parse_constraints;
+use usermedia::constraints::legacy_translations;
+
+use crate::media::{parse_constraints, read_constraints};
 use crate::print_json;
 
 /// The exit codes of `select`, in its `--help`.
@@ -28,7 +30,8 @@ pub struct Options {
     pub constraints: String,
     #[command(flatten)]
     pub device_args: DeviceArgs,
-    /// Also print every candidate settings dictionary with its fitness distance.
+    /// Also print every candidate settings dictionary with its fitness distance (and, for
+    /// legacy constraints, what they were translated to).
     #[arg(long)]
     pub explain: bool,
 }
@@ -73,7 +76,25 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
             .map(|k| (k.kind.as_str().to_owned(), json!(k.candidates)))
             .collect();
         out.insert("explain".into(), Value::Object(by_kind));
+        if let Some(legacy) = legacy_explanation(&opts.constraints)? {
+            out.insert("legacy".into(), legacy);
+        }
     }
     print_json(&Value::Object(out));
     Ok(code)
+}
+
+/// `"legacy": {"video": {"input": ..., "translated": ...}}` for the kinds written in the
+/// legacy syntax (`mandatory`/`optional`); `None` when neither is.
+fn legacy_explanation(arg: &str) -> Result<Option<Value>, CliError> {
+    // Already read and parsed once: the text is JSON here.
+    let text = read_constraints(arg)?;
+    let Ok(value) = serde_json::from_str::<Value>(&text) else {
+        return Ok(None);
+    };
+    let by_kind: Map<String, Value> = legacy_translations(&value)
+        .into_iter()
+        .map(|t| (t.kind.as_str().to_owned(), json!(t)))
+        .collect();
+    Ok((!by_kind.is_empty()).then_some(Value::Object(by_kind)))
 }
