@@ -1,5 +1,6 @@
 //! The boundary between signaling and media: what an HTTP endpoint asks of the media side.
 
+use crate::permissions::{PermissionDecision, PermissionRequest, UnknownRequest};
 use crate::sdp::SessionDescription;
 
 /// Which way media flows for a session, from the server's point of view.
@@ -115,4 +116,28 @@ pub trait Endpoint: Send + Sync + 'static {
 
     /// The report `GET /status` serves as JSON: streams, peers, devices in use.
     async fn status(&self) -> Self::Status;
+
+    /// The permission requests waiting for the operator (`GET /permissions`), oldest
+    /// first. The default: none (nothing here prompts).
+    async fn permission_requests(&self) -> Vec<PermissionRequest> {
+        Vec::new()
+    }
+
+    /// The operator's answer to request `id` (`POST /permissions/{id}`). The default: no
+    /// such request.
+    async fn answer_permission(
+        &self,
+        id: &str,
+        decision: PermissionDecision,
+    ) -> Result<(), UnknownRequest> {
+        let _ = decision;
+        Err(UnknownRequest(id.to_owned()))
+    }
+
+    /// What `GET /indicator` serves, public: which kinds of device are in use, muted or
+    /// live, since when — nothing naming a session, stream or device. The default: none
+    /// (`404`).
+    async fn indicator(&self) -> Option<serde_json::Value> {
+        None
+    }
 }

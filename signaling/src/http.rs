@@ -65,6 +65,7 @@ type SessionPath = Path<(String, String)>;
 pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
     let max_body = config.max_body;
     let rooms = Arc::new(crate::rooms::Rooms::new(config.max_room_participants));
+    let permissions = crate::permissions::routes(Arc::clone(&endpoint), config.clone());
     let state = Arc::new(AppState { endpoint, config });
     let ws = Router::new()
         .route("/ws", get(crate::rooms::upgrade))
@@ -99,6 +100,7 @@ pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
         .layer(axum::middleware::map_response(cors))
         .with_state(state)
         .merge(ws)
+        .merge(permissions)
 }
 
 /// Lets pages on other origins use the endpoints.

@@ -1,16 +1,21 @@
 //! `MediaDevices`: the device catalogue, enumerateDevices, getSupportedConstraints and
-//! getUserMedia, with the permission policy in front of every device.
+//! getUserMedia, with the permission policy (modes, prompt, allow-list) in front of every
+//! device and the privacy indicator behind them.
 //!
 //! Devices come from a virtual devices file, or from the machine (cameras through nokhwa,
 //! microphones through cpal); a machine with no real device at all gets the built-in
 //! virtual set instead.
 
+mod allow_list;
 mod descriptor;
 pub mod file;
+mod indicator;
 pub mod media_file;
 mod open;
 pub mod pattern;
 mod permission;
+mod prompt;
+mod prompter;
 mod select;
 pub mod tone;
 pub mod virtual_devices;
@@ -24,14 +29,18 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+pub use allow_list::{AllowList, AllowListError, Feature};
 #[cfg(feature = "hardware")]
 pub use camera::CameraError;
 pub use descriptor::{DeviceDescriptor, MediaDeviceInfo, MediaDeviceKind, SourceSpec};
 pub use file::DevicesFileError;
+pub use indicator::{DeviceInUse, Indicator, KindIndicator, UseState};
 pub use media_file::{WavError, Y4mError};
 #[cfg(feature = "hardware")]
 pub use microphone::MicrophoneError;
 pub use permission::{Permission, PermissionPolicy};
+pub use prompt::{Decision, PendingRequest, PromptBook, PromptError};
+pub use prompter::Prompter;
 pub use select::{KindExplanation, TrackSelection};
 
 use crate::constraints::{MediaKind, MediaStreamConstraints, SupportedConstraints};
@@ -49,17 +58,10 @@ pub struct MediaDevices {
     exposed: Mutex<HashSet<MediaKind>>,
     /// Open sources per device.
     usage: Arc<UsageRegistry>,
-}
-
-/// A device with open sources, as the "devices in use" report shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeviceInUse {
-    pub device_id: String,
-    pub kind: MediaDeviceKind,
-    pub label: String,
-    /// Sources of this device open now (a track and its clones share one).
-    pub open_sources: usize,
+    /// Who answers `prompt`-mode requests (none: the answer is yes).
+    prompter: Option<Arc<Prompter>>,
+    /// The context this catalogue serves (`stream:NAME`, `room:NAME`), for the allow-list.
+    context: Option<String>,
 }
 
 impl MediaDevices {
@@ -122,7 +124,33 @@ impl MediaDevices {
             policy,
             exposed: Mutex::new(HashSet::new()),
             usage: Arc::default(),
+            prompter: None,
+            context: None,
         }
+    }
+
+    /// Asks `prompter` before opening a device whose permission is `prompt`, and waits for
+    /// the answer (without one, `prompt` means yes).
+    pub fn with_prompter(mut self, prompter: Arc<Prompter>) -> Self {
+        self.prompter = Some(prompter);
+        self
+    }
+
+    /// The prompt in use, if any (what `GET /permissions` lists and answers).
+    pub fn prompter(&self) -> Option<&Arc<Prompter>> {
+        self.prompter.as_ref()
+    }
+
+    /// Serves `context` (`stream:NAME`, `room:NAME`): the allow-list of the policy applies
+    /// to every getUserMedia of this catalogue as to a document embedded there.
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
+        self
+    }
+
+    /// The context set by [`with_context`](Self::with_context).
+    pub fn context(&self) -> Option<&str> {
+        self.context.as_deref()
     }
 
     /// Every device, in order, with its label and source (the operator's view).
@@ -170,11 +198,27 @@ impl MediaDevices {
     /// `getUserMedia(constraints)`: selects a device and settings for each requested kind,
     /// opens the sources and returns live tracks (audio first, as browsers order them).
     /// All or nothing: if one source fails to open (`NotReadableError`), none stays open.
+    ///
+    /// The allow-list applies for this catalogue's context ([`with_context`](
+    /// Self::with_context)); a kind whose permission is `prompt` is asked of the
+    /// [`Prompter`], after selection (as the spec orders it) and before anything opens.
     pub fn get_user_media(
         &self,
         constraints: &MediaStreamConstraints,
     ) -> Result<MediaStream, MediaError> {
-        let selections = self.select(constraints)?;
+        self.get_user_media_in(self.context.as_deref(), constraints)
+    }
+
+    /// `getUserMedia` on behalf of `context` (`stream:NAME`, `room:NAME`; `None`: the
+    /// top level): a kind the allow-list does not give the context is a `NotAllowedError`,
+    /// as in a frame whose Permissions-Policy lacks the feature.
+    pub fn get_user_media_in(
+        &self,
+        context: Option<&str>,
+        constraints: &MediaStreamConstraints,
+    ) -> Result<MediaStream, MediaError> {
+        let selections = self.select_in(context, constraints)?;
+        self.ask_prompt(context, &selections)?;
         let mut opened = Vec::with_capacity(selections.len());
         for sel in selections {
             let source = open_readable(sel.device.as_ref(), &sel.selection.settings)?;
@@ -204,20 +248,25 @@ impl MediaDevices {
         Ok(MediaStream::new(tracks))
     }
 
-    /// The devices with open sources now, in device order.
-    pub fn devices_in_use(&self) -> Vec<DeviceInUse> {
-        let open = self.usage.snapshot();
-        self.devices
+    /// Asks the prompter about the selected devices whose permission is `prompt`.
+    fn ask_prompt(
+        &self,
+        context: Option<&str>,
+        selections: &[TrackSelection],
+    ) -> Result<(), MediaError> {
+        let Some(prompter) = &self.prompter else {
+            return Ok(());
+        };
+        let asked: Vec<&TrackSelection> = selections
             .iter()
-            .filter_map(|d| {
-                open.get(d.device_id()).map(|&n| DeviceInUse {
-                    device_id: d.device_id().to_owned(),
-                    kind: d.kind().into(),
-                    label: d.label.clone(),
-                    open_sources: n,
-                })
-            })
-            .collect()
+            .filter(|s| self.policy.for_device(s.kind, s.device.device_id()) == Permission::Prompt)
+            .collect();
+        if asked.is_empty() {
+            return Ok(());
+        }
+        let features: Vec<Feature> = asked.iter().map(|s| Feature::of(s.kind)).collect();
+        let labels = asked.iter().map(|s| s.device.label.clone()).collect();
+        prompter.ask(context, &features, labels)
     }
 
     /// `getUserMedia` from JSON text. Text that is not JSON is a `TypeError` carrying the

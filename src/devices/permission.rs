@@ -1,28 +1,53 @@
 //! The permission policy: the headless analogue of the browser's prompt and of
-//! Permissions-Policy. It decides `NotAllowedError` and whether labels are shown.
+//! Permissions-Policy. It decides `NotAllowedError` and whether labels are shown: a mode
+//! per kind (`allow`, `deny`, `prompt`), overrides per device, and the allow-list of which
+//! contexts may use which kinds.
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::allow_list::AllowList;
 use crate::constraints::MediaKind;
 
 /// One permission state, named after the Permissions API's states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Permission {
-    /// Granted ahead of time: labels are visible from the start.
+    /// Granted ahead of time (`allow`): labels are visible from the start.
+    #[serde(alias = "allow")]
     Granted,
-    /// Asked when getUserMedia runs, and the configured answer is yes (a headless box has
-    /// nobody to click): labels stay hidden until a getUserMedia of that kind succeeds.
+    /// Asked when getUserMedia runs. With a [`Prompter`](super::Prompter) attached to the
+    /// devices, the operator is asked and getUserMedia waits for the answer (no answer in
+    /// time: `NotAllowedError`); without one, the answer is yes (a headless box has nobody
+    /// to click). Labels stay hidden until a getUserMedia of that kind succeeds.
     #[default]
     Prompt,
-    /// Refused: getUserMedia rejects with `NotAllowedError`.
+    /// Refused (`deny`): getUserMedia rejects with `NotAllowedError`.
+    #[serde(alias = "deny")]
     Denied,
 }
 
-/// Per-kind permissions with per-device overrides. Deserializes from
-/// `{"camera": "granted", "microphone": "denied", "devices": {"front": "denied"}}`.
+impl FromStr for Permission {
+    type Err = String;
+
+    /// `allow` (or `granted`), `deny` (or `denied`), `prompt`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "allow" | "granted" => Ok(Permission::Granted),
+            "deny" | "denied" => Ok(Permission::Denied),
+            "prompt" => Ok(Permission::Prompt),
+            other => Err(format!(
+                "{other:?} is not a permission mode (expected allow, deny or prompt)"
+            )),
+        }
+    }
+}
+
+/// Per-kind permissions with per-device overrides and the allow-list. Deserializes from
+/// `{"camera": "granted", "microphone": "denied", "devices": {"front": "denied"},
+/// "allow": {"room:r1": ["camera"]}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionPolicy {
@@ -33,6 +58,9 @@ pub struct PermissionPolicy {
     /// Overrides by deviceId.
     #[serde(default)]
     pub devices: BTreeMap<String, Permission>,
+    /// Which contexts may use which kinds (empty: every context everything).
+    #[serde(default, skip_serializing_if = "AllowList::is_empty")]
+    pub allow: AllowList,
 }
 
 impl PermissionPolicy {
@@ -42,6 +70,7 @@ impl PermissionPolicy {
             camera: Permission::Granted,
             microphone: Permission::Granted,
             devices: BTreeMap::new(),
+            allow: AllowList::default(),
         }
     }
 
@@ -93,6 +122,24 @@ mod tests {
             Permission::Granted
         );
         assert_eq!(policy.for_kind(MediaKind::Audio), Permission::Prompt);
+    }
+
+    #[test]
+    fn modes_read_as_the_cli_and_the_json_name_them() {
+        assert_eq!("allow".parse(), Ok(Permission::Granted));
+        assert_eq!("deny".parse(), Ok(Permission::Denied));
+        assert_eq!("prompt".parse(), Ok(Permission::Prompt));
+        assert!("ask"
+            .parse::<Permission>()
+            .unwrap_err()
+            .contains("allow, deny or prompt"));
+        let policy: PermissionPolicy = serde_json::from_str(
+            r#"{"camera": "allow", "microphone": "deny", "allow": {"room:r1": ["camera"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(policy.camera, Permission::Granted);
+        assert_eq!(policy.microphone, Permission::Denied);
+        assert!(!policy.allow.allows(Some("room:r1"), MediaKind::Audio));
     }
 
     #[test]

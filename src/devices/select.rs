@@ -1,10 +1,11 @@
 //! Selection over the catalogue: which device and settings getUserMedia would pick for
 //! each requested kind (`usermedia select`), every candidate considered with its distance
-//! (`--explain`), and the permission policy's part in a refusal.
+//! (`--explain`), and the permission policy's part in a refusal (modes, device overrides,
+//! the allow-list of the caller's context).
 
 use std::sync::Arc;
 
-use super::{DeviceDescriptor, MediaDevices, Permission};
+use super::{DeviceDescriptor, Feature, MediaDevices, Permission};
 use crate::constraints::{
     explain_selection, select_settings, CandidateReport, DeviceModel, MediaKind,
     MediaStreamConstraints, MediaTrackConstraints, Selection,
@@ -29,14 +30,31 @@ pub struct KindExplanation {
 
 impl MediaDevices {
     /// getUserMedia's selection without opening anything: what `usermedia select` prints.
+    /// The allow-list applies for this catalogue's context.
     pub fn select(
         &self,
+        constraints: &MediaStreamConstraints,
+    ) -> Result<Vec<TrackSelection>, MediaError> {
+        self.select_in(self.context.as_deref(), constraints)
+    }
+
+    /// [`select`](Self::select) on behalf of `context`: a requested kind the allow-list
+    /// does not give it is a `NotAllowedError` before any device is considered (as the
+    /// spec checks Permissions-Policy first).
+    pub fn select_in(
+        &self,
+        context: Option<&str>,
         constraints: &MediaStreamConstraints,
     ) -> Result<Vec<TrackSelection>, MediaError> {
         if constraints.audio.is_none() && constraints.video.is_none() {
             return Err(MediaError::type_error(
                 "at least one of audio and video must be requested",
             ));
+        }
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            if constraints.for_kind(kind).is_some() {
+                self.check_allowed(context, kind)?;
+            }
         }
         let mut out = Vec::new();
         for kind in [MediaKind::Audio, MediaKind::Video] {
@@ -65,6 +83,44 @@ impl MediaDevices {
             }
         }
         (self.select(constraints), explanations)
+    }
+
+    /// `NotAllowedError` unless the allow-list gives `context` the feature of `kind`.
+    pub fn check_allowed(&self, context: Option<&str>, kind: MediaKind) -> Result<(), MediaError> {
+        if self.policy.allow.allows(context, kind) {
+            return Ok(());
+        }
+        Err(MediaError::NotAllowedError {
+            message: format!(
+                "{} is not allowed in {} by the allow-list",
+                Feature::of(kind),
+                context.unwrap_or("this context")
+            ),
+        })
+    }
+
+    /// `constraints` without the kinds the allow-list refuses this catalogue's context, and
+    /// the `NotAllowedError` of each kind taken out: what a caller that would rather send
+    /// video alone than nothing (a call bot in a room without `microphone`) asks for.
+    pub fn permitted(
+        &self,
+        constraints: &MediaStreamConstraints,
+    ) -> (MediaStreamConstraints, Vec<MediaError>) {
+        let mut kept = constraints.clone();
+        let mut refused = Vec::new();
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            if constraints.for_kind(kind).is_none() {
+                continue;
+            }
+            if let Err(e) = self.check_allowed(self.context.as_deref(), kind) {
+                match kind {
+                    MediaKind::Audio => kept.audio = None,
+                    MediaKind::Video => kept.video = None,
+                }
+                refused.push(e);
+            }
+        }
+        (kept, refused)
     }
 
     fn of_kind(&self, kind: MediaKind) -> Vec<&Arc<DeviceDescriptor>> {

@@ -60,6 +60,7 @@ impl Worker {
         let id = NEXT_WORKER_ID.fetch_add(1, Ordering::Relaxed);
         let (control_tx, control_rx) = mpsc::channel();
         let outputs = Arc::new(Mutex::new(vec![Arc::downgrade(first)]));
+        lease.watch(&outputs);
         let thread_outputs = Arc::clone(&outputs);
         // Swap first, then read: the last frame the old worker delivered is final.
         let (previous, continue_from, last_frame) = first.take_over(id);

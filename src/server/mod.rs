@@ -1,9 +1,10 @@
 //! The server side of `usermedia serve`: published streams (a track set and one encoder per
 //! codec its viewers negotiate), WHIP ingest, the WHEP sessions viewing them and the
-//! `/status` report, behind the signaling crate's [`Endpoint`](usermedia_signaling::Endpoint).
+//! `/status` report, the permission prompt's requests and the indicator, behind the signaling crate's [`Endpoint`](usermedia_signaling::Endpoint).
 
 mod encoders;
 mod ingest;
+mod permissions;
 mod publisher;
 mod status;
 mod stream;

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use usermedia_signaling::{
-    Answer, Direction, Endpoint, EndpointError, IceRestart, SessionDescription, SessionInfo,
+    Answer, Direction, Endpoint, EndpointError, IceRestart, PermissionDecision, PermissionRequest,
+    SessionDescription, SessionInfo, UnknownRequest,
 };
 
 use super::encoders::encode_track_with;
@@ -72,7 +73,8 @@ impl Publisher {
         self
     }
 
-    /// Reports these devices' use in `/status`.
+    /// Reports these devices' use in `/status` and `/indicator`, and lists and answers
+    /// their permission prompt's requests (`/permissions`).
     pub fn with_devices(mut self, devices: Arc<MediaDevices>) -> Self {
         self.devices = Some(devices);
         self
@@ -284,6 +286,22 @@ impl Endpoint for Publisher {
 
     async fn status(&self) -> Status {
         Status::of(&self.streams, &self.sessions, self.devices.as_deref()).await
+    }
+
+    async fn permission_requests(&self) -> Vec<PermissionRequest> {
+        super::permissions::requests(self.devices.as_deref())
+    }
+
+    async fn answer_permission(
+        &self,
+        id: &str,
+        decision: PermissionDecision,
+    ) -> Result<(), UnknownRequest> {
+        super::permissions::answer(self.devices.as_deref(), id, decision)
+    }
+
+    async fn indicator(&self) -> Option<serde_json::Value> {
+        super::permissions::indicator(self.devices.as_deref())
     }
 }
 

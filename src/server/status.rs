@@ -1,5 +1,5 @@
 //! The report `GET /status` serves: every stream with its tracks, encoders and viewers,
-//! every session's peer statistics, the devices in use.
+//! every session's peer statistics, the devices in use and the indicator.
 
 use serde::Serialize;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use usermedia_signaling::Direction;
 use super::publisher::Sessions;
 use super::stream::{Published, Streams};
 use crate::constraints::{MediaKind, MediaTrackSettings};
-use crate::devices::{DeviceInUse, MediaDevices};
+use crate::devices::{DeviceInUse, Indicator, MediaDevices};
 use crate::encode::pipeline::{EncodedTrack, EncoderStats};
 use crate::peer::{Peer, PeerStats, RemoteTrack, RemoteTrackStats};
 use crate::sync::lock;
@@ -23,6 +23,8 @@ pub struct Status {
     /// One per session, viewer or publisher.
     pub peers: Vec<PeerStatus>,
     pub devices_in_use: Vec<DeviceInUse>,
+    /// Per kind: off, live or muted, and since when (the badge of the served pages).
+    pub indicator: Indicator,
 }
 
 /// A published stream.
@@ -139,10 +141,12 @@ impl Status {
                 received: lock(&p.received).iter().map(ReceivedStatus::of).collect(),
             })
             .collect();
+        let devices_in_use = devices.map(|d| d.devices_in_use()).unwrap_or_default();
         Status {
             streams,
             peers,
-            devices_in_use: devices.map(|d| d.devices_in_use()).unwrap_or_default(),
+            indicator: Indicator::of(&devices_in_use),
+            devices_in_use,
         }
     }
 }
@@ -249,6 +253,7 @@ mod tests {
             }],
             "peers": Vec::<Value>::new(),
             "devicesInUse": devices.devices_in_use(),
+            "indicator": devices.indicator(),
         });
         assert_eq!(typed, as_ever.to_string());
         let role = |d| serde_json::to_string(&Role::of(d)).unwrap();

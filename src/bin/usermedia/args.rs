@@ -1,10 +1,14 @@
 //! The flags several commands share — the devices, the connection of a client command, the
-//! video codec — and what they parse into (seconds, bitrate bounds, a permission policy).
+//! video codec — and what they parse into (seconds, bitrate bounds, a permission policy
+//! with its prompt and allow-list).
 
+use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use usermedia::devices::{MediaDevices, Permission, PermissionPolicy};
+use usermedia::devices::{AllowList, MediaDevices, Permission, PermissionPolicy, Prompter};
 use usermedia::encode::pipeline::BitrateLadder;
 use usermedia::encode::VideoCodec;
 use usermedia::peer::BitrateBounds;
@@ -20,27 +24,73 @@ pub const DEFAULT_MIN_VIDEO_BITRATE: u32 = 150_000;
 /// (`serve` starts at its top rung instead: see `serve::serve_rates`.)
 const START_VIDEO_BITRATE: u32 = 1_000_000;
 
-/// Where the devices come from and which are denied.
+/// Default of --prompt-timeout, seconds.
+pub const DEFAULT_PROMPT_TIMEOUT: f64 = 30.0;
+
+/// Where the devices come from and who may use them.
 #[derive(clap::Args, Clone)]
 pub struct DeviceArgs {
     /// Virtual devices file (JSON, see docs/devices-file.md). Without it: the machine's devices.
     #[arg(long, value_name = "FILE")]
     pub devices: Option<PathBuf>,
     /// Refuse access, as a denied permission would: `camera`, `microphone` or a deviceId.
-    /// Repeatable.
+    /// Repeatable; wins over --camera and --microphone.
     #[arg(long, value_name = "WHAT")]
     pub deny: Vec<String>,
+    /// The camera's permission: allow, deny, or prompt (ask the operator on the terminal
+    /// or over HTTP at each getUserMedia and wait; see --prompt-timeout).
+    #[arg(long, value_name = "MODE", default_value = "allow")]
+    pub camera: Permission,
+    /// The microphone's permission: allow, deny or prompt.
+    #[arg(long, value_name = "MODE", default_value = "allow")]
+    pub microphone: Permission,
+    /// How long a prompt waits for an answer before getUserMedia fails with
+    /// NotAllowedError, seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_PROMPT_TIMEOUT,
+          value_parser = parse_seconds)]
+    pub prompt_timeout: f64,
+    /// Remember a prompt's grant for the rest of the process (per context and kind)
+    /// instead of asking at every getUserMedia.
+    #[arg(long)]
+    pub remember_grants: bool,
+    /// Which contexts may use which devices, as Permissions-Policy: CONTEXT=FEATURES, e.g.
+    /// `room:r1=camera`, `stream:cam=camera,microphone`, `*=camera` (every other
+    /// context). Repeatable. A context not listed (and no `*`) may use everything.
+    #[arg(long = "allow", value_name = "CONTEXT=FEATURES")]
+    pub allow: Vec<String>,
+    /// The context the command captures for (`stream:NAME` for serve, `room:NAME` for bot),
+    /// set by the command, not a flag.
+    #[arg(skip)]
+    pub context: Option<String>,
 }
 
 impl DeviceArgs {
     /// The devices: the file's (an unreadable or invalid file is bad input) or the
-    /// machine's, with the --deny policy. A --deny naming no device is warned about.
+    /// machine's, with the policy of --camera, --microphone, --deny and --allow, in the
+    /// command's context; with a `prompt` mode, a prompt answered on the terminal when
+    /// stdin is one (and over HTTP by `serve`). A --deny naming no device is warned about.
     pub fn load(&self) -> Result<MediaDevices, CliError> {
-        let policy = policy_from(&self.deny);
+        let policy = self.policy()?;
+        let prompting =
+            policy.camera == Permission::Prompt || policy.microphone == Permission::Prompt;
         let devices = match &self.devices {
             Some(path) => MediaDevices::from_devices_file(path, policy).bad_input()?,
             None => MediaDevices::system(policy),
         };
+        let mut devices = match &self.context {
+            Some(context) => devices.with_context(context.clone()),
+            None => devices,
+        };
+        if prompting {
+            let prompter = Arc::new(Prompter::new(
+                Duration::from_secs_f64(self.prompt_timeout),
+                self.remember_grants,
+            ));
+            if std::io::stdin().is_terminal() {
+                crate::prompt::answer_on_terminal(Arc::clone(&prompter));
+            }
+            devices = devices.with_prompter(prompter);
+        }
         for id in &self.deny {
             let known = matches!(id.as_str(), "camera" | "microphone")
                 || devices.devices().iter().any(|d| d.device_id() == id);
@@ -51,6 +101,28 @@ impl DeviceArgs {
             }
         }
         Ok(devices)
+    }
+
+    /// The policy of the flags: --camera and --microphone, then --deny (which wins), and
+    /// --allow (a bad entry is bad input).
+    pub fn policy(&self) -> Result<PermissionPolicy, CliError> {
+        let mut policy = policy_from(&self.deny);
+        for (kind, mode) in [
+            (MediaKind::Video, self.camera),
+            (MediaKind::Audio, self.microphone),
+        ] {
+            if policy.for_kind(kind) != Permission::Denied {
+                policy.set_kind(kind, mode);
+            }
+        }
+        let mut allow = AllowList::default();
+        for entry in &self.allow {
+            allow
+                .add_entry(entry)
+                .map_err(|e| CliError::bad_input(format!("--allow {e}")))?;
+        }
+        policy.allow = allow;
+        Ok(policy)
     }
 }
 

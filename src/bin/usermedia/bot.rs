@@ -70,13 +70,28 @@ fn check_room(room: &str) -> Result<(), CliError> {
     }
 }
 
+/// The allow-list context of the room at `url`: `room:NAME` from its `room` query
+/// parameter (`None` without one).
+fn room_context(url: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or(query);
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("room="))
+        .filter(|name| !name.is_empty())
+        .map(|name| format!("room:{name}"))
+}
+
 /// `usermedia bot`: join, send, receive, report, leave.
-pub fn run(opts: Options) -> Result<ExitCode, CliError> {
+pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
     check_room(&opts.room)?;
+    // The allow-list applies to the room: a room without `microphone` sends video only.
+    opts.client.device_args.context = room_context(&opts.room);
     let Some(client) = Client::start(&opts.client)? else {
         return Ok(exit::media_error());
     };
     client.runtime.block_on(async {
+        crate::indicator::show_on_terminal(client.devices(), || None);
         let encoders = client.encoders(None)?;
         let factory = client.factory.clone();
         let mut bot =
@@ -117,6 +132,15 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_room_is_the_context_of_the_allow_list() {
+        let ctx = |u| room_context(u);
+        assert_eq!(ctx("ws://h/ws?room=r1").as_deref(), Some("room:r1"));
+        assert_eq!(ctx("ws://h/ws?x=1&room=r2#f").as_deref(), Some("room:r2"));
+        assert_eq!(ctx("ws://h/ws?room="), None);
+        assert_eq!(ctx("ws://h/ws"), None);
+    }
 
     #[test]
     fn a_room_must_be_a_websocket_url_with_a_host() {

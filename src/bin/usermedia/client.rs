@@ -61,6 +61,11 @@ impl Client {
         }))
     }
 
+    /// The devices captured from (their indicator).
+    pub fn devices(&self) -> Arc<MediaDevices> {
+        Arc::clone(&self._devices)
+    }
+
     /// The encoders of every captured track (video only in `codec` when given). Call
     /// inside the runtime. A track that ended under us is a runtime failure.
     pub fn encoders(&self, codec: Option<VideoCodec>) -> Result<Vec<TrackEncoders>, CliError> {

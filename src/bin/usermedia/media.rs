@@ -73,6 +73,38 @@ fn default_constraints(devices: &MediaDevices) -> String {
 /// Loads the devices, starts a multi-thread runtime and captures per `constraints` (default:
 /// every kind of device there is). `None` after a media error was printed as JSON (exit 1).
 pub fn capture(args: &DeviceArgs, constraints: Option<&str>) -> Result<Option<Captured>, CliError> {
+    let Some((devices, constraints)) = prepare(args, constraints)? else {
+        return Ok(None);
+    };
+    let runtime = runtime()?;
+    // Inside the runtime: sources start their threads, encoders and peers need tokio.
+    let stream = runtime.block_on(async { devices.get_user_media(&constraints) });
+    match stream {
+        Ok(stream) => Ok(Some((devices, stream, runtime))),
+        Err(e) => {
+            print_media_error(&e.to_json());
+            Ok(None)
+        }
+    }
+}
+
+/// A multi-thread async runtime.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .runtime()
+}
+
+/// The devices and the constraints to capture with (default: every kind of device there
+/// is), less the kinds the allow-list refuses the devices' context (each refusal logged as
+/// the `NotAllowedError` it is; all refused: printed, `None`). `None` after a media error
+/// was printed as JSON (exit 1).
+pub fn prepare(
+    args: &DeviceArgs,
+    constraints: Option<&str>,
+) -> Result<Option<(Arc<MediaDevices>, MediaStreamConstraints)>, CliError> {
     let devices = Arc::new(args.load()?);
     let constraints = match constraints {
         Some(c) => c.to_owned(),
@@ -85,20 +117,17 @@ pub fn capture(args: &DeviceArgs, constraints: Option<&str>) -> Result<Option<Ca
     let Some(constraints) = parse_constraints(&constraints)? else {
         return Ok(None);
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-        .runtime()?;
-    // Inside the runtime: sources start their threads, encoders and peers need tokio.
-    let stream = runtime.block_on(async { devices.get_user_media(&constraints) });
-    match stream {
-        Ok(stream) => Ok(Some((devices, stream, runtime))),
-        Err(e) => {
+    let (permitted, refused) = devices.permitted(&constraints);
+    if permitted.audio.is_none() && permitted.video.is_none() {
+        if let Some(e) = refused.first() {
             print_media_error(&e.to_json());
-            Ok(None)
+            return Ok(None);
         }
     }
+    for e in &refused {
+        tracing::warn!("{}: {}; capturing the rest", e.name(), e.message());
+    }
+    Ok(Some((devices, permitted)))
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
-//! `usermedia serve`: capture per the constraints, publish as a stream, serve WHEP, the
-//! viewer page and `/status`; Ctrl-C closes every session and exits cleanly.
+//! `usermedia serve`: listen, capture per the constraints (asking the operator first in
+//! `prompt` mode), publish as a stream, serve WHEP, the viewer page, `/status`,
+//! `/permissions` and `/indicator`; Ctrl-C closes every session and exits cleanly.
 
+use std::future::IntoFuture;
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +18,7 @@ use usermedia_signaling::{router, ServerConfig, StreamToken, TokenFile};
 
 use crate::args::{video_rates, CodecArg, DeviceArgs, DEFAULT_MIN_VIDEO_BITRATE};
 use crate::exit::{self, Classify, CliError};
-use crate::media::capture;
+use crate::media::{prepare, print_media_error, runtime};
 
 /// The exit codes of `serve`, in its `--help`.
 const EXIT_CODES: &str = "\
@@ -154,8 +157,12 @@ fn tokens(opts: &Options) -> Result<(Option<String>, Vec<StreamToken>), CliError
     Ok((token, stream_tokens))
 }
 
-/// `usermedia serve`: check the flags, capture, publish, listen until Ctrl-C.
-pub fn run(opts: Options) -> Result<ExitCode, CliError> {
+/// `usermedia serve`: check the flags, listen, capture, publish, serve until Ctrl-C.
+///
+/// The server is up before getUserMedia runs, so that a `prompt` permission can be
+/// answered over HTTP (`POST /permissions/{id}`, the `/operator` page) while getUserMedia
+/// waits; the stream is published (and the "serving" line printed) once capture succeeds.
+pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
     let (token, stream_tokens) = tokens(&opts)?;
     if opts.token_for_viewing && token.is_none() && stream_tokens.is_empty() {
         return Err(CliError::bad_input(
@@ -172,10 +179,12 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
         (Some(cert), Some(key)) => Some(usermedia_signaling::server_config(cert, key).bad_input()?),
         _ => None,
     };
-    let Some((devices, stream, runtime)) = capture(&opts.device_args, opts.constraints.as_deref())?
+    opts.device_args.context = Some(format!("stream:{}", opts.stream));
+    let Some((devices, constraints)) = prepare(&opts.device_args, opts.constraints.as_deref())?
     else {
         return Ok(exit::media_error());
     };
+    let runtime = runtime()?;
     runtime.block_on(async move {
         let factory = PeerFactory::new(serve_peer_config(&opts, bounds));
         let publisher = Arc::new(
@@ -184,10 +193,6 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
                 .with_video_codec(opts.video_codec.map(Into::into))
                 .with_ingest_ladder(ladder.clone()),
         );
-        publisher
-            .publish(&opts.stream, stream.get_tracks().to_vec(), ladder)
-            .context("cannot start the encoders")
-            .runtime()?;
         let config = ServerConfig {
             token,
             stream_tokens,
@@ -202,24 +207,75 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
             .runtime()?;
         let local = listener.local_addr().context("listener address").runtime()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
-        println!("usermedia: serving stream {:?} — open {scheme}://{local}/ (WHEP: POST {scheme}://{local}/whep/{})", opts.stream, opts.stream);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+            let _ = stopped.await;
             tracing::info!("shutting down");
         };
-        match tls {
+        let server = match tls {
             Some(config) => {
                 let listener = usermedia_signaling::TlsListener::new(listener, config)
                     .context("TLS listener")
                     .runtime()?;
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+                tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future())
             }
-            None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+            None => tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future()),
+        };
+        if devices.prompter().is_some() {
+            let what = if std::io::stdin().is_terminal() { "on the terminal or " } else { "" };
+            println!("usermedia: permission prompts are answered {what}at {scheme}://{local}/operator (POST {scheme}://{local}/permissions/ID)");
         }
-        .context("server")
-        .runtime()?;
+        let capturing = {
+            let devices = Arc::clone(&devices);
+            tokio::task::spawn_blocking(move || devices.get_user_media(&constraints))
+        };
+        let captured = tokio::select! {
+            r = capturing => r.context("getUserMedia").runtime()?,
+            _ = tokio::signal::ctrl_c() => {
+                // A prompt still waiting is refused, so getUserMedia returns at once.
+                if let Some(p) = devices.prompter() {
+                    p.close();
+                }
+                let _ = stop.send(());
+                let _ = server.await;
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
+        let stream = match captured {
+            Ok(stream) => stream,
+            Err(e) => {
+                print_media_error(&e.to_json());
+                let _ = stop.send(());
+                let _ = server.await;
+                return Ok(exit::media_error());
+            }
+        };
+        publisher
+            .publish(&opts.stream, stream.get_tracks().to_vec(), ladder)
+            .context("cannot start the encoders")
+            .runtime()?;
+        println!("usermedia: serving stream {:?} — open {scheme}://{local}/ (WHEP: POST {scheme}://{local}/whep/{})", opts.stream, opts.stream);
+        let viewers = Arc::clone(&publisher);
+        crate::indicator::show_on_terminal(Arc::clone(&devices), move || {
+            Some(viewers.session_count())
+        });
+        let mut server = server;
+        let ended = tokio::select! {
+            _ = tokio::signal::ctrl_c() => None,
+            // The server ending by itself: its error is a runtime failure.
+            r = &mut server => Some(r),
+        };
+        if let Some(p) = devices.prompter() {
+            p.close();
+        }
+        let ended = match ended {
+            Some(r) => r,
+            None => {
+                let _ = stop.send(());
+                server.await
+            }
+        };
+        ended.context("server").runtime()?.context("server").runtime()?;
         publisher.close_all().await;
         for t in stream.get_tracks() {
             t.stop();
