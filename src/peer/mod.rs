@@ -6,6 +6,7 @@
 mod config;
 mod error;
 mod events;
+mod ice;
 mod local;
 mod negotiate;
 mod remote;
@@ -24,6 +25,7 @@ use webrtc::peer_connection::PeerConnection;
 
 pub use config::{BitrateBounds, PeerConfig};
 pub use error::PeerError;
+pub use ice::{IceScheme, IceServer, IceUrl};
 pub use remote::{Feedback, RemoteTrack, RemoteTrackStats};
 pub use restart::{fragment_of, ice_credentials};
 pub use sdp::video_codecs;
@@ -31,7 +33,7 @@ pub use setup::{
     h264_codec, opus_codec, vp8_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE,
 };
 pub use state::{DtlsState, IceState, PeerState};
-pub use stats::{InboundStats, OutboundStats, PeerStats};
+pub use stats::{CandidatePairStats, CandidateStats, InboundStats, OutboundStats, PeerStats};
 
 use crate::encode::pipeline::TrackEncoders;
 use crate::encode::VideoCodec;
@@ -90,6 +92,22 @@ impl PeerFactory {
         let slot = Slot(Arc::clone(&self.live));
         Peer::build(&self.config, slot).await
     }
+
+    /// [`create`](Self::create) with `extra` ICE servers besides the configured ones (the
+    /// ones a WHIP/WHEP server advertised).
+    pub async fn create_with_ice_servers(&self, extra: Vec<IceServer>) -> Result<Peer, PeerError> {
+        if extra.is_empty() {
+            return self.create().await;
+        }
+        let mut config = (*self.config).clone();
+        config.ice_servers.extend(extra);
+        PeerFactory {
+            config: Arc::new(config),
+            live: Arc::clone(&self.live),
+        }
+        .create()
+        .await
+    }
 }
 
 /// A track sent to this peer and what its sender counted; the counters outlive the
@@ -124,6 +142,9 @@ pub struct Peer {
     bitrates: Mutex<stats::BitrateMeter>,
     /// Held while the connection is open; given back on close or failure.
     slot: Arc<Mutex<Option<Slot>>>,
+    /// What our gathered descriptions get before they leave (public addresses, the
+    /// relay-only check).
+    finish: ice::Finish,
 }
 
 impl Peer {
@@ -142,6 +163,7 @@ impl Peer {
             events: Arc::clone(&events),
             decode: config.decode_remote,
         });
+        let finish = ice::Finish::new(config)?;
         let setup::Built {
             pc,
             bandwidth,
@@ -181,6 +203,7 @@ impl Peer {
             feedback,
             bitrates: Mutex::default(),
             slot,
+            finish,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Building a webrtc-rs peer connection the way usermedia needs it: H.264
 //! (constrained baseline, packetization-mode 1), VP8 and Opus only, ICE on explicit local
-//! addresses with fast connectivity checks and no mDNS, send-side congestion control
+//! addresses (with the configured STUN/TURN servers and policy) with fast connectivity
+//! checks and no mDNS, send-side congestion control
 //! (GCC over TWCC), and keyframe requests surfaced to the sender.
 
 use std::collections::{HashMap, VecDeque};
@@ -26,7 +27,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    SettingEngineBuilder,
+    RTCIceTransportPolicy, SettingEngineBuilder,
 };
 
 use super::{PeerConfig, PeerError};
@@ -351,7 +352,16 @@ pub async fn build(
         .map(|ip| std::net::SocketAddr::new(ip, 0).to_string())
         .collect();
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_configuration(
+            RTCConfigurationBuilder::new()
+                .with_ice_servers(super::ice::rtc_servers(&config.ice_servers)?)
+                .with_ice_transport_policy(if config.ice_relay_only {
+                    RTCIceTransportPolicy::Relay
+                } else {
+                    RTCIceTransportPolicy::All
+                })
+                .build(),
+        )
         .with_media_engine(media)
         .with_interceptor_registry(registry)
         .with_setting_engine(settings)

@@ -1,11 +1,14 @@
-//! A compact `getStats()`: per outbound and inbound stream, and the round-trip time.
+//! A compact `getStats()`: per outbound and inbound stream, the round-trip time and the
+//! selected ICE candidate pair.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde::Serialize;
-use webrtc::peer_connection::RTCStatsReport;
+use rtc::statistics::stats::ice_candidate::RTCIceCandidateStats;
+use rtc::statistics::stats::ice_candidate_pair::RTCStatsIceCandidatePairState;
+use webrtc::peer_connection::{RTCStatsReport, RTCStatsReportEntry};
 
 use super::{DtlsState, IceState, PeerState};
 
@@ -54,6 +57,27 @@ pub struct InboundStats {
     pub pli_count: u32,
 }
 
+/// One end of the candidate pair in use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateStats {
+    /// `host`, `srflx`, `prflx` or `relay`.
+    #[serde(rename = "type")]
+    pub candidate_type: String,
+    /// `udp` or `tcp`.
+    pub protocol: String,
+    /// `ip:port` (for a relay candidate: the address the TURN server relays from).
+    pub address: String,
+}
+
+/// The ICE candidate pair media flows on: whether the peer came direct (`host`), through
+/// a NAT (`srflx`, `prflx`) or through TURN (`relay`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CandidatePairStats {
+    pub local: CandidateStats,
+    pub remote: CandidateStats,
+}
+
 /// A peer connection's statistics.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -72,6 +96,8 @@ pub struct PeerStats {
     pub inbound: Vec<InboundStats>,
     /// Round-trip time of the nominated candidate pair (STUN), milliseconds.
     pub rtt_ms: Option<f64>,
+    /// The candidate pair in use (`None` before ICE has selected one).
+    pub selected_candidate_pair: Option<CandidatePairStats>,
 }
 
 fn kind(k: RtpCodecKind) -> &'static str {
@@ -124,6 +150,7 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
         .map(|p| p.current_round_trip_time * 1000.0)
         .next();
     PeerStats {
+        selected_candidate_pair: selected_pair(report),
         state,
         ice_state: IceState::New,
         dtls_state: DtlsState::New,
@@ -135,6 +162,50 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
         inbound,
         rtt_ms,
     }
+}
+
+fn candidate(c: &RTCIceCandidateStats) -> CandidateStats {
+    let ip = c.address.clone().unwrap_or_default();
+    let address = if ip.contains(':') {
+        format!("[{ip}]:{}", c.port)
+    } else {
+        format!("{ip}:{}", c.port)
+    };
+    CandidateStats {
+        candidate_type: c.candidate_type.to_string(),
+        protocol: c.protocol.to_ascii_lowercase(),
+        address,
+    }
+}
+
+/// The transport's selected pair, or else the nominated one (webrtc-rs 0.21 does not
+/// always fill the transport's `selectedCandidatePairId`), or else a succeeded one.
+fn selected_pair(report: &RTCStatsReport) -> Option<CandidatePairStats> {
+    let selected_id = report
+        .transport()
+        .map(|t| t.selected_candidate_pair_id.clone())
+        .filter(|id| !id.is_empty());
+    let pairs: Vec<_> = report.candidate_pairs().collect();
+    let pair = selected_id
+        .and_then(|id| pairs.iter().find(|p| p.stats.id == id))
+        .or_else(|| pairs.iter().find(|p| p.nominated))
+        .or_else(|| {
+            pairs
+                .iter()
+                .filter(|p| p.state == RTCStatsIceCandidatePairState::Succeeded)
+                .max_by_key(|p| p.bytes_received + p.bytes_sent)
+        })?;
+    let find = |id: &str, local: bool| {
+        report.iter().find_map(|e| match e {
+            RTCStatsReportEntry::LocalCandidate(c) if local && c.stats.id == id => Some(c),
+            RTCStatsReportEntry::RemoteCandidate(c) if !local && c.stats.id == id => Some(c),
+            _ => None,
+        })
+    };
+    Some(CandidatePairStats {
+        local: candidate(find(&pair.local_candidate_id, true)?),
+        remote: candidate(find(&pair.remote_candidate_id, false)?),
+    })
 }
 
 /// The shortest interval a bitrate is measured over; calls closer together repeat the last.
