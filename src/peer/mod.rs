@@ -365,6 +365,7 @@ impl Peer {
             )
             .await;
         let mut stats = stats::from_report(self.state(), &report);
+        stats.selected_candidate_pair = stats::selected_pair(self.pc.as_ref()).await;
         stats.ice_state = self.ice_state();
         stats.dtls_state = self.dtls_state().await;
         stats.bandwidth_estimate = self.bandwidth_estimate();

@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde::Serialize;
-use rtc::statistics::stats::ice_candidate::RTCIceCandidateStats;
-use rtc::statistics::stats::ice_candidate_pair::RTCStatsIceCandidatePairState;
-use webrtc::peer_connection::{RTCStatsReport, RTCStatsReportEntry};
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidate, RTCStatsReport};
 
 use super::{DtlsState, IceState, PeerState};
 
@@ -150,7 +148,7 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
         .map(|p| p.current_round_trip_time * 1000.0)
         .next();
     PeerStats {
-        selected_candidate_pair: selected_pair(report),
+        selected_candidate_pair: None,
         state,
         ice_state: IceState::New,
         dtls_state: DtlsState::New,
@@ -164,48 +162,38 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
     }
 }
 
-fn candidate(c: &RTCIceCandidateStats) -> CandidateStats {
-    let ip = c.address.clone().unwrap_or_default();
-    let address = if ip.contains(':') {
-        format!("[{ip}]:{}", c.port)
-    } else {
-        format!("{ip}:{}", c.port)
+fn candidate(c: &RTCIceCandidate) -> CandidateStats {
+    let address = match c.address.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, c.port).to_string(),
+        Err(_) => format!("{}:{}", c.address, c.port),
     };
     CandidateStats {
-        candidate_type: c.candidate_type.to_string(),
-        protocol: c.protocol.to_ascii_lowercase(),
+        candidate_type: c.typ.to_string(),
+        protocol: c.protocol.to_string().to_ascii_lowercase(),
         address,
     }
 }
 
-/// The transport's selected pair, or else the nominated one (webrtc-rs 0.21 does not
-/// always fill the transport's `selectedCandidatePairId`), or else a succeeded one.
-fn selected_pair(report: &RTCStatsReport) -> Option<CandidatePairStats> {
-    let selected_id = report
-        .transport()
-        .map(|t| t.selected_candidate_pair_id.clone())
-        .filter(|id| !id.is_empty());
-    let pairs: Vec<_> = report.candidate_pairs().collect();
-    let pair = selected_id
-        .and_then(|id| pairs.iter().find(|p| p.stats.id == id))
-        .or_else(|| pairs.iter().find(|p| p.nominated))
-        .or_else(|| {
-            pairs
-                .iter()
-                .filter(|p| p.state == RTCStatsIceCandidatePairState::Succeeded)
-                .max_by_key(|p| p.bytes_received + p.bytes_sent)
-        })?;
-    let find = |id: &str, local: bool| {
-        report.iter().find_map(|e| match e {
-            RTCStatsReportEntry::LocalCandidate(c) if local && c.stats.id == id => Some(c),
-            RTCStatsReportEntry::RemoteCandidate(c) if !local && c.stats.id == id => Some(c),
-            _ => None,
-        })
-    };
-    Some(CandidatePairStats {
-        local: candidate(find(&pair.local_candidate_id, true)?),
-        remote: candidate(find(&pair.remote_candidate_id, false)?),
-    })
+/// The candidate pair the ICE transport has selected, read from the transport of the
+/// first sender or receiver that has one (webrtc-rs 0.21's stats report names the pair
+/// but leaves its remote candidate out).
+pub(super) async fn selected_pair(pc: &dyn PeerConnection) -> Option<CandidatePairStats> {
+    let mut transports = Vec::new();
+    for r in pc.get_receivers().await {
+        transports.push(r.transport().await);
+    }
+    for s in pc.get_senders().await {
+        transports.push(s.transport().await);
+    }
+    for dtls in transports.into_iter().flatten().flatten() {
+        if let Ok(Some(pair)) = dtls.ice_transport().get_selected_candidate_pair().await {
+            return Some(CandidatePairStats {
+                local: candidate(pair.local()),
+                remote: candidate(pair.remote()),
+            });
+        }
+    }
+    None
 }
 
 /// The shortest interval a bitrate is measured over; calls closer together repeat the last.

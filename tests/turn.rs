@@ -1,0 +1,346 @@
+//! STUN and TURN against Debian's coturn: relay-only serving and viewing with the relay
+//! pair in `/status`, server-reflexive candidates, a wrong TURN password as a clear error,
+//! ICE servers advertised in WHEP `Link` headers and used, public addresses in answers.
+//!
+//! Each case re-executes its test binary in a private network namespace (`unshare --net`)
+//! with loopback and one `ifb` device at 10.99.0.1 (coturn does not relay to loopback
+//! peers), starts its own `turnserver` there with a test user, and stops it by its PID.
+//! A missing coturn, `unshare` or `ip` is a failure, not a skip: CI installs them.
+
+mod common;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::frame_numbers;
+use common::http::get;
+use usermedia::client::view_whep;
+use usermedia::devices::{MediaDevices, PermissionPolicy};
+use usermedia::peer::{IceServer, PeerConfig, PeerError, PeerFactory};
+use usermedia::server::Publisher;
+use usermedia::MediaKind;
+use usermedia_signaling::{router, LinkIceServer, ServerConfig};
+
+const INSIDE: &str = "USERMEDIA_TURN_TEST_IN_NETNS";
+/// The namespace's non-loopback address: coturn listens and relays on it, peers gather on it.
+const ADDR: &str = "10.99.0.1";
+const TURN_URL: &str = "turn:10.99.0.1:3478";
+const STUN_URL: &str = "stun:10.99.0.1:3478";
+const USER: &str = "usermedia";
+const PASSWORD: &str = "test-secret";
+const CASE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `case` inside a fresh network namespace (see the module's comment).
+fn in_netns<F, Fut>(name: &str, case: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if std::env::var_os(INSIDE).is_some() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let done = runtime.block_on(async { tokio::time::timeout(CASE_LIMIT, case()).await });
+        assert!(done.is_ok(), "{name} ran over {CASE_LIMIT:?}");
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut unshare = Command::new("unshare");
+    unshare.arg("--net");
+    if !is_root() {
+        unshare.arg("--map-root-user");
+    }
+    let output = unshare
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "PATH=\"$PATH:/usr/sbin:/sbin\"; set -e; ip link set lo up; \
+             ip link add ifb0 type ifb; ip addr add 10.99.0.1/24 dev ifb0; \
+             ip link set ifb0 up; exec \"$0\" \"$@\"",
+        ])
+        .arg(&exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run unshare (util-linux) for {name}: {e}"));
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    print!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{name} failed inside its network namespace ({}); output above",
+        output.status
+    );
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A coturn started for one case; stopped (by its PID) when dropped.
+struct Coturn {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Coturn {
+    /// `turnserver` on 10.99.0.1:3478 (UDP and TCP), long-term credentials for the test
+    /// user, no TLS, no CLI, no configuration file; returns once it answers STUN.
+    fn start() -> Coturn {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = dir.path().join("turn.log");
+        let child = Command::new("turnserver")
+            .args(["-n", "--listening-ip", ADDR, "--relay-ip", ADDR])
+            .args(["--listening-port", "3478", "--lt-cred-mech"])
+            .args(["--user", &format!("{USER}:{PASSWORD}")])
+            .args(["--realm", "usermedia.test", "--no-tls", "--no-dtls", "--no-cli"])
+            .args(["--min-port", "50000", "--max-port", "50999"])
+            .arg("--pidfile")
+            .arg(dir.path().join("turn.pid"))
+            .arg("--log-file")
+            .arg(&log)
+            .args(["--simple-log", "--no-stdout-log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start turnserver (Debian's coturn): {e}"));
+        let mut turn = Coturn { child, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !stun_answers() {
+            if let Ok(Some(status)) = turn.child.try_wait() {
+                panic!(
+                    "turnserver exited ({status}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "turnserver never answered STUN");
+        }
+        turn
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a STUN Binding request to 10.99.0.1:3478 is answered within 200 ms.
+fn stun_answers() -> bool {
+    let Ok(socket) = UdpSocket::bind((ADDR, 0)) else {
+        return false;
+    };
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut request = vec![0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42];
+    request.extend_from_slice(b"usermedia-tx");
+    if socket.send_to(&request, (ADDR, 3478)).is_err() {
+        std::thread::sleep(Duration::from_millis(200));
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    matches!(socket.recv_from(&mut buf), Ok((n, _)) if n >= 20 && buf[0..2] == [1, 1])
+}
+
+fn turn_server(password: &str) -> IceServer {
+    IceServer {
+        urls: vec![TURN_URL.to_owned()],
+        username: USER.to_owned(),
+        credential: password.to_owned(),
+    }
+}
+
+/// Peers gathering on 10.99.0.1 with `servers`, relay-only or not.
+fn peers(servers: Vec<IceServer>, relay_only: bool) -> PeerFactory {
+    PeerFactory::new(PeerConfig {
+        ice_addrs: vec![ADDR.parse().expect("an address")],
+        ice_servers: servers,
+        ice_relay_only: relay_only,
+        ..PeerConfig::default()
+    })
+}
+
+/// Serves the pattern camera as `default` with `factory`'s peers and `config`.
+async fn serve(factory: PeerFactory, config: ServerConfig) -> (SocketAddr, Arc<Publisher>) {
+    let devices = Arc::new(MediaDevices::builtin_virtual(PermissionPolicy::granted()));
+    let stream = devices
+        .get_user_media_json(r#"{"video": {"width": 320, "height": 240}}"#)
+        .expect("the pattern camera");
+    let publisher = Arc::new(Publisher::new(factory).with_devices(devices));
+    publisher
+        .publish("default", stream.get_tracks().to_vec(), 500_000)
+        .expect("encoders");
+    let app = router(Arc::clone(&publisher), config);
+    let listener = tokio::net::TcpListener::bind((ADDR, 0))
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        let _keep = stream;
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, publisher)
+}
+
+/// The local candidate types of the viewers' selected pairs in `/status`.
+async fn status_local_types(addr: SocketAddr) -> Vec<String> {
+    let status: serde_json::Value =
+        serde_json::from_str(&get(addr, "/status").await.body).expect("status JSON");
+    status["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .filter_map(|p| p["stats"]["selectedCandidatePair"]["local"]["type"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn relay_only_server_and_viewer_exchange_media_through_coturn() {
+    in_netns(
+        "relay_only_server_and_viewer_exchange_media_through_coturn",
+        || async {
+            let _turn = Coturn::start();
+            let servers = || vec![turn_server(PASSWORD)];
+            let (addr, _publisher) = serve(peers(servers(), true), ServerConfig::default()).await;
+            let viewer = peers(servers(), true);
+            let url = format!("http://{addr}/whep/default");
+            let session = view_whep(&viewer, &url, None).await.expect("viewing");
+            assert!(
+                session.http.answer.contains("typ relay"),
+                "relay-only answer: {}",
+                session.http.answer
+            );
+            assert!(!session.http.answer.contains("typ host"));
+            let frames = frame_numbers(&session, Duration::from_secs(2)).await;
+            assert!(frames.len() > 10, "decoded {} frames", frames.len());
+            let ours = session.peer.stats().await.selected_candidate_pair;
+            let ours = ours.expect("a selected pair on the viewer");
+            assert_eq!((ours.local.candidate_type.as_str(), ours.local.protocol.as_str()), ("relay", "udp"));
+            assert_eq!(status_local_types(addr).await, ["relay"]);
+            session.end().await.expect("DELETE");
+        },
+    );
+}
+
+#[test]
+fn stun_gives_server_reflexive_candidates() {
+    in_netns("stun_gives_server_reflexive_candidates", || async {
+        let _turn = Coturn::start();
+        let stun = IceServer {
+            urls: vec![STUN_URL.to_owned()],
+            ..IceServer::default()
+        };
+        let peer = peers(vec![stun], false).create().await.expect("a peer");
+        peer.add_receiver(MediaKind::Video).await.expect("a receiver");
+        let offer = peer.create_offer().await.expect("an offer");
+        assert!(offer.contains("typ srflx"), "no srflx candidate: {offer}");
+        peer.close().await;
+    });
+}
+
+#[test]
+fn a_wrong_turn_password_is_a_clear_error_naming_the_server() {
+    in_netns(
+        "a_wrong_turn_password_is_a_clear_error_naming_the_server",
+        || async {
+            let _turn = Coturn::start();
+            let peer = peers(vec![turn_server("wrong")], true);
+            let started = Instant::now();
+            let peer = peer.create().await.expect("a peer");
+            peer.add_receiver(MediaKind::Video).await.expect("a receiver");
+            let error = peer.create_offer().await.expect_err("no relay candidate");
+            assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+            assert!(matches!(error, PeerError::NoRelayCandidate { .. }), "{error:?}");
+            let message = error.to_string();
+            assert!(message.contains(TURN_URL), "{message}");
+            assert!(message.contains("credential"), "{message}");
+        },
+    );
+}
+
+#[test]
+fn whep_link_headers_bring_the_turn_server_to_our_client() {
+    in_netns(
+        "whep_link_headers_bring_the_turn_server_to_our_client",
+        || async {
+            let _turn = Coturn::start();
+            let config = ServerConfig {
+                ice_servers: vec![
+                    LinkIceServer {
+                        url: STUN_URL.to_owned(),
+                        ..LinkIceServer::default()
+                    },
+                    LinkIceServer {
+                        url: TURN_URL.to_owned(),
+                        username: Some(USER.to_owned()),
+                        credential: Some(PASSWORD.to_owned()),
+                    },
+                ],
+                ..ServerConfig::default()
+            };
+            let (addr, _publisher) = serve(peers(vec![], false), config).await;
+            // Our client, relay-only with no server of its own, asks (OPTIONS) and uses them.
+            let viewer = peers(vec![], true);
+            let url = format!("http://{addr}/whep/default");
+            let session = view_whep(&viewer, &url, None).await.expect("viewing");
+            assert_eq!(session.http.ice_servers.len(), 2, "{:?}", session.http.ice_servers);
+            assert_eq!(session.http.ice_servers[1].credential.as_deref(), Some(PASSWORD));
+            let frames = frame_numbers(&session, Duration::from_secs(1)).await;
+            assert!(frames.len() > 5, "decoded {} frames", frames.len());
+            let pair = session.peer.stats().await.selected_candidate_pair;
+            assert_eq!(pair.expect("a selected pair").local.candidate_type, "relay");
+            // Without the advertised servers, relay-only has nothing to gather from.
+            let alone = peers(vec![], true).create().await;
+            assert!(matches!(alone, Err(PeerError::IceConfig(_))));
+        },
+    );
+}
+
+#[test]
+fn a_public_ip_appears_in_the_answer_on_the_host_candidates_port() {
+    in_netns(
+        "a_public_ip_appears_in_the_answer_on_the_host_candidates_port",
+        || async {
+            let public: IpAddr = "192.0.2.10".parse().expect("an address");
+            let factory = PeerFactory::new(PeerConfig {
+                ice_addrs: vec![ADDR.parse().expect("an address")],
+                public_ips: vec![public],
+                ..PeerConfig::default()
+            });
+            let (addr, _publisher) = serve(factory, ServerConfig::default()).await;
+            let viewer = peers(vec![], false);
+            let url = format!("http://{addr}/whep/default");
+            let session = view_whep(&viewer, &url, None).await.expect("viewing");
+            let answer = &session.http.answer;
+            let port_of = |ip: &str| {
+                answer.lines().find_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (l.starts_with("a=candidate:") && f.len() > 7 && f[4] == ip && f[7] == "host")
+                        .then(|| f[5].to_owned())
+                })
+            };
+            let local = port_of(ADDR).expect("the local host candidate");
+            assert_eq!(port_of("192.0.2.10"), Some(local), "{answer}");
+            // The local candidate still works: media flows.
+            let frames = frame_numbers(&session, Duration::from_secs(1)).await;
+            assert!(frames.len() > 5, "decoded {} frames", frames.len());
+        },
+    );
+}
