@@ -218,7 +218,13 @@ fn relay_only_server_and_viewer_exchange_media_through_coturn() {
         || async {
             let _turn = Coturn::start();
             let servers = || vec![turn_server(PASSWORD)];
-            let (addr, _publisher) = serve(peers(servers(), true), ServerConfig::default()).await;
+            // The server on one UDP port (its TURN allocation through a socket of the
+            // peer's own), the viewer on its own ports.
+            let server = PeerFactory::new(PeerConfig {
+                udp_port: Some(8189),
+                ..peers(servers(), true).config().clone()
+            });
+            let (addr, _publisher) = serve(server, ServerConfig::default()).await;
             let viewer = peers(servers(), true);
             let url = format!("http://{addr}/whep/default");
             let session = view_whep(&viewer, &url, None).await.expect("viewing");
@@ -314,14 +320,15 @@ fn whep_link_headers_bring_the_turn_server_to_our_client() {
 }
 
 #[test]
-fn a_public_ip_appears_in_the_answer_on_the_host_candidates_port() {
+fn a_public_ip_appears_in_the_answer_on_the_single_port() {
     in_netns(
-        "a_public_ip_appears_in_the_answer_on_the_host_candidates_port",
+        "a_public_ip_appears_in_the_answer_on_the_single_port",
         || async {
             let public: IpAddr = "192.0.2.10".parse().expect("an address");
             let factory = PeerFactory::new(PeerConfig {
                 ice_addrs: vec![ADDR.parse().expect("an address")],
                 public_ips: vec![public],
+                udp_port: Some(8189),
                 ..PeerConfig::default()
             });
             let (addr, _publisher) = serve(factory, ServerConfig::default()).await;
@@ -336,11 +343,55 @@ fn a_public_ip_appears_in_the_answer_on_the_host_candidates_port() {
                         .then(|| f[5].to_owned())
                 })
             };
-            let local = port_of(ADDR).expect("the local host candidate");
-            assert_eq!(port_of("192.0.2.10"), Some(local), "{answer}");
+            assert_eq!(port_of(ADDR).as_deref(), Some("8189"), "{answer}");
+            assert_eq!(port_of("192.0.2.10").as_deref(), Some("8189"), "{answer}");
             // The local candidate still works: media flows.
             let frames = frame_numbers(&session, Duration::from_secs(1)).await;
             assert!(frames.len() > 5, "decoded {} frames", frames.len());
         },
     );
+}
+
+/// The UDP sockets of this network namespace bound on `ip` (IPv4), from /proc/self/net/udp.
+fn udp_sockets_on(ip: std::net::Ipv4Addr) -> Vec<u16> {
+    let hex = format!("{:08X}", u32::from_le_bytes(ip.octets()));
+    std::fs::read_to_string("/proc/self/net/udp")
+        .expect("/proc/self/net/udp")
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|local| local.split_once(':'))
+        .filter(|(addr, _)| *addr == hex)
+        .filter_map(|(_, port)| u16::from_str_radix(port, 16).ok())
+        .collect()
+}
+
+#[test]
+fn eight_viewers_share_one_server_udp_port() {
+    in_netns("eight_viewers_share_one_server_udp_port", || async {
+        let factory = PeerFactory::new(PeerConfig {
+            ice_addrs: vec![ADDR.parse().expect("an address")],
+            udp_port: Some(8189),
+            ..PeerConfig::default()
+        });
+        let (addr, publisher) = serve(factory, ServerConfig::default()).await;
+        // The viewers gather on loopback: every socket on 10.99.0.1 is the server's.
+        let viewers = PeerFactory::new(PeerConfig {
+            ice_addrs: vec!["127.0.0.1".parse().expect("loopback")],
+            ..PeerConfig::default()
+        });
+        let url = format!("http://{addr}/whep/default");
+        let mut sessions = Vec::new();
+        for _ in 0..8 {
+            sessions.push(view_whep(&viewers, &url, None).await.expect("viewing"));
+        }
+        for session in &sessions {
+            let frames = frame_numbers(session, Duration::from_millis(500)).await;
+            assert!(frames.len() > 3, "a viewer decoded {} frames", frames.len());
+            assert!(session.http.answer.contains("10.99.0.1 8189 typ host"));
+        }
+        assert_eq!(udp_sockets_on(ADDR.parse().expect("IPv4")), [8189]);
+        assert_eq!(status_local_types(addr).await, vec!["host"; 8]);
+        drop(publisher);
+    });
 }

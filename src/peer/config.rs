@@ -25,6 +25,10 @@ pub struct PeerConfig {
     /// Relay candidates only (the browser's `iceTransportPolicy: "relay"`): media goes
     /// through a TURN server. Without one, negotiation fails naming the TURN servers.
     pub ice_relay_only: bool,
+    /// One UDP port for every peer (ICE-UDP muxed by ufrag): a firewall or a container
+    /// needs only it open. `None`: each peer binds its own ephemeral ports. The port is
+    /// bound on the ICE address when there is exactly one, else on every IPv4 interface.
+    pub udp_port: Option<u16>,
     /// Public addresses our host candidates are also reached at (1:1 NAT, Docker): each
     /// UDP host candidate is repeated with each address of its family, same port.
     pub public_ips: Vec<IpAddr>,
@@ -49,6 +53,7 @@ impl Default for PeerConfig {
             ice_servers: Vec::new(),
             ice_relay_only: false,
             public_ips: Vec::new(),
+            udp_port: None,
             ice_check_interval: Duration::from_millis(50),
             ice_disconnected_timeout: Duration::from_secs(5),
             ice_failed_timeout: Duration::from_secs(25),

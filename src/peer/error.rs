@@ -35,6 +35,13 @@ pub enum PeerError {
         #[source]
         source: webrtc::error::Error,
     },
+    /// The shared UDP port cannot be bound (in use, no permission, no such address).
+    #[error("cannot bind the UDP port {addr}: {source}")]
+    UdpPort {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     /// An ICE server setting that cannot work (a bad URL, TURN without credentials).
     #[error("ICE configuration: {0}")]
     IceConfig(String),

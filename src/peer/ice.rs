@@ -1,12 +1,15 @@
 //! ICE servers (STUN and TURN) for peer connections: their URLs checked, which of them
 //! webrtc-rs can use itself, and the SDP work around ICE that webrtc-rs 0.21 leaves to us
-//! (public addresses added to our candidates, a relay-only description with no relay).
+//! (public addresses added to our candidates, candidates on the shared UDP port, a
+//! relay-only description with no relay).
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use webrtc::peer_connection::RTCIceServer;
 
+use super::mux::PeerPort;
 use super::PeerError;
 
 /// One STUN or TURN server, as `RTCIceServer` has it: its URLs and, for TURN, the long-term
@@ -177,22 +180,40 @@ pub(super) struct Finish {
     relay_only: bool,
     turn: Vec<String>,
     public_ips: Vec<IpAddr>,
+    /// On the shared UDP port: the port and the addresses it is reached at.
+    mux: Option<(Arc<PeerPort>, Vec<IpAddr>)>,
 }
 
 impl Finish {
     /// From the configuration; relay-only without a TURN server our peers can use is an
     /// error.
-    pub(super) fn new(config: &super::PeerConfig) -> Result<Finish, PeerError> {
+    pub(super) fn new(
+        config: &super::PeerConfig,
+        port: Option<Arc<PeerPort>>,
+    ) -> Result<Finish, PeerError> {
         let turn = turn_urls(&config.ice_servers);
         if config.ice_relay_only && turn.is_empty() {
             return Err(PeerError::IceConfig(
                 "relay-only needs a TURN server over UDP (turn:host:port)".into(),
             ));
         }
+        let mux = port.map(|port| {
+            let bound = port.local_addr().ip();
+            let ips = if bound.is_unspecified() {
+                super::setup::ice_addresses(config)
+                    .into_iter()
+                    .filter(|ip| ip.is_ipv4() == bound.is_ipv4())
+                    .collect()
+            } else {
+                vec![bound]
+            };
+            (port, ips)
+        });
         Ok(Finish {
             relay_only: config.ice_relay_only,
             turn,
             public_ips: config.public_ips.clone(),
+            mux,
         })
     }
 
@@ -202,8 +223,68 @@ impl Finish {
                 servers: self.turn.join(", "),
             });
         }
+        let sdp = match &self.mux {
+            Some((port, ips)) => {
+                for ufrag in local_ufrags(&sdp) {
+                    port.register_ufrag(ufrag);
+                }
+                on_shared_port(&sdp, ips, port.local_addr().port())
+            }
+            None => sdp,
+        };
         Ok(with_public_ips(&sdp, &self.public_ips))
     }
+}
+
+/// The `a=ice-ufrag` values of `sdp`.
+fn local_ufrags(sdp: &str) -> impl Iterator<Item = &str> {
+    sdp.lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("a=ice-ufrag:"))
+}
+
+/// `sdp` with each UDP host candidate replaced by one per address in `ips`, all on the
+/// shared `port` (the connection's own local candidate is a socket it never uses).
+pub(super) fn on_shared_port(sdp: &str, ips: &[IpAddr], port: u16) -> String {
+    let mut out = String::with_capacity(sdp.len() + 96 * ips.len());
+    for line in sdp.split_inclusive('\n') {
+        let fields: Option<Vec<&str>> = line
+            .trim_end()
+            .strip_prefix("a=candidate:")
+            .map(|c| c.split_whitespace().collect());
+        match fields {
+            Some(f) if f.len() >= 8 && f[2].eq_ignore_ascii_case("udp") && f[7] == "host" => {
+                let priority = f[3].parse::<u32>().unwrap_or(1);
+                for (n, ip) in ips.iter().enumerate() {
+                    let foundation = if n == 0 {
+                        f[0].to_owned()
+                    } else {
+                        format!("{}{n}", f[0])
+                    };
+                    out.push_str(&format!(
+                        "a=candidate:{foundation} {} udp {} {ip} {port} typ host\r\n",
+                        f[1],
+                        priority.saturating_sub(n as u32)
+                    ));
+                }
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// The addresses of the TURN servers our peers use (they go through a peer's own socket
+/// when the peers share a port); a name that does not resolve is left out.
+pub(super) async fn turn_addrs(servers: &[IceServer]) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for url in turn_urls(servers) {
+        if let Ok(u) = IceUrl::parse(&url) {
+            if let Ok(found) = tokio::net::lookup_host((u.host.as_str(), u.port)).await {
+                out.extend(found);
+            }
+        }
+    }
+    out
 }
 
 /// The candidate lines of `sdp` (without `a=`).
@@ -332,5 +413,18 @@ mod tests {
         ));
         assert!(!has_relay_candidate(sdp));
         assert_eq!(with_public_ips(sdp, &[]), sdp);
+    }
+
+    #[test]
+    fn on_the_shared_port_host_candidates_name_it_once_per_address() {
+        let sdp = "a=ice-ufrag:abcd\r\na=candidate:1 1 udp 2130706431 10.0.0.5 50000 typ host\r\n\
+                   a=candidate:3 1 udp 1694498815 1.2.3.4 40000 typ srflx raddr 10.0.0.5 rport 50000\r\n";
+        let ips = ["10.0.0.5".parse().unwrap(), "127.0.0.1".parse().unwrap()];
+        let out = on_shared_port(sdp, &ips, 8189);
+        assert!(out.contains("a=candidate:1 1 udp 2130706431 10.0.0.5 8189 typ host\r\n"));
+        assert!(out.contains("a=candidate:11 1 udp 2130706430 127.0.0.1 8189 typ host\r\n"));
+        assert!(!out.contains("50000 typ host"));
+        assert!(out.contains("1.2.3.4 40000 typ srflx"), "others stay");
+        assert_eq!(local_ufrags(sdp).collect::<Vec<_>>(), ["abcd"]);
     }
 }

@@ -8,6 +8,8 @@ mod error;
 mod events;
 mod ice;
 mod local;
+mod mux;
+mod mux_routes;
 mod negotiate;
 mod remote;
 mod restart;
@@ -59,6 +61,8 @@ pub(crate) struct SendCounters {
 pub struct PeerFactory {
     config: Arc<PeerConfig>,
     live: Arc<AtomicUsize>,
+    /// The shared UDP port ([`PeerConfig::udp_port`]), bound on first use.
+    mux: Arc<tokio::sync::OnceCell<Arc<mux::UdpMux>>>,
 }
 
 impl PeerFactory {
@@ -66,6 +70,7 @@ impl PeerFactory {
         PeerFactory {
             config: Arc::new(config),
             live: Arc::new(AtomicUsize::new(0)),
+            mux: Arc::default(),
         }
     }
 
@@ -90,7 +95,30 @@ impl PeerFactory {
             return Err(PeerError::TooManyPeers(max));
         }
         let slot = Slot(Arc::clone(&self.live));
-        Peer::build(&self.config, slot).await
+        let port = match self.udp_mux().await? {
+            Some(m) => Some(m.port(ice::turn_addrs(&self.config.ice_servers).await)),
+            None => None,
+        };
+        Peer::build(&self.config, slot, port).await
+    }
+
+    /// The shared UDP port's address ([`PeerConfig::udp_port`]), bound now if it was not
+    /// yet (call at start-up to report a port in use at once); `None` without one. Must
+    /// run inside a tokio runtime.
+    pub async fn udp_port_addr(&self) -> Result<Option<std::net::SocketAddr>, PeerError> {
+        Ok(self.udp_mux().await?.map(|m| m.local_addr()))
+    }
+
+    async fn udp_mux(&self) -> Result<Option<&Arc<mux::UdpMux>>, PeerError> {
+        let Some(port) = self.config.udp_port else {
+            return Ok(None);
+        };
+        let addr = setup::udp_port_bind_addr(&self.config, port);
+        self.mux
+            .get_or_try_init(|| async { mux::UdpMux::bind(addr) })
+            .await
+            .map(Some)
+            .map_err(|source| PeerError::UdpPort { addr, source })
     }
 
     /// [`create`](Self::create) with `extra` ICE servers besides the configured ones (the
@@ -104,6 +132,7 @@ impl PeerFactory {
         PeerFactory {
             config: Arc::new(config),
             live: Arc::clone(&self.live),
+            mux: Arc::clone(&self.mux),
         }
         .create()
         .await
@@ -148,7 +177,11 @@ pub struct Peer {
 }
 
 impl Peer {
-    async fn build(config: &PeerConfig, slot: Slot) -> Result<Peer, PeerError> {
+    async fn build(
+        config: &PeerConfig,
+        slot: Slot,
+        port: Option<Arc<mux::PeerPort>>,
+    ) -> Result<Peer, PeerError> {
         let (state_tx, state_rx) = watch::channel(PeerState::New);
         let (ice_tx, _) = watch::channel(IceState::New);
         let (remote_tx, remote_rx) = mpsc::channel(16);
@@ -163,12 +196,12 @@ impl Peer {
             events: Arc::clone(&events),
             decode: config.decode_remote,
         });
-        let finish = ice::Finish::new(config)?;
+        let finish = ice::Finish::new(config, port.clone())?;
         let setup::Built {
             pc,
             bandwidth,
             feedback,
-        } = setup::build(config, handler).await?;
+        } = setup::build(config, handler, port).await?;
         let slot = Arc::new(Mutex::new(Some(slot)));
         // A peer that fails (ICE timed out: the other side vanished) is closed at once and
         // gives back its slot; its owner sees `Failed` and drops it.
