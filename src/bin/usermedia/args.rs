@@ -127,6 +127,10 @@ pub struct IceArgs {
     /// UDP host candidate is repeated with this address and the same port.
     #[arg(long = "public-ip", value_name = "IP")]
     pub public_ips: Vec<IpAddr>,
+    /// One UDP port for every peer's media (ICE muxed by ufrag), e.g. 8189: a firewall or
+    /// a container needs only it open. Default: each peer on its own ephemeral ports.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub udp_port: Option<u16>,
 }
 
 impl IceArgs {
@@ -188,6 +192,7 @@ impl IceArgs {
         config.ice_servers = self.ice_servers()?;
         config.ice_relay_only = self.ice_relay_only;
         config.public_ips = self.public_ips.clone();
+        config.udp_port = self.udp_port;
         Ok(())
     }
 }
@@ -302,6 +307,57 @@ pub(crate) mod tests {
             .map(|&c| (c.as_str().to_owned(), c))
             .collect();
         assert_eq!(named, expected);
+    }
+
+    #[test]
+    fn the_ice_flags_make_the_peer_configuration() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            ice: IceArgs,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credential");
+        std::fs::write(&file, "s3cret\nignored\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "x",
+            "--ice-server",
+            "stun:127.0.0.1:3478",
+            "--ice-server",
+            "turn:127.0.0.1:3478?transport=udp",
+            "--ice-username",
+            "user",
+            "--ice-credential-file",
+            file.to_str().unwrap(),
+            "--ice-relay-only",
+            "--public-ip",
+            "192.0.2.10",
+            "--udp-port",
+            "8189",
+        ])
+        .unwrap();
+        let mut config = PeerConfig::default();
+        ok(cli.ice.configure(&mut config));
+        assert_eq!(config.ice_servers.len(), 1);
+        assert_eq!(config.ice_servers[0].credential, "s3cret");
+        assert_eq!(config.ice_servers[0].urls.len(), 2);
+        assert!(config.ice_relay_only);
+        assert_eq!(config.udp_port, Some(8189));
+        assert_eq!(config.public_ips, ["192.0.2.10".parse::<IpAddr>().unwrap()]);
+        // Bad input: a bad URL, TURN without credentials, relay-only without TURN.
+        for args in [
+            &["x", "--ice-server", "http://x"][..],
+            &["x", "--ice-server", "turn:127.0.0.1"],
+            &["x", "--ice-relay-only"],
+            &["x", "--ice-relay-only", "--ice-server", "stun:127.0.0.1"],
+            &["x", "--ice-server", "turn:h", "--ice-username", "u", "--ice-credential-file", "/nonexistent"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let e = cli.ice.configure(&mut PeerConfig::default()).unwrap_err();
+            assert_eq!(e.code(), 2, "{args:?}: {e}");
+        }
+        assert!(Cli::try_parse_from(["x", "--udp-port", "0"]).is_err());
     }
 
     #[test]

@@ -199,6 +199,10 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
     runtime.block_on(async move {
         let ice_servers = advertised_ice_servers(&peer_config);
         let factory = PeerFactory::new(peer_config);
+        // Bound now: a port in use is reported before anyone connects.
+        if let Some(udp) = factory.udp_port_addr().await.runtime()? {
+            println!("usermedia: media on UDP {udp} for every viewer");
+        }
         let publisher = Arc::new(
             Publisher::new(factory)
                 .with_devices(Arc::clone(&devices))
