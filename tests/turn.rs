@@ -8,15 +8,17 @@
 //! A missing coturn, `unshare` or `ip` is a failure, not a skip: CI installs them.
 
 mod common;
+mod turn_support;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::frame_numbers;
 use common::http::get;
+use turn_support::Coturn;
 use usermedia::client::view_whep;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::peer::{IceServer, PeerConfig, PeerError, PeerFactory};
@@ -90,74 +92,6 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// A coturn started for one case; stopped (by its PID) when dropped.
-struct Coturn {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Coturn {
-    /// `turnserver` on 10.99.0.1:3478 (UDP and TCP), long-term credentials for the test
-    /// user, no TLS, no CLI, no configuration file; returns once it answers STUN.
-    fn start() -> Coturn {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let log = dir.path().join("turn.log");
-        let child = Command::new("turnserver")
-            .args(["-n", "--listening-ip", ADDR, "--relay-ip", ADDR])
-            .args(["--listening-port", "3478", "--lt-cred-mech"])
-            .args(["--user", &format!("{USER}:{PASSWORD}")])
-            .args(["--realm", "usermedia.test", "--no-tls", "--no-dtls", "--no-cli"])
-            .args(["--min-port", "50000", "--max-port", "50999"])
-            .arg("--pidfile")
-            .arg(dir.path().join("turn.pid"))
-            .arg("--log-file")
-            .arg(&log)
-            .args(["--simple-log", "--no-stdout-log"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start turnserver (Debian's coturn): {e}"));
-        let mut turn = Coturn { child, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !stun_answers() {
-            if let Ok(Some(status)) = turn.child.try_wait() {
-                panic!(
-                    "turnserver exited ({status}): {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "turnserver never answered STUN");
-        }
-        turn
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-/// Whether a STUN Binding request to 10.99.0.1:3478 is answered within 200 ms.
-fn stun_answers() -> bool {
-    let Ok(socket) = UdpSocket::bind((ADDR, 0)) else {
-        return false;
-    };
-    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut request = vec![0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42];
-    request.extend_from_slice(b"usermedia-tx");
-    if socket.send_to(&request, (ADDR, 3478)).is_err() {
-        std::thread::sleep(Duration::from_millis(200));
-        return false;
-    }
-    let mut buf = [0u8; 512];
-    matches!(socket.recv_from(&mut buf), Ok((n, _)) if n >= 20 && buf[0..2] == [1, 1])
-}
-
 fn turn_server(password: &str) -> IceServer {
     IceServer {
         urls: vec![TURN_URL.to_owned()],
@@ -216,7 +150,7 @@ fn relay_only_server_and_viewer_exchange_media_through_coturn() {
     in_netns(
         "relay_only_server_and_viewer_exchange_media_through_coturn",
         || async {
-            let _turn = Coturn::start();
+            let _turn = Coturn::start(ADDR, USER, PASSWORD);
             let servers = || vec![turn_server(PASSWORD)];
             // The server on one UDP port (its TURN allocation through a socket of the
             // peer's own), the viewer on its own ports.
@@ -238,7 +172,13 @@ fn relay_only_server_and_viewer_exchange_media_through_coturn() {
             assert!(frames.len() > 10, "decoded {} frames", frames.len());
             let ours = session.peer.stats().await.selected_candidate_pair;
             let ours = ours.expect("a selected pair on the viewer");
-            assert_eq!((ours.local.candidate_type.as_str(), ours.local.protocol.as_str()), ("relay", "udp"));
+            assert_eq!(
+                (
+                    ours.local.candidate_type.as_str(),
+                    ours.local.protocol.as_str()
+                ),
+                ("relay", "udp")
+            );
             assert_eq!(status_local_types(addr).await, ["relay"]);
             session.end().await.expect("DELETE");
         },
@@ -248,13 +188,15 @@ fn relay_only_server_and_viewer_exchange_media_through_coturn() {
 #[test]
 fn stun_gives_server_reflexive_candidates() {
     in_netns("stun_gives_server_reflexive_candidates", || async {
-        let _turn = Coturn::start();
+        let _turn = Coturn::start(ADDR, USER, PASSWORD);
         let stun = IceServer {
             urls: vec![STUN_URL.to_owned()],
             ..IceServer::default()
         };
         let peer = peers(vec![stun], false).create().await.expect("a peer");
-        peer.add_receiver(MediaKind::Video).await.expect("a receiver");
+        peer.add_receiver(MediaKind::Video)
+            .await
+            .expect("a receiver");
         let offer = peer.create_offer().await.expect("an offer");
         assert!(offer.contains("typ srflx"), "no srflx candidate: {offer}");
         peer.close().await;
@@ -266,14 +208,23 @@ fn a_wrong_turn_password_is_a_clear_error_naming_the_server() {
     in_netns(
         "a_wrong_turn_password_is_a_clear_error_naming_the_server",
         || async {
-            let _turn = Coturn::start();
+            let _turn = Coturn::start(ADDR, USER, PASSWORD);
             let peer = peers(vec![turn_server("wrong")], true);
             let started = Instant::now();
             let peer = peer.create().await.expect("a peer");
-            peer.add_receiver(MediaKind::Video).await.expect("a receiver");
+            peer.add_receiver(MediaKind::Video)
+                .await
+                .expect("a receiver");
             let error = peer.create_offer().await.expect_err("no relay candidate");
-            assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
-            assert!(matches!(error, PeerError::NoRelayCandidate { .. }), "{error:?}");
+            assert!(
+                started.elapsed() < Duration::from_secs(6),
+                "{:?}",
+                started.elapsed()
+            );
+            assert!(
+                matches!(error, PeerError::NoRelayCandidate { .. }),
+                "{error:?}"
+            );
             let message = error.to_string();
             assert!(message.contains(TURN_URL), "{message}");
             assert!(message.contains("credential"), "{message}");
@@ -286,7 +237,7 @@ fn whep_link_headers_bring_the_turn_server_to_our_client() {
     in_netns(
         "whep_link_headers_bring_the_turn_server_to_our_client",
         || async {
-            let _turn = Coturn::start();
+            let _turn = Coturn::start(ADDR, USER, PASSWORD);
             let config = ServerConfig {
                 ice_servers: vec![
                     LinkIceServer {
@@ -306,8 +257,16 @@ fn whep_link_headers_bring_the_turn_server_to_our_client() {
             let viewer = peers(vec![], true);
             let url = format!("http://{addr}/whep/default");
             let session = view_whep(&viewer, &url, None).await.expect("viewing");
-            assert_eq!(session.http.ice_servers.len(), 2, "{:?}", session.http.ice_servers);
-            assert_eq!(session.http.ice_servers[1].credential.as_deref(), Some(PASSWORD));
+            assert_eq!(
+                session.http.ice_servers.len(),
+                2,
+                "{:?}",
+                session.http.ice_servers
+            );
+            assert_eq!(
+                session.http.ice_servers[1].credential.as_deref(),
+                Some(PASSWORD)
+            );
             let frames = frame_numbers(&session, Duration::from_secs(1)).await;
             assert!(frames.len() > 5, "decoded {} frames", frames.len());
             let pair = session.peer.stats().await.selected_candidate_pair;

@@ -106,9 +106,9 @@ impl HttpClient {
             .map_err(|e| ClientError::BadUrl(url.to_owned(), e.to_string()))?;
         match (parsed.scheme(), &self.tls_unusable) {
             ("http", _) | ("https", None) => Ok(parsed),
-            ("https", Some(why)) => Err(ClientError::Tls(TlsError::Config(format!(
-                "{url}: {why}"
-            )))),
+            ("https", Some(why)) => {
+                Err(ClientError::Tls(TlsError::Config(format!("{url}: {why}"))))
+            }
             (other, _) => Err(ClientError::BadUrl(
                 url.to_owned(),
                 format!("unsupported scheme {other:?} (http or https)"),

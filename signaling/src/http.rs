@@ -80,8 +80,14 @@ pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
         .route("/call", get(|| async { Html(CALL_PAGE) }))
         .route("/", get(|| async { Html(VIEWER_PAGE) }))
         .route("/status", get(status::<E>))
-        .route("/whep/{stream}", post(whep::<E>).options(endpoint_options::<E>))
-        .route("/whip/{stream}", post(whip::<E>).options(endpoint_options::<E>))
+        .route(
+            "/whep/{stream}",
+            post(whep::<E>).options(endpoint_options::<E>),
+        )
+        .route(
+            "/whip/{stream}",
+            post(whip::<E>).options(endpoint_options::<E>),
+        )
         .route(
             "/whep/{stream}/{session}",
             axum::routing::patch(|s: Shared<E>, p: SessionPath, h: HeaderMap, b: Bytes| {

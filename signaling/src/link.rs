@@ -18,7 +18,10 @@ impl fmt::Debug for LinkIceServer {
         f.debug_struct("LinkIceServer")
             .field("url", &self.url)
             .field("username", &self.username)
-            .field("credential", &self.credential.as_ref().map(|_| "<redacted>"))
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }

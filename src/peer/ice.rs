@@ -74,7 +74,11 @@ impl IceUrl {
             (_, Some("transport=tcp")) => true,
             (_, Some(_)) => return Err(bad("expected ?transport=udp or ?transport=tcp")),
         };
-        let default_port = if scheme == IceScheme::Turns { 5349 } else { 3478 };
+        let default_port = if scheme == IceScheme::Turns {
+            5349
+        } else {
+            3478
+        };
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
             let (h, after) = v6
                 .split_once(']')
@@ -351,7 +355,10 @@ mod tests {
         assert_eq!((u.scheme, u.port, u.tcp), (IceScheme::Turn, 3478, true));
         assert!(!u.usable_by_peers());
         let u = IceUrl::parse("stun:example.net").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.tcp), ("example.net", 3478, false));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.tcp),
+            ("example.net", 3478, false)
+        );
         assert_eq!(IceUrl::parse("turns:[::1]").unwrap().port, 5349);
         assert!(IceUrl::parse("turns:[::1]").unwrap().tcp);
         for bad in [

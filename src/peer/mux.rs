@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use webrtc::runtime::{
-    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta,
-    Runtime, TokioRuntime, Transmit,
+    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime,
+    TokioRuntime, Transmit,
 };
 
 use super::mux_routes::{classify, Kind, PeerId, Routes};
@@ -156,7 +156,8 @@ impl PeerPort {
             std.set_nonblocking(true)?;
             Ok(Arc::new(tokio::net::UdpSocket::from_std(std)?))
         });
-        made.as_ref().map_err(|e| io::Error::new(e.kind(), e.to_string()))
+        made.as_ref()
+            .map_err(|e| io::Error::new(e.kind(), e.to_string()))
     }
 
     /// Whether `packet` to `to` goes through the peer's own socket: TURN traffic (a STUN

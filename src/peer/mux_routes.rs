@@ -211,12 +211,21 @@ mod tests {
         r.register_ufrag(1, "aaaa");
         r.register_ufrag(2, "bbbb");
         let check = stun(0x0001, 7, Some("bbbb:remote"));
-        assert_eq!(classify(&check), Kind::Request { txid: [7; 12], username: Some("bbbb:remote") });
+        assert_eq!(
+            classify(&check),
+            Kind::Request {
+                txid: [7; 12],
+                username: Some("bbbb:remote")
+            }
+        );
         assert_eq!(r.incoming(addr(5000), &check), Some(2));
         // DTLS from that address now goes to peer 2; from elsewhere, nowhere.
         assert_eq!(r.incoming(addr(5000), &[22, 254, 253]), Some(2));
         assert_eq!(r.incoming(addr(5001), &[22, 254, 253]), None);
-        assert_eq!(r.incoming(addr(5001), &stun(0x0001, 8, Some("zzzz:x"))), None);
+        assert_eq!(
+            r.incoming(addr(5001), &stun(0x0001, 8, Some("zzzz:x"))),
+            None
+        );
         // Peer 1 asks a STUN server; the answer comes back to it, not to peer 2.
         r.outgoing(1, addr(3478), &stun(0x0001, 9, None));
         r.outgoing(2, addr(3478), &stun(0x0001, 10, None));
@@ -224,10 +233,17 @@ mod tests {
         assert_eq!(r.incoming(addr(3478), &stun(0x0101, 10, None)), Some(2));
         // Our own checks teach us our ufrag (after an ICE restart, say).
         r.outgoing(1, addr(6000), &stun(0x0001, 11, Some("theirs:cccc")));
-        assert_eq!(r.incoming(addr(6001), &stun(0x0001, 12, Some("cccc:theirs"))), Some(1));
+        assert_eq!(
+            r.incoming(addr(6001), &stun(0x0001, 12, Some("cccc:theirs"))),
+            Some(1)
+        );
         r.remove(1);
         assert_eq!(r.incoming(addr(6001), &[0x80, 0]), None);
-        assert_eq!(r.incoming(addr(3478), &stun(0x0101, 9, None)), Some(2), "by address");
+        assert_eq!(
+            r.incoming(addr(3478), &stun(0x0101, 9, None)),
+            Some(2),
+            "by address"
+        );
         assert_eq!(r.incoming(addr(5000), &check), Some(2));
     }
 
@@ -252,7 +268,13 @@ mod tests {
         // A truncated or lying STUN header is not read past its end.
         let mut lying = stun(0x0001, 1, Some("abcd:efgh"));
         lying[3] = 200;
-        assert_eq!(classify(&lying), Kind::Request { txid: [1; 12], username: None });
+        assert_eq!(
+            classify(&lying),
+            Kind::Request {
+                txid: [1; 12],
+                username: None
+            }
+        );
         assert_eq!(classify(&lying[..10]), Kind::Other);
     }
 }

@@ -146,13 +146,12 @@ impl IceArgs {
                 c.clone()
             }
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| {
-                        CliError::bad_input(format!(
-                            "cannot read --ice-credential-file {}: {e}",
-                            path.display()
-                        ))
-                    })?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    CliError::bad_input(format!(
+                        "cannot read --ice-credential-file {}: {e}",
+                        path.display()
+                    ))
+                })?;
                 text.lines().next().unwrap_or("").trim().to_owned()
             }
             (None, None) => String::new(),
@@ -351,7 +350,15 @@ pub(crate) mod tests {
             &["x", "--ice-server", "turn:127.0.0.1"],
             &["x", "--ice-relay-only"],
             &["x", "--ice-relay-only", "--ice-server", "stun:127.0.0.1"],
-            &["x", "--ice-server", "turn:h", "--ice-username", "u", "--ice-credential-file", "/nonexistent"],
+            &[
+                "x",
+                "--ice-server",
+                "turn:h",
+                "--ice-username",
+                "u",
+                "--ice-credential-file",
+                "/nonexistent",
+            ],
         ] {
             let cli = Cli::try_parse_from(args).unwrap();
             let e = cli.ice.configure(&mut PeerConfig::default()).unwrap_err();
