@@ -397,13 +397,14 @@ async fn shipped_viewer_plays(case: &str, browser: Browser) {
 }
 
 /// The shipped viewer page with `?relay` (iceTransportPolicy "relay") on a server that
-/// advertises a TURN server (coturn on loopback) in its Link headers: the browser's side
-/// of the pair in `/status` is a relay candidate, and video flows.
-async fn shipped_viewer_plays_through_turn(case: &str, browser: Browser) {
+/// advertises a TURN server (coturn on loopback, over `transport`: udp or tcp) in its Link
+/// headers: the browser's side of the pair in `/status` is a relay candidate, and video
+/// flows.
+async fn shipped_viewer_plays_through_turn(case: &str, browser: Browser, transport: &str) {
     let _turn = turn_support::Coturn::start("127.0.0.1", "browser", "turn-secret");
     let config = ServerConfig {
         ice_servers: vec![LinkIceServer {
-            url: "turn:127.0.0.1:3478?transport=udp".into(),
+            url: format!("turn:127.0.0.1:3478?transport={transport}"),
             username: Some("browser".into()),
             credential: Some("turn-secret".into()),
         }],
@@ -439,7 +440,7 @@ async fn shipped_viewer_plays_through_turn(case: &str, browser: Browser) {
     record(MatrixRow {
         case,
         browser,
-        direction: "the shipped viewer page `/?relay` through coturn (TURN/UDP)",
+        direction: &format!("the shipped viewer page `/?relay` through coturn (TURN/{transport})"),
         codec: "(the browser's first)",
         detail: format!("connected through a relay, {sent} frames sent"),
     });
@@ -491,6 +492,7 @@ case!(chromium_calls_a_bot_h264 => browser_calls_bot(Browser::Chromium, "h264"))
 case!(firefox_calls_a_bot_vp8 => browser_calls_bot(Browser::Firefox, "vp8"));
 case!(chromium_plays_the_viewer_page => shipped_viewer_plays(Browser::Chromium));
 case!(firefox_plays_the_viewer_page => shipped_viewer_plays(Browser::Firefox));
-case!(chromium_plays_the_viewer_page_through_turn => shipped_viewer_plays_through_turn(Browser::Chromium));
+case!(chromium_plays_the_viewer_page_through_turn => shipped_viewer_plays_through_turn(Browser::Chromium, "udp"));
+case!(chromium_plays_the_viewer_page_through_turn_tcp => shipped_viewer_plays_through_turn(Browser::Chromium, "tcp"));
 case!(chromium_joins_with_the_call_page => shipped_call_page_joins(Browser::Chromium));
 case!(firefox_joins_with_the_call_page => shipped_call_page_joins(Browser::Firefox));
