@@ -354,3 +354,91 @@ fn eight_viewers_share_one_server_udp_port() {
         drop(publisher);
     });
 }
+
+/// `usermedia serve` as a child process in the namespace, interrupted by its PID on drop.
+struct ServeCommand(std::process::Child);
+
+impl Drop for ServeCommand {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_serve_command_relays_on_one_port_and_gives_turn_to_token_holders() {
+    in_netns(
+        "the_serve_command_relays_on_one_port_and_gives_turn_to_token_holders",
+        || async {
+            use std::io::{BufRead, BufReader};
+            let _turn = Coturn::start(ADDR, USER, PASSWORD);
+            let dir = tempfile::tempdir().expect("a directory");
+            let credential = dir.path().join("credential");
+            std::fs::write(&credential, format!("{PASSWORD}\n")).expect("written");
+            let usermedia = env!("CARGO_BIN_EXE_usermedia");
+            // Relay-only without a TURN server is bad input.
+            let out = Command::new(usermedia)
+                .args(["serve", "--ice-relay-only"])
+                .output()
+                .expect("usermedia runs");
+            assert_eq!(out.status.code(), Some(2));
+            assert!(String::from_utf8_lossy(&out.stderr).contains("TURN"));
+            let mut child = Command::new(usermedia)
+                .args(["serve", "--listen", "10.99.0.1:0", "--ice-addr", ADDR])
+                .arg("--devices")
+                .arg(common::example("builtin.json"))
+                .args([
+                    "--constraints",
+                    r#"{"video": {"width": 320, "height": 240}}"#,
+                ])
+                .args(["--udp-port", "8189", "--ice-relay-only", "--token", "t0ken"])
+                .args(["--ice-server", STUN_URL, "--ice-server", TURN_URL])
+                .args(["--ice-username", USER, "--ice-credential-file"])
+                .arg(&credential)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("usermedia serve");
+            let stdout = child.stdout.take().expect("stdout");
+            let serve = ServeCommand(child);
+            let mut lines = BufReader::new(stdout).lines();
+            let mut printed = Vec::new();
+            let url = loop {
+                let line = lines.next().expect("a line").expect("text");
+                printed.push(line.clone());
+                if let Some(u) = line.split_whitespace().find(|w| w.starts_with("http")) {
+                    break u.trim_end_matches('/').to_owned();
+                }
+            };
+            assert!(printed[0].contains("UDP 10.99.0.1:8189"), "{printed:?}");
+            let whep = format!("{url}/whep/default");
+            // Without a token: STUN only, so a relay-only client has nothing to relay on.
+            let viewer = peers(vec![], true);
+            let refused = view_whep(&viewer, &whep, None).await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(usermedia::client::SessionError::Peer(PeerError::IceConfig(
+                        _
+                    )))
+                ),
+                "{:?}",
+                refused.err()
+            );
+            // With the token: the TURN server and its credential, and media through it.
+            let session = view_whep(&viewer, &whep, Some("t0ken"))
+                .await
+                .expect("viewing");
+            let frames = frame_numbers(&session, Duration::from_secs(1)).await;
+            assert!(frames.len() > 5, "decoded {} frames", frames.len());
+            let addr: SocketAddr = url
+                .trim_start_matches("http://")
+                .parse()
+                .expect("the address");
+            assert_eq!(status_local_types(addr).await, ["relay"]);
+            drop(serve);
+        },
+    );
+}
