@@ -442,3 +442,40 @@ fn the_serve_command_relays_on_one_port_and_gives_turn_to_token_holders() {
         },
     );
 }
+
+#[test]
+fn an_ice_restart_on_the_shared_port_keeps_media_flowing() {
+    in_netns(
+        "an_ice_restart_on_the_shared_port_keeps_media_flowing",
+        || async {
+            let server = PeerFactory::new(PeerConfig {
+                udp_port: Some(8189),
+                ..peers(vec![], false).config().clone()
+            });
+            let (addr, _publisher) = serve(server, ServerConfig::default()).await;
+            let viewer = PeerFactory::new(PeerConfig {
+                ice_addrs: vec!["127.0.0.1".parse().expect("loopback")],
+                ice_disconnected_timeout: Duration::from_secs(2),
+                ice_failed_timeout: Duration::from_secs(4),
+                ..PeerConfig::default()
+            });
+            let url = format!("http://{addr}/whep/default");
+            let mut session = view_whep(&viewer, &url, None).await.expect("viewing");
+            let video = common::session_video(&session).await;
+            let before = common::track_frame_numbers(&video, Duration::from_millis(500)).await;
+            assert!(before.len() > 3, "{} frames before", before.len());
+            let ufrag = session.peer.remote_ice_ufrag().await;
+            session.restart_ice().await.expect("ICE restart");
+            assert_ne!(session.peer.remote_ice_ufrag().await, ufrag);
+            // Past the consent-loss timeout a side on stale credentials would hit.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let after = common::track_frame_numbers(&video, Duration::from_secs(1)).await;
+            assert!(
+                after.len() > 10,
+                "{} frames 3-4 s after the restart",
+                after.len()
+            );
+            assert!(after.first() > before.last(), "{before:?} then {after:?}");
+        },
+    );
+}

@@ -227,6 +227,11 @@ impl Finish {
                 servers: self.turn.join(", "),
             });
         }
+        Ok(self.rewrite(sdp))
+    }
+
+    /// Our description as it leaves: on the shared port, with the public addresses.
+    pub(super) fn rewrite(&self, sdp: String) -> String {
         let sdp = match &self.mux {
             Some((port, ips)) => {
                 for ufrag in local_ufrags(&sdp) {
@@ -236,7 +241,7 @@ impl Finish {
             }
             None => sdp,
         };
-        Ok(with_public_ips(&sdp, &self.public_ips))
+        with_public_ips(&sdp, &self.public_ips)
     }
 }
 

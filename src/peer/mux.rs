@@ -40,11 +40,21 @@ pub(crate) struct UdpMux {
     routes: Mutex<Routes>,
     inboxes: Mutex<HashMap<PeerId, mpsc::Sender<Datagram>>>,
     next: AtomicU64,
+    /// The reader task, stopped with the mux (it holds the socket: the port is freed).
+    reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for UdpMux {
+    fn drop(&mut self) {
+        if let Some(reader) = lock(&self.reader).take() {
+            reader.abort();
+        }
+    }
 }
 
 impl UdpMux {
-    /// Binds `addr` and starts reading it (inside a tokio runtime). The reader stops when
-    /// the last handle on the mux goes.
+    /// Binds `addr` and starts reading it (inside a tokio runtime). The reader stops, and
+    /// the port is freed, when the last handle on the mux goes.
     pub(crate) fn bind(addr: SocketAddr) -> io::Result<Arc<UdpMux>> {
         let std = std::net::UdpSocket::bind(addr)?;
         std.set_nonblocking(true)?;
@@ -55,9 +65,10 @@ impl UdpMux {
             routes: Mutex::default(),
             inboxes: Mutex::default(),
             next: AtomicU64::new(1),
+            reader: Mutex::new(None),
         });
-        let weak = Arc::downgrade(&mux);
-        tokio::spawn(read(socket, weak));
+        let reader = tokio::spawn(read(socket, Arc::downgrade(&mux)));
+        *lock(&mux.reader) = Some(reader);
         Ok(mux)
     }
 
@@ -290,5 +301,44 @@ impl Runtime for MuxRuntime {
 
     fn name(&self) -> &'static str {
         "tokio+udp-mux"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_port_is_freed_with_the_mux() {
+        let mux = UdpMux::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let addr = mux.local_addr();
+        assert!(UdpMux::bind(addr).is_err(), "in use");
+        drop(mux);
+        tokio::task::yield_now().await;
+        let again = UdpMux::bind(addr);
+        assert!(again.is_ok(), "{:?}", again.err());
+    }
+
+    #[tokio::test]
+    async fn datagrams_reach_the_peer_whose_ufrag_they_name() {
+        let mux = UdpMux::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let (a, b) = (mux.port(vec![]), mux.port(vec![]));
+        a.register_ufrag("aaaa");
+        b.register_ufrag("bbbb");
+        let remote = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // A STUN Binding request with USERNAME "bbbb:rrrr".
+        let mut check = vec![0, 1, 0, 16, 0x21, 0x12, 0xa4, 0x42];
+        check.extend_from_slice(&[7; 12]);
+        check.extend_from_slice(&[0, 6, 0, 9]);
+        check.extend_from_slice(b"bbbb:rrrr\0\0\0");
+        remote.send_to(&check, mux.local_addr()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), async {
+            std::future::poll_fn(|cx| lock(&b.inbox).poll_recv(cx)).await
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(got, (check, remote.local_addr().unwrap()));
+        assert!(lock(&a.inbox).try_recv().is_err(), "not the other peer's");
     }
 }
