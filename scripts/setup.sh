@@ -36,6 +36,14 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# No package's service may start on install (coturn's turnserver: tests start their own):
+# a policy-rc.d that refuses every start, for the install only, unless one is there already.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # A missing nasm is a build error, not a warning (openh264 would lose its assembly).
 command -v nasm >/dev/null || { echo "setup: nasm is still missing" >&2; exit 1; }

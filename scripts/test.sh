@@ -3,10 +3,12 @@
 # test of the workspace (unit, conformance, CLI, property tests; benches and examples are
 # built and run once in test mode), the browser interop tests included: they need
 # Debian's chromium and firefox-esr, and iproute2 for the loopback of the network
-# namespace each browser case runs in. `.ci/run` calls exactly this.
+# namespace each browser case runs in; coturn for the STUN/TURN tests (tests/turn.rs start
+# their own turnserver; the package's service is never started: see setup.sh). `.ci/run`
+# calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh chromium firefox-esr iproute2
+./scripts/setup.sh chromium firefox-esr iproute2 coturn
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked

@@ -5,11 +5,13 @@
 //! matrix (target/tmp/interop/matrix.md), which docs/interop.md ("The matrix") copies.
 
 mod browser_support;
+mod turn_support;
 
 use std::time::{Duration, Instant};
 
 use browser_support::{
-    in_netns, loopback_peers, percentile, phone_devices, record, serve, Browser, MatrixRow, Served,
+    in_netns, loopback_peers, percentile, phone_devices, record, serve, serve_with, Browser,
+    MatrixRow, Served,
 };
 use serde_json::Value;
 use usermedia::client::{join_room, CallBot};
@@ -17,7 +19,7 @@ use usermedia::peer::RemoteTrack;
 use usermedia::server::encode_track;
 use usermedia::track::MediaStreamTrack;
 use usermedia::{MediaFrame, MediaKind, MediaStream};
-use usermedia_signaling::Endpoint;
+use usermedia_signaling::{Endpoint, LinkIceServer, ServerConfig};
 
 /// What we capture for a browser to view: the phone's back camera, which faces the
 /// environment, so the remote side can be checked for not reporting it.
@@ -394,6 +396,56 @@ async fn shipped_viewer_plays(case: &str, browser: Browser) {
     });
 }
 
+/// The shipped viewer page with `?relay` (iceTransportPolicy "relay") on a server that
+/// advertises a TURN server (coturn on loopback, over `transport`: udp or tcp) in its Link
+/// headers: the browser's side of the pair in `/status` is a relay candidate, and video
+/// flows.
+async fn shipped_viewer_plays_through_turn(case: &str, browser: Browser, transport: &str) {
+    let _turn = turn_support::Coturn::start("127.0.0.1", "browser", "turn-secret");
+    let config = ServerConfig {
+        ice_servers: vec![LinkIceServer {
+            url: format!("turn:127.0.0.1:3478?transport={transport}"),
+            username: Some("browser".into()),
+            credential: Some("turn-secret".into()),
+        }],
+        ..ServerConfig::default()
+    };
+    let served = serve_with(Some(&environment_camera(640, 480)), config).await;
+    let _browser = served.open(browser, "/?relay");
+    let viewer = |status: &Value| {
+        status["peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["role"] == "viewer")
+            .map(|p| p["stats"].clone())
+    };
+    let end = Instant::now() + Duration::from_secs(12);
+    let (sent, remote) = loop {
+        let status = serde_json::to_value(served.publisher.status().await).unwrap();
+        if let Some(stats) = viewer(&status) {
+            let sent = stats["framesSent"].as_u64().unwrap_or(0);
+            let remote = stats["selectedCandidatePair"]["remote"]["type"].clone();
+            if stats["state"] == "connected" && sent >= 60 {
+                break (sent, remote);
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "the viewer page never reached 60 frames sent through TURN: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(remote, "relay", "the browser came through TURN");
+    record(MatrixRow {
+        case,
+        browser,
+        direction: &format!("the shipped viewer page `/?relay` through coturn (TURN/{transport})"),
+        codec: "(the browser's first)",
+        detail: format!("connected through a relay, {sent} frames sent"),
+    });
+}
+
 /// The call page the service ships (`/call?room=R&join`) joins a room where a bot
 /// waits: the browser's camera and microphone reach the bot.
 async fn shipped_call_page_joins(case: &str, browser: Browser) {
@@ -440,5 +492,7 @@ case!(chromium_calls_a_bot_h264 => browser_calls_bot(Browser::Chromium, "h264"))
 case!(firefox_calls_a_bot_vp8 => browser_calls_bot(Browser::Firefox, "vp8"));
 case!(chromium_plays_the_viewer_page => shipped_viewer_plays(Browser::Chromium));
 case!(firefox_plays_the_viewer_page => shipped_viewer_plays(Browser::Firefox));
+case!(chromium_plays_the_viewer_page_through_turn => shipped_viewer_plays_through_turn(Browser::Chromium, "udp"));
+case!(chromium_plays_the_viewer_page_through_turn_tcp => shipped_viewer_plays_through_turn(Browser::Chromium, "tcp"));
 case!(chromium_joins_with_the_call_page => shipped_call_page_joins(Browser::Chromium));
 case!(firefox_joins_with_the_call_page => shipped_call_page_joins(Browser::Firefox));

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MATCH, LINK, LOCATION};
 use reqwest::StatusCode;
 
+use crate::link::LinkIceServer;
 use crate::tls::TlsError;
 
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
@@ -77,6 +78,44 @@ impl HttpClient {
         }
     }
 
+    /// The ICE servers a WHIP or WHEP endpoint offers before any session (RFC 9725
+    /// section 4.6: `OPTIONS` on the endpoint, `Link` headers in the reply), with the
+    /// credentials the server gives this token. A server that answers `OPTIONS` with an
+    /// error or no `Link` headers offers none; only an unusable URL or an unreachable
+    /// server is an error.
+    pub async fn ice_servers(
+        &self,
+        url: &str,
+        token: Option<&str>,
+    ) -> Result<Vec<LinkIceServer>, ClientError> {
+        let parsed = self.endpoint_url(url)?;
+        let mut request = self.client.request(reqwest::Method::OPTIONS, parsed);
+        if let Some(t) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let response = request.send().await.map_err(|e| transport(url, e))?;
+        if !response.status().is_success() {
+            return Ok(Vec::new());
+        }
+        Ok(ice_servers(response.headers()))
+    }
+
+    /// `url` parsed, when it is http:// or https:// that this client can reach.
+    fn endpoint_url(&self, url: &str) -> Result<reqwest::Url, ClientError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| ClientError::BadUrl(url.to_owned(), e.to_string()))?;
+        match (parsed.scheme(), &self.tls_unusable) {
+            ("http", _) | ("https", None) => Ok(parsed),
+            ("https", Some(why)) => {
+                Err(ClientError::Tls(TlsError::Config(format!("{url}: {why}"))))
+            }
+            (other, _) => Err(ClientError::BadUrl(
+                url.to_owned(),
+                format!("unsupported scheme {other:?} (http or https)"),
+            )),
+        }
+    }
+
     /// POSTs `offer` (SDP) to a WHIP or WHEP endpoint and returns the session.
     pub async fn post_offer(
         &self,
@@ -84,20 +123,7 @@ impl HttpClient {
         token: Option<&str>,
         offer: &str,
     ) -> Result<HttpSession, ClientError> {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| ClientError::BadUrl(url.to_owned(), e.to_string()))?;
-        match (parsed.scheme(), &self.tls_unusable) {
-            ("http", _) | ("https", None) => {}
-            ("https", Some(why)) => {
-                return Err(ClientError::Tls(TlsError::Config(format!("{url}: {why}"))))
-            }
-            (other, _) => {
-                return Err(ClientError::BadUrl(
-                    url.to_owned(),
-                    format!("unsupported scheme {other:?} (http or https)"),
-                ))
-            }
-        }
+        let parsed = self.endpoint_url(url)?;
         let client = self.client.clone();
         let mut request = client
             .post(parsed.clone())
@@ -152,8 +178,9 @@ pub struct HttpSession {
     pub location: String,
     /// The server's answer SDP.
     pub answer: String,
-    /// `Link: <url>; rel="ice-server"` entries the server offered (STUN/TURN URLs).
-    pub ice_servers: Vec<String>,
+    /// The ICE servers the server offered in its `Link: <url>; rel="ice-server"` headers
+    /// (RFC 9725 section 4.6), with their credentials.
+    pub ice_servers: Vec<LinkIceServer>,
     /// The session's entity tag (`ETag`, quotes included), sent as `If-Match` with
     /// trickled candidates; an ICE restart replaces it.
     pub etag: Option<String>,
@@ -188,19 +215,8 @@ async fn check(url: &str, response: reqwest::Response) -> Result<reqwest::Respon
     Ok(response)
 }
 
-fn ice_servers(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(LINK)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter(|link| link.contains("rel=\"ice-server\""))
-        .filter_map(|link| {
-            let start = link.find('<')? + 1;
-            let end = link.find('>')?;
-            link.get(start..end).map(str::to_owned)
-        })
-        .collect()
+fn ice_servers(headers: &HeaderMap) -> Vec<LinkIceServer> {
+    LinkIceServer::parse_all(headers.get_all(LINK).iter().filter_map(|v| v.to_str().ok()))
 }
 
 /// POSTs `offer` (SDP) to a WHIP or WHEP endpoint and returns the session, trusting the

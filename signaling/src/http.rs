@@ -39,6 +39,12 @@ pub struct ServerConfig {
     pub max_body: usize,
     /// Most participants in one call room.
     pub max_room_participants: usize,
+    /// ICE servers advertised in `Link` headers (RFC 9725 section 4.6) on `OPTIONS` and
+    /// on `201 Created` of `/whep/{stream}` and `/whip/{stream}`. STUN servers go to
+    /// everyone; TURN servers with their credentials only to requests that pass the
+    /// stream's token check (on a server without tokens: to everyone, as anyone may
+    /// publish and view there).
+    pub ice_servers: Vec<crate::link::LinkIceServer>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +55,7 @@ impl Default for ServerConfig {
             token_for_viewing: false,
             max_body: 64 * 1024,
             max_room_participants: 8,
+            ice_servers: Vec::new(),
         }
     }
 }
@@ -74,8 +81,14 @@ pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
         .route("/call", get(|| async { Html(CALL_PAGE) }))
         .route("/", get(|| async { Html(VIEWER_PAGE) }))
         .route("/status", get(status::<E>))
-        .route("/whep/{stream}", post(whep::<E>).options(preflight))
-        .route("/whip/{stream}", post(whip::<E>).options(preflight))
+        .route(
+            "/whep/{stream}",
+            post(whep::<E>).options(endpoint_options::<E>),
+        )
+        .route(
+            "/whip/{stream}",
+            post(whip::<E>).options(endpoint_options::<E>),
+        )
         .route(
             "/whep/{stream}/{session}",
             axum::routing::patch(|s: Shared<E>, p: SessionPath, h: HeaderMap, b: Bytes| {
@@ -130,6 +143,35 @@ async fn preflight() -> Response {
     );
     h.insert("Accept-Post", HeaderValue::from_static("application/sdp"));
     r
+}
+
+/// `OPTIONS` on a WHIP/WHEP endpoint: the CORS preflight, with the ICE servers this
+/// request may use as `Link` headers.
+async fn endpoint_options<E: Endpoint>(
+    State(state): Shared<E>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut r = preflight().await;
+    ice_server_links(&state.config, &headers, &stream, &mut r);
+    r
+}
+
+/// Adds the configured ICE servers as `Link` headers: STUN to everyone, TURN (with its
+/// credentials) only when the request passes the token check for `stream`.
+fn ice_server_links(config: &ServerConfig, headers: &HeaderMap, stream: &str, r: &mut Response) {
+    let trusted = crate::auth::check(config, headers, stream).is_ok();
+    for server in &config.ice_servers {
+        if server.is_turn() && !trusted {
+            continue;
+        }
+        if let Some(v) = server
+            .header_value(trusted)
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            r.headers_mut().append(header::LINK, v);
+        }
+    }
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
@@ -260,6 +302,7 @@ async fn create<E: Endpoint>(
             if let Some(v) = quoted_etag(&answer.session) {
                 h.insert(header::ETAG, v);
             }
+            ice_server_links(&state.config, &headers, &stream, &mut r);
             r
         }
         Err(e) => endpoint_error(e),

@@ -1,11 +1,11 @@
 //! WHIP and WHEP sessions we open on another server: publishing tracks to it, viewing a
 //! stream from it, restarting ICE and ending the session.
 
-use usermedia_signaling::{ClientError, HttpClient, HttpSession};
+use usermedia_signaling::{ClientError, HttpClient, HttpSession, LinkIceServer};
 
 use crate::constraints::MediaKind;
 use crate::encode::pipeline::TrackEncoders;
-use crate::peer::{Peer, PeerError, PeerFactory};
+use crate::peer::{IceServer, Peer, PeerError, PeerFactory};
 
 /// Why publishing to or viewing from a WHIP/WHEP server, or joining a call room, failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +72,7 @@ pub async fn publish_whip_with(
     token: Option<&str>,
     tracks: impl IntoIterator<Item = impl Into<TrackEncoders>>,
 ) -> Result<RemoteSession, SessionError> {
-    let peer = factory.create().await?;
+    let peer = peer_for(client, factory, url, token).await?;
     for t in tracks {
         peer.add_track(t).await?;
     }
@@ -99,11 +99,50 @@ pub async fn view_whep_with(
     url: &str,
     token: Option<&str>,
 ) -> Result<RemoteSession, SessionError> {
-    let peer = factory.create().await?;
+    let peer = peer_for(client, factory, url, token).await?;
     peer.add_receiver(MediaKind::Video).await?;
     peer.add_receiver(MediaKind::Audio).await?;
     let offer = peer.create_offer().await?;
     let http = client.post_offer(url, token, &offer).await?;
     peer.accept_answer(&http.answer).await?;
     Ok(RemoteSession { peer, http })
+}
+
+/// A peer for a session at `url`, using the ICE servers the server advertises (RFC 9725
+/// section 4.6, asked with `OPTIONS` before the offer so that they are gathered from) as
+/// well as our own. A server that advertises none, or does not answer `OPTIONS`, gets the
+/// configured ones; an advertised server that is unusable (a bad URL, TURN without
+/// credentials) is skipped with a warning.
+async fn peer_for(
+    client: &HttpClient,
+    factory: &PeerFactory,
+    url: &str,
+    token: Option<&str>,
+) -> Result<Peer, SessionError> {
+    let advertised = client.ice_servers(url, token).await.unwrap_or_else(|e| {
+        tracing::debug!("{url}: no ICE servers advertised: {e}");
+        Vec::new()
+    });
+    Ok(factory
+        .create_with_ice_servers(usable_ice_servers(url, advertised))
+        .await?)
+}
+
+/// The advertised servers our peers can be configured with.
+fn usable_ice_servers(url: &str, links: Vec<LinkIceServer>) -> Vec<IceServer> {
+    links
+        .into_iter()
+        .map(|l| IceServer {
+            urls: vec![l.url],
+            username: l.username.unwrap_or_default(),
+            credential: l.credential.unwrap_or_default(),
+        })
+        .filter(|s| match s.check() {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!("{url}: advertised ICE server skipped: {e}");
+                false
+            }
+        })
+        .collect()
 }

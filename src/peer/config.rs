@@ -1,8 +1,10 @@
-//! How peer connections are made: ICE addresses and timeouts, bitrate bounds, the peer
-//! limit, whether remote tracks are decoded.
+//! How peer connections are made: ICE addresses, servers, policy and timeouts, bitrate
+//! bounds, the peer limit, whether remote tracks are decoded.
 
 use std::net::IpAddr;
 use std::time::Duration;
+
+use super::IceServer;
 
 /// Video bitrate bounds for congestion control, bits per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +19,19 @@ pub struct BitrateBounds {
 pub struct PeerConfig {
     /// Local addresses ICE gathers on; empty = every interface that is up (loopback too).
     pub ice_addrs: Vec<IpAddr>,
+    /// STUN and TURN servers (none by default: host candidates only). webrtc-rs 0.21
+    /// gathers from STUN and TURN over UDP; TURN over TCP or TLS is skipped.
+    pub ice_servers: Vec<IceServer>,
+    /// Relay candidates only (the browser's `iceTransportPolicy: "relay"`): media goes
+    /// through a TURN server. Without one, negotiation fails naming the TURN servers.
+    pub ice_relay_only: bool,
+    /// One UDP port for every peer (ICE-UDP muxed by ufrag): a firewall or a container
+    /// needs only it open. `None`: each peer binds its own ephemeral ports. The port is
+    /// bound on the ICE address when there is exactly one, else on every IPv4 interface.
+    pub udp_port: Option<u16>,
+    /// Public addresses our host candidates are also reached at (1:1 NAT, Docker): each
+    /// UDP host candidate is repeated with each address of its family, same port.
+    pub public_ips: Vec<IpAddr>,
     /// Connectivity-check interval (webrtc-rs defaults to 200 ms; lower connects faster).
     pub ice_check_interval: Duration,
     /// No traffic for this long: ICE `disconnected`.
@@ -35,6 +50,10 @@ impl Default for PeerConfig {
     fn default() -> Self {
         PeerConfig {
             ice_addrs: Vec::new(),
+            ice_servers: Vec::new(),
+            ice_relay_only: false,
+            public_ips: Vec::new(),
+            udp_port: None,
             ice_check_interval: Duration::from_millis(50),
             ice_disconnected_timeout: Duration::from_secs(5),
             ice_failed_timeout: Duration::from_secs(25),

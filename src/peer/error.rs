@@ -35,6 +35,20 @@ pub enum PeerError {
         #[source]
         source: webrtc::error::Error,
     },
+    /// The shared UDP port cannot be bound (in use, no permission, no such address).
+    #[error("cannot bind the UDP port {addr}: {source}")]
+    UdpPort {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An ICE server setting that cannot work (a bad URL, TURN without credentials).
+    #[error("ICE configuration: {0}")]
+    IceConfig(String),
+    /// Relay-only, and gathering gave no relay candidate: every TURN server refused the
+    /// allocation (a wrong username or credential) or could not be reached.
+    #[error("relay-only ICE: no relay candidate from {servers} (wrong username or credential, or the server unreachable)")]
+    NoRelayCandidate { servers: String },
     #[error("ICE gathering did not complete in {0:?}")]
     GatheringTimeout(Duration),
     #[error("not connected after {0:?} (state {1:?})")]

@@ -6,7 +6,10 @@
 mod config;
 mod error;
 mod events;
+mod ice;
 mod local;
+mod mux;
+mod mux_routes;
 mod negotiate;
 mod remote;
 mod restart;
@@ -24,6 +27,7 @@ use webrtc::peer_connection::PeerConnection;
 
 pub use config::{BitrateBounds, PeerConfig};
 pub use error::PeerError;
+pub use ice::{IceScheme, IceServer, IceUrl};
 pub use remote::{Feedback, RemoteTrack, RemoteTrackStats};
 pub use restart::{fragment_of, ice_credentials};
 pub use sdp::video_codecs;
@@ -31,7 +35,7 @@ pub use setup::{
     h264_codec, opus_codec, vp8_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE,
 };
 pub use state::{DtlsState, IceState, PeerState};
-pub use stats::{InboundStats, OutboundStats, PeerStats};
+pub use stats::{CandidatePairStats, CandidateStats, InboundStats, OutboundStats, PeerStats};
 
 use crate::encode::pipeline::TrackEncoders;
 use crate::encode::VideoCodec;
@@ -57,6 +61,8 @@ pub(crate) struct SendCounters {
 pub struct PeerFactory {
     config: Arc<PeerConfig>,
     live: Arc<AtomicUsize>,
+    /// The shared UDP port ([`PeerConfig::udp_port`]), bound on first use.
+    mux: Arc<tokio::sync::OnceCell<Arc<mux::UdpMux>>>,
 }
 
 impl PeerFactory {
@@ -64,6 +70,7 @@ impl PeerFactory {
         PeerFactory {
             config: Arc::new(config),
             live: Arc::new(AtomicUsize::new(0)),
+            mux: Arc::default(),
         }
     }
 
@@ -88,7 +95,47 @@ impl PeerFactory {
             return Err(PeerError::TooManyPeers(max));
         }
         let slot = Slot(Arc::clone(&self.live));
-        Peer::build(&self.config, slot).await
+        let port = match self.udp_mux().await? {
+            Some(m) => Some(m.port(ice::turn_addrs(&self.config.ice_servers).await)),
+            None => None,
+        };
+        Peer::build(&self.config, slot, port).await
+    }
+
+    /// The shared UDP port's address ([`PeerConfig::udp_port`]), bound now if it was not
+    /// yet (call at start-up to report a port in use at once); `None` without one. Must
+    /// run inside a tokio runtime.
+    pub async fn udp_port_addr(&self) -> Result<Option<std::net::SocketAddr>, PeerError> {
+        Ok(self.udp_mux().await?.map(|m| m.local_addr()))
+    }
+
+    async fn udp_mux(&self) -> Result<Option<&Arc<mux::UdpMux>>, PeerError> {
+        let Some(port) = self.config.udp_port else {
+            return Ok(None);
+        };
+        let addr = setup::udp_port_bind_addr(&self.config, port);
+        self.mux
+            .get_or_try_init(|| async { mux::UdpMux::bind(addr) })
+            .await
+            .map(Some)
+            .map_err(|source| PeerError::UdpPort { addr, source })
+    }
+
+    /// [`create`](Self::create) with `extra` ICE servers besides the configured ones (the
+    /// ones a WHIP/WHEP server advertised).
+    pub async fn create_with_ice_servers(&self, extra: Vec<IceServer>) -> Result<Peer, PeerError> {
+        if extra.is_empty() {
+            return self.create().await;
+        }
+        let mut config = (*self.config).clone();
+        config.ice_servers.extend(extra);
+        PeerFactory {
+            config: Arc::new(config),
+            live: Arc::clone(&self.live),
+            mux: Arc::clone(&self.mux),
+        }
+        .create()
+        .await
     }
 }
 
@@ -124,10 +171,17 @@ pub struct Peer {
     bitrates: Mutex<stats::BitrateMeter>,
     /// Held while the connection is open; given back on close or failure.
     slot: Arc<Mutex<Option<Slot>>>,
+    /// What our gathered descriptions get before they leave (public addresses, the
+    /// relay-only check).
+    finish: ice::Finish,
 }
 
 impl Peer {
-    async fn build(config: &PeerConfig, slot: Slot) -> Result<Peer, PeerError> {
+    async fn build(
+        config: &PeerConfig,
+        slot: Slot,
+        port: Option<Arc<mux::PeerPort>>,
+    ) -> Result<Peer, PeerError> {
         let (state_tx, state_rx) = watch::channel(PeerState::New);
         let (ice_tx, _) = watch::channel(IceState::New);
         let (remote_tx, remote_rx) = mpsc::channel(16);
@@ -142,11 +196,12 @@ impl Peer {
             events: Arc::clone(&events),
             decode: config.decode_remote,
         });
+        let finish = ice::Finish::new(config, port.clone())?;
         let setup::Built {
             pc,
             bandwidth,
             feedback,
-        } = setup::build(config, handler).await?;
+        } = setup::build(config, handler, port).await?;
         let slot = Arc::new(Mutex::new(Some(slot)));
         // A peer that fails (ICE timed out: the other side vanished) is closed at once and
         // gives back its slot; its owner sees `Failed` and drops it.
@@ -181,6 +236,7 @@ impl Peer {
             feedback,
             bitrates: Mutex::default(),
             slot,
+            finish,
         })
     }
 
@@ -342,6 +398,7 @@ impl Peer {
             )
             .await;
         let mut stats = stats::from_report(self.state(), &report);
+        stats.selected_candidate_pair = stats::selected_pair(self.pc.as_ref()).await;
         stats.ice_state = self.ice_state();
         stats.dtls_state = self.dtls_state().await;
         stats.bandwidth_estimate = self.bandwidth_estimate();

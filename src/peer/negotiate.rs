@@ -31,11 +31,13 @@ impl Peer {
         tokio::time::timeout(timeout, wait)
             .await
             .map_err(|_| PeerError::GatheringTimeout(timeout))?;
-        self.pc
+        let sdp = self
+            .pc
             .local_description()
             .await
             .map(|d| d.sdp)
-            .ok_or(PeerError::NoLocalDescription)
+            .ok_or(PeerError::NoLocalDescription)?;
+        self.finish.apply(sdp)
     }
 
     /// Creates an offer and returns it with every candidate in it (no trickle needed).

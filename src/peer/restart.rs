@@ -103,7 +103,7 @@ impl Peer {
                 self.pc
                     .local_description()
                     .await
-                    .map(|d| d.sdp)
+                    .map(|d| self.finish.rewrite(d.sdp))
                     .ok_or(PeerError::NoLocalDescription)
             }
             other => other,

@@ -1,6 +1,7 @@
 //! Building a webrtc-rs peer connection the way usermedia needs it: H.264
 //! (constrained baseline, packetization-mode 1), VP8 and Opus only, ICE on explicit local
-//! addresses with fast connectivity checks and no mDNS, send-side congestion control
+//! addresses (with the configured STUN/TURN servers and policy) with fast connectivity
+//! checks and no mDNS, send-side congestion control
 //! (GCC over TWCC), and keyframe requests surfaced to the sender.
 
 use std::collections::{HashMap, VecDeque};
@@ -26,7 +27,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    SettingEngineBuilder,
+    RTCIceTransportPolicy, SettingEngineBuilder,
 };
 
 use super::{PeerConfig, PeerError};
@@ -271,6 +272,15 @@ pub fn ice_addresses(config: &PeerConfig) -> Vec<IpAddr> {
     addrs
 }
 
+/// Where the shared UDP port is bound: on the ICE address when there is exactly one,
+/// else on every IPv4 interface.
+pub fn udp_port_bind_addr(config: &PeerConfig, port: u16) -> std::net::SocketAddr {
+    match config.ice_addrs.as_slice() {
+        [one] => std::net::SocketAddr::new(*one, port),
+        _ => std::net::SocketAddr::from(([0, 0, 0, 0], port)),
+    }
+}
+
 /// A built peer connection with the handles on what its interceptors observe.
 pub struct Built {
     pub pc: Arc<dyn PeerConnection>,
@@ -283,6 +293,7 @@ pub struct Built {
 pub async fn build(
     config: &PeerConfig,
     handler: Arc<dyn PeerConnectionEventHandler>,
+    port: Option<Arc<super::mux::PeerPort>>,
 ) -> Result<Built, PeerError> {
     let mut media = MediaEngine::default();
     // Both video codecs, H.264 first: the default order of our offers (senders narrow
@@ -346,12 +357,40 @@ pub async fn build(
             Some(Duration::from_secs(1)),
         )
         .build();
-    let udp: Vec<String> = ice_addresses(config)
+    let mut udp: Vec<String> = ice_addresses(config)
         .into_iter()
         .map(|ip| std::net::SocketAddr::new(ip, 0).to_string())
         .collect();
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+    let mut builder = PeerConnectionBuilder::new();
+    if let Some(port) = port {
+        // One local candidate, on the shared port: our descriptions list it once per ICE
+        // address (ice::Finish); whatever arrives for us comes through the mux.
+        let bound = port.local_addr().ip();
+        let ip = if bound.is_unspecified() {
+            let v4 = ice_addresses(config).into_iter().filter(IpAddr::is_ipv4);
+            let v4: Vec<IpAddr> = v4.collect();
+            v4.iter()
+                .find(|ip| !ip.is_loopback())
+                .or(v4.first())
+                .copied()
+                .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        } else {
+            bound
+        };
+        udp = vec![std::net::SocketAddr::new(ip, 0).to_string()];
+        builder = builder.with_runtime(Arc::new(super::mux::MuxRuntime { port }));
+    }
+    let pc = builder
+        .with_configuration(
+            RTCConfigurationBuilder::new()
+                .with_ice_servers(super::ice::rtc_servers(&config.ice_servers)?)
+                .with_ice_transport_policy(if config.ice_relay_only {
+                    RTCIceTransportPolicy::Relay
+                } else {
+                    RTCIceTransportPolicy::All
+                })
+                .build(),
+        )
         .with_media_engine(media)
         .with_interceptor_registry(registry)
         .with_setting_engine(settings)

@@ -1,11 +1,12 @@
-//! A compact `getStats()`: per outbound and inbound stream, and the round-trip time.
+//! A compact `getStats()`: per outbound and inbound stream, the round-trip time and the
+//! selected ICE candidate pair.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde::Serialize;
-use webrtc::peer_connection::RTCStatsReport;
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidate, RTCStatsReport};
 
 use super::{DtlsState, IceState, PeerState};
 
@@ -54,6 +55,27 @@ pub struct InboundStats {
     pub pli_count: u32,
 }
 
+/// One end of the candidate pair in use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateStats {
+    /// `host`, `srflx`, `prflx` or `relay`.
+    #[serde(rename = "type")]
+    pub candidate_type: String,
+    /// `udp` or `tcp`.
+    pub protocol: String,
+    /// `ip:port` (for a relay candidate: the address the TURN server relays from).
+    pub address: String,
+}
+
+/// The ICE candidate pair media flows on: whether the peer came direct (`host`), through
+/// a NAT (`srflx`, `prflx`) or through TURN (`relay`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CandidatePairStats {
+    pub local: CandidateStats,
+    pub remote: CandidateStats,
+}
+
 /// A peer connection's statistics.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -72,6 +94,8 @@ pub struct PeerStats {
     pub inbound: Vec<InboundStats>,
     /// Round-trip time of the nominated candidate pair (STUN), milliseconds.
     pub rtt_ms: Option<f64>,
+    /// The candidate pair in use (`None` before ICE has selected one).
+    pub selected_candidate_pair: Option<CandidatePairStats>,
 }
 
 fn kind(k: RtpCodecKind) -> &'static str {
@@ -124,6 +148,7 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
         .map(|p| p.current_round_trip_time * 1000.0)
         .next();
     PeerStats {
+        selected_candidate_pair: None,
         state,
         ice_state: IceState::New,
         dtls_state: DtlsState::New,
@@ -135,6 +160,40 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
         inbound,
         rtt_ms,
     }
+}
+
+fn candidate(c: &RTCIceCandidate) -> CandidateStats {
+    let address = match c.address.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, c.port).to_string(),
+        Err(_) => format!("{}:{}", c.address, c.port),
+    };
+    CandidateStats {
+        candidate_type: c.typ.to_string(),
+        protocol: c.protocol.to_string().to_ascii_lowercase(),
+        address,
+    }
+}
+
+/// The candidate pair the ICE transport has selected, read from the transport of the
+/// first sender or receiver that has one (webrtc-rs 0.21's stats report names the pair
+/// but leaves its remote candidate out).
+pub(super) async fn selected_pair(pc: &dyn PeerConnection) -> Option<CandidatePairStats> {
+    let mut transports = Vec::new();
+    for r in pc.get_receivers().await {
+        transports.push(r.transport().await);
+    }
+    for s in pc.get_senders().await {
+        transports.push(s.transport().await);
+    }
+    for dtls in transports.into_iter().flatten().flatten() {
+        if let Ok(Some(pair)) = dtls.ice_transport().get_selected_candidate_pair().await {
+            return Some(CandidatePairStats {
+                local: candidate(pair.local()),
+                remote: candidate(pair.remote()),
+            });
+        }
+    }
+    None
 }
 
 /// The shortest interval a bitrate is measured over; calls closer together repeat the last.

@@ -314,6 +314,11 @@ pub fn loopback_peers() -> PeerFactory {
 /// Serves usermedia on 127.0.0.1: with `constraints`, the phone's devices captured per
 /// them and published as `default`; without, nothing published (a WHIP target).
 pub async fn serve(constraints: Option<&str>) -> Served {
+    serve_with(constraints, ServerConfig::default()).await
+}
+
+/// [`serve`] with the signaling routes configured by `config`.
+pub async fn serve_with(constraints: Option<&str>, config: ServerConfig) -> Served {
     let publisher = Arc::new(Publisher::new(loopback_peers()));
     let stream = constraints.map(|c| {
         let stream = phone_devices()
@@ -330,7 +335,7 @@ pub async fn serve(constraints: Option<&str>) -> Served {
         .route("/test/result/{id}", post(result))
         .route("/test/log/{id}", post(page_log))
         .with_state(Arc::clone(&waiting));
-    let app = router(Arc::clone(&publisher), ServerConfig::default()).merge(test_routes);
+    let app = router(Arc::clone(&publisher), config).merge(test_routes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a loopback port");

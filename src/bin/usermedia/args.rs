@@ -1,6 +1,7 @@
-//! The flags several commands share — the devices, the connection of a client command, the
-//! video codec — and what they parse into (seconds, bitrate bounds, a permission policy
-//! with its prompt and allow-list).
+//! The flags several commands share — the devices, the connection of a client command,
+//! ICE servers and addresses, the video codec — and what they parse into (seconds, bitrate
+//! bounds, a permission policy with its prompt and allow-list, the peer configuration's ICE
+//! part).
 
 use std::io::IsTerminal;
 use std::net::IpAddr;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use usermedia::devices::{AllowList, MediaDevices, Permission, PermissionPolicy, Prompter};
 use usermedia::encode::pipeline::BitrateLadder;
 use usermedia::encode::VideoCodec;
-use usermedia::peer::BitrateBounds;
+use usermedia::peer::{BitrateBounds, IceServer, PeerConfig};
 use usermedia::MediaKind;
 
 use crate::exit::{Classify, CliError};
@@ -153,9 +154,8 @@ pub struct ClientArgs {
     /// of that kind exists]
     #[arg(long, value_name = "JSON")]
     pub constraints: Option<String>,
-    /// Local address ICE gathers on (repeatable; default: every interface that is up).
-    #[arg(long = "ice-addr", value_name = "IP")]
-    pub ice_addrs: Vec<IpAddr>,
+    #[command(flatten)]
+    pub ice: IceArgs,
     /// Highest video bitrate, bits per second (also the ceiling of congestion control).
     #[arg(long, default_value_t = 1_500_000, value_name = "BPS")]
     pub video_bitrate: u32,
@@ -163,6 +163,109 @@ pub struct ClientArgs {
     /// 150 kbit/s video is mostly keyframes and mush).
     #[arg(long, default_value_t = DEFAULT_MIN_VIDEO_BITRATE, value_name = "BPS")]
     pub min_video_bitrate: u32,
+}
+
+/// How peers reach each other across networks: local addresses, STUN/TURN servers, the
+/// relay-only policy, public addresses (docs/deploying.md). Shared by every command that
+/// makes peers.
+#[derive(clap::Args, Clone, Default)]
+pub struct IceArgs {
+    /// Local address ICE gathers on (repeatable). Default: every interface that is up,
+    /// loopback included.
+    #[arg(long = "ice-addr", value_name = "IP")]
+    pub ice_addrs: Vec<IpAddr>,
+    /// A STUN or TURN server (repeatable): stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp]
+    /// or turns:HOST[:PORT]. None by default. Our peers gather from STUN and TURN over UDP
+    /// (webrtc-rs 0.21 has no TURN over TCP or TLS); `serve` also advertises every one to
+    /// its viewers (Link headers), whose browsers use them all.
+    #[arg(long = "ice-server", value_name = "URL")]
+    pub ice_servers: Vec<String>,
+    /// The TURN servers' username.
+    #[arg(long, value_name = "NAME")]
+    pub ice_username: Option<String>,
+    /// The TURN servers' credential (password). Visible to anyone who can list processes
+    /// (`ps`): prefer --ice-credential-file.
+    #[arg(long, value_name = "SECRET", conflicts_with = "ice_credential_file")]
+    pub ice_credential: Option<String>,
+    /// Read the TURN servers' credential from the first line of this file.
+    #[arg(long, value_name = "FILE")]
+    pub ice_credential_file: Option<PathBuf>,
+    /// Relay candidates only, as a browser's iceTransportPolicy "relay": media goes through
+    /// a TURN server, never direct.
+    #[arg(long)]
+    pub ice_relay_only: bool,
+    /// A public address our host candidates are also reached at (repeatable): the 1:1 NAT
+    /// or Docker case, where the interface address is not the one peers can reach. Each
+    /// UDP host candidate is repeated with this address and the same port.
+    #[arg(long = "public-ip", value_name = "IP")]
+    pub public_ips: Vec<IpAddr>,
+    /// One UDP port for every peer's media (ICE muxed by ufrag), e.g. 8189: a firewall or
+    /// a container needs only it open. Default: each peer on its own ephemeral ports.
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub udp_port: Option<u16>,
+}
+
+impl IceArgs {
+    /// The ICE servers: every --ice-server with the username and credential (from the
+    /// flag or the file). A bad URL, TURN without credentials or an unreadable credential
+    /// file is bad input.
+    pub fn ice_servers(&self) -> Result<Vec<IceServer>, CliError> {
+        let credential = match (&self.ice_credential, &self.ice_credential_file) {
+            (Some(c), _) => {
+                tracing::warn!(
+                    "--ice-credential is visible to anyone who can list processes; prefer --ice-credential-file"
+                );
+                c.clone()
+            }
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    CliError::bad_input(format!(
+                        "cannot read --ice-credential-file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                text.lines().next().unwrap_or("").trim().to_owned()
+            }
+            (None, None) => String::new(),
+        };
+        if self.ice_servers.is_empty() {
+            if self.ice_relay_only {
+                return Err(CliError::bad_input(
+                    "--ice-relay-only needs a TURN server (--ice-server turn:HOST:PORT)",
+                ));
+            }
+            return Ok(Vec::new());
+        }
+        let server = IceServer {
+            urls: self.ice_servers.clone(),
+            username: self.ice_username.clone().unwrap_or_default(),
+            credential,
+        };
+        let urls = server.check().map_err(CliError::bad_input)?;
+        if self.ice_relay_only && !urls.iter().any(|u| u.is_turn() && u.usable_by_peers()) {
+            return Err(CliError::bad_input(
+                "--ice-relay-only needs a TURN server over UDP (turn:HOST:PORT): our peers cannot use TURN over TCP or TLS",
+            ));
+        }
+        for (url, parsed) in self.ice_servers.iter().zip(&urls) {
+            if !parsed.usable_by_peers() {
+                tracing::warn!(
+                    "--ice-server {url}: our peers cannot use TURN over TCP or TLS (webrtc-rs 0.21); only advertised to viewers"
+                );
+            }
+        }
+        Ok(vec![server])
+    }
+
+    /// Sets the ICE part of `config` from these flags.
+    pub fn configure(&self, config: &mut PeerConfig) -> Result<(), CliError> {
+        config.ice_addrs = self.ice_addrs.clone();
+        config.ice_servers = self.ice_servers()?;
+        config.ice_relay_only = self.ice_relay_only;
+        config.public_ips = self.public_ips.clone();
+        config.udp_port = self.udp_port;
+        Ok(())
+    }
 }
 
 /// The value of --video-codec: the library's [`VideoCodec`], named as on the command line.
@@ -275,6 +378,65 @@ pub(crate) mod tests {
             .map(|&c| (c.as_str().to_owned(), c))
             .collect();
         assert_eq!(named, expected);
+    }
+
+    #[test]
+    fn the_ice_flags_make_the_peer_configuration() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            ice: IceArgs,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credential");
+        std::fs::write(&file, "s3cret\nignored\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "x",
+            "--ice-server",
+            "stun:127.0.0.1:3478",
+            "--ice-server",
+            "turn:127.0.0.1:3478?transport=udp",
+            "--ice-username",
+            "user",
+            "--ice-credential-file",
+            file.to_str().unwrap(),
+            "--ice-relay-only",
+            "--public-ip",
+            "192.0.2.10",
+            "--udp-port",
+            "8189",
+        ])
+        .unwrap();
+        let mut config = PeerConfig::default();
+        ok(cli.ice.configure(&mut config));
+        assert_eq!(config.ice_servers.len(), 1);
+        assert_eq!(config.ice_servers[0].credential, "s3cret");
+        assert_eq!(config.ice_servers[0].urls.len(), 2);
+        assert!(config.ice_relay_only);
+        assert_eq!(config.udp_port, Some(8189));
+        assert_eq!(config.public_ips, ["192.0.2.10".parse::<IpAddr>().unwrap()]);
+        // Bad input: a bad URL, TURN without credentials, relay-only without TURN.
+        for args in [
+            &["x", "--ice-server", "http://x"][..],
+            &["x", "--ice-server", "turn:127.0.0.1"],
+            &["x", "--ice-relay-only"],
+            &["x", "--ice-relay-only", "--ice-server", "stun:127.0.0.1"],
+            &[
+                "x",
+                "--ice-server",
+                "turn:h",
+                "--ice-username",
+                "u",
+                "--ice-credential-file",
+                "/nonexistent",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let e = cli.ice.configure(&mut PeerConfig::default()).unwrap_err();
+            assert_eq!(e.code(), 2, "{args:?}: {e}");
+        }
+        assert!(Cli::try_parse_from(["x", "--udp-port", "0"]).is_err());
     }
 
     #[test]

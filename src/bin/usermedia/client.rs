@@ -41,16 +41,17 @@ impl Client {
             Err(e) => return Err(CliError::Runtime(e.into())),
         };
         let (bounds, _) = video_rates(args.video_bitrate, args.min_video_bitrate, &[])?;
+        let mut config = PeerConfig {
+            video_bitrate: bounds,
+            ..PeerConfig::default()
+        };
+        args.ice.configure(&mut config)?;
         let Some((devices, stream, runtime)) =
             capture(&args.device_args, args.constraints.as_deref())?
         else {
             return Ok(None);
         };
-        let factory = PeerFactory::new(PeerConfig {
-            ice_addrs: args.ice_addrs.clone(),
-            video_bitrate: bounds,
-            ..PeerConfig::default()
-        });
+        let factory = PeerFactory::new(config);
         Ok(Some(Client {
             http,
             stream,

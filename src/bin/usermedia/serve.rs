@@ -4,7 +4,7 @@
 
 use std::future::IntoFuture;
 use std::io::IsTerminal;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,9 +14,9 @@ use anyhow::Context;
 use usermedia::encode::pipeline::BitrateLadder;
 use usermedia::peer::{BitrateBounds, PeerConfig, PeerFactory};
 use usermedia::server::Publisher;
-use usermedia_signaling::{router, ServerConfig, StreamToken, TokenFile};
+use usermedia_signaling::{router, LinkIceServer, ServerConfig, StreamToken, TokenFile};
 
-use crate::args::{video_rates, CodecArg, DeviceArgs, DEFAULT_MIN_VIDEO_BITRATE};
+use crate::args::{video_rates, CodecArg, DeviceArgs, IceArgs, DEFAULT_MIN_VIDEO_BITRATE};
 use crate::exit::{self, Classify, CliError};
 use crate::media::{prepare, print_media_error, runtime};
 
@@ -69,10 +69,8 @@ pub struct Options {
     /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Local address ICE gathers on (repeatable). Default: every interface that is up,
-    /// loopback included.
-    #[arg(long = "ice-addr", value_name = "IP")]
-    pub ice_addrs: Vec<IpAddr>,
+    #[command(flatten)]
+    pub ice: IceArgs,
     /// Highest video bitrate, bits per second: the top rung of the bitrate tiers and the
     /// ceiling of each viewer's congestion control. Viewers on slower links get lower tiers
     /// (by default this/2.5 and this/6, fewer for small pictures).
@@ -121,14 +119,35 @@ fn serve_rates(
     ))
 }
 
-/// The peer connections `serve` makes for `opts` (video within `bounds`).
-fn serve_peer_config(opts: &Options, bounds: BitrateBounds) -> PeerConfig {
-    PeerConfig {
-        ice_addrs: opts.ice_addrs.clone(),
+/// The peer connections `serve` makes for `opts` (video within `bounds`); bad ICE flags
+/// are bad input.
+fn serve_peer_config(opts: &Options, bounds: BitrateBounds) -> Result<PeerConfig, CliError> {
+    let mut config = PeerConfig {
         max_peers: opts.max_viewers,
         video_bitrate: bounds,
         ..PeerConfig::default()
-    }
+    };
+    opts.ice.configure(&mut config)?;
+    Ok(config)
+}
+
+/// The ICE servers `serve` advertises in `Link` headers: every --ice-server, TURN ones
+/// with the credentials (the server sends those only to clients that pass its token check).
+fn advertised_ice_servers(config: &PeerConfig) -> Vec<LinkIceServer> {
+    config
+        .ice_servers
+        .iter()
+        .flat_map(|s| {
+            s.urls.iter().map(|url| {
+                let turn = usermedia::peer::IceUrl::parse(url).is_ok_and(|u| u.is_turn());
+                LinkIceServer {
+                    url: url.clone(),
+                    username: turn.then(|| s.username.clone()),
+                    credential: turn.then(|| s.credential.clone()),
+                }
+            })
+        })
+        .collect()
 }
 
 /// The tokens of --token, --stream-token and --token-file together; an unreadable or
@@ -174,6 +193,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         opts.min_video_bitrate,
         &opts.video_tiers,
     )?;
+    let peer_config = serve_peer_config(&opts, bounds)?;
     // Checked before capturing: a bad certificate or key is reported at once.
     let tls = match (&opts.tls_cert, &opts.tls_key) {
         (Some(cert), Some(key)) => Some(usermedia_signaling::server_config(cert, key).bad_input()?),
@@ -186,7 +206,12 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
     };
     let runtime = runtime()?;
     runtime.block_on(async move {
-        let factory = PeerFactory::new(serve_peer_config(&opts, bounds));
+        let ice_servers = advertised_ice_servers(&peer_config);
+        let factory = PeerFactory::new(peer_config);
+        // Bound now: a port in use is reported before anyone connects.
+        if let Some(udp) = factory.udp_port_addr().await.runtime()? {
+            println!("usermedia: media on UDP {udp} for every viewer");
+        }
         let publisher = Arc::new(
             Publisher::new(factory)
                 .with_devices(Arc::clone(&devices))
@@ -197,6 +222,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
             token,
             stream_tokens,
             token_for_viewing: opts.token_for_viewing,
+            ice_servers,
             ..ServerConfig::default()
         };
         let app = router(Arc::clone(&publisher), config);
@@ -304,7 +330,7 @@ mod tests {
             opts.min_video_bitrate,
             &opts.video_tiers,
         ));
-        let config = serve_peer_config(&opts, bounds);
+        let config = serve_peer_config(&opts, bounds).unwrap();
         for size in [(640, 480), (1280, 720)] {
             let rungs = ladder.rungs(Some(size));
             assert!(rungs.len() >= 2, "{rungs:?}");

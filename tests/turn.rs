@@ -1,0 +1,481 @@
+//! STUN and TURN against Debian's coturn: relay-only serving and viewing with the relay
+//! pair in `/status`, server-reflexive candidates, a wrong TURN password as a clear error,
+//! ICE servers advertised in WHEP `Link` headers and used, public addresses in answers.
+//!
+//! Each case re-executes its test binary in a private network namespace (`unshare --net`)
+//! with loopback and one `ifb` device at 10.99.0.1 (coturn does not relay to loopback
+//! peers), starts its own `turnserver` there with a test user, and stops it by its PID.
+//! A missing coturn, `unshare` or `ip` is a failure, not a skip: CI installs them.
+
+mod common;
+mod turn_support;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::frame_numbers;
+use common::http::get;
+use turn_support::Coturn;
+use usermedia::client::view_whep;
+use usermedia::devices::{MediaDevices, PermissionPolicy};
+use usermedia::peer::{IceServer, PeerConfig, PeerError, PeerFactory};
+use usermedia::server::Publisher;
+use usermedia::MediaKind;
+use usermedia_signaling::{router, LinkIceServer, ServerConfig};
+
+const INSIDE: &str = "USERMEDIA_TURN_TEST_IN_NETNS";
+/// The namespace's non-loopback address: coturn listens and relays on it, peers gather on it.
+const ADDR: &str = "10.99.0.1";
+const TURN_URL: &str = "turn:10.99.0.1:3478";
+const STUN_URL: &str = "stun:10.99.0.1:3478";
+const USER: &str = "usermedia";
+const PASSWORD: &str = "test-secret";
+const CASE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `case` inside a fresh network namespace (see the module's comment).
+fn in_netns<F, Fut>(name: &str, case: F)
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if std::env::var_os(INSIDE).is_some() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let done = runtime.block_on(async { tokio::time::timeout(CASE_LIMIT, case()).await });
+        assert!(done.is_ok(), "{name} ran over {CASE_LIMIT:?}");
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut unshare = Command::new("unshare");
+    unshare.arg("--net");
+    if !is_root() {
+        unshare.arg("--map-root-user");
+    }
+    let output = unshare
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "PATH=\"$PATH:/usr/sbin:/sbin\"; set -e; ip link set lo up; \
+             ip link add ifb0 type ifb; ip addr add 10.99.0.1/24 dev ifb0; \
+             ip link set ifb0 up; exec \"$0\" \"$@\"",
+        ])
+        .arg(&exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run unshare (util-linux) for {name}: {e}"));
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    print!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{name} failed inside its network namespace ({}); output above",
+        output.status
+    );
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn turn_server(password: &str) -> IceServer {
+    IceServer {
+        urls: vec![TURN_URL.to_owned()],
+        username: USER.to_owned(),
+        credential: password.to_owned(),
+    }
+}
+
+/// Peers gathering on 10.99.0.1 with `servers`, relay-only or not.
+fn peers(servers: Vec<IceServer>, relay_only: bool) -> PeerFactory {
+    PeerFactory::new(PeerConfig {
+        ice_addrs: vec![ADDR.parse().expect("an address")],
+        ice_servers: servers,
+        ice_relay_only: relay_only,
+        ..PeerConfig::default()
+    })
+}
+
+/// Serves the pattern camera as `default` with `factory`'s peers and `config`.
+async fn serve(factory: PeerFactory, config: ServerConfig) -> (SocketAddr, Arc<Publisher>) {
+    let devices = Arc::new(MediaDevices::builtin_virtual(PermissionPolicy::granted()));
+    let stream = devices
+        .get_user_media_json(r#"{"video": {"width": 320, "height": 240}}"#)
+        .expect("the pattern camera");
+    let publisher = Arc::new(Publisher::new(factory).with_devices(devices));
+    publisher
+        .publish("default", stream.get_tracks().to_vec(), 500_000)
+        .expect("encoders");
+    let app = router(Arc::clone(&publisher), config);
+    let listener = tokio::net::TcpListener::bind((ADDR, 0))
+        .await
+        .expect("a port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        let _keep = stream;
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, publisher)
+}
+
+/// The local candidate types of the viewers' selected pairs in `/status`.
+async fn status_local_types(addr: SocketAddr) -> Vec<String> {
+    let status: serde_json::Value =
+        serde_json::from_str(&get(addr, "/status").await.body).expect("status JSON");
+    status["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .filter_map(|p| p["stats"]["selectedCandidatePair"]["local"]["type"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn relay_only_server_and_viewer_exchange_media_through_coturn() {
+    in_netns(
+        "relay_only_server_and_viewer_exchange_media_through_coturn",
+        || async {
+            let _turn = Coturn::start(ADDR, USER, PASSWORD);
+            let servers = || vec![turn_server(PASSWORD)];
+            // The server on one UDP port (its TURN allocation through a socket of the
+            // peer's own), the viewer on its own ports.
+            let server = PeerFactory::new(PeerConfig {
+                udp_port: Some(8189),
+                ..peers(servers(), true).config().clone()
+            });
+            let (addr, _publisher) = serve(server, ServerConfig::default()).await;
+            let viewer = peers(servers(), true);
+            let url = format!("http://{addr}/whep/default");
+            let session = view_whep(&viewer, &url, None).await.expect("viewing");
+            assert!(
+                session.http.answer.contains("typ relay"),
+                "relay-only answer: {}",
+                session.http.answer
+            );
+            assert!(!session.http.answer.contains("typ host"));
+            let frames = frame_numbers(&session, Duration::from_secs(2)).await;
+            assert!(frames.len() > 10, "decoded {} frames", frames.len());
+            let ours = session.peer.stats().await.selected_candidate_pair;
+            let ours = ours.expect("a selected pair on the viewer");
+            assert_eq!(
+                (
+                    ours.local.candidate_type.as_str(),
+                    ours.local.protocol.as_str()
+                ),
+                ("relay", "udp")
+            );
+            assert_eq!(status_local_types(addr).await, ["relay"]);
+            session.end().await.expect("DELETE");
+        },
+    );
+}
+
+#[test]
+fn stun_gives_server_reflexive_candidates() {
+    in_netns("stun_gives_server_reflexive_candidates", || async {
+        let _turn = Coturn::start(ADDR, USER, PASSWORD);
+        let stun = IceServer {
+            urls: vec![STUN_URL.to_owned()],
+            ..IceServer::default()
+        };
+        let peer = peers(vec![stun], false).create().await.expect("a peer");
+        peer.add_receiver(MediaKind::Video)
+            .await
+            .expect("a receiver");
+        let offer = peer.create_offer().await.expect("an offer");
+        assert!(offer.contains("typ srflx"), "no srflx candidate: {offer}");
+        peer.close().await;
+    });
+}
+
+#[test]
+fn a_wrong_turn_password_is_a_clear_error_naming_the_server() {
+    in_netns(
+        "a_wrong_turn_password_is_a_clear_error_naming_the_server",
+        || async {
+            let _turn = Coturn::start(ADDR, USER, PASSWORD);
+            let peer = peers(vec![turn_server("wrong")], true);
+            let started = Instant::now();
+            let peer = peer.create().await.expect("a peer");
+            peer.add_receiver(MediaKind::Video)
+                .await
+                .expect("a receiver");
+            let error = peer.create_offer().await.expect_err("no relay candidate");
+            assert!(
+                started.elapsed() < Duration::from_secs(6),
+                "{:?}",
+                started.elapsed()
+            );
+            assert!(
+                matches!(error, PeerError::NoRelayCandidate { .. }),
+                "{error:?}"
+            );
+            let message = error.to_string();
+            assert!(message.contains(TURN_URL), "{message}");
+            assert!(message.contains("credential"), "{message}");
+        },
+    );
+}
+
+#[test]
+fn whep_link_headers_bring_the_turn_server_to_our_client() {
+    in_netns(
+        "whep_link_headers_bring_the_turn_server_to_our_client",
+        || async {
+            let _turn = Coturn::start(ADDR, USER, PASSWORD);
+            let config = ServerConfig {
+                ice_servers: vec![
+                    LinkIceServer {
+                        url: STUN_URL.to_owned(),
+                        ..LinkIceServer::default()
+                    },
+                    LinkIceServer {
+                        url: TURN_URL.to_owned(),
+                        username: Some(USER.to_owned()),
+                        credential: Some(PASSWORD.to_owned()),
+                    },
+                ],
+                ..ServerConfig::default()
+            };
+            let (addr, _publisher) = serve(peers(vec![], false), config).await;
+            // Our client, relay-only with no server of its own, asks (OPTIONS) and uses them.
+            let viewer = peers(vec![], true);
+            let url = format!("http://{addr}/whep/default");
+            let session = view_whep(&viewer, &url, None).await.expect("viewing");
+            assert_eq!(
+                session.http.ice_servers.len(),
+                2,
+                "{:?}",
+                session.http.ice_servers
+            );
+            assert_eq!(
+                session.http.ice_servers[1].credential.as_deref(),
+                Some(PASSWORD)
+            );
+            let frames = frame_numbers(&session, Duration::from_secs(1)).await;
+            assert!(frames.len() > 5, "decoded {} frames", frames.len());
+            let pair = session.peer.stats().await.selected_candidate_pair;
+            assert_eq!(pair.expect("a selected pair").local.candidate_type, "relay");
+            // Without the advertised servers, relay-only has nothing to gather from.
+            let alone = peers(vec![], true).create().await;
+            assert!(matches!(alone, Err(PeerError::IceConfig(_))));
+        },
+    );
+}
+
+#[test]
+fn a_public_ip_appears_in_the_answer_on_the_single_port() {
+    in_netns(
+        "a_public_ip_appears_in_the_answer_on_the_single_port",
+        || async {
+            let public: IpAddr = "192.0.2.10".parse().expect("an address");
+            let factory = PeerFactory::new(PeerConfig {
+                ice_addrs: vec![ADDR.parse().expect("an address")],
+                public_ips: vec![public],
+                udp_port: Some(8189),
+                ..PeerConfig::default()
+            });
+            let (addr, _publisher) = serve(factory, ServerConfig::default()).await;
+            let viewer = peers(vec![], false);
+            let url = format!("http://{addr}/whep/default");
+            let session = view_whep(&viewer, &url, None).await.expect("viewing");
+            let answer = &session.http.answer;
+            let port_of = |ip: &str| {
+                answer.lines().find_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (l.starts_with("a=candidate:") && f.len() > 7 && f[4] == ip && f[7] == "host")
+                        .then(|| f[5].to_owned())
+                })
+            };
+            assert_eq!(port_of(ADDR).as_deref(), Some("8189"), "{answer}");
+            assert_eq!(port_of("192.0.2.10").as_deref(), Some("8189"), "{answer}");
+            // The local candidate still works: media flows.
+            let frames = frame_numbers(&session, Duration::from_secs(1)).await;
+            assert!(frames.len() > 5, "decoded {} frames", frames.len());
+        },
+    );
+}
+
+/// The UDP sockets of this network namespace bound on `ip` (IPv4), from /proc/self/net/udp.
+fn udp_sockets_on(ip: std::net::Ipv4Addr) -> Vec<u16> {
+    let hex = format!("{:08X}", u32::from_le_bytes(ip.octets()));
+    std::fs::read_to_string("/proc/self/net/udp")
+        .expect("/proc/self/net/udp")
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|local| local.split_once(':'))
+        .filter(|(addr, _)| *addr == hex)
+        .filter_map(|(_, port)| u16::from_str_radix(port, 16).ok())
+        .collect()
+}
+
+#[test]
+fn eight_viewers_share_one_server_udp_port() {
+    in_netns("eight_viewers_share_one_server_udp_port", || async {
+        let factory = PeerFactory::new(PeerConfig {
+            ice_addrs: vec![ADDR.parse().expect("an address")],
+            udp_port: Some(8189),
+            ..PeerConfig::default()
+        });
+        let (addr, publisher) = serve(factory, ServerConfig::default()).await;
+        // The viewers gather on loopback: every socket on 10.99.0.1 is the server's.
+        let viewers = PeerFactory::new(PeerConfig {
+            ice_addrs: vec!["127.0.0.1".parse().expect("loopback")],
+            ..PeerConfig::default()
+        });
+        let url = format!("http://{addr}/whep/default");
+        let mut sessions = Vec::new();
+        for _ in 0..8 {
+            sessions.push(view_whep(&viewers, &url, None).await.expect("viewing"));
+        }
+        for session in &sessions {
+            let frames = frame_numbers(session, Duration::from_millis(500)).await;
+            assert!(frames.len() > 3, "a viewer decoded {} frames", frames.len());
+            assert!(session.http.answer.contains("10.99.0.1 8189 typ host"));
+        }
+        assert_eq!(udp_sockets_on(ADDR.parse().expect("IPv4")), [8189]);
+        assert_eq!(status_local_types(addr).await, vec!["host"; 8]);
+        drop(publisher);
+    });
+}
+
+/// `usermedia serve` as a child process in the namespace, interrupted by its PID on drop.
+struct ServeCommand(std::process::Child);
+
+impl Drop for ServeCommand {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_serve_command_relays_on_one_port_and_gives_turn_to_token_holders() {
+    in_netns(
+        "the_serve_command_relays_on_one_port_and_gives_turn_to_token_holders",
+        || async {
+            use std::io::{BufRead, BufReader};
+            let _turn = Coturn::start(ADDR, USER, PASSWORD);
+            let dir = tempfile::tempdir().expect("a directory");
+            let credential = dir.path().join("credential");
+            std::fs::write(&credential, format!("{PASSWORD}\n")).expect("written");
+            let usermedia = env!("CARGO_BIN_EXE_usermedia");
+            // Relay-only without a TURN server is bad input.
+            let out = Command::new(usermedia)
+                .args(["serve", "--ice-relay-only"])
+                .output()
+                .expect("usermedia runs");
+            assert_eq!(out.status.code(), Some(2));
+            assert!(String::from_utf8_lossy(&out.stderr).contains("TURN"));
+            let mut child = Command::new(usermedia)
+                .args(["serve", "--listen", "10.99.0.1:0", "--ice-addr", ADDR])
+                .arg("--devices")
+                .arg(common::example("builtin.json"))
+                .args([
+                    "--constraints",
+                    r#"{"video": {"width": 320, "height": 240}}"#,
+                ])
+                .args(["--udp-port", "8189", "--ice-relay-only", "--token", "t0ken"])
+                .args(["--ice-server", STUN_URL, "--ice-server", TURN_URL])
+                .args(["--ice-username", USER, "--ice-credential-file"])
+                .arg(&credential)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("usermedia serve");
+            let stdout = child.stdout.take().expect("stdout");
+            let serve = ServeCommand(child);
+            let mut lines = BufReader::new(stdout).lines();
+            let mut printed = Vec::new();
+            let url = loop {
+                let line = lines.next().expect("a line").expect("text");
+                printed.push(line.clone());
+                if let Some(u) = line.split_whitespace().find(|w| w.starts_with("http")) {
+                    break u.trim_end_matches('/').to_owned();
+                }
+            };
+            assert!(printed[0].contains("UDP 10.99.0.1:8189"), "{printed:?}");
+            let whep = format!("{url}/whep/default");
+            // Without a token: STUN only, so a relay-only client has nothing to relay on.
+            let viewer = peers(vec![], true);
+            let refused = view_whep(&viewer, &whep, None).await;
+            assert!(
+                matches!(
+                    refused,
+                    Err(usermedia::client::SessionError::Peer(PeerError::IceConfig(
+                        _
+                    )))
+                ),
+                "{:?}",
+                refused.err()
+            );
+            // With the token: the TURN server and its credential, and media through it.
+            let session = view_whep(&viewer, &whep, Some("t0ken"))
+                .await
+                .expect("viewing");
+            let frames = frame_numbers(&session, Duration::from_secs(1)).await;
+            assert!(frames.len() > 5, "decoded {} frames", frames.len());
+            let addr: SocketAddr = url
+                .trim_start_matches("http://")
+                .parse()
+                .expect("the address");
+            assert_eq!(status_local_types(addr).await, ["relay"]);
+            drop(serve);
+        },
+    );
+}
+
+#[test]
+fn an_ice_restart_on_the_shared_port_keeps_media_flowing() {
+    in_netns(
+        "an_ice_restart_on_the_shared_port_keeps_media_flowing",
+        || async {
+            let server = PeerFactory::new(PeerConfig {
+                udp_port: Some(8189),
+                ..peers(vec![], false).config().clone()
+            });
+            let (addr, _publisher) = serve(server, ServerConfig::default()).await;
+            let viewer = PeerFactory::new(PeerConfig {
+                ice_addrs: vec!["127.0.0.1".parse().expect("loopback")],
+                ice_disconnected_timeout: Duration::from_secs(2),
+                ice_failed_timeout: Duration::from_secs(4),
+                ..PeerConfig::default()
+            });
+            let url = format!("http://{addr}/whep/default");
+            let mut session = view_whep(&viewer, &url, None).await.expect("viewing");
+            let video = common::session_video(&session).await;
+            let before = common::track_frame_numbers(&video, Duration::from_millis(500)).await;
+            assert!(before.len() > 3, "{} frames before", before.len());
+            let ufrag = session.peer.remote_ice_ufrag().await;
+            session.restart_ice().await.expect("ICE restart");
+            assert_ne!(session.peer.remote_ice_ufrag().await, ufrag);
+            // Past the consent-loss timeout a side on stale credentials would hit.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let after = common::track_frame_numbers(&video, Duration::from_secs(1)).await;
+            assert!(
+                after.len() > 10,
+                "{} frames 3-4 s after the restart",
+                after.len()
+            );
+            assert!(after.first() > before.last(), "{before:?} then {after:?}");
+        },
+    );
+}
