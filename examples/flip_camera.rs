@@ -97,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .find(|s| s.kind() == MediaKind::Video)
         .context("no video sender")?;
-    sender.replace_track(&TrackEncoders::new(&back, 1_000_000, None))?;
+    sender.replace_track(TrackEncoders::new(&back, 1_000_000, None))?;
     front.stop();
     println!(
         "flipped to {:?}: {}",

@@ -247,14 +247,14 @@ async fn replacing_one_senders_track_changes_only_that_peer() {
         .get_audio_tracks()
         .remove(0);
     let err = senders[0]
-        .replace_track(&TrackEncoders::new(&mic, 0, None))
+        .replace_track(TrackEncoders::new(&mic, 0, None))
         .unwrap_err();
     assert!(err.to_string().contains("audio"), "{err}");
     let h264 = TrackEncoders::new(&back, 1_000_000, Some(VideoCodec::H264));
     let err = senders[0].replace_track(&h264).unwrap_err();
     assert!(err.to_string().contains("vp8"), "{err}");
     senders[0]
-        .replace_track(&TrackEncoders::new(&back, 1_000_000, Some(VideoCodec::Vp8)))
+        .replace_track(TrackEncoders::new(&back, 1_000_000, Some(VideoCodec::Vp8)))
         .unwrap();
     assert_eq!(
         senders[0].track().map(|t| t.id().to_owned()),

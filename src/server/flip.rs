@@ -77,7 +77,7 @@ pub enum FlipError {
     Encode {
         stream: String,
         #[source]
-        source: EncodeError,
+        source: Box<EncodeError>,
     },
 }
 
@@ -270,7 +270,7 @@ impl Publisher {
             new.stop();
             return Err(FlipError::Encode {
                 stream: name.to_owned(),
-                source,
+                source: Box::new(source),
             });
         }
         if let Some(entry) = lock(&published.tracks).get_mut(index) {

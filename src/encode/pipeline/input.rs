@@ -398,12 +398,12 @@ mod tests {
         assert!(input.replace(&second).is_err(), "an ended track");
     }
 
-    /// Units of `sink` for `window`: (arrival, unit, decoded size).
+    /// Units of `sink` for `window`, with their decoded size.
     fn decode_for(
         sink: &crate::encode::pipeline::EncodedReceiver,
         codec: crate::encode::VideoCodec,
         window: Duration,
-    ) -> Vec<(Instant, crate::encode::EncodedUnit, Option<(u32, u32)>)> {
+    ) -> Vec<(crate::encode::EncodedUnit, Option<(u32, u32)>)> {
         use crate::encode::h264::H264Decoder;
         use crate::encode::vp8::Vp8Decoder;
         use crate::encode::VideoCodec;
@@ -419,7 +419,7 @@ mod tests {
                 VideoCodec::H264 => h264.decode(&unit.data).unwrap(),
                 VideoCodec::Vp8 => vp8.decode(&unit.data).unwrap(),
             };
-            out.push((Instant::now(), unit, frame.map(|f| (f.width(), f.height()))));
+            out.push((unit, frame.map(|f| (f.width(), f.height()))));
         }
         out
     }
@@ -452,15 +452,15 @@ mod tests {
                 codec,
                 Duration::from_millis(if codec == VideoCodec::H264 { 900 } else { 300 }),
             );
-            let sizes: Vec<_> = units.iter().filter_map(|(_, _, s)| *s).collect();
+            let sizes: Vec<_> = units.iter().filter_map(|(_, s)| *s).collect();
             assert_eq!(sizes.first(), Some(&(320, 240)), "{codec}: {sizes:?}");
             assert_eq!(sizes.last(), Some(&(640, 480)), "{codec}: {sizes:?}");
             let first_new = units
                 .iter()
-                .position(|(_, _, s)| *s == Some((640, 480)))
+                .position(|(_, s)| *s == Some((640, 480)))
                 .unwrap();
             assert!(
-                units[first_new].1.keyframe,
+                units[first_new].0.keyframe,
                 "{codec}: the new track starts on a keyframe"
             );
             assert!(
@@ -469,12 +469,12 @@ mod tests {
             );
             // One timeline: increasing, no step over 100 ms (the real gap), none backwards.
             for pair in units.windows(2) {
-                let step = pair[1].1.timestamp.checked_sub(pair[0].1.timestamp);
+                let step = pair[1].0.timestamp.checked_sub(pair[0].0.timestamp);
                 assert!(
                     step.is_some_and(|s| s > Duration::ZERO && s < Duration::from_millis(100)),
                     "{codec}: {:?} then {:?}",
-                    pair[0].1.timestamp,
-                    pair[1].1.timestamp
+                    pair[0].0.timestamp,
+                    pair[1].0.timestamp
                 );
             }
         }
@@ -484,9 +484,7 @@ mod tests {
             .unwrap()
             .subscribe(8);
         let units = decode_for(&late, VideoCodec::H264, Duration::from_millis(300));
-        assert!(units
-            .iter()
-            .all(|(_, _, s)| s.is_none_or(|s| s == (640, 480))));
-        assert!(units.iter().any(|(_, _, s)| s.is_some()));
+        assert!(units.iter().all(|(_, s)| s.is_none_or(|s| s == (640, 480))));
+        assert!(units.iter().any(|(_, s)| s.is_some()));
     }
 }
