@@ -11,6 +11,8 @@
 //! front one goes to the first back one after it, and back to the first front one after
 //! that.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::publisher::Publisher;
@@ -222,71 +224,101 @@ impl Publisher {
     ///
     /// Needs the devices the stream was captured from ([`Publisher::with_devices`]).
     pub fn flip(&self, name: &str) -> Result<StreamCamera, FlipError> {
+        let (published, devices) = self.flip_parts(name)?;
+        flip_stream(name, &published, devices.as_deref())
+    }
+
+    /// [`flip`](Self::flip) off the async runtime's threads (opening a real camera can
+    /// take a while): what the HTTP endpoint calls.
+    pub(super) async fn flip_blocking(&self, name: &str) -> Result<StreamCamera, FlipError> {
+        let (published, devices) = self.flip_parts(name)?;
+        let owned = name.to_owned();
+        tokio::task::spawn_blocking(move || flip_stream(&owned, &published, devices.as_deref()))
+            .await
+            .map_err(|e| FlipError::CannotFlip {
+                stream: name.to_owned(),
+                reason: format!("the flip did not finish: {e}"),
+            })?
+    }
+
+    /// The stream `name` and the devices to flip among.
+    fn flip_parts(
+        &self,
+        name: &str,
+    ) -> Result<(Arc<Published>, Option<Arc<MediaDevices>>), FlipError> {
         let published = lock(&self.streams)
             .get(name)
             .cloned()
             .ok_or_else(|| FlipError::UnknownStream(name.to_owned()))?;
-        let cannot = |reason: String| FlipError::CannotFlip {
-            stream: name.to_owned(),
-            reason,
-        };
-        if published.ingest.is_some() {
-            return Err(cannot(
-                "it is published through WHIP: its camera is the publisher's to switch".into(),
-            ));
-        }
-        let Some(devices) = self.devices.as_deref() else {
-            return Err(cannot("the server was not given its devices".into()));
-        };
-        // One flip at a time per stream.
-        let _flipping = lock(&published.flipping);
-        let (index, old, encoders) = lock(&published.tracks)
-            .iter()
-            .enumerate()
-            .find(|(_, (t, _))| t.kind() == MediaKind::Video)
-            .map(|(i, (t, e))| (i, t.clone(), e.clone()))
-            .ok_or_else(|| cannot("it has no video track".into()))?;
-        let Some(device) = target(&old, devices) else {
-            let facing = old
-                .get_settings()
-                .facing_mode
-                .map_or("no facingMode".to_owned(), |f| {
-                    format!("facingMode {}", f.as_str())
-                });
-            return Err(cannot(format!(
-                "no other camera faces another way than its camera {:?} ({})",
-                old.label(),
-                facing
-            )));
-        };
-        let new =
-            open(devices, &old.get_constraints(), &device).map_err(|source| FlipError::Open {
-                stream: name.to_owned(),
-                device: device.clone(),
-                source,
-            })?;
-        new.set_enabled(old.enabled());
-        if let Err(source) = encoders.replace_track(&new) {
-            new.stop();
-            return Err(FlipError::Encode {
-                stream: name.to_owned(),
-                source: Box::new(source),
-            });
-        }
-        if let Some(entry) = lock(&published.tracks).get_mut(index) {
-            entry.0 = new.clone();
-        }
-        old.stop();
-        let camera = StreamCamera::of(&new).ok_or_else(|| cannot("no camera".into()))?;
-        tracing::info!(
-            "stream {name:?} flipped from {:?} to {:?} ({}×{})",
-            old.label(),
-            camera.label,
-            camera.width.unwrap_or_default(),
-            camera.height.unwrap_or_default()
-        );
-        Ok(camera)
+        Ok((published, self.devices.clone()))
     }
+}
+
+/// The flip of stream `name` (see [`Publisher::flip`]).
+fn flip_stream(
+    name: &str,
+    published: &Published,
+    devices: Option<&MediaDevices>,
+) -> Result<StreamCamera, FlipError> {
+    let cannot = |reason: String| FlipError::CannotFlip {
+        stream: name.to_owned(),
+        reason,
+    };
+    if published.ingest.is_some() {
+        return Err(cannot(
+            "it is published through WHIP: its camera is the publisher's to switch".into(),
+        ));
+    }
+    let Some(devices) = devices else {
+        return Err(cannot("the server was not given its devices".into()));
+    };
+    // One flip at a time per stream.
+    let _flipping = lock(&published.flipping);
+    let (index, old, encoders) = lock(&published.tracks)
+        .iter()
+        .enumerate()
+        .find(|(_, (t, _))| t.kind() == MediaKind::Video)
+        .map(|(i, (t, e))| (i, t.clone(), e.clone()))
+        .ok_or_else(|| cannot("it has no video track".into()))?;
+    let Some(device) = target(&old, devices) else {
+        let facing = old
+            .get_settings()
+            .facing_mode
+            .map_or("no facingMode".to_owned(), |f| {
+                format!("facingMode {}", f.as_str())
+            });
+        return Err(cannot(format!(
+            "no other camera faces another way than its camera {:?} ({})",
+            old.label(),
+            facing
+        )));
+    };
+    let new = open(devices, &old.get_constraints(), &device).map_err(|source| FlipError::Open {
+        stream: name.to_owned(),
+        device: device.clone(),
+        source,
+    })?;
+    new.set_enabled(old.enabled());
+    if let Err(source) = encoders.replace_track(&new) {
+        new.stop();
+        return Err(FlipError::Encode {
+            stream: name.to_owned(),
+            source: Box::new(source),
+        });
+    }
+    if let Some(entry) = lock(&published.tracks).get_mut(index) {
+        entry.0 = new.clone();
+    }
+    old.stop();
+    let camera = StreamCamera::of(&new).ok_or_else(|| cannot("no camera".into()))?;
+    tracing::info!(
+        "stream {name:?} flipped from {:?} to {:?} ({}×{})",
+        old.label(),
+        camera.label,
+        camera.width.unwrap_or_default(),
+        camera.height.unwrap_or_default()
+    );
+    Ok(camera)
 }
 
 #[cfg(test)]

@@ -287,7 +287,7 @@ impl Endpoint for Publisher {
     }
 
     async fn flip(&self, stream: &str) -> Result<serde_json::Value, EndpointError> {
-        match Publisher::flip(self, stream) {
+        match self.flip_blocking(stream).await {
             Ok(camera) => serde_json::to_value(camera)
                 .map_err(|e| EndpointError::Internal(format!("the flip's report: {e}"))),
             Err(FlipError::UnknownStream(s)) => Err(EndpointError::UnknownStream(s)),
