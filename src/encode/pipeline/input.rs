@@ -487,4 +487,45 @@ mod tests {
         assert!(units.iter().all(|(_, s)| s.is_none_or(|s| s == (640, 480))));
         assert!(units.iter().any(|(_, s)| s.is_some()));
     }
+
+    #[test]
+    fn audio_follows_a_replaced_microphone_on_one_timeline() {
+        use crate::devices::{MediaDevices, PermissionPolicy};
+        use crate::encode::pipeline::TrackEncoders;
+        let devices = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+        let mic = |json: &str| {
+            devices
+                .get_user_media_json(json)
+                .unwrap()
+                .get_audio_tracks()
+                .remove(0)
+        };
+        let mono = mic(r#"{"audio": {"channelCount": 1}}"#);
+        let set = TrackEncoders::new(&mono, 0, None);
+        let sink = set.encoder(None).unwrap().subscribe(256);
+        let mut next = || {
+            sink.recv_timeout(Duration::from_secs(2))
+                .unwrap()
+                .expect("Opus packets keep coming")
+        };
+        let mut units: Vec<_> = (0..15).map(|_| next()).collect();
+        let stereo = mic(r#"{"audio": {"channelCount": 2}}"#);
+        set.replace_track(&stereo).unwrap();
+        mono.stop();
+        units.extend((0..40).map(|_| next()));
+        // The TOC byte's stereo flag: the new microphone's packets, and only after the old.
+        let stereo_at = units.iter().position(|u| u.data[0] & 0x04 != 0).unwrap();
+        assert!(stereo_at >= 15 && units[stereo_at..].iter().all(|u| u.data[0] & 0x04 != 0));
+        for pair in units.windows(2) {
+            let step = pair[1].timestamp.checked_sub(pair[0].timestamp);
+            assert!(
+                step.is_some_and(
+                    |s| s >= Duration::from_millis(1) && s <= Duration::from_millis(80)
+                ),
+                "{:?} then {:?}",
+                pair[0].timestamp,
+                pair[1].timestamp
+            );
+        }
+    }
 }
