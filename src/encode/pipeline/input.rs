@@ -503,7 +503,7 @@ mod tests {
         let mono = mic(r#"{"audio": {"channelCount": 1}}"#);
         let set = TrackEncoders::new(&mono, 0, None);
         let sink = set.encoder(None).unwrap().subscribe(256);
-        let mut next = || {
+        let next = || {
             sink.recv_timeout(Duration::from_secs(2))
                 .unwrap()
                 .expect("Opus packets keep coming")
