@@ -54,6 +54,8 @@ pub(crate) struct SendCounters {
     /// Moves given up because the new tier sent no usable keyframe in time.
     pub(crate) tier_moves_abandoned: std::sync::atomic::AtomicU64,
     pub(crate) keyframe_requests: std::sync::atomic::AtomicU64,
+    /// Keyframe requests held by the viewer's budget (merged into a later one).
+    pub(crate) keyframe_requests_throttled: std::sync::atomic::AtomicU64,
 }
 
 /// Makes peer connections with one configuration, at most `max_peers` alive at once.
@@ -433,6 +435,8 @@ impl Peer {
             stats.frames_sent += c.frames_sent.load(Ordering::Relaxed);
             stats.keyframes_sent += c.keyframes_sent.load(Ordering::Relaxed);
             stats.keyframe_requests_received += c.keyframe_requests.load(Ordering::Relaxed);
+            stats.keyframe_requests_throttled +=
+                c.keyframe_requests_throttled.load(Ordering::Relaxed);
         }
         stats
     }
