@@ -14,6 +14,7 @@ mod negotiate;
 mod remote;
 mod restart;
 mod sdp;
+mod shape;
 mod setup;
 mod state;
 mod stats;
@@ -31,6 +32,9 @@ pub use ice::{IceScheme, IceServer, IceUrl};
 pub use remote::{Feedback, RemoteTrack, RemoteTrackStats};
 pub use restart::{fragment_of, ice_credentials};
 pub use sdp::video_codecs;
+pub use shape::{
+    check_sections, restrict_directions, AnswerRole, MAX_REMOTE_CANDIDATES, MAX_SECTIONS_PER_KIND,
+};
 pub use setup::{
     h264_codec, opus_codec, vp8_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE,
 };
@@ -176,6 +180,8 @@ pub struct Peer {
     /// What our gathered descriptions get before they leave (public addresses, the
     /// relay-only check).
     finish: ice::Finish,
+    /// Remote candidates taken so far (at most [`MAX_REMOTE_CANDIDATES`]).
+    remote_candidates: std::sync::atomic::AtomicUsize,
 }
 
 impl Peer {
@@ -197,6 +203,7 @@ impl Peer {
         let handler = Arc::new(Handler {
             events: Arc::clone(&events),
             decode: config.decode_remote,
+            max_picture: config.max_decode_size,
         });
         let finish = ice::Finish::new(config, port.clone())?;
         let setup::Built {
@@ -239,6 +246,7 @@ impl Peer {
             bitrates: Mutex::default(),
             slot,
             finish,
+            remote_candidates: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
