@@ -99,7 +99,10 @@ async fn good_viewer(addr: SocketAddr, path: &str) -> (Peer, RemoteTrack) {
         }
         assert_eq!(r.status, 201, "{}", r.body);
         viewer.accept_answer(&r.body).await.unwrap();
-        viewer.wait_connected(Duration::from_secs(10)).await.unwrap();
+        viewer
+            .wait_connected(Duration::from_secs(10))
+            .await
+            .unwrap();
         let video = loop {
             let track = viewer
                 .next_remote_track(Duration::from_secs(10))
@@ -114,7 +117,9 @@ async fn good_viewer(addr: SocketAddr, path: &str) -> (Peer, RemoteTrack) {
 }
 
 async fn served(video: &RemoteTrack) {
-    let n = track_frame_numbers(video, Duration::from_secs(1)).await.len();
+    let n = track_frame_numbers(video, Duration::from_secs(1))
+        .await
+        .len();
     assert!(n >= 15, "the well-behaved viewer decoded {n} frames in 1 s");
 }
 
@@ -149,7 +154,10 @@ async fn a_viewer_cannot_push_media_nor_offer_too_many_sections() {
     pusher.add_track(&camera).await.unwrap();
     pusher.add_receiver(MediaKind::Audio).await.unwrap();
     let offer = pusher.create_offer().await.unwrap();
-    assert!(directions(&offer).iter().any(|d| d == "sendrecv"), "{offer}");
+    assert!(
+        directions(&offer).iter().any(|d| d == "sendrecv"),
+        "{offer}"
+    );
     let r = post_offer(addr, "/whep/default", None, offer.as_bytes()).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let answer_directions = directions(&r.body);
@@ -174,7 +182,11 @@ async fn a_viewer_cannot_push_media_nor_offer_too_many_sections() {
     // ...while it sends for two seconds, and no decoder starts for what it sends.
     served(&video).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(decoder_threads(), baseline, "no decoder for a viewer's media");
+    assert_eq!(
+        decoder_threads(),
+        baseline,
+        "no decoder for a viewer's media"
+    );
     let stats = pusher.stats().await;
     assert!(stats.frames_sent > 0, "it did try to send: {stats:?}");
     served(&video).await;
@@ -209,12 +221,17 @@ async fn remote_candidates_are_capped_per_session() {
     assert_eq!(answerer.add_candidates(&fragment).await.unwrap(), 0, "full");
     // The real candidates still connect, and media flows.
     offerer.accept_answer(&answer).await.unwrap();
-    offerer.wait_connected(Duration::from_secs(10)).await.unwrap();
+    offerer
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
     let video = offerer
         .next_remote_track(Duration::from_secs(10))
         .await
         .expect("video");
-    let n = track_frame_numbers(&video, Duration::from_secs(1)).await.len();
+    let n = track_frame_numbers(&video, Duration::from_secs(1))
+        .await
+        .len();
     assert!(n >= 15, "{n} frames");
     offerer.close().await;
     answerer.close().await;
@@ -260,7 +277,11 @@ async fn a_publisher_gone_releases_its_viewers_who_retry_until_the_next_one() {
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(server_side.session_count(), 1, "publisher and viewer released");
+    assert_eq!(
+        server_side.session_count(),
+        1,
+        "publisher and viewer released"
+    );
     assert_ne!(viewer.state(), PeerState::Connected, "the viewer was told");
     viewer.close().await;
     served(&bystander_video).await;
@@ -306,7 +327,11 @@ async fn one_viewers_pli_storm_cannot_force_a_keyframe_more_than_once_a_second()
     let end = Instant::now() + Duration::from_secs(3);
     let calm_frames = tokio::spawn({
         let video = calm_video.clone();
-        async move { track_frame_numbers(&video, Duration::from_secs(3)).await.len() }
+        async move {
+            track_frame_numbers(&video, Duration::from_secs(3))
+                .await
+                .len()
+        }
     });
     while Instant::now() < end {
         storm_video.send_feedback(Feedback::Pli).await.unwrap();
@@ -317,7 +342,10 @@ async fn one_viewers_pli_storm_cannot_force_a_keyframe_more_than_once_a_second()
         keyframes <= 5,
         "{keyframes} keyframes in 3 s of one viewer's PLI storm (at most one a second)"
     );
-    assert!(calm_frames.await.unwrap() >= 45, "the calm viewer kept decoding");
+    assert!(
+        calm_frames.await.unwrap() >= 45,
+        "the calm viewer kept decoding"
+    );
     // Counted per viewer on /status.
     let throttled: Vec<u64> = viewer_stats(addr)
         .await
@@ -326,7 +354,10 @@ async fn one_viewers_pli_storm_cannot_force_a_keyframe_more_than_once_a_second()
         .collect();
     assert_eq!(throttled.len(), 2);
     assert!(throttled.iter().any(|&n| n >= 50), "{throttled:?}");
-    assert!(throttled.contains(&0), "the calm viewer held nothing: {throttled:?}");
+    assert!(
+        throttled.contains(&0),
+        "the calm viewer held nothing: {throttled:?}"
+    );
     // The calm viewer's own request is still served at once.
     let before = calm_video.stats().key_frames_decoded;
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -339,4 +370,88 @@ async fn one_viewers_pli_storm_cannot_force_a_keyframe_more_than_once_a_second()
     );
     storm.close().await;
     calm.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_picture_over_the_decode_limit_is_refused_without_decoding_or_a_pli_storm() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use usermedia::encode::vp8::{Vp8Config, Vp8Encoder};
+    use usermedia::encode::EncodedUnit;
+    let _serial = exclusive().await;
+    // A hostile sender: VP8 units of our own making, sent as they are.
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (track, feeder) = EncodedTrack::passthrough(CodecConfig::Vp8 { bitrate: 500_000 }, {
+        let requests = Arc::clone(&requests);
+        move || {
+            requests.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let sender = peer(false).await;
+    sender.add_track(&track).await.unwrap();
+    let receiver = peer(true).await;
+    let offer = sender.create_offer().await.unwrap();
+    let answer = receiver.answer(&offer).await.unwrap();
+    sender.accept_answer(&answer).await.unwrap();
+    receiver
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let unit = |n: u32, data: Vec<u8>, keyframe: bool| EncodedUnit {
+        data: data.into(),
+        keyframe,
+        timestamp: Duration::from_millis(33) * n,
+        duration: Duration::from_millis(33),
+        capture_time_ms: 0,
+    };
+    // Keyframes declaring 16383×16383 (hundreds of MB a picture), deltas between them.
+    let mut huge = vec![0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0xff, 0x3f, 0xff, 0x3f];
+    huge.extend(std::iter::repeat_n(0x55, 2000));
+    let mut n = 0;
+    let mut remote = None;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let key = n % 10 == 0;
+        let data = if key {
+            huge.clone()
+        } else {
+            vec![0x51, 0, 0, 7, 7, 7]
+        };
+        feeder.push(unit(n, data, key));
+        n += 1;
+        if remote.is_none() {
+            remote = receiver.next_remote_track(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(33)).await;
+    }
+    let remote = remote.expect("the remote track");
+    let stats = remote.stats();
+    assert!(stats.units_refused >= 30, "{stats:?}");
+    assert_eq!(
+        (stats.frames_decoded, stats.decode_errors),
+        (0, 0),
+        "never handed to the decoder: {stats:?}"
+    );
+    assert!(stats.plis_sent <= 2, "no PLI storm: {stats:?}");
+    // The sender turns well-behaved: a real 320×240 stream is decoded at once.
+    let mut encoder = Vp8Encoder::new(Vp8Config::new(320, 240, 30.0, 300_000)).unwrap();
+    let frames = tokio::spawn({
+        let remote = remote.clone();
+        async move {
+            track_frame_numbers(&remote, Duration::from_secs(2))
+                .await
+                .len()
+        }
+    });
+    for i in 0..60u32 {
+        let frame = usermedia::devices::pattern::render(320, 240, i, 0);
+        if let Some(mut u) = encoder.encode(&frame, i == 0).unwrap() {
+            u.timestamp = Duration::from_millis(33) * (n + i);
+            feeder.push(u);
+        }
+        tokio::time::sleep(Duration::from_millis(33)).await;
+    }
+    assert!(frames.await.unwrap() >= 20, "{:?}", remote.stats());
+    assert_eq!(remote.get_settings().width, Some(320));
+    sender.close().await;
+    receiver.close().await;
 }

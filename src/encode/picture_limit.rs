@@ -202,7 +202,9 @@ mod tests {
         let limit = PictureLimit::default();
         assert_eq!(limit.to_string(), "4096x2304");
         assert!(limit.allows(3840, 2160) && limit.allows(2160, 3840) && limit.allows(4096, 2304));
-        assert!(!limit.allows(16383, 16383) && !limit.allows(4097, 2304) && !limit.allows(8192, 16));
+        assert!(
+            !limit.allows(16383, 16383) && !limit.allows(4097, 2304) && !limit.allows(8192, 16)
+        );
         assert_eq!(
             "1920x1080".parse::<PictureLimit>(),
             Ok(PictureLimit {
@@ -218,11 +220,16 @@ mod tests {
     #[test]
     fn a_vp8_keyframe_declares_its_size() {
         // Frame tag (keyframe, show), start code, 16383 × 16383 with scaling bits set.
-        let huge = [0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0xff, 0xff, 0xff, 0xff, 0];
+        let huge = [
+            0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0xff, 0xff, 0xff, 0xff, 0,
+        ];
         assert_eq!(vp8_keyframe_size(&huge), Some((16383, 16383)));
         let vga = [0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01];
         assert_eq!(vp8_keyframe_size(&vga), Some((640, 480)));
-        assert_eq!(vp8_keyframe_size(&[0x51, 0, 0, 0x9d, 1, 0x2a, 0, 0, 0, 0]), None);
+        assert_eq!(
+            vp8_keyframe_size(&[0x51, 0, 0, 0x9d, 1, 0x2a, 0, 0, 0, 0]),
+            None
+        );
         assert_eq!(vp8_keyframe_size(&vga[..8]), None);
         assert_eq!(vp8_keyframe_size(&[0x50, 0, 0, 1, 2, 3, 0, 0, 0, 0]), None);
     }
@@ -231,12 +238,14 @@ mod tests {
     fn encoded_keyframes_declare_the_size_they_were_encoded_at() {
         use crate::devices::pattern::render;
         for (w, h) in [(320, 240), (640, 480), (1280, 720)] {
-            let mut h264 =
-                crate::encode::h264::H264Encoder::new(crate::encode::h264::H264Config::new(
-                    w, h, 30.0, 500_000,
-                ))
-                .unwrap();
-            let unit = h264.encode(&render(w, h, 0, 0), true).unwrap().expect("a unit");
+            let mut h264 = crate::encode::h264::H264Encoder::new(
+                crate::encode::h264::H264Config::new(w, h, 30.0, 500_000),
+            )
+            .unwrap();
+            let unit = h264
+                .encode(&render(w, h, 0, 0), true)
+                .unwrap()
+                .expect("a unit");
             let (dw, dh) = h264_declared_size(&unit.data).expect("an SPS");
             // The coded size: whole macroblocks (720 → 720, 240 → 240).
             assert_eq!((dw, dh), (w.div_ceil(16) * 16, h.div_ceil(16) * 16));

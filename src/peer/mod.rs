@@ -14,8 +14,8 @@ mod negotiate;
 mod remote;
 mod restart;
 mod sdp;
-mod shape;
 mod setup;
+mod shape;
 mod state;
 mod stats;
 
@@ -32,11 +32,11 @@ pub use ice::{IceScheme, IceServer, IceUrl};
 pub use remote::{Feedback, RemoteTrack, RemoteTrackStats};
 pub use restart::{fragment_of, ice_credentials};
 pub use sdp::video_codecs;
-pub use shape::{
-    check_sections, restrict_directions, AnswerRole, MAX_REMOTE_CANDIDATES, MAX_SECTIONS_PER_KIND,
-};
 pub use setup::{
     h264_codec, opus_codec, vp8_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE,
+};
+pub use shape::{
+    check_sections, restrict_directions, AnswerRole, MAX_REMOTE_CANDIDATES, MAX_SECTIONS_PER_KIND,
 };
 pub use state::{DtlsState, IceState, PeerState};
 pub use stats::{CandidatePairStats, CandidateStats, InboundStats, OutboundStats, PeerStats};

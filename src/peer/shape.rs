@@ -153,7 +153,10 @@ mod tests {
         for line in OFFER.lines().filter(|l| direction_of(l).is_none()) {
             assert!(viewer.contains(line), "{line}");
         }
-        assert!(viewer.ends_with("a=mid:3\r\n"), "the data section untouched");
+        assert!(
+            viewer.ends_with("a=mid:3\r\n"),
+            "the data section untouched"
+        );
         // A session-level direction is folded into the sections.
         let session = OFFER.replace("t=0 0\r\n", "t=0 0\r\na=recvonly\r\n");
         let publisher = restrict_directions(&session, AnswerRole::Receive);
@@ -168,13 +171,21 @@ mod tests {
         assert!(check_sections(&four).is_ok());
         let five = format!("{four}{video}");
         let e = check_sections(&five).unwrap_err().to_string();
-        assert!(e.contains("5 video m-sections") && e.contains("at most 4"), "{e}");
+        assert!(
+            e.contains("5 video m-sections") && e.contains("at most 4"),
+            "{e}"
+        );
     }
 
     #[test]
     fn candidates_are_capped() {
         let sdp: String = (0..40)
-            .map(|n| format!("a=candidate:{n} 1 udp 1 127.0.0.1 {} typ host\r\n", 1000 + n))
+            .map(|n| {
+                format!(
+                    "a=candidate:{n} 1 udp 1 127.0.0.1 {} typ host\r\n",
+                    1000 + n
+                )
+            })
             .collect();
         let (kept, dropped) = cap_candidates(&sdp, MAX_REMOTE_CANDIDATES);
         assert_eq!(dropped, 8);

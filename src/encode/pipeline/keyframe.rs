@@ -180,7 +180,10 @@ mod tests {
         let (mut storm, mut calm) = (KeyframeBudget::default(), KeyframeBudget::default());
         assert!(storm.request(t0));
         assert!(!storm.request(t0 + ms(100)));
-        assert!(calm.request(t0 + ms(150)), "another viewer's request is served");
+        assert!(
+            calm.request(t0 + ms(150)),
+            "another viewer's request is served"
+        );
         // The gate still merges what both pass on into at most one per 200 ms.
         let mut gate = KeyframeGate::default();
         gate.want(false);

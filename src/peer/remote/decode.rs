@@ -163,7 +163,8 @@ fn decode_video(
         match decoder.decode(&data) {
             // A size the unit did not declare in a way we read: checked again on the
             // picture (openh264 has allocated it, but it goes no further).
-            Ok(Some(frame)) if !admitted(&mut gate, Some((frame.width(), frame.height())), inner) => {}
+            Ok(Some(frame))
+                if !admitted(&mut gate, Some((frame.width(), frame.height())), inner) => {}
             Ok(Some(frame)) => {
                 let c = &inner.counters;
                 c.frames_decoded.fetch_add(1, Ordering::Relaxed);

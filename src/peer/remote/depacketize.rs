@@ -95,7 +95,7 @@ impl Depacketizer {
                     BoundedH264::new(max_unit, Arc::clone(&fragments)),
                     90_000,
                 )
-                    .with_max_time_delay(delay),
+                .with_max_time_delay(delay),
             )),
             Some(VideoCodec::Vp8) => Builder::Vp8(Box::new(
                 SampleBuilder::new(MAX_LATE_PACKETS, Vp8Packet::default(), 90_000)
@@ -729,14 +729,27 @@ mod tests {
     fn an_fu_a_that_never_ends_is_capped_and_the_next_unit_comes_through() {
         const CAP: usize = 64 << 10;
         // An IDR's FU-A start, then 100 middles of 1,200 bytes (120 kB), never an end.
-        let mut packets = vec![packet(0, 1000, false, [vec![0x7c, 0x85], vec![7; 1200]].concat())];
+        let mut packets = vec![packet(
+            0,
+            1000,
+            false,
+            [vec![0x7c, 0x85], vec![7; 1200]].concat(),
+        )];
         for seq in 1..100u16 {
-            packets.push(packet(seq, 1000, false, [vec![0x7c, 0x05], vec![7; 1200]].concat()));
+            packets.push(packet(
+                seq,
+                1000,
+                false,
+                [vec![0x7c, 0x05], vec![7; 1200]].concat(),
+            ));
         }
         let (tail, expected) = h264_tail(100);
         packets.extend(tail);
         let (out, oversized) = hostile(VideoCodec::H264, CAP, packets);
-        assert!(out.iter().all(|p| p.data.len() <= CAP), "nothing over the cap");
+        assert!(
+            out.iter().all(|p| p.data.len() <= CAP),
+            "nothing over the cap"
+        );
         let good = out
             .iter()
             .find(|p| p.rtp_timestamp == 90_000)
@@ -762,7 +775,9 @@ mod tests {
             .find(|p| p.rtp_timestamp == 4000)
             .expect("the whole unit");
         assert_eq!(unit.data[..], [0, 0, 0, 1, 0x65, 0x88, 3, 4, 5]);
-        assert!(out.iter().all(|p| !p.data.windows(3).any(|w| w == [1, 1, 1])));
+        assert!(out
+            .iter()
+            .all(|p| !p.data.windows(3).any(|w| w == [1, 1, 1])));
         assert_eq!(oversized, 1, "the stale unit was discarded");
         // A middle without its start, after a whole NAL unit of the same frame: nothing
         // is built from it, and nothing of it is carried into the next unit.
@@ -776,7 +791,10 @@ mod tests {
         ];
         let (out, _) = hostile(VideoCodec::H264, MAX_UNIT_BYTES, packets);
         assert!(out.iter().all(|p| !p.data.contains(&9)), "{out:?}");
-        let unit = out.iter().find(|p| p.rtp_timestamp == 4000).expect("{out:?}");
+        let unit = out
+            .iter()
+            .find(|p| p.rtp_timestamp == 4000)
+            .expect("{out:?}");
         assert_eq!(unit.data[..], [0, 0, 0, 1, 0x65, 0x88, 3, 4]);
     }
 
@@ -784,22 +802,48 @@ mod tests {
     fn a_huge_vp8_frame_is_dropped_and_the_next_frame_comes_through() {
         const CAP: usize = 64 << 10;
         // A keyframe's first partition spread over 100 packets of 1,200 bytes (120 kB).
-        let mut packets = vec![packet(0, 1000, false, [vec![0x10, 0x00], vec![7; 1200]].concat())];
+        let mut packets = vec![packet(
+            0,
+            1000,
+            false,
+            [vec![0x10, 0x00], vec![7; 1200]].concat(),
+        )];
         for seq in 1..100u16 {
-            packets.push(packet(seq, 1000, seq == 99, [vec![0x00], vec![7; 1200]].concat()));
+            packets.push(packet(
+                seq,
+                1000,
+                seq == 99,
+                [vec![0x00], vec![7; 1200]].concat(),
+            ));
         }
         packets.push(packet(100, 4000, true, vec![0x10, 0x31, 0x02, 0x00, 0x00]));
         packets.push(packet(101, 7000, true, vec![0x10, 0x31, 0x03, 0x00, 0x00]));
         let (out, oversized) = hostile(VideoCodec::Vp8, CAP, packets);
-        assert!(out.iter().all(|p| p.data.len() <= CAP), "nothing over the cap");
+        assert!(
+            out.iter().all(|p| p.data.len() <= CAP),
+            "nothing over the cap"
+        );
         assert_eq!(oversized, 1);
-        let next = out.iter().find(|p| p.rtp_timestamp == 4000).expect("the next frame");
+        let next = out
+            .iter()
+            .find(|p| p.rtp_timestamp == 4000)
+            .expect("the next frame");
         assert_eq!(next.data[..], [0x31, 0x02, 0, 0]);
         assert!(next.after_loss, "the chain broke: a keyframe is asked for");
         // Under the default cap, the same frame passes.
-        let mut packets = vec![packet(0, 1000, false, [vec![0x10, 0x00], vec![7; 1200]].concat())];
+        let mut packets = vec![packet(
+            0,
+            1000,
+            false,
+            [vec![0x10, 0x00], vec![7; 1200]].concat(),
+        )];
         for seq in 1..100u16 {
-            packets.push(packet(seq, 1000, seq == 99, [vec![0x00], vec![7; 1200]].concat()));
+            packets.push(packet(
+                seq,
+                1000,
+                seq == 99,
+                [vec![0x00], vec![7; 1200]].concat(),
+            ));
         }
         packets.push(packet(100, 4000, true, vec![0x10, 0x31, 0x02, 0x00, 0x00]));
         let (out, oversized) = hostile(VideoCodec::Vp8, MAX_UNIT_BYTES, packets);

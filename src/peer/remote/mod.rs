@@ -161,8 +161,8 @@ impl RemoteTrack {
         // Without decoding, packets are only counted: no decoder thread, no queue; the
         // frame sender then lives (idle) as long as the reader.
         let (units_tx, idle_frames_tx) = if decode {
-            let units_tx =
-                decode::spawn(&inner, video_codec, frames_tx, max_picture).map_err(PeerError::DecoderThread)?;
+            let units_tx = decode::spawn(&inner, video_codec, frames_tx, max_picture)
+                .map_err(PeerError::DecoderThread)?;
             (Some(units_tx), None)
         } else {
             (None, Some(frames_tx))

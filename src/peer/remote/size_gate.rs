@@ -12,7 +12,10 @@ pub(super) enum Admit {
     /// Dropped: the stream is over the limit (already reported).
     Drop,
     /// Dropped: the stream has just gone over the limit at this size (report it).
-    Refuse { width: u32, height: u32 },
+    Refuse {
+        width: u32,
+        height: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -63,7 +66,11 @@ mod tests {
     fn a_stream_over_the_limit_is_refused_once_then_dropped_until_it_fits() {
         let mut gate = SizeGate::new(PictureLimit::default());
         assert_eq!(gate.admit(Some((640, 480))), Admit::Decode);
-        assert_eq!(gate.admit(None), Admit::Decode, "deltas of a stream that fits");
+        assert_eq!(
+            gate.admit(None),
+            Admit::Decode,
+            "deltas of a stream that fits"
+        );
         assert_eq!(
             gate.admit(Some((16383, 16383))),
             Admit::Refuse {
@@ -72,7 +79,11 @@ mod tests {
             }
         );
         assert_eq!(gate.admit(None), Admit::Drop, "its deltas");
-        assert_eq!(gate.admit(Some((16383, 16383))), Admit::Drop, "reported once");
+        assert_eq!(
+            gate.admit(Some((16383, 16383))),
+            Admit::Drop,
+            "reported once"
+        );
         assert_eq!(
             gate.admit(Some((8192, 8192))),
             Admit::Refuse {
@@ -81,7 +92,11 @@ mod tests {
             },
             "a new size is reported"
         );
-        assert_eq!(gate.admit(Some((1280, 720))), Admit::Decode, "back within it");
+        assert_eq!(
+            gate.admit(Some((1280, 720))),
+            Admit::Decode,
+            "back within it"
+        );
         assert_eq!(gate.admit(None), Admit::Decode);
     }
 }
