@@ -139,8 +139,8 @@ impl LocalSender {
         let rtcp_counters = Arc::clone(&counters);
         let rtcp = tokio::spawn(async move {
             // This viewer's keyframe budget: its PLI/FIR storm cannot force more than one
-            // keyframe per second on an encoder others share (a held request is passed on
-            // when the second has run, not lost).
+            // keyframe per second on an encoder it shares with others (a held request is
+            // passed on when the second has run, not lost).
             let mut budget = KeyframeBudget::default();
             let request = |shared: &Shared| {
                 // Before the encoder is attached the sink's first unit is a keyframe
@@ -176,7 +176,10 @@ impl LocalSender {
                         rtcp_counters
                             .keyframe_requests
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if budget.request(Instant::now()) {
+                        let shared = lock(&rtcp_shared.encoder)
+                            .as_ref()
+                            .is_some_and(|e| e.sink_count() > 1);
+                        if budget.request(Instant::now(), shared) {
                             request(&rtcp_shared);
                         } else {
                             let before = rtcp_counters
