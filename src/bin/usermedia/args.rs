@@ -442,6 +442,14 @@ pub(crate) mod tests {
             assert_eq!(e.code(), 2, "{args:?}: {e}");
         }
         assert!(Cli::try_parse_from(["x", "--udp-port", "0"]).is_err());
+        // The decode size limit: 4096x2304 unless given; WxH only.
+        let mut config = PeerConfig::default();
+        ok(Cli::try_parse_from(["x"]).unwrap().ice.configure(&mut config));
+        assert_eq!(config.max_decode_size.to_string(), "4096x2304");
+        let cli = Cli::try_parse_from(["x", "--max-decode-size", "1280x720"]).unwrap();
+        ok(cli.ice.configure(&mut config));
+        assert_eq!(config.max_decode_size.to_string(), "1280x720");
+        assert!(Cli::try_parse_from(["x", "--max-decode-size", "1280"]).is_err());
     }
 
     #[test]
