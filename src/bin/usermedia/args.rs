@@ -444,7 +444,10 @@ pub(crate) mod tests {
         assert!(Cli::try_parse_from(["x", "--udp-port", "0"]).is_err());
         // The decode size limit: 4096x2304 unless given; WxH only.
         let mut config = PeerConfig::default();
-        ok(Cli::try_parse_from(["x"]).unwrap().ice.configure(&mut config));
+        ok(Cli::try_parse_from(["x"])
+            .unwrap()
+            .ice
+            .configure(&mut config));
         assert_eq!(config.max_decode_size.to_string(), "4096x2304");
         let cli = Cli::try_parse_from(["x", "--max-decode-size", "1280x720"]).unwrap();
         ok(cli.ice.configure(&mut config));
