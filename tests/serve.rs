@@ -363,14 +363,12 @@ async fn whip_ingest_is_relayed_to_whep_viewers() {
         video["stats"]["bytesReceived"].as_u64().unwrap() > 10_000,
         "{video}"
     );
-    // Ending the publisher's session unpublishes the stream.
+    // Ending the publisher's session leaves the stream vacant: viewers are told to retry
+    // (503 + Retry-After) until a new publisher arrives.
     assert_eq!(delete(addr, &location, Some("pub")).await.status, 200);
-    assert_eq!(
-        post_offer(addr, "/whep/relay", None, offer.as_bytes())
-            .await
-            .status,
-        404
-    );
+    let r = post_offer(addr, "/whep/relay", None, offer.as_bytes()).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
     peer.close().await;
     sender.close().await;
     let _ = publisher;
@@ -456,8 +454,9 @@ async fn library_whip_and_whep_clients() {
     viewing.end().await.unwrap();
     publication.end().await.unwrap();
     match view_whep(&factory(10), &format!("http://{addr}/whep/cam"), None).await {
-        Err(SessionError::Http(ClientError::Status { status: 404, .. })) => {}
-        other => panic!("the stream ended with its publisher; got {:?}", other.err()),
+        // Vacant: retry until a new publisher arrives.
+        Err(SessionError::Http(ClientError::Status { status: 503, .. })) => {}
+        other => panic!("the stream's publisher left; got {:?}", other.err()),
     }
 }
 
@@ -500,9 +499,9 @@ async fn the_publish_command_feeds_a_viewer() {
         printed["stats"]["framesSent"].as_u64().unwrap() > 100,
         "{printed}"
     );
-    // It ended its session on the way out: the stream is gone.
+    // It ended its session on the way out: the stream is vacant (retry later).
     let r = post_offer(addr, "/whep/cli", None, viewer().await.1.as_bytes()).await;
-    assert_eq!(r.status, 404);
+    assert_eq!(r.status, 503);
     viewing.peer.close().await;
 }
 

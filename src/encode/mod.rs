@@ -4,12 +4,15 @@
 
 pub mod h264;
 pub mod opus;
+pub mod picture_limit;
 pub mod pipeline;
 pub mod vp8;
 
 use std::time::Duration;
 
 use bytes::Bytes;
+
+pub use picture_limit::PictureLimit;
 
 /// Why encoding or decoding failed. Each message names the step that failed and says
 /// why; a library's own error is kept as the [`source`](std::error::Error::source).

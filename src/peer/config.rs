@@ -1,10 +1,11 @@
 //! How peer connections are made: ICE addresses, servers, policy and timeouts, bitrate
-//! bounds, the peer limit, whether remote tracks are decoded.
+//! bounds, the peer limit, whether remote tracks are decoded and up to which picture size.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use super::IceServer;
+use crate::encode::PictureLimit;
 
 /// Video bitrate bounds for congestion control, bits per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,10 @@ pub struct PeerConfig {
     /// Decode remote tracks. Off, remote tracks only count what arrives (load generators,
     /// SFU-like relays that forward without looking).
     pub decode_remote: bool,
+    /// The largest picture decoded from a remote video track (default 4096×2304): a
+    /// stream declaring a larger one (in a VP8 keyframe's header or an H.264 SPS) is
+    /// refused with a log line and its units dropped, never handed to the decoder.
+    pub max_decode_size: PictureLimit,
 }
 
 impl Default for PeerConfig {
@@ -64,6 +69,7 @@ impl Default for PeerConfig {
             },
             max_peers: 200,
             decode_remote: true,
+            max_decode_size: PictureLimit::default(),
         }
     }
 }

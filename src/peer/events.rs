@@ -24,6 +24,8 @@ pub(super) struct Handler {
     pub(super) events: Arc<Events>,
     /// Decode remote tracks ([`PeerConfig::decode_remote`](super::PeerConfig::decode_remote)).
     pub(super) decode: bool,
+    /// The largest picture decoded ([`PeerConfig::max_decode_size`](super::PeerConfig::max_decode_size)).
+    pub(super) max_picture: crate::encode::PictureLimit,
 }
 
 #[async_trait::async_trait]
@@ -51,7 +53,7 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn webrtc::media_stream::track_remote::TrackRemote>) {
         // Runs on the connection's driver: start the reader and return.
-        match RemoteTrack::start(track, self.decode).await {
+        match RemoteTrack::start(track, self.decode, self.max_picture).await {
             Ok(remote) => {
                 let _ = self.events.remote.try_send(remote);
             }

@@ -39,7 +39,9 @@ use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 use super::setup::{opus_codec, video_codec_parameters, BandwidthTarget};
 use super::{PeerError, PeerState, SendCounters};
 use crate::constraints::MediaKind;
-use crate::encode::pipeline::{EncodedTrack, TieredReceiver, TrackEncoders};
+use crate::encode::pipeline::{
+    EncodedTrack, KeyframeBudget, TieredReceiver, TrackEncoders, REQUESTER_KEYFRAME_INTERVAL,
+};
 use crate::encode::{EncodedUnit, VideoCodec};
 use crate::sync::lock;
 
@@ -144,7 +146,35 @@ impl LocalSender {
         let rtcp_shared = Arc::clone(&shared);
         let rtcp_counters = Arc::clone(&counters);
         let rtcp = tokio::spawn(async move {
-            while let Some(event) = rtcp_track.poll().await {
+            // This viewer's keyframe budget: its PLI/FIR storm cannot force more than one
+            // keyframe per second on an encoder it shares with others (a held request is
+            // passed on when the second has run, not lost).
+            let mut budget = KeyframeBudget::default();
+            let request = |shared: &Shared| {
+                // Before the encoder is attached the sink's first unit is a keyframe
+                // anyway.
+                let encoder = lock(&shared.encoder).clone();
+                if let Some(encoder) = encoder {
+                    encoder.request_keyframe();
+                }
+            };
+            loop {
+                let held = budget.due();
+                let event = tokio::select! {
+                    e = rtcp_track.poll() => e,
+                    _ = async {
+                        match held {
+                            Some(due) => tokio::time::sleep_until(due.into()).await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        if budget.poll(Instant::now()) {
+                            request(&rtcp_shared);
+                        }
+                        continue;
+                    }
+                };
+                let Some(event) = event else { break };
                 if let TrackLocalEvent::OnRtcpPacket(packets) = event {
                     let wants_keyframe = packets.iter().any(|p| {
                         let any = p.as_any();
@@ -154,11 +184,23 @@ impl LocalSender {
                         rtcp_counters
                             .keyframe_requests
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        // Before the encoder is attached the sink's first unit is a
-                        // keyframe anyway.
-                        let encoder = lock(&rtcp_shared.encoder).clone();
-                        if let Some(encoder) = encoder {
-                            encoder.request_keyframe();
+                        let shared = lock(&rtcp_shared.encoder)
+                            .as_ref()
+                            .is_some_and(|e| e.sink_count() > 1);
+                        if budget.request(Instant::now(), shared) {
+                            request(&rtcp_shared);
+                        } else {
+                            let before = rtcp_counters
+                                .keyframe_requests_throttled
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if before % 50 == 0 {
+                                tracing::info!(
+                                    "a viewer asks for keyframes too often: held to one per {:?} \
+                                     ({} held so far)",
+                                    REQUESTER_KEYFRAME_INTERVAL,
+                                    before + 1
+                                );
+                            }
                         }
                     }
                 }

@@ -15,6 +15,7 @@ mod remote;
 mod restart;
 mod sdp;
 mod setup;
+mod shape;
 mod state;
 mod stats;
 
@@ -33,6 +34,9 @@ pub use restart::{fragment_of, ice_credentials};
 pub use sdp::video_codecs;
 pub use setup::{
     h264_codec, opus_codec, vp8_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE,
+};
+pub use shape::{
+    check_sections, restrict_directions, AnswerRole, MAX_REMOTE_CANDIDATES, MAX_SECTIONS_PER_KIND,
 };
 pub use state::{DtlsState, IceState, PeerState};
 pub use stats::{CandidatePairStats, CandidateStats, InboundStats, OutboundStats, PeerStats};
@@ -54,6 +58,8 @@ pub(crate) struct SendCounters {
     /// Moves given up because the new tier sent no usable keyframe in time.
     pub(crate) tier_moves_abandoned: std::sync::atomic::AtomicU64,
     pub(crate) keyframe_requests: std::sync::atomic::AtomicU64,
+    /// Keyframe requests held by the viewer's budget (merged into a later one).
+    pub(crate) keyframe_requests_throttled: std::sync::atomic::AtomicU64,
 }
 
 /// Makes peer connections with one configuration, at most `max_peers` alive at once.
@@ -209,6 +215,8 @@ pub struct Peer {
     /// What our gathered descriptions get before they leave (public addresses, the
     /// relay-only check).
     finish: ice::Finish,
+    /// Remote candidates taken so far (at most [`MAX_REMOTE_CANDIDATES`]).
+    remote_candidates: std::sync::atomic::AtomicUsize,
 }
 
 impl Peer {
@@ -230,6 +238,7 @@ impl Peer {
         let handler = Arc::new(Handler {
             events: Arc::clone(&events),
             decode: config.decode_remote,
+            max_picture: config.max_decode_size,
         });
         let finish = ice::Finish::new(config, port.clone())?;
         let setup::Built {
@@ -272,6 +281,7 @@ impl Peer {
             bitrates: Mutex::default(),
             slot,
             finish,
+            remote_candidates: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -477,6 +487,8 @@ impl Peer {
             stats.frames_sent += c.frames_sent.load(Ordering::Relaxed);
             stats.keyframes_sent += c.keyframes_sent.load(Ordering::Relaxed);
             stats.keyframe_requests_received += c.keyframe_requests.load(Ordering::Relaxed);
+            stats.keyframe_requests_throttled +=
+                c.keyframe_requests_throttled.load(Ordering::Relaxed);
         }
         stats
     }

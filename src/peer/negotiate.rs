@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use webrtc::peer_connection::RTCSessionDescription;
 
+use super::shape::{self, AnswerRole, MAX_REMOTE_CANDIDATES};
 use super::{local, Peer, PeerError};
 use crate::encode::pipeline::TrackEncoders;
 
@@ -60,6 +61,7 @@ impl Peer {
     /// Applies the remote answer to our offer; each track sends the first codec the answer
     /// lists for it.
     pub async fn accept_answer(&self, sdp: &str) -> Result<(), PeerError> {
+        let sdp = &self.capped_candidates(sdp);
         for sender in self.senders() {
             sender
                 .negotiate(&self.pc, sdp, local::Remote::Answer)
@@ -79,6 +81,40 @@ impl Peer {
             .await
     }
 
+    /// Answers a remote offer in `role` only, whatever the offer asks: [`AnswerRole::Send`]
+    /// answers every audio and video m-section `sendonly` or `inactive` (nothing the
+    /// remote sends is received, so nothing is decoded), [`AnswerRole::Receive`]
+    /// `recvonly` or `inactive`. An offer of more than
+    /// [`MAX_SECTIONS_PER_KIND`](shape::MAX_SECTIONS_PER_KIND) audio or video m-sections
+    /// is a [`PeerError::Sdp`] naming the limit. `tracks` as in [`Peer::answer_with`].
+    pub async fn answer_as(
+        &self,
+        offer_sdp: &str,
+        role: AnswerRole,
+        tracks: impl IntoIterator<Item = impl Into<TrackEncoders>>,
+    ) -> Result<String, PeerError> {
+        shape::check_sections(offer_sdp)?;
+        let offer = shape::restrict_directions(offer_sdp, role);
+        self.answer_with(&offer, tracks).await
+    }
+
+    /// The description with the remote candidates beyond this session's room left out
+    /// (logged); those kept are counted.
+    fn capped_candidates(&self, sdp: &str) -> String {
+        use std::sync::atomic::Ordering;
+        let taken = self.remote_candidates.load(Ordering::Relaxed);
+        let room = MAX_REMOTE_CANDIDATES.saturating_sub(taken);
+        let (sdp, dropped) = shape::cap_candidates(sdp, room);
+        let kept = sdp.matches("a=candidate:").count();
+        self.remote_candidates.fetch_add(kept, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(
+                "{dropped} remote candidates ignored: at most {MAX_REMOTE_CANDIDATES} per session"
+            );
+        }
+        sdp
+    }
+
     /// Answers a remote offer, sending `tracks` on it (a viewer's recvonly offer): the
     /// tracks (`&EncodedTrack`s or `&TrackEncoders`) are added after the offer is applied,
     /// so they take its m-lines. Each video track sends the first codec of its m-line, in
@@ -89,6 +125,7 @@ impl Peer {
         offer_sdp: &str,
         tracks: impl IntoIterator<Item = impl Into<TrackEncoders>>,
     ) -> Result<String, PeerError> {
+        let offer_sdp = &self.capped_candidates(offer_sdp);
         let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
             .map_err(PeerError::sdp("cannot read the offer"))?;
         self.pc
@@ -117,9 +154,12 @@ impl Peer {
 
     /// Adds trickled remote candidates from an SDP fragment
     /// (`application/trickle-ice-sdpfrag`: `a=ice-ufrag`, `a=mid`, `a=candidate` lines).
+    /// A session takes at most [`MAX_REMOTE_CANDIDATES`] remote candidates in all; the
+    /// rest are ignored (logged, not an error). Returns how many were added.
     pub async fn add_candidates(&self, fragment: &str) -> Result<usize, PeerError> {
+        use std::sync::atomic::Ordering;
         use webrtc::peer_connection::RTCIceCandidateInit;
-        let (mut mid, mut ufrag, mut added) = (None, None, 0);
+        let (mut mid, mut ufrag, mut added, mut ignored) = (None, None, 0, 0);
         for line in fragment.lines().map(|l| l.trim_end_matches('\r')) {
             if let Some(v) = line.strip_prefix("a=mid:") {
                 mid = Some(v.to_owned());
@@ -127,6 +167,12 @@ impl Peer {
                 ufrag = Some(v.to_owned());
             } else if let Some(c) = line.strip_prefix("a=") {
                 if c.starts_with("candidate:") {
+                    let taken = self.remote_candidates.fetch_add(1, Ordering::Relaxed);
+                    if taken >= MAX_REMOTE_CANDIDATES {
+                        self.remote_candidates.fetch_sub(1, Ordering::Relaxed);
+                        ignored += 1;
+                        continue;
+                    }
                     let init = RTCIceCandidateInit {
                         candidate: c.to_owned(),
                         sdp_mid: mid.clone(),
@@ -143,6 +189,11 @@ impl Peer {
                     added += 1;
                 }
             }
+        }
+        if ignored > 0 {
+            tracing::warn!(
+                "{ignored} trickled candidates ignored: at most {MAX_REMOTE_CANDIDATES} per session"
+            );
         }
         Ok(added)
     }

@@ -194,7 +194,8 @@ impl Peer {
     /// Sets the negotiated remote description `remote` again with the new `(ufrag, pwd)`
     /// and without the old generation's candidates — as an `Offer`, the re-offer JSEP
     /// expects of the remote offerer, or otherwise as the `Answer` to our own restart —
-    /// then adds the fragment's candidates.
+    /// then adds the fragment's candidates (up to
+    /// [`MAX_REMOTE_CANDIDATES`](super::MAX_REMOTE_CANDIDATES) for the new generation).
     async fn set_restarted_remote(
         &self,
         sdp_type: RTCSdpType,
@@ -212,6 +213,9 @@ impl Peer {
             .set_remote_description(description)
             .await
             .map_err(PeerError::sdp(format!("{what} with the new credentials")))?;
+        // The old generation's candidates are gone: the new one has the whole allowance.
+        self.remote_candidates
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         self.add_candidates(fragment).await.map(|_| ())
     }
 

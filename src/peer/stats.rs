@@ -88,6 +88,9 @@ pub struct PeerStats {
     pub keyframes_sent: u64,
     /// PLI and FIR received from this peer.
     pub keyframe_requests_received: u64,
+    /// Of those, requests held by this peer's keyframe budget (at most one passed on to a
+    /// shared encoder per second; the held ones merged into it).
+    pub keyframe_requests_throttled: u64,
     /// The congestion controller's estimate toward this peer, bits per second.
     pub bandwidth_estimate: f64,
     pub outbound: Vec<OutboundStats>,
@@ -155,6 +158,7 @@ pub(super) fn from_report(state: PeerState, report: &RTCStatsReport) -> PeerStat
         frames_sent: 0,
         keyframes_sent: 0,
         keyframe_requests_received: 0,
+        keyframe_requests_throttled: 0,
         bandwidth_estimate: 0.0,
         outbound,
         inbound,

@@ -2,17 +2,18 @@
 //! to viewers of the publisher's codec and transcoded for the others.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use usermedia_signaling::{Answer, Direction, EndpointError, SessionDescription};
 
 use super::encoders::encode_track_with;
-use super::publisher::{offer_error, Publisher, Session, CONNECT_TIMEOUT};
-use super::stream::{Published, Streams};
+use super::publisher::{offer_error, Publisher, Session, Sessions, CONNECT_TIMEOUT};
+use super::stream::{prune_vacancies, Published, Streams};
 use crate::encode::pipeline::{
     BitrateLadder, CodecConfig, EncodedTrack, TrackEncoders, AUDIO_BITRATE,
 };
 use crate::encode::{EncodeError, VideoCodec};
-use crate::peer::RemoteTrack;
+use crate::peer::{AnswerRole, RemoteTrack};
 use crate::sync::lock;
 
 /// Tracks a publisher sends at most (audio and video, with room to spare).
@@ -31,7 +32,9 @@ impl Publisher {
         let id = uuid::Uuid::new_v4().to_string();
         {
             let mut streams = lock(&self.streams);
-            if streams.contains_key(stream) {
+            prune_vacancies(&mut streams, Instant::now());
+            // A vacant name (its publisher left) is taken over.
+            if streams.get(stream).is_some_and(|p| !p.is_vacant()) {
                 return Err(EndpointError::Conflict(stream.to_owned()));
             }
             streams.insert(stream.to_owned(), Arc::new(Published::ingested(&id)));
@@ -43,7 +46,12 @@ impl Publisher {
                 return Err(e);
             }
         };
-        let sdp = match peer.answer(offer.as_str()).await {
+        // A publisher's answer never sends.
+        let no_tracks = std::iter::empty::<TrackEncoders>();
+        let sdp = match peer
+            .answer_as(offer.as_str(), AnswerRole::Receive, no_tracks)
+            .await
+        {
             Ok(sdp) => sdp,
             Err(e) => {
                 unpublish_ingest(&self.streams, &id);
@@ -136,8 +144,42 @@ fn ingest_encoders(
 fn ingest_target(streams: &Streams, name: &str, session: &str) -> Option<Arc<Published>> {
     lock(streams)
         .get(name)
-        .filter(|p| p.ingest.as_deref() == Some(session))
+        .filter(|p| p.ingest.as_deref() == Some(session) && !p.is_vacant())
         .cloned()
+}
+
+/// The publisher of ingest session `session` is gone: its stream, if it still feeds one,
+/// is left vacant (viewers told to retry until a new publisher arrives). Returns the
+/// stream's name.
+pub(super) fn vacate_ingest(streams: &Streams, session: &str, now: Instant) -> Option<String> {
+    let mut streams = lock(streams);
+    prune_vacancies(&mut streams, now);
+    let name = streams
+        .iter()
+        .find(|(_, p)| p.ingest.as_deref() == Some(session) && !p.is_vacant())
+        .map(|(name, _)| name.clone())?;
+    streams.insert(name.clone(), Arc::new(Published::vacated(session, now)));
+    Some(name)
+}
+
+/// Ends every viewer session of `stream`, whose publisher has gone: their peers are
+/// closed, so WHEP clients and the served page see the end and can come back.
+pub(super) async fn release_viewers(sessions: &Sessions, stream: &str) {
+    let released: Vec<(String, Session)> = {
+        let mut sessions = lock(sessions);
+        let ids: Vec<String> = sessions
+            .iter()
+            .filter(|(_, s)| s.stream == stream && s.direction == Direction::View)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| sessions.remove(&id).map(|s| (id, s)))
+            .collect()
+    };
+    for (id, session) in released {
+        tracing::info!("session {id}: the publisher of {stream:?} left; the viewer is released");
+        session.peer.close().await;
+    }
 }
 
 /// Removes the stream fed by ingest session `session`, if any.
@@ -163,6 +205,18 @@ mod tests {
         lock(&streams).insert("cam".to_owned(), ingested("new"));
         assert!(ingest_target(&streams, "cam", "old").is_none());
         assert!(ingest_target(&streams, "cam", "new").is_some());
+        // A publisher gone: its stream is vacant, takes no late track, and the next
+        // vacate of the same session finds nothing.
+        let now = Instant::now();
+        assert_eq!(vacate_ingest(&streams, "new", now).as_deref(), Some("cam"));
+        assert!(lock(&streams)["cam"].is_vacant());
+        assert!(ingest_target(&streams, "cam", "new").is_none());
+        assert_eq!(vacate_ingest(&streams, "new", now), None);
+        // Vacant for a while, then unknown.
+        assert!(super::super::stream::lookup(&streams, "cam", now).is_some());
+        let later = now + super::super::stream::VACANT_FOR;
+        assert!(super::super::stream::lookup(&streams, "cam", later).is_none());
+        assert!(!lock(&streams).contains_key("cam"));
         // A captured stream of that name takes no ingested track either.
         lock(&streams).insert("cap".to_owned(), Arc::new(Published::default()));
         assert!(ingest_target(&streams, "cap", "old").is_none());

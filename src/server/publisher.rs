@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use usermedia_signaling::{
     Answer, Direction, Endpoint, EndpointError, IceRestart, PermissionDecision, PermissionRequest,
@@ -12,13 +12,13 @@ use usermedia_signaling::{
 
 use super::encoders::encode_track_with;
 use super::flip::FlipError;
-use super::ingest::unpublish_ingest;
+use super::ingest::{release_viewers, vacate_ingest};
 use super::status::Status;
-use super::stream::{Published, Streams};
+use super::stream::{lookup, Published, Streams};
 use crate::devices::MediaDevices;
 use crate::encode::pipeline::BitrateLadder;
 use crate::encode::{EncodeError, VideoCodec};
-use crate::peer::{Peer, PeerError, PeerFactory, PeerState};
+use crate::peer::{AnswerRole, Peer, PeerError, PeerFactory, PeerState};
 use crate::sync::lock;
 use crate::track::MediaStreamTrack;
 
@@ -153,7 +153,10 @@ impl Publisher {
                 }
             }
             let removed = lock(&sessions).remove(&id);
-            unpublish_ingest(&streams, &id);
+            // A publisher gone: its viewers are released, its stream left vacant.
+            if let Some(name) = vacate_ingest(&streams, &id, Instant::now()) {
+                release_viewers(&sessions, &name).await;
+            }
             if let Some(session) = removed {
                 tracing::info!("session {id} on {:?} ended", session.stream);
                 session.peer.close().await;
@@ -193,9 +196,7 @@ impl Endpoint for Publisher {
         if direction == Direction::Ingest {
             return self.ingest(stream, offer).await;
         }
-        let published = lock(&self.streams)
-            .get(stream)
-            .cloned()
+        let published = lookup(&self.streams, stream, Instant::now())
             .ok_or_else(|| EndpointError::UnknownStream(stream.to_owned()))?;
         let encoders = published.encoders();
         if encoders.is_empty() {
@@ -205,7 +206,12 @@ impl Endpoint for Publisher {
             });
         }
         let peer = self.new_peer().await?;
-        let sdp = match peer.answer_with(offer.as_str(), &encoders).await {
+        // A viewer's answer never receives: sending m-lines in its offer are answered
+        // `inactive` and nothing it sends is decoded.
+        let sdp = match peer
+            .answer_as(offer.as_str(), AnswerRole::Send, &encoders)
+            .await
+        {
             Ok(sdp) => sdp,
             Err(e) => {
                 peer.close().await;
@@ -278,7 +284,9 @@ impl Endpoint for Publisher {
 
     async fn end(&self, session: &str) -> Result<(), EndpointError> {
         let removed = lock(&self.sessions).remove(session);
-        unpublish_ingest(&self.streams, session);
+        if let Some(name) = vacate_ingest(&self.streams, session, Instant::now()) {
+            release_viewers(&self.sessions, &name).await;
+        }
         match removed {
             Some(s) => {
                 s.peer.close().await;

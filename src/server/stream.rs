@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::encode::pipeline::TrackEncoders;
 use crate::peer::RemoteTrack;
@@ -11,6 +12,10 @@ use crate::track::MediaStreamTrack;
 
 /// The streams by name.
 pub(super) type Streams = Mutex<HashMap<String, Arc<Published>>>;
+
+/// How long the name of an ingested stream whose publisher left stays *vacant*: viewers
+/// get `503` with `Retry-After` (not `404`) until a new publisher takes it or this runs out.
+pub const VACANT_FOR: Duration = Duration::from_secs(300);
 
 /// A stream: its tracks with their encoders (one per codec its viewers negotiate, started
 /// by the first viewer of that codec). Captured streams have their tracks from the start; an
@@ -25,6 +30,9 @@ pub(super) struct Published {
     pub(super) received: Mutex<Vec<RemoteTrack>>,
     /// Held while the stream's camera is being flipped (one flip at a time).
     pub(super) flipping: Mutex<()>,
+    /// When its publisher left (an ingested stream with no publisher now, kept so that
+    /// returning viewers are told to retry).
+    pub(super) vacated: Option<Instant>,
 }
 
 impl Published {
@@ -44,6 +52,20 @@ impl Published {
         }
     }
 
+    /// The stream `session` fed, vacant since `now`: no tracks, waiting for a publisher.
+    pub(super) fn vacated(session: &str, now: Instant) -> Self {
+        Published {
+            ingest: Some(session.to_owned()),
+            vacated: Some(now),
+            ..Published::default()
+        }
+    }
+
+    /// Whether its publisher has left (a new one may take the name).
+    pub(super) fn is_vacant(&self) -> bool {
+        self.vacated.is_some()
+    }
+
     /// Every track's encoders.
     pub(super) fn encoders(&self) -> Vec<TrackEncoders> {
         lock(&self.tracks).iter().map(|(_, e)| e.clone()).collect()
@@ -53,4 +75,27 @@ impl Published {
     pub(super) fn tracks(&self) -> Vec<MediaStreamTrack> {
         lock(&self.tracks).iter().map(|(t, _)| t.clone()).collect()
     }
+}
+
+/// Stream `name` as viewers see it at `now`: a vacancy older than [`VACANT_FOR`] is
+/// removed (the name is unknown again).
+pub(super) fn lookup(streams: &Streams, name: &str, now: Instant) -> Option<Arc<Published>> {
+    let mut streams = lock(streams);
+    let expired = streams
+        .get(name)?
+        .vacated
+        .is_some_and(|t| now.saturating_duration_since(t) >= VACANT_FOR);
+    if expired {
+        streams.remove(name);
+        return None;
+    }
+    streams.get(name).cloned()
+}
+
+/// Removes every vacancy older than [`VACANT_FOR`] at `now`.
+pub(super) fn prune_vacancies(streams: &mut HashMap<String, Arc<Published>>, now: Instant) {
+    streams.retain(|_, p| {
+        p.vacated
+            .is_none_or(|t| now.saturating_duration_since(t) < VACANT_FOR)
+    });
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use usermedia::devices::{AllowList, MediaDevices, Permission, PermissionPolicy, Prompter};
 use usermedia::encode::pipeline::BitrateLadder;
-use usermedia::encode::VideoCodec;
+use usermedia::encode::{PictureLimit, VideoCodec};
 use usermedia::peer::{BitrateBounds, IceServer, PeerConfig};
 use usermedia::MediaKind;
 
@@ -203,6 +203,10 @@ pub struct IceArgs {
     /// a container needs only it open. Default: each peer on its own ephemeral ports.
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub udp_port: Option<u16>,
+    /// The largest picture decoded from a peer, WxH (either orientation): a stream
+    /// declaring a larger one is refused (logged, its units dropped, never decoded).
+    #[arg(long, value_name = "WxH", default_value = "4096x2304")]
+    pub max_decode_size: PictureLimit,
 }
 
 impl IceArgs {
@@ -264,6 +268,7 @@ impl IceArgs {
         config.ice_relay_only = self.ice_relay_only;
         config.public_ips = self.public_ips.clone();
         config.udp_port = self.udp_port;
+        config.max_decode_size = self.max_decode_size;
         Ok(())
     }
 }
@@ -437,6 +442,17 @@ pub(crate) mod tests {
             assert_eq!(e.code(), 2, "{args:?}: {e}");
         }
         assert!(Cli::try_parse_from(["x", "--udp-port", "0"]).is_err());
+        // The decode size limit: 4096x2304 unless given; WxH only.
+        let mut config = PeerConfig::default();
+        ok(Cli::try_parse_from(["x"])
+            .unwrap()
+            .ice
+            .configure(&mut config));
+        assert_eq!(config.max_decode_size.to_string(), "4096x2304");
+        let cli = Cli::try_parse_from(["x", "--max-decode-size", "1280x720"]).unwrap();
+        ok(cli.ice.configure(&mut config));
+        assert_eq!(config.max_decode_size.to_string(), "1280x720");
+        assert!(Cli::try_parse_from(["x", "--max-decode-size", "1280"]).is_err());
     }
 
     #[test]

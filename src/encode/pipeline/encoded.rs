@@ -323,6 +323,12 @@ impl EncodedTrack {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
+    /// Live sinks (viewers) now: more than one, and a keyframe one of them asks for is
+    /// paid by the others too.
+    pub fn sink_count(&self) -> usize {
+        self.live_sinks()
+    }
+
     pub fn stats(&self) -> EncoderStats {
         let c = &self.shared.counters;
         let (floor, ceiling) = {

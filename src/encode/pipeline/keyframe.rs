@@ -1,5 +1,7 @@
-//! The keyframe gate: decides, frame by frame, whether the encoder forces a keyframe. Pure:
-//! no threads, no clock of its own (the caller passes the time).
+//! The keyframe gate: decides, frame by frame, whether the encoder forces a keyframe; and
+//! one requester's keyframe budget, so one viewer's PLIs cannot force keyframes on an
+//! encoder it shares with others more than once per [`REQUESTER_KEYFRAME_INTERVAL`].
+//! Pure: no threads, no clock of its own (the caller passes the time).
 
 use std::time::{Duration, Instant};
 
@@ -60,9 +62,162 @@ impl KeyframeGate {
     }
 }
 
+/// Minimum spacing of the keyframe requests one requester (a viewer) passes on to a shared
+/// encoder: its PLI/FIR storm cannot make the others pay for a keyframe more often.
+pub const REQUESTER_KEYFRAME_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One requester's keyframe budget: a request to an encoder shared with others is passed
+/// on at once when the last passed on is at least `interval` old; otherwise it is held
+/// (merged with any other held one) and passed on when the interval has run, so a viewer
+/// that really lost its picture still gets a keyframe, just not more than one per interval.
+/// Held requests are counted. A requester alone on its encoder makes nobody else pay:
+/// its requests pass (the encoder's own gate still spaces them).
+#[derive(Debug, Clone)]
+pub struct KeyframeBudget {
+    interval: Duration,
+    last_passed: Option<Instant>,
+    held: bool,
+    throttled: u64,
+}
+
+impl Default for KeyframeBudget {
+    fn default() -> Self {
+        KeyframeBudget::new(REQUESTER_KEYFRAME_INTERVAL)
+    }
+}
+
+impl KeyframeBudget {
+    pub fn new(interval: Duration) -> Self {
+        KeyframeBudget {
+            interval,
+            last_passed: None,
+            held: false,
+            throttled: 0,
+        }
+    }
+
+    /// A keyframe request arrived at `now`, for an encoder `shared` with other viewers or
+    /// not: `true` to pass it on now, `false` if it is held (see [`KeyframeBudget::due`]).
+    pub fn request(&mut self, now: Instant, shared: bool) -> bool {
+        let within = self
+            .last_passed
+            .is_some_and(|t| now.saturating_duration_since(t) < self.interval);
+        if within && shared {
+            self.throttled += 1;
+            self.held = true;
+            false
+        } else {
+            self.last_passed = Some(now);
+            self.held = false;
+            true
+        }
+    }
+
+    /// When a held request is to be passed on, if one is held.
+    pub fn due(&self) -> Option<Instant> {
+        match (self.held, self.last_passed) {
+            (true, Some(t)) => Some(t + self.interval),
+            _ => None,
+        }
+    }
+
+    /// `true` if a held request is due at `now` (it is then passed on and taken).
+    pub fn poll(&mut self, now: Instant) -> bool {
+        if self.due().is_some_and(|due| now >= due) {
+            self.held = false;
+            self.last_passed = Some(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Requests that were held (merged into a later one) so far.
+    pub fn throttled(&self) -> u64 {
+        self.throttled
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl KeyframeBudget {
+        fn request_shared(&mut self, now: Instant) -> bool {
+            self.request(now, true)
+        }
+    }
+
+    #[test]
+    fn a_requester_alone_on_its_encoder_is_not_held() {
+        let mut budget = KeyframeBudget::default();
+        let t0 = Instant::now();
+        for n in 0..10u64 {
+            assert!(budget.request(t0 + ms(100 * n), false));
+        }
+        assert_eq!((budget.throttled(), budget.due()), (0, None));
+        // Another viewer joined: the budget counts from the last one passed on.
+        assert!(!budget.request(t0 + ms(1000), true));
+        assert_eq!(budget.due(), Some(t0 + ms(1900)));
+    }
+
+    #[test]
+    fn one_requester_passes_at_most_one_request_per_interval() {
+        let mut budget = KeyframeBudget::default();
+        let t0 = Instant::now();
+        assert!(
+            budget.request_shared(t0),
+            "the first request passes at once"
+        );
+        assert_eq!(budget.due(), None);
+        // A storm: a PLI every 10 ms for 3 s.
+        let mut passed = 1;
+        for n in 1..300u64 {
+            let t = t0 + ms(10 * n);
+            passed += u32::from(budget.poll(t));
+            passed += u32::from(budget.request_shared(t));
+        }
+        assert!((3..=4).contains(&passed), "{passed} passed in 3 s");
+        assert!(budget.throttled() >= 290, "{}", budget.throttled());
+    }
+
+    #[test]
+    fn a_held_request_is_passed_on_when_the_interval_has_run_not_lost() {
+        let mut budget = KeyframeBudget::default();
+        let t0 = Instant::now();
+        assert!(budget.request_shared(t0));
+        assert!(!budget.request_shared(t0 + ms(300)));
+        assert!(
+            !budget.request_shared(t0 + ms(400)),
+            "merged with the held one"
+        );
+        assert_eq!(budget.due(), Some(t0 + REQUESTER_KEYFRAME_INTERVAL));
+        assert!(!budget.poll(t0 + ms(999)));
+        assert!(budget.poll(t0 + ms(1000)), "due: passed on once");
+        assert!(!budget.poll(t0 + ms(1500)), "taken");
+        assert_eq!(budget.due(), None);
+        assert_eq!(budget.throttled(), 2);
+        // Quiet for an interval: the next request passes at once again.
+        assert!(budget.request_shared(t0 + ms(2000)));
+    }
+
+    #[test]
+    fn requesters_have_their_own_budgets() {
+        let t0 = Instant::now();
+        let (mut storm, mut calm) = (KeyframeBudget::default(), KeyframeBudget::default());
+        assert!(storm.request_shared(t0));
+        assert!(!storm.request_shared(t0 + ms(100)));
+        assert!(
+            calm.request_shared(t0 + ms(150)),
+            "another viewer's request is served"
+        );
+        // The gate still merges what both pass on into at most one per 200 ms.
+        let mut gate = KeyframeGate::default();
+        gate.want(false);
+        assert!(gate.take(t0));
+        gate.want(false);
+        assert!(gate.take(t0 + ms(200)));
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

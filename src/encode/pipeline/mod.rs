@@ -45,7 +45,7 @@ mod testing;
 
 pub use encoded::{CodecConfig, EncodedTrack, EncoderStats};
 pub use fanout::{AsyncEncodedReceiver, EncodedReceiver};
-pub use keyframe::KEYFRAME_MIN_INTERVAL;
+pub use keyframe::{KeyframeBudget, KEYFRAME_MIN_INTERVAL, REQUESTER_KEYFRAME_INTERVAL};
 pub use ladder::{BitrateLadder, TierPolicy, TierState, MIN_RUNG};
 pub use passthrough::PassthroughFeeder;
 pub use set::{TrackEncoders, AUDIO_BITRATE, IDLE_GRACE};

@@ -11,12 +11,13 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::depacketize::opus_channels;
+use super::size_gate::{Admit, SizeGate};
 use super::Inner;
 use crate::constraints::MediaTrackSettings;
 use crate::encode::h264::H264Decoder;
 use crate::encode::opus::OpusDecoder;
 use crate::encode::vp8::Vp8Decoder;
-use crate::encode::{EncodeError, VideoCodec};
+use crate::encode::{picture_limit, EncodeError, PictureLimit, VideoCodec};
 use crate::media::MediaFrame;
 use crate::media::{Source, SourceError};
 use crate::sync::lock;
@@ -52,13 +53,14 @@ pub(super) fn spawn(
     inner: &Arc<Inner>,
     codec: Option<VideoCodec>,
     frames: SyncSender<MediaFrame>,
+    max_picture: PictureLimit,
 ) -> std::io::Result<SyncSender<Unit>> {
     let (units_tx, units_rx) = sync_channel::<Unit>(DECODE_QUEUE);
     let inner = Arc::clone(inner);
     std::thread::Builder::new()
         .name(format!("{} decoder", inner.kind))
         .spawn(move || match codec {
-            Some(codec) => decode_video(units_rx, &inner, &frames, codec),
+            Some(codec) => decode_video(units_rx, &inner, &frames, codec, max_picture),
             None => decode_audio(units_rx, &inner, &frames),
         })?;
     Ok(units_tx)
@@ -85,6 +87,15 @@ impl VideoDecoder {
         }
     }
 
+    /// The picture size a unit declares before decoding (a VP8 keyframe's header, an
+    /// H.264 SPS), if it declares one.
+    fn declared_size(&self, data: &[u8]) -> Option<(u32, u32)> {
+        match self {
+            VideoDecoder::H264(_) => picture_limit::h264_declared_size(data),
+            VideoDecoder::Vp8(_) => picture_limit::vp8_keyframe_size(data),
+        }
+    }
+
     fn is_keyframe(&self, data: &[u8]) -> bool {
         match self {
             VideoDecoder::H264(_) => crate::encode::h264::nal_types(data).contains(&5),
@@ -105,11 +116,33 @@ fn hand_over(frames: &SyncSender<MediaFrame>, inner: &Inner, frame: MediaFrame) 
     }
 }
 
+/// Whether the size gate lets a unit (or a decoded picture) of `declared` through; a
+/// refusal is logged once per size and every unit held back is counted.
+fn admitted(gate: &mut SizeGate, declared: Option<(u32, u32)>, inner: &Inner) -> bool {
+    match gate.admit(declared) {
+        Admit::Decode => true,
+        Admit::Drop => {
+            inner.counters.refused.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+        Admit::Refuse { width, height } => {
+            inner.counters.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "remote video: the stream declares a {width}x{height} picture, over the decode \
+                 limit of {}; its units are dropped until it sends a picture within it",
+                gate.limit()
+            );
+            false
+        }
+    }
+}
+
 fn decode_video(
     units: Receiver<Unit>,
     inner: &Inner,
     frames: &SyncSender<MediaFrame>,
     codec: VideoCodec,
+    max_picture: PictureLimit,
 ) {
     let mut decoder = match VideoDecoder::new(codec) {
         Ok(d) => d,
@@ -122,8 +155,16 @@ fn decode_video(
     let mut last_ts: Option<u32> = None;
     // Exponential average of the frame interval in 90 kHz ticks.
     let mut interval: Option<f64> = None;
+    let mut gate = SizeGate::new(max_picture);
     while let Ok((data, ts)) = units.recv() {
+        if !admitted(&mut gate, decoder.declared_size(&data), inner) {
+            continue;
+        }
         match decoder.decode(&data) {
+            // A size the unit did not declare in a way we read: checked again on the
+            // picture (openh264 has allocated it, but it goes no further).
+            Ok(Some(frame))
+                if !admitted(&mut gate, Some((frame.width(), frame.height())), inner) => {}
             Ok(Some(frame)) => {
                 let c = &inner.counters;
                 c.frames_decoded.fetch_add(1, Ordering::Relaxed);

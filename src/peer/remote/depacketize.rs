@@ -7,6 +7,8 @@
 //! capture time, so the tests feed captured packets synchronously.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,6 +27,10 @@ const OPUS_CLOCK: f64 = 48_000.0;
 const MAX_REORDER_DELAY: Duration = Duration::from_millis(500);
 /// Packets the sample builder holds at most while a frame is incomplete.
 const MAX_LATE_PACKETS: u16 = 256;
+/// The largest access unit or frame taken from a peer (and the largest H.264 NAL unit
+/// being reassembled from FU-A fragments); larger ones are dropped, and the next unit
+/// is flagged as after a loss.
+pub(crate) const MAX_UNIT_BYTES: usize = 4 << 20;
 
 /// What a remote track carries, from its negotiated MIME type (any case): its kind and,
 /// for video, the codec that decides the depacketizer and the decoder. `None` for a codec
@@ -52,9 +58,21 @@ pub(super) struct Depacketized {
     pub after_loss: bool,
 }
 
-/// Reassembles the payloads of one track from its RTP packets.
-pub(super) enum Depacketizer {
-    H264(Box<SampleBuilder<H264Packet>>),
+/// Reassembles the payloads of one track from its RTP packets, none larger than its cap.
+pub(super) struct Depacketizer {
+    builder: Builder,
+    /// The H.264 depacketizer's count, shared with it (the sample builder owns it).
+    fragments: Arc<FragmentLoss>,
+    max_unit: usize,
+    /// Units dropped for their size so far.
+    oversized: u64,
+    /// A unit was dropped: the next one is after a loss.
+    broken: bool,
+}
+
+/// The reassembly of one codec.
+enum Builder {
+    H264(Box<SampleBuilder<BoundedH264>>),
     Vp8(Box<SampleBuilder<Vp8Packet>>),
     /// Opus: one packet is one payload, handed on in arrival order.
     Opus(VecDeque<Depacketized>),
@@ -63,26 +81,48 @@ pub(super) enum Depacketizer {
 impl Depacketizer {
     /// A depacketizer for `codec`'s frames, or Opus packets for `None`.
     pub(super) fn new(codec: Option<VideoCodec>) -> Self {
+        Depacketizer::with_max_unit(codec, MAX_UNIT_BYTES)
+    }
+
+    /// A depacketizer whose units are at most `max_unit` bytes.
+    pub(super) fn with_max_unit(codec: Option<VideoCodec>, max_unit: usize) -> Self {
         let delay = MAX_REORDER_DELAY;
-        match codec {
-            Some(VideoCodec::H264) => Depacketizer::H264(Box::new(
-                SampleBuilder::new(MAX_LATE_PACKETS, H264Packet::default(), 90_000)
-                    .with_max_time_delay(delay),
+        let fragments = Arc::new(FragmentLoss::default());
+        let builder = match codec {
+            Some(VideoCodec::H264) => Builder::H264(Box::new(
+                SampleBuilder::new(
+                    MAX_LATE_PACKETS,
+                    BoundedH264::new(max_unit, Arc::clone(&fragments)),
+                    90_000,
+                )
+                .with_max_time_delay(delay),
             )),
-            Some(VideoCodec::Vp8) => Depacketizer::Vp8(Box::new(
+            Some(VideoCodec::Vp8) => Builder::Vp8(Box::new(
                 SampleBuilder::new(MAX_LATE_PACKETS, Vp8Packet::default(), 90_000)
                     .with_max_time_delay(delay),
             )),
-            None => Depacketizer::Opus(VecDeque::new()),
+            None => Builder::Opus(VecDeque::new()),
+        };
+        Depacketizer {
+            builder,
+            fragments,
+            max_unit,
+            oversized: 0,
+            broken: false,
         }
+    }
+
+    /// Units (or H.264 NAL units being reassembled) dropped so far for being over the cap.
+    pub(super) fn oversized(&self) -> u64 {
+        self.oversized + self.fragments.discarded.load(Ordering::Relaxed)
     }
 
     /// Takes a packet, in any order; `now` is the time it arrived.
     pub(super) fn push(&mut self, packet: rtc::rtp::Packet, now: Instant) {
-        match self {
-            Depacketizer::H264(b) => b.push(now, packet),
-            Depacketizer::Vp8(b) => b.push(now, packet),
-            Depacketizer::Opus(ready) => ready.push_back(Depacketized {
+        match &mut self.builder {
+            Builder::H264(b) => b.push(now, packet),
+            Builder::Vp8(b) => b.push(now, packet),
+            Builder::Opus(ready) => ready.push_back(Depacketized {
                 duration: opus_duration(&packet.payload).unwrap_or(Duration::from_millis(20)),
                 rtp_timestamp: packet.header.timestamp,
                 data: packet.payload,
@@ -94,18 +134,118 @@ impl Depacketizer {
     /// The next complete payload, if any. A video frame is complete once a packet after it
     /// has arrived (its end and duration are known then), or, with packets missing, once
     /// the newer ones are [`MAX_REORDER_DELAY`] ahead of it (it is then given up).
+    /// A unit over the cap is dropped (counted), and the next one is flagged as after a
+    /// loss.
     pub(super) fn pop(&mut self, now: Instant) -> Option<Depacketized> {
-        let sample = match self {
-            Depacketizer::H264(b) => b.pop(now),
-            Depacketizer::Vp8(b) => b.pop(now),
-            Depacketizer::Opus(ready) => return ready.pop_front(),
-        }?;
-        Some(Depacketized {
-            after_loss: sample.prev_dropped_packets > sample.prev_padding_packets,
-            rtp_timestamp: sample.packet_timestamp,
-            duration: sample.duration,
-            data: sample.data,
-        })
+        loop {
+            let sample = match &mut self.builder {
+                Builder::H264(b) => b.pop(now),
+                Builder::Vp8(b) => b.pop(now),
+                Builder::Opus(ready) => return ready.pop_front(),
+            }?;
+            let fragments_lost = self.fragments.broken.swap(false, Ordering::Relaxed);
+            if sample.data.is_empty() {
+                // Nothing left of it (fragments discarded): the next unit carries the loss.
+                self.broken |= fragments_lost;
+                continue;
+            }
+            if sample.data.len() > self.max_unit {
+                self.oversized += 1;
+                self.broken = true;
+                tracing::debug!(
+                    "a remote unit of {} bytes is over the cap of {} bytes: dropped",
+                    sample.data.len(),
+                    self.max_unit
+                );
+                continue;
+            }
+            let after_loss = sample.prev_dropped_packets > sample.prev_padding_packets
+                || std::mem::take(&mut self.broken)
+                || fragments_lost;
+            return Some(Depacketized {
+                after_loss,
+                rtp_timestamp: sample.packet_timestamp,
+                duration: sample.duration,
+                data: sample.data,
+            });
+        }
+    }
+}
+
+/// rtc's H.264 depacketizer with a bounded FU-A reassembly: rtc's `H264Packet` appends
+/// fragments until an end bit arrives (an FU-A that never ends grows without bound) and
+/// carries a partial NAL unit into the next one. Here a new start discards a stale
+/// partial unit, a fragment without a start is dropped, and a NAL unit growing over the
+/// cap is discarded.
+pub(super) struct BoundedH264 {
+    inner: H264Packet,
+    max_unit: usize,
+    /// Bytes of the FU-A being reassembled, if one is.
+    partial: Option<usize>,
+    loss: Arc<FragmentLoss>,
+}
+
+/// Partial NAL units [`BoundedH264`] discarded.
+#[derive(Default)]
+struct FragmentLoss {
+    /// So far.
+    discarded: AtomicU64,
+    /// Since the last unit was taken.
+    broken: AtomicBool,
+}
+
+/// FU-A (RFC 6184 §5.8): the NAL unit type of a fragment.
+const FU_A: u8 = 28;
+
+impl BoundedH264 {
+    fn new(max_unit: usize, loss: Arc<FragmentLoss>) -> Self {
+        BoundedH264 {
+            inner: H264Packet::default(),
+            max_unit,
+            partial: None,
+            loss,
+        }
+    }
+
+    fn discard(&mut self) {
+        self.inner = H264Packet::default();
+        self.partial = None;
+        self.loss.discarded.fetch_add(1, Ordering::Relaxed);
+        self.loss.broken.store(true, Ordering::Relaxed);
+    }
+}
+
+impl rtc::rtp::packetizer::Depacketizer for BoundedH264 {
+    fn depacketize(&mut self, b: &Bytes) -> rtc::shared::error::Result<Bytes> {
+        if b.len() < 2 || b[0] & 0x1f != FU_A {
+            return self.inner.depacketize(b);
+        }
+        let (start, end) = (b[1] & 0x80 != 0, b[1] & 0x40 != 0);
+        if start && self.partial.is_some() {
+            // The stale unit's end never came.
+            self.discard();
+        }
+        let so_far = match (start, self.partial) {
+            (true, _) => 0,
+            (false, Some(n)) => n,
+            // A middle or end without its start: nothing to append it to.
+            (false, None) => return Ok(Bytes::new()),
+        };
+        let total = so_far + b.len() - 2;
+        if total > self.max_unit {
+            self.discard();
+            return Ok(Bytes::new());
+        }
+        self.partial = if end { None } else { Some(total) };
+        self.inner.depacketize(b)
+    }
+
+    fn is_partition_head(&self, payload: &Bytes) -> bool {
+        self.inner.is_partition_head(payload)
+    }
+
+    fn is_partition_tail(&self, marker: bool, payload: &Bytes) -> bool {
+        self.inner.is_partition_tail(marker, payload)
     }
 }
 
@@ -537,5 +677,177 @@ mod tests {
             last.timestamp,
             Duration::from_millis(20) * (got.len() as u32 - 1)
         );
+    }
+
+    // ---- Hostile senders ----
+
+    fn packet(seq: u16, timestamp: u32, marker: bool, payload: Vec<u8>) -> rtc::rtp::Packet {
+        rtc::rtp::Packet {
+            header: rtc::rtp::Header {
+                version: 2,
+                marker,
+                payload_type: 96,
+                sequence_number: seq,
+                timestamp,
+                ssrc: 1,
+                ..Default::default()
+            },
+            payload: Bytes::from(payload),
+        }
+    }
+
+    /// Feeds `packets` to a depacketizer of `codec` capped at `max_unit`; the payloads
+    /// out, and the count of oversized units.
+    fn hostile(
+        codec: VideoCodec,
+        max_unit: usize,
+        packets: Vec<rtc::rtp::Packet>,
+    ) -> (Vec<Depacketized>, u64) {
+        let mut depacketizer = Depacketizer::with_max_unit(Some(codec), max_unit);
+        let start = Instant::now();
+        let mut out = Vec::new();
+        for packet in packets {
+            depacketizer.push(packet, start);
+            while let Some(p) = depacketizer.pop(start) {
+                out.push(p);
+            }
+        }
+        (out, depacketizer.oversized())
+    }
+
+    /// A well-formed one-packet H.264 unit (a non-IDR slice) and the packet after it.
+    fn h264_tail(seq: u16) -> (Vec<rtc::rtp::Packet>, Vec<u8>) {
+        let slice = vec![0x41, 0x9a, 0x02, 0x03];
+        let packets = vec![
+            packet(seq, 90_000, true, slice.clone()),
+            packet(seq + 1, 93_000, true, vec![0x41, 0x9a]),
+        ];
+        (packets, [&[0, 0, 0, 1][..], &slice].concat())
+    }
+
+    #[test]
+    fn an_fu_a_that_never_ends_is_capped_and_the_next_unit_comes_through() {
+        const CAP: usize = 64 << 10;
+        // An IDR's FU-A start, then 100 middles of 1,200 bytes (120 kB), never an end.
+        let mut packets = vec![packet(
+            0,
+            1000,
+            false,
+            [vec![0x7c, 0x85], vec![7; 1200]].concat(),
+        )];
+        for seq in 1..100u16 {
+            packets.push(packet(
+                seq,
+                1000,
+                false,
+                [vec![0x7c, 0x05], vec![7; 1200]].concat(),
+            ));
+        }
+        let (tail, expected) = h264_tail(100);
+        packets.extend(tail);
+        let (out, oversized) = hostile(VideoCodec::H264, CAP, packets);
+        assert!(
+            out.iter().all(|p| p.data.len() <= CAP),
+            "nothing over the cap"
+        );
+        let good = out
+            .iter()
+            .find(|p| p.rtp_timestamp == 90_000)
+            .expect("the well-formed unit after it");
+        assert_eq!(good.data, expected, "no stale fragment in front of it");
+        assert!(good.after_loss, "the chain broke: a keyframe is asked for");
+        assert!(oversized >= 1, "counted");
+    }
+
+    #[test]
+    fn a_new_fu_a_start_discards_a_stale_partial_unit() {
+        // A fragment start and a middle at one timestamp, no end; then a whole FU-A.
+        let packets = vec![
+            packet(0, 1000, false, vec![0x7c, 0x85, 1, 1, 1]),
+            packet(1, 1000, false, vec![0x7c, 0x05, 2, 2, 2]),
+            packet(2, 4000, false, vec![0x7c, 0x85, 0x88, 3]),
+            packet(3, 4000, true, vec![0x7c, 0x45, 4, 5]),
+            packet(4, 7000, true, vec![0x41, 0x9a]),
+        ];
+        let (out, oversized) = hostile(VideoCodec::H264, MAX_UNIT_BYTES, packets);
+        let unit = out
+            .iter()
+            .find(|p| p.rtp_timestamp == 4000)
+            .expect("the whole unit");
+        assert_eq!(unit.data[..], [0, 0, 0, 1, 0x65, 0x88, 3, 4, 5]);
+        assert!(out
+            .iter()
+            .all(|p| !p.data.windows(3).any(|w| w == [1, 1, 1])));
+        assert_eq!(oversized, 1, "the stale unit was discarded");
+        // A middle without its start, after a whole NAL unit of the same frame: nothing
+        // is built from it, and nothing of it is carried into the next unit.
+        let packets = vec![
+            packet(0, 1000, false, vec![0x7c, 0x85, 0x88, 1]),
+            packet(1, 1000, false, vec![0x7c, 0x45, 2]),
+            packet(2, 1000, true, vec![0x7c, 0x05, 9, 9]),
+            packet(3, 4000, false, vec![0x7c, 0x85, 0x88, 3]),
+            packet(4, 4000, true, vec![0x7c, 0x45, 4]),
+            packet(5, 7000, true, vec![0x41, 0x9a]),
+        ];
+        let (out, _) = hostile(VideoCodec::H264, MAX_UNIT_BYTES, packets);
+        assert!(out.iter().all(|p| !p.data.contains(&9)), "{out:?}");
+        let unit = out
+            .iter()
+            .find(|p| p.rtp_timestamp == 4000)
+            .expect("{out:?}");
+        assert_eq!(unit.data[..], [0, 0, 0, 1, 0x65, 0x88, 3, 4]);
+    }
+
+    #[test]
+    fn a_huge_vp8_frame_is_dropped_and_the_next_frame_comes_through() {
+        const CAP: usize = 64 << 10;
+        // A keyframe's first partition spread over 100 packets of 1,200 bytes (120 kB).
+        let mut packets = vec![packet(
+            0,
+            1000,
+            false,
+            [vec![0x10, 0x00], vec![7; 1200]].concat(),
+        )];
+        for seq in 1..100u16 {
+            packets.push(packet(
+                seq,
+                1000,
+                seq == 99,
+                [vec![0x00], vec![7; 1200]].concat(),
+            ));
+        }
+        packets.push(packet(100, 4000, true, vec![0x10, 0x31, 0x02, 0x00, 0x00]));
+        packets.push(packet(101, 7000, true, vec![0x10, 0x31, 0x03, 0x00, 0x00]));
+        let (out, oversized) = hostile(VideoCodec::Vp8, CAP, packets);
+        assert!(
+            out.iter().all(|p| p.data.len() <= CAP),
+            "nothing over the cap"
+        );
+        assert_eq!(oversized, 1);
+        let next = out
+            .iter()
+            .find(|p| p.rtp_timestamp == 4000)
+            .expect("the next frame");
+        assert_eq!(next.data[..], [0x31, 0x02, 0, 0]);
+        assert!(next.after_loss, "the chain broke: a keyframe is asked for");
+        // Under the default cap, the same frame passes.
+        let mut packets = vec![packet(
+            0,
+            1000,
+            false,
+            [vec![0x10, 0x00], vec![7; 1200]].concat(),
+        )];
+        for seq in 1..100u16 {
+            packets.push(packet(
+                seq,
+                1000,
+                seq == 99,
+                [vec![0x00], vec![7; 1200]].concat(),
+            ));
+        }
+        packets.push(packet(100, 4000, true, vec![0x10, 0x31, 0x02, 0x00, 0x00]));
+        let (out, oversized) = hostile(VideoCodec::Vp8, MAX_UNIT_BYTES, packets);
+        assert_eq!((out.len(), oversized), (1, 0));
+        assert_eq!(out[0].data.len(), 1201 + 99 * 1200);
     }
 }

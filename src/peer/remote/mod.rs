@@ -16,6 +16,7 @@ mod feedback;
 #[cfg(test)]
 mod fixtures;
 mod reader;
+mod size_gate;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
@@ -30,7 +31,7 @@ use super::PeerError;
 use crate::constraints::{
     MediaKind, MediaTrackCapabilities, MediaTrackConstraints, MediaTrackSettings,
 };
-use crate::encode::{EncodedUnit, VideoCodec};
+use crate::encode::{EncodedUnit, PictureLimit, VideoCodec};
 use crate::error::MediaError;
 use crate::media::FrameReceiver;
 use crate::media::MediaFrame;
@@ -49,6 +50,7 @@ struct Counters {
     dropped: AtomicU64,
     units_forwarded: AtomicU64,
     forward_dropped: AtomicU64,
+    refused: AtomicU64,
 }
 
 /// A consumer of the encoded units, called on the RTP reader task (so it must not block);
@@ -99,12 +101,15 @@ pub struct RemoteTrackStats {
     pub units_forwarded: u64,
     /// Encoded units an [`RemoteTrack::subscribe_encoded`] channel had no room for.
     pub units_forward_dropped: u64,
+    /// Units not decoded because their stream's picture is over the decode size limit.
+    pub units_refused: u64,
 }
 
 impl RemoteTrack {
     pub(super) async fn start(
         track: Arc<dyn TrackRemote>,
         decode: bool,
+        max_picture: PictureLimit,
     ) -> Result<Self, PeerError> {
         let ssrc = *track
             .ssrcs()
@@ -156,8 +161,8 @@ impl RemoteTrack {
         // Without decoding, packets are only counted: no decoder thread, no queue; the
         // frame sender then lives (idle) as long as the reader.
         let (units_tx, idle_frames_tx) = if decode {
-            let units_tx =
-                decode::spawn(&inner, video_codec, frames_tx).map_err(PeerError::DecoderThread)?;
+            let units_tx = decode::spawn(&inner, video_codec, frames_tx, max_picture)
+                .map_err(PeerError::DecoderThread)?;
             (Some(units_tx), None)
         } else {
             (None, Some(frames_tx))
@@ -298,6 +303,7 @@ impl RemoteTrack {
             units_dropped: c.dropped.load(Ordering::Relaxed),
             units_forwarded: c.units_forwarded.load(Ordering::Relaxed),
             units_forward_dropped: c.forward_dropped.load(Ordering::Relaxed),
+            units_refused: c.refused.load(Ordering::Relaxed),
         }
     }
 }

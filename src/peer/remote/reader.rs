@@ -44,6 +44,7 @@ pub(super) fn spawn(
                     }
                     let now = Instant::now();
                     depacketizer.push(packet, now);
+                    let oversized = depacketizer.oversized();
                     while let Some(payload) = depacketizer.pop(now) {
                         if payload.after_loss {
                             inner.pli.notify_one();
@@ -52,6 +53,11 @@ pub(super) fn spawn(
                         if let Some(units) = &units {
                             inner.queue(units, payload.data, payload.rtp_timestamp);
                         }
+                    }
+                    // Units over the size cap count as dropped before decoding.
+                    let over = depacketizer.oversized() - oversized;
+                    if over > 0 {
+                        counters.dropped.fetch_add(over, Ordering::Relaxed);
                     }
                 }
                 TrackRemoteEvent::OnEnded => break,

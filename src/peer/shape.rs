@@ -1,0 +1,196 @@
+//! What a remote offer may ask of us, enforced before it is applied (pure): at most
+//! [`MAX_SECTIONS_PER_KIND`] audio and video m-sections, directions restricted to our role
+//! (a viewer's offer is answered send-only, a publisher's receive-only, whatever the offer
+//! says), and at most [`MAX_REMOTE_CANDIDATES`] remote candidates per session.
+
+use super::PeerError;
+
+/// Audio m-sections, and video m-sections, an offer may have at most.
+pub const MAX_SECTIONS_PER_KIND: usize = 4;
+/// Remote ICE candidates a session takes at most (in the offer and trickled together);
+/// the rest are ignored and logged, so no one can make us send connectivity checks to a
+/// long list of addresses.
+pub const MAX_REMOTE_CANDIDATES: usize = 32;
+
+/// What we do with the media of an offer we answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerRole {
+    /// We only send (a WHEP viewer's offer): our answer is `sendonly` or `inactive`.
+    Send,
+    /// We only receive (a WHIP publisher's offer): our answer is `recvonly` or `inactive`.
+    Receive,
+}
+
+const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
+
+fn direction_of(line: &str) -> Option<&'static str> {
+    let attr = line.strip_prefix("a=")?;
+    DIRECTIONS.iter().copied().find(|d| *d == attr)
+}
+
+/// The direction the remote side may have, given its offered one and our role.
+fn restricted(offered: &str, role: AnswerRole) -> &'static str {
+    match (role, offered) {
+        // The remote may only receive.
+        (AnswerRole::Send, "sendrecv" | "recvonly") => "recvonly",
+        // The remote may only send.
+        (AnswerRole::Receive, "sendrecv" | "sendonly") => "sendonly",
+        _ => "inactive",
+    }
+}
+
+/// Refuses an offer with more than [`MAX_SECTIONS_PER_KIND`] audio or video m-sections.
+pub fn check_sections(sdp: &str) -> Result<(), PeerError> {
+    for kind in ["audio", "video"] {
+        let n = sdp
+            .lines()
+            .filter(|l| l.strip_prefix("m=").is_some_and(|m| m.starts_with(kind)))
+            .count();
+        if n > MAX_SECTIONS_PER_KIND {
+            return Err(PeerError::Sdp(format!(
+                "the offer has {n} {kind} m-sections; at most {MAX_SECTIONS_PER_KIND} of \
+                 each kind are accepted"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The offer with every audio and video m-section's direction restricted to `role`
+/// (explicitly, in each section: a session-level direction is folded in), so the answer
+/// webrtc-rs makes to it never receives (`Send`) or never sends (`Receive`).
+pub fn restrict_directions(sdp: &str, role: AnswerRole) -> String {
+    let lines: Vec<&str> = sdp.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let first_m = lines.iter().position(|l| l.starts_with("m="));
+    let session_dir = lines[..first_m.unwrap_or(lines.len())]
+        .iter()
+        .find_map(|l| direction_of(l))
+        .unwrap_or("sendrecv");
+    let mut out: Vec<String> = Vec::with_capacity(lines.len() + 4);
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if !line.starts_with("m=") {
+            // Session level (before the first section): its direction is folded in.
+            if direction_of(line).is_none() {
+                out.push(line.to_owned());
+            }
+            i += 1;
+            continue;
+        }
+        let end = lines[i + 1..]
+            .iter()
+            .position(|l| l.starts_with("m="))
+            .map_or(lines.len(), |n| i + 1 + n);
+        let section = &lines[i..end];
+        let media = line.starts_with("m=audio") || line.starts_with("m=video");
+        if media {
+            let offered = section
+                .iter()
+                .find_map(|l| direction_of(l))
+                .unwrap_or(session_dir);
+            let wanted = format!("a={}", restricted(offered, role));
+            out.push(line.to_owned());
+            out.extend(
+                section[1..]
+                    .iter()
+                    .filter(|l| direction_of(l).is_none())
+                    .map(|l| (*l).to_owned()),
+            );
+            out.push(wanted);
+        } else {
+            out.extend(section.iter().map(|l| (*l).to_owned()));
+        }
+        i = end;
+    }
+    let mut sdp = out.join("\r\n");
+    sdp.push_str("\r\n");
+    sdp
+}
+
+/// The description with at most `room` of its `a=candidate` lines (the first ones), and
+/// how many were left out.
+pub(super) fn cap_candidates(sdp: &str, room: usize) -> (String, usize) {
+    let (mut kept, mut dropped) = (0, 0);
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.lines() {
+        if line.starts_with("a=candidate:") {
+            if kept == room {
+                dropped += 1;
+                continue;
+            }
+            kept += 1;
+        }
+        out.push_str(line.trim_end_matches('\r'));
+        out.push_str("\r\n");
+    }
+    (out, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0 1 2\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=sendrecv\r\na=rtpmap:96 VP8/90000\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=rtpmap:96 VP8/90000\r\n\
+        m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:3\r\n";
+
+    fn directions(sdp: &str) -> Vec<&str> {
+        sdp.lines().filter_map(direction_of).collect()
+    }
+
+    #[test]
+    fn a_viewer_offer_may_only_receive_and_a_publisher_offer_only_send() {
+        // Section 2 has no direction: sendrecv by default.
+        let viewer = restrict_directions(OFFER, AnswerRole::Send);
+        assert_eq!(directions(&viewer), ["recvonly", "inactive", "recvonly"]);
+        let publisher = restrict_directions(OFFER, AnswerRole::Receive);
+        assert_eq!(directions(&publisher), ["sendonly", "sendonly", "sendonly"]);
+        // Everything else is kept, in order.
+        for line in OFFER.lines().filter(|l| direction_of(l).is_none()) {
+            assert!(viewer.contains(line), "{line}");
+        }
+        assert!(
+            viewer.ends_with("a=mid:3\r\n"),
+            "the data section untouched"
+        );
+        // A session-level direction is folded into the sections.
+        let session = OFFER.replace("t=0 0\r\n", "t=0 0\r\na=recvonly\r\n");
+        let publisher = restrict_directions(&session, AnswerRole::Receive);
+        assert_eq!(directions(&publisher), ["sendonly", "sendonly", "inactive"]);
+    }
+
+    #[test]
+    fn at_most_four_sections_of_each_kind() {
+        assert!(check_sections(OFFER).is_ok());
+        let video = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\n";
+        let four = format!("{OFFER}{video}{video}");
+        assert!(check_sections(&four).is_ok());
+        let five = format!("{four}{video}");
+        let e = check_sections(&five).unwrap_err().to_string();
+        assert!(
+            e.contains("5 video m-sections") && e.contains("at most 4"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn candidates_are_capped() {
+        let sdp: String = (0..40)
+            .map(|n| {
+                format!(
+                    "a=candidate:{n} 1 udp 1 127.0.0.1 {} typ host\r\n",
+                    1000 + n
+                )
+            })
+            .collect();
+        let (kept, dropped) = cap_candidates(&sdp, MAX_REMOTE_CANDIDATES);
+        assert_eq!(dropped, 8);
+        assert_eq!(kept.lines().count(), 32);
+        assert!(kept.contains(" 1031 ") && !kept.contains(" 1032 "));
+        assert_eq!(cap_candidates(&sdp, 0).1, 40);
+    }
+}
