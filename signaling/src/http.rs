@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crate::auth::{Denied, StreamToken};
+use crate::auth::{Denied, Role, StreamToken};
 use crate::endpoint::{Direction, Endpoint, EndpointError, SessionInfo};
 use crate::sdp::SessionDescription;
 use axum::body::Bytes;
@@ -33,12 +33,24 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// Tokens valid for one stream each; such a token used on another stream is `403`.
     pub stream_tokens: Vec<StreamToken>,
-    /// Whether viewing (WHEP) needs a token too.
+    /// Tokens that grant viewing one stream (WHEP, and joining call rooms) and nothing
+    /// else: such a token on WHIP, or on a WHIP session's `PATCH`/`DELETE`, is `403`.
+    pub view_tokens: Vec<StreamToken>,
+    /// The operator's token for `GET /status` (the all-streams `token` works too). When
+    /// any token is configured, `/status` needs one of these two; without tokens it is
+    /// open (a trusted network).
+    pub status_token: Option<String>,
+    /// Whether viewing (WHEP) needs a token too (and joining a call room).
     pub token_for_viewing: bool,
+    /// Origins (`https://host:port`) allowed for browsers: checked on the WebSocket upgrade
+    /// and answered in CORS. Empty: any origin.
+    pub allowed_origins: Vec<String>,
     /// Largest accepted body.
     pub max_body: usize,
     /// Most participants in one call room.
     pub max_room_participants: usize,
+    /// The other bounds on call rooms.
+    pub room_limits: crate::rooms::RoomLimits,
     /// ICE servers advertised in `Link` headers (RFC 9725 section 4.6) on `OPTIONS` and
     /// on `201 Created` of `/whep/{stream}` and `/whip/{stream}`. STUN servers go to
     /// everyone; TURN servers with their credentials only to requests that pass the
@@ -52,9 +64,13 @@ impl Default for ServerConfig {
         ServerConfig {
             token: None,
             stream_tokens: Vec::new(),
+            view_tokens: Vec::new(),
+            status_token: None,
             token_for_viewing: false,
+            allowed_origins: Vec::new(),
             max_body: 64 * 1024,
             max_room_participants: 8,
+            room_limits: crate::rooms::RoomLimits::default(),
             ice_servers: Vec::new(),
         }
     }
@@ -71,7 +87,7 @@ type SessionPath = Path<(String, String)>;
 /// The signaling routes over `endpoint`.
 pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
     let max_body = config.max_body;
-    let rooms = Arc::new(crate::rooms::Rooms::new(config.max_room_participants));
+    let rooms = Arc::new(crate::rooms::Rooms::with_config(&config));
     let permissions = crate::permissions::routes(Arc::clone(&endpoint), config.clone());
     let state = Arc::new(AppState { endpoint, config });
     let ws = Router::new()
@@ -110,19 +126,39 @@ pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
             .options(preflight),
         )
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::map_response(cors))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(state.config.allowed_origins.clone()),
+            cors,
+        ))
         .with_state(state)
         .merge(ws)
         .merge(permissions)
 }
 
-/// Lets pages on other origins use the endpoints.
-async fn cors(mut response: Response) -> Response {
+/// Lets pages on other origins use the endpoints: any origin, or with
+/// `--allowed-origin` only those listed (the request's `Origin` echoed back).
+async fn cors(
+    State(allowed): State<Arc<Vec<String>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    if allowed.is_empty() {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    } else {
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        match origin {
+            Some(o) if origin_allowed(&allowed, Some(&o)) => {
+                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+            }
+            _ => return response,
+        }
+    }
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Location, ETag, Link, Retry-After"),
@@ -152,6 +188,9 @@ async fn endpoint_options<E: Endpoint>(
     Path(stream): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(r) = bad_name(&stream) {
+        return r;
+    }
     let mut r = preflight().await;
     ice_server_links(&state.config, &headers, &stream, &mut r);
     r
@@ -174,7 +213,28 @@ fn ice_server_links(config: &ServerConfig, headers: &HeaderMap, stream: &str, r:
     }
 }
 
-fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+/// Whether a request from `origin` may proceed: any when the list is empty; else a
+/// request without `Origin` (not a browser) or from a listed origin.
+pub(crate) fn origin_allowed(allowed: &[String], origin: Option<&HeaderValue>) -> bool {
+    match origin {
+        _ if allowed.is_empty() => true,
+        None => true,
+        Some(o) => o.to_str().is_ok_and(|o| {
+            allowed
+                .iter()
+                .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o))
+        }),
+    }
+}
+
+/// `400` naming the rule when `stream` is not a valid stream name.
+fn bad_name(stream: &str) -> Option<Response> {
+    crate::auth::check_stream_name(stream)
+        .err()
+        .map(|m| problem(StatusCode::BAD_REQUEST, m))
+}
+
+pub(crate) fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     let mut r = (status, format!("{}\n", message.into())).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -217,7 +277,19 @@ fn unauthorized(
     if direction == Direction::View && !config.token_for_viewing {
         return None;
     }
-    let (status, message) = match crate::auth::check(config, headers, stream) {
+    let role = match direction {
+        Direction::View => Role::View,
+        Direction::Ingest => Role::Publish,
+    };
+    denied(
+        crate::auth::check_role(config, headers, None, stream, role),
+        stream,
+    )
+}
+
+/// The 401 or 403 for a failed token check (`None` when it passed).
+pub(crate) fn denied(result: Result<(), Denied>, stream: &str) -> Option<Response> {
+    let (status, message) = match result {
         Ok(()) => return None,
         Err(Denied::Missing) => (
             StatusCode::UNAUTHORIZED,
@@ -228,6 +300,12 @@ fn unauthorized(
             return Some(problem(
                 StatusCode::FORBIDDEN,
                 format!("this bearer token is not valid for stream {stream:?}"),
+            ))
+        }
+        Err(Denied::ViewOnly) => {
+            return Some(problem(
+                StatusCode::FORBIDDEN,
+                format!("this bearer token may only view stream {stream:?}"),
             ))
         }
     };
@@ -271,6 +349,9 @@ async fn create<E: Endpoint>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(r) = bad_name(&stream) {
+        return r;
+    }
     if let Some(r) = unauthorized(&state.config, &headers, &stream, direction) {
         return r;
     }
@@ -355,6 +436,9 @@ async fn patch_session<E: Endpoint>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(r) = bad_name(&stream) {
+        return r;
+    }
     if let Some(r) = unauthorized(&state.config, &headers, &stream, direction) {
         return r;
     }
@@ -423,6 +507,9 @@ async fn end_session<E: Endpoint>(
     Path((stream, session)): SessionPath,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(r) = bad_name(&stream) {
+        return r;
+    }
     if let Some(r) = unauthorized(&state.config, &headers, &stream, direction) {
         return r;
     }
@@ -435,6 +522,13 @@ async fn end_session<E: Endpoint>(
     }
 }
 
-async fn status<E: Endpoint>(State(state): Shared<E>) -> Json<E::Status> {
-    Json(state.endpoint.status().await)
+/// `GET /status`: the operator's (it lists session ids, which are capabilities).
+async fn status<E: Endpoint>(State(state): Shared<E>, headers: HeaderMap) -> Response {
+    if let Some(r) = denied(
+        crate::auth::check_operator(&state.config, &headers),
+        "/status",
+    ) {
+        return r;
+    }
+    Json(state.endpoint.status().await).into_response()
 }

@@ -36,6 +36,43 @@ pub(super) struct Session {
 /// The sessions by id.
 pub(super) type Sessions = Mutex<HashMap<String, Session>>;
 
+/// A WHIP publish in progress: the stream name is taken before the offer's awaits, so a
+/// client hanging up mid-request (the handler future dropped at an await) must give it
+/// back. Dropped armed, it unpublishes the session's stream; [`PublishGuard::keep`] once
+/// the session is registered (from then on ending the session unpublishes it).
+pub(super) struct PublishGuard {
+    streams: Arc<Streams>,
+    session: String,
+    armed: bool,
+}
+
+impl PublishGuard {
+    pub(super) fn new(streams: &Arc<Streams>, session: &str) -> Self {
+        PublishGuard {
+            streams: Arc::clone(streams),
+            session: session.to_owned(),
+            armed: true,
+        }
+    }
+
+    /// The publish is complete: nothing to roll back.
+    pub(super) fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PublishGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::info!(
+                "session {}: the WHIP request went away before its answer; unpublished",
+                self.session
+            );
+            unpublish_ingest(&self.streams, &self.session);
+        }
+    }
+}
+
 /// Streams we send and the sessions viewing them.
 pub struct Publisher {
     factory: PeerFactory,
