@@ -9,6 +9,7 @@ mod endpoint;
 mod http;
 mod limits;
 mod link;
+mod listen;
 mod permissions;
 mod room_protocol;
 mod rooms;
@@ -21,6 +22,7 @@ pub use endpoint::{Answer, Direction, Endpoint, EndpointError, IceRestart, Sessi
 pub use http::{router, ServerConfig};
 pub use limits::{PendingPerAddress, RateLimit, TooManyPending};
 pub use link::LinkIceServer;
+pub use listen::{serve, HttpLimits};
 pub use permissions::{PermissionDecision, PermissionRequest, UnknownRequest};
 pub use room_protocol::{ClientMessage, InvalidMessage, ServerMessage};
 pub use rooms::RoomLimits;
