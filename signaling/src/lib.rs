@@ -17,7 +17,7 @@ mod sdp;
 mod tls;
 
 pub use auth::{check_stream_name, StreamToken, TokenFile, TokenFileError, STREAM_NAME_RULE};
-pub use client::{post_offer, ClientError, HttpClient, HttpSession};
+pub use client::{post_offer, ClientError, HttpClient, HttpSession, REQUEST_TIMEOUT};
 pub use endpoint::{Answer, Direction, Endpoint, EndpointError, IceRestart, SessionInfo};
 pub use http::{router, ServerConfig};
 pub use limits::{PendingPerAddress, RateLimit, TooManyPending};
