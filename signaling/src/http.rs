@@ -8,6 +8,7 @@
 //! Retry-After at capacity. `PATCH` with `If-Match: *` restarts ICE (RFC 9725 section 4.3.3):
 //! `200` with our new credentials as an sdpfrag and a new `ETag`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::auth::{Denied, Role, StreamToken};
@@ -51,6 +52,12 @@ pub struct ServerConfig {
     pub max_room_participants: usize,
     /// The other bounds on call rooms.
     pub room_limits: crate::rooms::RoomLimits,
+    /// Sessions one client address may have open that have not connected yet; one more
+    /// is `429` + `Retry-After` (needs the client's address: [`crate::serve`] gives it).
+    pub max_pending_per_address: usize,
+    /// How long a session counts as pending against its address (the media side's connect
+    /// deadline).
+    pub pending_deadline: std::time::Duration,
     /// ICE servers advertised in `Link` headers (RFC 9725 section 4.6) on `OPTIONS` and
     /// on `201 Created` of `/whep/{stream}` and `/whip/{stream}`. STUN servers go to
     /// everyone; TURN servers with their credentials only to requests that pass the
@@ -71,6 +78,8 @@ impl Default for ServerConfig {
             max_body: 64 * 1024,
             max_room_participants: 8,
             room_limits: crate::rooms::RoomLimits::default(),
+            max_pending_per_address: 8,
+            pending_deadline: std::time::Duration::from_secs(15),
             ice_servers: Vec::new(),
         }
     }
@@ -79,6 +88,7 @@ impl Default for ServerConfig {
 struct AppState<E> {
     endpoint: Arc<E>,
     config: ServerConfig,
+    pending: std::sync::Mutex<crate::limits::PendingPerAddress>,
 }
 
 type Shared<E> = State<Arc<AppState<E>>>;
@@ -89,7 +99,15 @@ pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
     let max_body = config.max_body;
     let rooms = Arc::new(crate::rooms::Rooms::with_config(&config));
     let permissions = crate::permissions::routes(Arc::clone(&endpoint), config.clone());
-    let state = Arc::new(AppState { endpoint, config });
+    let pending = crate::limits::PendingPerAddress::new(
+        config.max_pending_per_address,
+        config.pending_deadline,
+    );
+    let state = Arc::new(AppState {
+        endpoint,
+        config,
+        pending: std::sync::Mutex::new(pending),
+    });
     let ws = Router::new()
         .route("/ws", get(crate::rooms::upgrade))
         .with_state(rooms);
@@ -323,22 +341,69 @@ fn content_type_is(headers: &HeaderMap, wanted: &str) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(wanted))
 }
 
+/// The client's address, when the server gives it ([`crate::serve`] does).
+type Client = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
 async fn whep<E: Endpoint>(
     state: Shared<E>,
     Path(stream): Path<String>,
+    client: Client,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    create(state, Direction::View, "whep", stream, headers, body).await
+    let client = client.map(|c| c.0 .0.ip());
+    create(
+        state,
+        Direction::View,
+        "whep",
+        stream,
+        client,
+        headers,
+        body,
+    )
+    .await
 }
 
 async fn whip<E: Endpoint>(
     state: Shared<E>,
     Path(stream): Path<String>,
+    client: Client,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    create(state, Direction::Ingest, "whip", stream, headers, body).await
+    let client = client.map(|c| c.0 .0.ip());
+    create(
+        state,
+        Direction::Ingest,
+        "whip",
+        stream,
+        client,
+        headers,
+        body,
+    )
+    .await
+}
+
+/// `Some(429)` when `client` already holds its cap of sessions that have not connected
+/// (those that have connected or ended since are let go first).
+async fn too_many_pending<E: Endpoint>(state: &AppState<E>, client: IpAddr) -> Option<Response> {
+    let ids = crate::sync_lock(&state.pending).ids();
+    for id in ids {
+        if state.endpoint.session(&id).await.is_none() || state.endpoint.connected(&id).await {
+            crate::sync_lock(&state.pending).settled(&id);
+        }
+    }
+    let admitted = crate::sync_lock(&state.pending).admit(client, std::time::Instant::now());
+    let crate::limits::TooManyPending(n) = admitted.err()?;
+    tracing::warn!("{client}: refused a session, {n} of its sessions have not connected yet");
+    let mut r = problem(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("{n} sessions from your address have not connected yet; connect or end them first"),
+    );
+    let retry = state.config.pending_deadline.as_secs().max(1);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    Some(r)
 }
 
 async fn create<E: Endpoint>(
@@ -346,6 +411,7 @@ async fn create<E: Endpoint>(
     direction: Direction,
     prefix: &str,
     stream: String,
+    client: Option<IpAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -368,8 +434,20 @@ async fn create<E: Endpoint>(
         Ok(o) => o,
         Err(e) => return problem(StatusCode::BAD_REQUEST, format!("malformed SDP: {e}")),
     };
+    if let Some(client) = client {
+        if let Some(r) = too_many_pending(&state, client).await {
+            return r;
+        }
+    }
     match state.endpoint.offer(direction, &stream, offer).await {
         Ok(answer) => {
+            if let Some(client) = client {
+                crate::sync_lock(&state.pending).opened(
+                    client,
+                    &answer.session,
+                    std::time::Instant::now(),
+                );
+            }
             let location = format!("/{prefix}/{stream}/{}", answer.session);
             let mut r = (StatusCode::CREATED, answer.sdp).into_response();
             let h = r.headers_mut();

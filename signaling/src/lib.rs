@@ -28,3 +28,8 @@ pub use room_protocol::{ClientMessage, InvalidMessage, ServerMessage};
 pub use rooms::RoomLimits;
 pub use sdp::{SdpError, SessionDescription};
 pub use tls::{server_config, TlsError, TlsListener};
+
+/// Locks `m`, whatever a panicking holder left (the data are plain bookkeeping).
+pub(crate) fn sync_lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -76,7 +76,11 @@ async fn the_token_never_reaches_a_foreign_location_or_redirect() {
     )
     .await;
     let session = client
-        .post_offer(&format!("http://{home}/whip/cam"), Some("secret"), "v=0\r\n")
+        .post_offer(
+            &format!("http://{home}/whip/cam"),
+            Some("secret"),
+            "v=0\r\n",
+        )
         .await
         .unwrap();
     assert_eq!(session.location, format!("http://{foreign}/whip/cam/s1"));

@@ -461,3 +461,49 @@ async fn shutdown_returns_within_the_grace_whatever_clients_hold_open() {
     // The listener is gone.
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+/// The status of a WHEP offer sent from `source` (a loopback address of its own).
+async fn offer_from(source: &str, addr: SocketAddr) -> (u16, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "POST /whep/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: \
+         application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
+        OFFER.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, out)
+}
+
+#[tokio::test]
+async fn one_address_with_never_connecting_offers_does_not_lock_out_another() {
+    let config = ServerConfig {
+        max_pending_per_address: 3,
+        pending_deadline: Duration::from_millis(700),
+        ..ServerConfig::default()
+    };
+    let (addr, _stop, _) = start(config, HttpLimits::default()).await;
+    for _ in 0..3 {
+        assert_eq!(offer_from("127.0.0.2", addr).await.0, 201);
+    }
+    let (status, text) = offer_from("127.0.0.2", addr).await;
+    assert_eq!(status, 429, "{text}");
+    assert!(
+        text.contains("Retry-After") || text.contains("retry-after"),
+        "{text}"
+    );
+    assert!(text.contains("have not connected"), "{text}");
+    // Another address is still served.
+    assert_eq!(offer_from("127.0.0.3", addr).await.0, 201);
+    // Past the connect deadline, the first address may try again.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(offer_from("127.0.0.2", addr).await.0, 201);
+}

@@ -21,8 +21,10 @@ use crate::peer::{Peer, PeerError, PeerFactory, PeerState};
 use crate::sync::lock;
 use crate::track::MediaStreamTrack;
 
-/// How long a session may take to connect before it is reaped.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a session may take to connect before it is reaped (the signaling server counts
+/// a client address's sessions that have not connected for as long, at most
+/// `max_pending_per_address` of them).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// An open session: a viewer (WHEP) or a publisher (WHIP) of a stream.
 pub(super) struct Session {
@@ -286,6 +288,11 @@ impl Endpoint for Publisher {
             direction: s.direction,
             etag: s.etag.clone(),
         })
+    }
+
+    async fn connected(&self, session: &str) -> bool {
+        self.peer(session)
+            .is_ok_and(|p| *p.watch_state().borrow() == PeerState::Connected)
     }
 
     async fn restart_ice(
