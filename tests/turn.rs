@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::frame_numbers;
-use common::http::get;
 use turn_support::Coturn;
 use usermedia::client::view_whep;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
