@@ -507,3 +507,30 @@ async fn one_address_with_never_connecting_offers_does_not_lock_out_another() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(offer_from("127.0.0.2", addr).await.0, 201);
 }
+
+#[tokio::test]
+async fn a_body_that_never_comes_is_408_and_others_are_served_meanwhile() {
+    let limits = HttpLimits {
+        request_timeout: Duration::from_millis(500),
+        ..HttpLimits::default()
+    };
+    let (addr, _stop, _) = start(ServerConfig::default(), limits).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"POST /whep/a HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 1000\r\n\r\nv=0",
+    )
+    .await
+    .unwrap();
+    // Meanwhile, a normal request is answered at once.
+    let r = post_offer(addr, "/whep/a", None, OFFER).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let started = Instant::now();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out))
+        .await
+        .expect("answered and closed")
+        .ok();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
