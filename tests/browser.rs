@@ -5,13 +5,15 @@
 //! matrix (target/tmp/interop/matrix.md), which docs/interop.md ("The matrix") copies.
 
 mod browser_support;
+#[path = "../signaling/tests/common/http.rs"]
+mod http;
 mod turn_support;
 
 use std::time::{Duration, Instant};
 
 use browser_support::{
-    in_netns, loopback_peers, percentile, phone_devices, record, serve, serve_with, Browser,
-    MatrixRow, Served,
+    in_netns, loopback_peers, percentile, phone_devices, record, serve, serve_devices, serve_with,
+    Browser, MatrixRow, Served,
 };
 use serde_json::Value;
 use usermedia::client::{join_room, CallBot};
@@ -468,6 +470,84 @@ async fn shipped_call_page_joins(case: &str, browser: Browser) {
     });
 }
 
+/// A phone whose cameras differ in size: front 640×480 (user), back 320×240 (environment).
+const FLIP_PHONE: &str = r#"{"devices": [
+  {"kind": "videoinput", "deviceId": "front", "label": "Front camera", "facingMode": "user",
+   "source": "pattern", "modes": [{"width": 640, "height": 480, "frameRate": 30}]},
+  {"kind": "videoinput", "deviceId": "back", "label": "Back camera",
+   "facingMode": "environment", "source": "pattern",
+   "modes": [{"width": 320, "height": 240, "frameRate": 30}]}
+]}"#;
+
+/// The browser views a stream while the test flips its camera (`POST
+/// /streams/default/flip`): the page keeps showing frames (no gap over 500 ms), sees the
+/// back camera's size, and its track stays live without a facingMode.
+async fn browser_follows_a_flip(case: &str, browser: Browser) {
+    let file = tempfile::Builder::new()
+        .suffix(".json")
+        .tempfile()
+        .expect("devices file");
+    std::fs::write(file.path(), FLIP_PHONE).expect("devices file");
+    let devices = usermedia::MediaDevices::from_devices_file(
+        file.path(),
+        usermedia::PermissionPolicy::granted(),
+    )
+    .expect("the flip phone");
+    let served = serve_devices(devices, Some(r#"{"video": {"facingMode": "user"}}"#)).await;
+    let flip_while_viewed = async {
+        let end = Instant::now() + Duration::from_secs(12);
+        loop {
+            let status = serde_json::to_value(served.publisher.status().await).expect("status");
+            let sent = status["peers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["stats"]["framesSent"].as_u64())
+                .max()
+                .unwrap_or(0);
+            if sent >= 45 {
+                break;
+            }
+            assert!(
+                Instant::now() < end,
+                "the page never started viewing: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        http::http(served.addr, "POST", "/streams/default/flip", &[], "").await
+    };
+    let ((result, _browser), flipped) = tokio::join!(
+        served.run_page(browser, "case=flip&stream=default"),
+        flip_while_viewed
+    );
+    assert_eq!(flipped.status, 200, "{}", flipped.body);
+    assert!(
+        flipped.body.contains(r#""deviceId":"back""#),
+        "{}",
+        flipped.body
+    );
+    let sizes: Vec<&str> = result["sizes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(sizes, ["640x480", "320x240"], "the sizes shown: {result}");
+    let gap = number(&result, "/maxGapMs");
+    assert!(gap < 500.0, "a {gap} ms gap in the frames shown: {result}");
+    let after = number(&result, "/framesAtLastSize");
+    assert!(after >= 30.0, "{after} frames after the flip: {result}");
+    assert_eq!(result["trackState"], "live");
+    assert_no_facing_mode(&result["remoteSettings"], "the browser's remote track");
+    record(MatrixRow {
+        case,
+        browser,
+        direction: "views usermedia (WHEP) across a camera flip",
+        codec: "(the browser's first)",
+        detail: format!(
+            "640×480 → 320×240 without renegotiation; longest gap {gap:.0} ms, {after} frames after"
+        ),
+    });
+}
+
 /// `case!(name => body(args))`: test `name` runs `body(name, args)` in its own network
 /// namespace.
 macro_rules! case {
@@ -496,3 +576,4 @@ case!(chromium_plays_the_viewer_page_through_turn => shipped_viewer_plays_throug
 case!(chromium_plays_the_viewer_page_through_turn_tcp => shipped_viewer_plays_through_turn(Browser::Chromium, "tcp"));
 case!(chromium_joins_with_the_call_page => shipped_call_page_joins(Browser::Chromium));
 case!(firefox_joins_with_the_call_page => shipped_call_page_joins(Browser::Firefox));
+case!(chromium_follows_a_camera_flip => browser_follows_a_flip(Browser::Chromium));

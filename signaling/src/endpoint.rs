@@ -122,6 +122,18 @@ pub trait Endpoint: Send + Sync + 'static {
     /// Ends a session.
     async fn end(&self, session: &str) -> Result<(), EndpointError>;
 
+    /// `POST /streams/{stream}/flip`: switches `stream` to its camera facing the other way
+    /// (the front/back camera switch of a phone), its viewers going on without
+    /// renegotiation. The answer is the media side's report of the camera now in use,
+    /// served as JSON (signaling only serializes it). A stream that cannot flip (one
+    /// camera, an ingested stream) is `Unprocessable` (422) saying why. The default: this
+    /// endpoint flips nothing (422).
+    async fn flip(&self, stream: &str) -> Result<serde_json::Value, EndpointError> {
+        Err(EndpointError::Unprocessable(format!(
+            "stream {stream:?} cannot flip: this server does not switch cameras"
+        )))
+    }
+
     /// The report `GET /status` serves as JSON: streams, peers, devices in use.
     async fn status(&self) -> Self::Status;
 

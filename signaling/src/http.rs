@@ -7,6 +7,9 @@
 //! session cannot carry out · 428 a new ICE generation without `If-Match: *` · 503 +
 //! Retry-After at capacity. `PATCH` with `If-Match: *` restarts ICE (RFC 9725 section 4.3.3):
 //! `200` with our new credentials as an sdpfrag and a new `ETag`.
+//! `POST /streams/{stream}/flip` (authorized as publishing is) switches a stream's camera
+//! to the one facing the other way: `200` with the camera now in use as JSON, `422` when
+//! the stream cannot flip.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -123,6 +126,7 @@ pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
             "/whip/{stream}",
             post(whip::<E>).options(endpoint_options::<E>),
         )
+        .route("/streams/{stream}/flip", post(flip::<E>).options(preflight))
         .route(
             "/whep/{stream}/{session}",
             axum::routing::patch(|s: Shared<E>, p: SessionPath, h: HeaderMap, b: Bytes| {
@@ -609,4 +613,26 @@ async fn status<E: Endpoint>(State(state): Shared<E>, headers: HeaderMap) -> Res
         return r;
     }
     Json(state.endpoint.status().await).into_response()
+}
+
+/// `POST /streams/{stream}/flip`: the stream's camera switched to the one facing the other
+/// way; authorized as publishing is (the stream's tokens or the all-streams token).
+async fn flip<E: Endpoint>(
+    State(state): Shared<E>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = bad_name(&stream) {
+        return r;
+    }
+    if let Some(r) = unauthorized(&state.config, &headers, &stream, Direction::Ingest) {
+        return r;
+    }
+    match state.endpoint.flip(&stream).await {
+        Ok(camera) => {
+            tracing::info!("stream {stream:?} flipped its camera");
+            Json(camera).into_response()
+        }
+        Err(e) => endpoint_error(e),
+    }
 }

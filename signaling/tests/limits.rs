@@ -141,6 +141,8 @@ async fn stream_names_outside_the_rule_are_400_on_every_route() {
             .await;
             assert_eq!(r.status, 400, "PATCH {path}/s1");
         }
+        let r = http(addr, "POST", &format!("/streams/{bad}/flip"), &[], "").await;
+        assert_eq!(r.status, 400, "flip {bad}: {}", r.body);
     }
     // Beside them, a good name is served.
     let ok = "Cam_1.main-2";

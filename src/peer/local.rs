@@ -10,7 +10,14 @@
 //! applied, picks the codec, and gives the sender the track's description with it (same
 //! ids and SSRC) so webrtc-rs binds its interceptors (NACK, TWCC) to that codec when sending
 //! starts. We packetize ourselves, with the chosen codec's payloader, once connected.
+//!
+//! `replaceTrack` ([`LocalSender::replace`]) swaps the encoders feeding this peer without
+//! renegotiation: the send loop takes a viewer of the new encoders and keeps sending the
+//! old ones' units until the new ones' first (a keyframe), then continues on the new ones
+//! with the same SSRC, the same packetizer (sequence numbers run on) and an RTP clock
+//! rebased so that timestamps run on by the real time in between.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,8 +39,8 @@ use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 use super::setup::{opus_codec, video_codec_parameters, BandwidthTarget};
 use super::{PeerError, PeerState, SendCounters};
 use crate::constraints::MediaKind;
-use crate::encode::pipeline::{EncodedTrack, TrackEncoders};
-use crate::encode::VideoCodec;
+use crate::encode::pipeline::{EncodedTrack, TieredReceiver, TrackEncoders};
+use crate::encode::{EncodedUnit, VideoCodec};
 use crate::sync::lock;
 
 /// RTP packets at most this long (webrtc-rs's sample track uses the same).
@@ -60,7 +67,8 @@ struct Shared {
 /// The tasks that feed one track to one peer; stopped on close or drop.
 pub(super) struct LocalSender {
     tasks: Vec<JoinHandle<()>>,
-    encoders: TrackEncoders,
+    /// The encoders feeding this peer; replaced by `replaceTrack` (the send loop watches).
+    encoders: watch::Sender<TrackEncoders>,
     sender: Arc<dyn RtpSender>,
     /// The track as described to webrtc-rs (ids, SSRC, codec).
     description: Mutex<RtcTrack>,
@@ -156,12 +164,13 @@ impl LocalSender {
                 }
             }
         });
+        let (encoders, replacements) = watch::channel(encoders);
         let send = tokio::spawn(send_loop(SendContext {
             track,
             sender: Arc::clone(&sender),
             bandwidth,
             counters,
-            encoders: encoders.clone(),
+            encoders: replacements,
             shared: Arc::clone(&shared),
             first,
             ssrc,
@@ -182,11 +191,53 @@ impl LocalSender {
         self.ssrc
     }
 
+    /// The encoders feeding this peer now.
+    pub(super) fn encoders(&self) -> TrackEncoders {
+        self.encoders.borrow().clone()
+    }
+
+    /// The kind of track sent.
+    pub(super) fn kind(&self) -> MediaKind {
+        self.encoders.borrow().kind()
+    }
+
+    /// `replaceTrack`: `encoders` (a new track's) feed this peer from their first keyframe
+    /// on, without renegotiation. They must be of the same kind and, once a codec is
+    /// negotiated, able to send it.
+    pub(super) fn replace(&self, encoders: TrackEncoders) -> Result<(), PeerError> {
+        let kind = self.kind();
+        if encoders.kind() != kind {
+            return Err(PeerError::Track(format!(
+                "a {} track cannot replace the {kind} track this sender sends",
+                encoders.kind()
+            )));
+        }
+        if kind == MediaKind::Video {
+            let negotiated = *lock(&self.shared.codec);
+            let codecs = encoders.video_codecs();
+            let sendable = match negotiated {
+                Some(codec) => codecs.contains(&codec),
+                None => !codecs.is_empty(),
+            };
+            if !sendable {
+                let names: Vec<&str> = codecs.iter().map(|c| c.as_str()).collect();
+                return Err(PeerError::Track(format!(
+                    "the replacement cannot send {} (it sends [{}]), which this peer negotiated",
+                    negotiated.map_or("video", |c| c.as_str()),
+                    names.join(", ")
+                )));
+            }
+        }
+        self.encoders.send_replace(encoders);
+        Ok(())
+    }
+
     /// The codec sent: the negotiated video codec, or Opus for audio.
     pub(super) fn mime_type(&self) -> String {
-        match self.encoders.kind() {
+        let encoders = self.encoders();
+        match encoders.kind() {
             MediaKind::Video => lock(&self.shared.codec)
-                .or_else(|| self.encoders.video_codecs().first().copied())
+                .or_else(|| encoders.video_codecs().first().copied())
                 .map(|c| rtp_codec(Some(c)).mime_type)
                 .unwrap_or_default(),
             MediaKind::Audio => opus_codec().mime_type,
@@ -214,7 +265,8 @@ impl LocalSender {
         &self,
         pc: &Arc<dyn PeerConnection>,
     ) -> Result<(), PeerError> {
-        let codecs = self.encoders.video_codecs();
+        let encoders = self.encoders();
+        let codecs = encoders.video_codecs();
         if codecs.is_empty() {
             return Ok(());
         }
@@ -236,7 +288,8 @@ impl LocalSender {
         sdp: &str,
         remote: Remote,
     ) -> Result<(), PeerError> {
-        let allowed = self.encoders.video_codecs();
+        let encoders = self.encoders();
+        let allowed = encoders.video_codecs();
         if allowed.is_empty() {
             return Ok(()); // audio: Opus is the only codec
         }
@@ -346,11 +399,16 @@ impl Drop for LocalSender {
 /// (the encoder's rate control, a unit dropped for a slow peer, a lower frame rate);
 /// capture times keep receivers' playout and jitter figures true. Tier moves keep the
 /// timeline too: every tier encodes the same captured frames.
+///
+/// A replaced track's units are on another timeline: [`rebase`](Self::rebase) continues
+/// the RTP timeline from the last timestamp given out by the real time in between.
 #[derive(Debug, Clone)]
 pub(crate) struct RtpClock {
     clock_rate: u32,
     base: u32,
     first: Option<Duration>,
+    /// The last RTP timestamp given out.
+    last: Option<u32>,
 }
 
 impl RtpClock {
@@ -359,7 +417,20 @@ impl RtpClock {
             clock_rate,
             base,
             first: None,
+            last: None,
         }
+    }
+
+    /// The next unit, captured at `timestamp` on a new timeline (a replaced track's), is
+    /// `gap` after the last one: it gets the last RTP timestamp plus `gap` in ticks (at
+    /// least one), and later units follow it by their capture times.
+    pub(crate) fn rebase(&mut self, timestamp: Duration, gap: Duration) {
+        let Some(last) = self.last else {
+            return; // nothing sent yet: the first unit starts the timeline anyway
+        };
+        let ticks = (gap.as_nanos() * u128::from(self.clock_rate) + 500_000_000) / 1_000_000_000;
+        self.base = last.wrapping_add((ticks as u32).max(1));
+        self.first = Some(timestamp);
     }
 
     /// The RTP timestamp of a unit captured at `timestamp` (on the track's timeline).
@@ -372,7 +443,9 @@ impl RtpClock {
         let half = 500_000_000 * scaled.signum();
         let ticks = (scaled + half) / 1_000_000_000;
         // Modulo 2^32, as RTP timestamps wrap.
-        self.base.wrapping_add(ticks as i64 as u32)
+        let rtp = self.base.wrapping_add(ticks as i64 as u32);
+        self.last = Some(rtp);
+        rtp
     }
 }
 
@@ -382,12 +455,68 @@ struct SendContext {
     sender: Arc<dyn RtpSender>,
     bandwidth: BandwidthTarget,
     counters: Arc<SendCounters>,
-    encoders: TrackEncoders,
+    /// The encoders to send, replaced by `replaceTrack`.
+    encoders: watch::Receiver<TrackEncoders>,
     shared: Arc<Shared>,
     /// The codec sent if negotiation never chose one (the track's first).
     first: Option<VideoCodec>,
     ssrc: u32,
     state: watch::Receiver<PeerState>,
+}
+
+/// Turns units into RTP packets on the track: one SSRC, one packetizer (sequence numbers)
+/// and one RTP clock for the sender's life, whichever encoders the units come from.
+struct Writer {
+    track: Arc<TrackLocalStaticRTP>,
+    packetizer: Box<dyn Packetizer + Send>,
+    clock: RtpClock,
+    counters: Arc<SendCounters>,
+    video: bool,
+    /// When the last unit was written.
+    last_sent: Option<Instant>,
+}
+
+impl Writer {
+    /// Writes `unit` from `units`; `false` once the track cannot be written to.
+    async fn write(&mut self, unit: EncodedUnit, units: &TieredReceiver) -> bool {
+        let keyframe = self.video && unit.keyframe;
+        let rtp_timestamp = self.clock.timestamp(unit.timestamp);
+        let mut packets = match self.packetizer.packetize(Instant::now(), &unit.data, 0) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!("packetize: {e}");
+                return true;
+            }
+        };
+        for packet in &mut packets {
+            packet.header.timestamp = rtp_timestamp;
+        }
+        for packet in packets {
+            if let Err(e) = self.track.write_rtp(packet).await {
+                tracing::debug!("write RTP: {e}");
+                return false;
+            }
+        }
+        self.last_sent = Some(Instant::now());
+        let c = &self.counters;
+        c.frames_sent.fetch_add(1, Ordering::Relaxed);
+        c.tier.store(units.tier() as u64, Ordering::Relaxed);
+        c.tier_switches.store(units.switches(), Ordering::Relaxed);
+        c.tier_moves_abandoned
+            .store(units.abandoned_moves(), Ordering::Relaxed);
+        if keyframe {
+            c.keyframes_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+}
+
+/// The next unit of a replacement's viewer, if there is one (never ready without).
+async fn next_of(pending: &mut Option<TieredReceiver>) -> Option<EncodedUnit> {
+    match pending {
+        Some(p) => p.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn send_loop(ctx: SendContext) {
@@ -396,7 +525,7 @@ async fn send_loop(ctx: SendContext) {
         sender,
         bandwidth,
         counters,
-        encoders,
+        encoders: mut replacements,
         shared,
         first,
         ssrc,
@@ -413,6 +542,7 @@ async fn send_loop(ctx: SendContext) {
             return;
         }
     }
+    let encoders = replacements.borrow_and_update().clone();
     let video = encoders.kind() == MediaKind::Video;
     let codec = if video {
         lock(&shared.codec).or(first)
@@ -443,7 +573,7 @@ async fn send_loop(ctx: SendContext) {
             return;
         }
     };
-    let mut packetizer = new_packetizer(
+    let packetizer = new_packetizer(
         Instant::now(),
         MTU,
         payload_type,
@@ -461,7 +591,8 @@ async fn send_loop(ctx: SendContext) {
             0.0
         }
     };
-    let mut units = match encoders.viewer(codec, if video { 30 } else { 50 }, estimate_now()) {
+    let capacity = if video { 30 } else { 50 };
+    let mut units = match encoders.viewer(codec, capacity, estimate_now()) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!("cannot encode {}: {e}", rtp.mime_type);
@@ -469,25 +600,31 @@ async fn send_loop(ctx: SendContext) {
         }
     };
     *lock(&shared.encoder) = Some(units.encoder().clone());
-    let mut clock = RtpClock::new(rtp.clock_rate, rand::random());
+    let mut writer = Writer {
+        track,
+        packetizer: Box::new(packetizer),
+        clock: RtpClock::new(rtp.clock_rate, rand::random()),
+        counters,
+        video,
+        last_sent: None,
+    };
+    // A replacement's viewer, until its first unit (a keyframe) takes over.
+    let mut pending: Option<TieredReceiver> = None;
+    // The current encoders ended while a replacement was pending.
+    let mut current_ended = false;
+    let mut replaceable = true;
     let mut estimate = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            unit = units.recv() => {
-                let Some(unit) = unit else { break };
-                let keyframe = video && unit.keyframe;
-                let rtp_timestamp = clock.timestamp(unit.timestamp);
-                let mut packets = match packetizer.packetize(Instant::now(), &unit.data, 0) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::debug!("packetize: {e}");
+            unit = units.recv(), if !current_ended => {
+                let Some(unit) = unit else {
+                    if pending.is_some() {
+                        current_ended = true;
                         continue;
                     }
+                    break;
                 };
-                for packet in &mut packets {
-                    packet.header.timestamp = rtp_timestamp;
-                }
-                if keyframe {
+                if video && unit.keyframe {
                     // A tier move lands on a keyframe: from now on requests go to the new
                     // tier's encoder.
                     let mut current = lock(&shared.encoder);
@@ -495,27 +632,37 @@ async fn send_loop(ctx: SendContext) {
                         *current = Some(units.encoder().clone());
                     }
                 }
-                let mut failed = false;
-                for packet in packets {
-                    if let Err(e) = track.write_rtp(packet).await {
-                        tracing::debug!("write RTP: {e}");
-                        failed = true;
-                        break;
-                    }
-                }
-                if failed {
+                if !writer.write(unit, &units).await {
                     break;
                 }
-                counters.frames_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                counters.tier.store(units.tier() as u64, std::sync::atomic::Ordering::Relaxed);
-                counters
-                    .tier_switches
-                    .store(units.switches(), std::sync::atomic::Ordering::Relaxed);
-                counters
-                    .tier_moves_abandoned
-                    .store(units.abandoned_moves(), std::sync::atomic::Ordering::Relaxed);
-                if keyframe {
-                    counters.keyframes_sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            unit = next_of(&mut pending), if pending.is_some() => {
+                let (Some(unit), Some(next)) = (unit, pending.take()) else {
+                    // The replacement ended before sending anything: keep the current.
+                    if current_ended {
+                        break;
+                    }
+                    continue;
+                };
+                units = next;
+                current_ended = false;
+                *lock(&shared.encoder) = Some(units.encoder().clone());
+                let gap = writer.last_sent.map(|t| t.elapsed()).unwrap_or_default();
+                writer.clock.rebase(unit.timestamp, gap);
+                tracing::debug!("sending the replacement track (gap {gap:?})");
+                if !writer.write(unit, &units).await {
+                    break;
+                }
+            }
+            changed = replacements.changed(), if replaceable => {
+                if changed.is_err() {
+                    replaceable = false;
+                    continue;
+                }
+                let next = replacements.borrow_and_update().clone();
+                match next.viewer(codec, capacity, estimate_now()) {
+                    Ok(v) => pending = Some(v),
+                    Err(e) => tracing::warn!("cannot send the replacement track: {e}"),
                 }
             }
             _ = estimate.tick(), if video => {
@@ -554,5 +701,33 @@ mod tests {
             0,
             "1 tick wraps"
         );
+    }
+
+    #[test]
+    fn a_replaced_track_continues_the_rtp_timeline_by_the_real_gap() {
+        let mut clock = RtpClock::new(90_000, u32::MAX - 1000);
+        let frame = Duration::from_nanos(33_333_333);
+        let t = Duration::from_secs(60);
+        assert_eq!(clock.timestamp(t), u32::MAX - 1000);
+        let last = clock.timestamp(t + frame);
+        assert_eq!(last, (u32::MAX - 1000).wrapping_add(3000));
+        // The new track's timeline starts near zero; its first unit 40 ms after the last.
+        clock.rebase(Duration::from_millis(5), Duration::from_millis(40));
+        let first_new = clock.timestamp(Duration::from_millis(5));
+        assert_eq!(first_new, last.wrapping_add(3600));
+        assert_eq!(
+            clock.timestamp(Duration::from_millis(5) + frame),
+            first_new.wrapping_add(3000)
+        );
+        // No time between (or a clock that stood still): still one tick later.
+        clock.rebase(Duration::from_secs(7), Duration::ZERO);
+        assert_eq!(
+            clock.timestamp(Duration::from_secs(7)),
+            first_new.wrapping_add(3001)
+        );
+        // Before anything was sent there is nothing to continue.
+        let mut fresh = RtpClock::new(48_000, 10);
+        fresh.rebase(Duration::from_secs(3), Duration::from_millis(20));
+        assert_eq!(fresh.timestamp(Duration::from_secs(3)), 10);
     }
 }

@@ -147,6 +147,41 @@ struct SentStream {
     counters: Arc<SendCounters>,
 }
 
+/// A track this peer sends (the spec's `RTCRtpSender`), as [`Peer::get_senders`] lists
+/// them: its kind, the track it sends, and `replaceTrack`.
+#[derive(Clone)]
+pub struct TrackSender {
+    sender: Arc<local::LocalSender>,
+}
+
+impl TrackSender {
+    /// The kind of track it sends.
+    pub fn kind(&self) -> crate::constraints::MediaKind {
+        self.sender.kind()
+    }
+
+    /// The track it sends now (`None` when it sends a passthrough).
+    pub fn track(&self) -> Option<crate::track::MediaStreamTrack> {
+        self.sender.encoders().track()
+    }
+
+    /// `replaceTrack`: sends `track`'s encoders instead (an `&EncodedTrack` or a
+    /// `&TrackEncoders` of the new track, as [`Peer::add_track`] takes) — for instance
+    /// the other camera after a second getUserMedia with the other `facingMode`. No
+    /// renegotiation: the receiver's track goes on (same SSRC, sequence numbers running on,
+    /// timestamps by the real time in between) and shows the new track from its first
+    /// keyframe, at the new size; until then the old track's units keep coming. Only this
+    /// peer changes; to move every peer of a published track at once, replace the track of
+    /// its [`TrackEncoders`] ([`TrackEncoders::replace_track`]) instead.
+    ///
+    /// The replacement must be of the same kind and, once a codec is negotiated, able to
+    /// send it (`PeerError::Track` otherwise, and nothing changes). Stop the old track
+    /// only after replacing it.
+    pub fn replace_track(&self, track: impl Into<TrackEncoders>) -> Result<(), PeerError> {
+        self.sender.replace(track.into())
+    }
+}
+
 /// Gives back a factory slot when the peer goes.
 struct Slot(Arc<AtomicUsize>);
 
@@ -302,6 +337,15 @@ impl Peer {
 
     fn senders(&self) -> Vec<Arc<local::LocalSender>> {
         lock(&self.senders).clone()
+    }
+
+    /// `getSenders()`: the tracks this peer sends, in the order they were added (none once
+    /// closed).
+    pub fn get_senders(&self) -> Vec<TrackSender> {
+        self.senders()
+            .into_iter()
+            .map(|sender| TrackSender { sender })
+            .collect()
     }
 
     /// Asks to receive a kind of media without sending it (a viewer's offer).

@@ -1,8 +1,10 @@
 //! The server side of `usermedia serve`: published streams (a track set and one encoder per
 //! codec its viewers negotiate), WHIP ingest, the WHEP sessions viewing them and the
-//! `/status` report, the permission prompt's requests and the indicator, behind the signaling crate's [`Endpoint`](usermedia_signaling::Endpoint).
+//! `/status` report, the permission prompt's requests and the indicator, the camera flip,
+//! behind the signaling crate's [`Endpoint`](usermedia_signaling::Endpoint).
 
 mod encoders;
+mod flip;
 mod ingest;
 mod permissions;
 mod publisher;
@@ -10,6 +12,7 @@ mod status;
 mod stream;
 
 pub use encoders::{encode_track, encode_track_with};
+pub use flip::{next_camera, FlipError, StreamCamera};
 pub use publisher::{Publisher, CONNECT_TIMEOUT};
 pub use status::{
     EncoderStatus, PeerStatus, ReceivedStatus, Role, Status, StreamStatus, TrackStatus,

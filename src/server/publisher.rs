@@ -11,6 +11,7 @@ use usermedia_signaling::{
 };
 
 use super::encoders::encode_track_with;
+use super::flip::FlipError;
 use super::ingest::unpublish_ingest;
 use super::status::Status;
 use super::stream::{Published, Streams};
@@ -84,7 +85,9 @@ pub struct Publisher {
     /// The video codecs we send: one, or `None` for whichever each viewer offers first.
     pub(super) video_codec: Option<VideoCodec>,
     pub(super) sessions: Arc<Sessions>,
-    devices: Option<Arc<MediaDevices>>,
+    /// The devices streams are captured from: `/status` reports their use, a flip opens
+    /// the other camera from them.
+    pub(super) devices: Option<Arc<MediaDevices>>,
 }
 
 impl Publisher {
@@ -112,8 +115,9 @@ impl Publisher {
         self
     }
 
-    /// Reports these devices' use in `/status` and `/indicator`, and lists and answers
-    /// their permission prompt's requests (`/permissions`).
+    /// Reports these devices' use in `/status` and `/indicator`, lists and answers their
+    /// permission prompt's requests (`/permissions`), and flips cameras among them
+    /// ([`flip`](Self::flip)).
     pub fn with_devices(mut self, devices: Arc<MediaDevices>) -> Self {
         self.devices = Some(devices);
         self
@@ -325,6 +329,22 @@ impl Endpoint for Publisher {
                 Ok(())
             }
             None => Err(EndpointError::UnknownSession(session.to_owned())),
+        }
+    }
+
+    async fn flip(&self, stream: &str) -> Result<serde_json::Value, EndpointError> {
+        match self.flip_blocking(stream).await {
+            Ok(camera) => serde_json::to_value(camera)
+                .map_err(|e| EndpointError::Internal(format!("the flip's report: {e}"))),
+            Err(FlipError::UnknownStream(s)) => Err(EndpointError::UnknownStream(s)),
+            Err(
+                e @ (FlipError::CannotFlip { .. }
+                | FlipError::Open {
+                    source: crate::error::MediaError::NotAllowedError { .. },
+                    ..
+                }),
+            ) => Err(EndpointError::Unprocessable(e.to_string())),
+            Err(e) => Err(EndpointError::Internal(e.to_string())),
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use usermedia_signaling::Direction;
 
+use super::flip::{can_flip, StreamCamera};
 use super::publisher::Sessions;
 use super::stream::{Published, Streams};
 use crate::constraints::{MediaKind, MediaTrackSettings};
@@ -39,6 +40,10 @@ pub struct StreamStatus {
     pub tracks: Vec<TrackStatus>,
     /// Ingested: what arrives from the publisher, per track.
     pub received: Vec<ReceivedStatus>,
+    /// The camera it sends now (none for an ingested stream or one without video).
+    pub device: Option<StreamCamera>,
+    /// Whether `POST /streams/{name}/flip` can switch it to a camera facing another way.
+    pub can_flip: bool,
 }
 
 /// A track of a stream and the encoders running for it.
@@ -127,18 +132,25 @@ impl Status {
         }
         let streams = streams
             .iter()
-            .map(|(name, p)| StreamStatus {
-                name: name.clone(),
-                viewers: sessions
-                    .iter()
-                    .filter(|(_, s, d, _)| s == name && *d == Direction::View)
-                    .count(),
-                ingested: p.ingest.is_some(),
-                tracks: lock(&p.tracks)
-                    .iter()
-                    .map(|(t, e)| TrackStatus::of(t, &e.running()))
-                    .collect(),
-                received: lock(&p.received).iter().map(ReceivedStatus::of).collect(),
+            .map(|(name, p)| {
+                // Asked before the locks below are taken (they last the whole literal).
+                let device = p.tracks().iter().find_map(StreamCamera::of);
+                let can_flip = can_flip(p, devices);
+                StreamStatus {
+                    name: name.clone(),
+                    viewers: sessions
+                        .iter()
+                        .filter(|(_, s, d, _)| s == name && *d == Direction::View)
+                        .count(),
+                    ingested: p.ingest.is_some(),
+                    tracks: lock(&p.tracks)
+                        .iter()
+                        .map(|(t, e)| TrackStatus::of(t, &e.running()))
+                        .collect(),
+                    received: lock(&p.received).iter().map(ReceivedStatus::of).collect(),
+                    device,
+                    can_flip,
+                }
             })
             .collect();
         let devices_in_use = devices.map(|d| d.devices_in_use()).unwrap_or_default();
@@ -250,6 +262,13 @@ mod tests {
                 "ingested": false,
                 "tracks": tracks,
                 "received": Vec::<Value>::new(),
+                "device": {
+                    "deviceId": "virtual-pattern",
+                    "label": "Virtual camera (pattern)",
+                    "width": 640,
+                    "height": 480,
+                },
+                "canFlip": false,
             }],
             "peers": Vec::<Value>::new(),
             "devicesInUse": devices.devices_in_use(),

@@ -23,6 +23,8 @@ pub(super) struct Published {
     /// An ingested stream's tracks as received from the publisher (for their receive-side
     /// counters on `/status`: packets, bytes, decoded frames, PLIs sent, drops).
     pub(super) received: Mutex<Vec<RemoteTrack>>,
+    /// Held while the stream's camera is being flipped (one flip at a time).
+    pub(super) flipping: Mutex<()>,
 }
 
 impl Published {

@@ -314,14 +314,29 @@ pub fn loopback_peers() -> PeerFactory {
 /// Serves usermedia on 127.0.0.1: with `constraints`, the phone's devices captured per
 /// them and published as `default`; without, nothing published (a WHIP target).
 pub async fn serve(constraints: Option<&str>) -> Served {
-    serve_with(constraints, ServerConfig::default()).await
+    serve_devices(phone_devices(), constraints).await
 }
 
 /// [`serve`] with the signaling routes configured by `config`.
 pub async fn serve_with(constraints: Option<&str>, config: ServerConfig) -> Served {
-    let publisher = Arc::new(Publisher::new(loopback_peers()));
+    serve_devices_with(phone_devices(), constraints, config).await
+}
+
+/// [`serve`] capturing from `devices`, which the publisher is given (to flip cameras).
+pub async fn serve_devices(devices: MediaDevices, constraints: Option<&str>) -> Served {
+    serve_devices_with(devices, constraints, ServerConfig::default()).await
+}
+
+/// [`serve_devices`] with the signaling routes configured by `config`.
+pub async fn serve_devices_with(
+    devices: MediaDevices,
+    constraints: Option<&str>,
+    config: ServerConfig,
+) -> Served {
+    let devices = Arc::new(devices);
+    let publisher = Arc::new(Publisher::new(loopback_peers()).with_devices(Arc::clone(&devices)));
     let stream = constraints.map(|c| {
-        let stream = phone_devices()
+        let stream = devices
             .get_user_media_json(c)
             .unwrap_or_else(|e| panic!("getUserMedia({c}): {e:?}"));
         publisher

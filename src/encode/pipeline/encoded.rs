@@ -8,10 +8,12 @@ use std::time::Instant;
 
 use super::bitrate::BitrateVotes;
 use super::fanout::{AsyncEncodedReceiver, EncodedReceiver, Fanout};
+use super::input::Input;
 use super::keyframe::KeyframeGate;
 use crate::constraints::MediaKind;
-use crate::encode::{EncodedUnit, VideoCodec};
+use crate::encode::{EncodeError, EncodedUnit, VideoCodec};
 use crate::sync::lock;
+use crate::track::MediaStreamTrack;
 
 /// Which codec and at what bitrate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,12 +111,22 @@ pub(super) struct Counters {
 /// Asks the origin of a passthrough's units for a keyframe (a PLI to the publisher).
 pub(super) type KeyframeRequest = Box<dyn Fn() + Send + Sync>;
 
+/// Where an encoder's units come from.
+pub(super) enum Source {
+    /// Encoded here from a track.
+    Track(Arc<Input>),
+    /// Pushed in already encoded; keyframe requests go to the origin.
+    Passthrough(KeyframeRequest),
+}
+
 /// What an encoder's thread (or a passthrough's feeder), its handles and its sinks share.
 pub(super) struct Shared {
     pub(super) kind: MediaKind,
     pub(super) codec: CodecConfig,
     /// Set for a passthrough: where keyframe requests go instead of the encoder.
     passthrough: Option<KeyframeRequest>,
+    /// The track an encoder encodes (replaceable); `None` for a passthrough.
+    pub(super) input: Option<Arc<Input>>,
     pub(super) fanout: Fanout,
     keyframe: Mutex<KeyframeGate>,
     /// The configured bitrate is the votes' ceiling: the tier's ceiling, which is the next
@@ -127,20 +139,26 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// The one constructor: an encoder (or, with `passthrough`, a passthrough) of `codec`
-    /// for a `kind` track at `tier`, its target between `floor` and `codec.bitrate()`.
+    /// The one constructor: an encoder of `input` (or, with `passthrough`, a passthrough)
+    /// of `codec` for a `kind` track at `tier`, its target between `floor` and
+    /// `codec.bitrate()`.
     pub(super) fn new(
         kind: MediaKind,
         codec: CodecConfig,
-        passthrough: Option<KeyframeRequest>,
+        source: Source,
         tier: usize,
         floor: u32,
     ) -> Arc<Self> {
         let bitrate = codec.bitrate();
+        let (input, passthrough) = match source {
+            Source::Track(input) => (Some(input), None),
+            Source::Passthrough(request) => (None, Some(request)),
+        };
         let shared = Shared {
             kind,
             codec,
             passthrough,
+            input,
             fanout: Fanout::default(),
             keyframe: Mutex::new(KeyframeGate::default()),
             bitrate: Mutex::new(BitrateVotes::new(bitrate, floor)),
@@ -263,6 +281,31 @@ impl EncodedTrack {
             return;
         }
         lock(&self.shared.bitrate).vote(voter, estimate);
+    }
+
+    /// `replaceTrack` for this encoder alone: from its next frame on it encodes `track`
+    /// (a live track of the same kind) instead, without its sinks noticing more than a
+    /// keyframe: the codec restarts at the new track's size, and the new track's
+    /// timestamps continue the old ones. Replace before stopping the old track (an
+    /// encoder whose track ends unreplaced ends). A passthrough cannot be replaced.
+    ///
+    /// An encoder of a [`TrackEncoders`](super::TrackEncoders) shares its input with the
+    /// set's other encoders: replace through the set
+    /// ([`TrackEncoders::replace_track`](super::TrackEncoders::replace_track)) so they all
+    /// follow.
+    pub fn replace_track(&self, track: &MediaStreamTrack) -> Result<(), EncodeError> {
+        match &self.shared.input {
+            Some(input) => input.replace(track),
+            None => Err(EncodeError::Mismatch(
+                "a passthrough forwards what its publisher sends: its track cannot be replaced"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The track it encodes now (`None` for a passthrough).
+    pub fn track(&self) -> Option<MediaStreamTrack> {
+        self.shared.input.as_ref().map(|i| i.track())
     }
 
     /// Its tier in the set's ladder (0 = the highest).

@@ -1,12 +1,14 @@
 //! The encoder thread: takes a track's frames, encodes them with the codec it was started
-//! with (H.264, VP8 or Opus, restarted when the track's format changes) and hands the units
-//! to the fan-out; and [`EncodedTrack::start`], which spawns it.
+//! with (H.264, VP8 or Opus, restarted when the track's format changes or the track is
+//! replaced) and hands the units to the fan-out; and [`EncodedTrack::start`], which spawns
+//! it.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use super::encoded::{CodecConfig, EncodedTrack, Shared};
+use super::encoded::{CodecConfig, EncodedTrack, Shared, Source};
+use super::input::{shift, Fed, Input, InputFeed};
 use crate::encode::h264::{H264Config, H264Encoder};
 use crate::encode::opus::OpusEncoder;
 use crate::encode::vp8::{Vp8Config, Vp8Encoder};
@@ -19,18 +21,19 @@ impl EncodedTrack {
     /// track's current settings; a size change on the track restarts the encoder at the new
     /// size.
     pub fn start(track: &MediaStreamTrack, codec: CodecConfig) -> Result<Self, EncodeError> {
-        Self::start_tier(track, codec, 0, 0)
+        Self::start_tier(&Input::new(track), codec, 0, 0)
     }
 
     /// [`start`](Self::start) as tier `tier` of a ladder: `codec.bitrate()` is the tier's
     /// ceiling (the next higher rung; the top rung for tier 0), `floor` the lowest target
     /// votes may set (0.9 × the tier's own rung; 0 for the lowest tier).
     pub(super) fn start_tier(
-        track: &MediaStreamTrack,
+        input: &Arc<Input>,
         codec: CodecConfig,
         tier: usize,
         floor: u32,
     ) -> Result<Self, EncodeError> {
+        let track = input.track();
         if codec.kind() != track.kind() {
             return Err(EncodeError::Mismatch(format!(
                 "{:?} cannot encode a {} track",
@@ -52,9 +55,14 @@ impl EncodedTrack {
                 bitrate,
             },
         };
-        let shared = Shared::new(track.kind(), codec, None, tier, floor);
-        // Two raw frames of slack: a slow encoder drops input rather than queueing it.
-        let input = track.subscribe(2);
+        let shared = Shared::new(
+            track.kind(),
+            codec,
+            Source::Track(Arc::clone(input)),
+            tier,
+            floor,
+        );
+        let input = InputFeed::new(Arc::clone(input));
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name(format!("{} encoder", codec.name()))
@@ -133,6 +141,22 @@ enum Encoder {
 }
 
 impl Encoder {
+    /// The track was replaced: the codec starts again at the next frame (a keyframe, at
+    /// the new track's size), video at the new track's `frame_rate`.
+    fn restart(&mut self, new_frame_rate: f64) {
+        match self {
+            Encoder::Video {
+                encoder,
+                frame_rate,
+                ..
+            } => {
+                *encoder = None;
+                *frame_rate = new_frame_rate;
+            }
+            Encoder::Audio { encoder, .. } => *encoder = None,
+        }
+    }
+
     fn encode(
         &mut self,
         frame: &MediaFrame,
@@ -208,32 +232,41 @@ impl Encoder {
 
 /// The encoder thread: encodes `input` until the track ends or the last handle is dropped,
 /// then ends every sink (see [`Shared::end`]).
-fn run(input: crate::media::FrameReceiver, shared: Weak<Shared>, encoder: Encoder) {
+fn run(input: InputFeed, shared: Weak<Shared>, encoder: Encoder) {
     encode_loop(input, &shared, encoder);
     if let Some(shared) = shared.upgrade() {
         shared.end();
     }
 }
 
-fn encode_loop(input: crate::media::FrameReceiver, shared: &Weak<Shared>, mut encoder: Encoder) {
+fn encode_loop(mut input: InputFeed, shared: &Weak<Shared>, mut encoder: Encoder) {
     // Failures already logged.
     let mut logged: Vec<String> = Vec::new();
     loop {
         let frame = match input.recv_timeout(Duration::from_millis(250)) {
-            Ok(Some(f)) => f,
-            Ok(None) => {
+            Fed::Frame { frame, switched } => {
+                if let Some(frame_rate) = switched {
+                    encoder.restart(frame_rate);
+                }
+                frame
+            }
+            Fed::Idle => {
                 if shared.strong_count() == 0 {
                     break;
                 }
                 continue;
             }
-            Err(_) => break, // the track ended
+            Fed::Ended => break, // the track ended, unreplaced
         };
         let Some(shared) = shared.upgrade() else {
             break;
         };
         let c = &shared.counters;
         c.frames_in.fetch_add(1, Ordering::Relaxed);
+        // Where this track's timestamps land (fixed at its first frame, encoded or not).
+        let Some(offset) = input.offset(frame.timestamp(), Instant::now()) else {
+            continue;
+        };
         if shared.fanout.prune() == 0 {
             continue;
         }
@@ -258,7 +291,10 @@ fn encode_loop(input: crate::media::FrameReceiver, shared: &Weak<Shared>, mut en
             }
         };
         c.bitrate.store(u64::from(bitrate), Ordering::Relaxed);
-        for unit in units {
+        let now = Instant::now();
+        for mut unit in units {
+            unit.timestamp = shift(unit.timestamp, offset);
+            input.placed(unit.timestamp, now);
             shared.fan_out(unit);
         }
     }

@@ -18,8 +18,12 @@
 //! pushed into it through the same sinks, keyframe requests going to the publisher (a PLI)
 //! instead of an encoder. Its bitrate is the publisher's; peers' votes cannot change it.
 //!
+//! A set's track can be replaced while viewers watch ([`TrackEncoders::replace_track`]:
+//! the other camera): its encoders move to the new track at their next frame, restart
+//! their codec on a keyframe at the new size, and continue the timestamps.
+//!
 //! The files, one job each: `encoded` (the handle and the state an encoder shares),
-//! `fanout` (sinks and receivers), `keyframe` (the keyframe gate), `bitrate` (votes to a
+//! `fanout` (sinks and receivers), `input` (the replaceable track and its timeline), `keyframe` (the keyframe gate), `bitrate` (votes to a
 //! target), `encoder_thread` (the encoding loop and codec dispatch), `passthrough`,
 //! `ladder` (rungs and tier policy), `set` (the encoders of one track), `splice` (a
 //! viewer's move between tiers, sans I/O) and `tiered` (its async driver).
@@ -28,6 +32,7 @@ mod bitrate;
 mod encoded;
 mod encoder_thread;
 mod fanout;
+mod input;
 mod keyframe;
 mod ladder;
 mod passthrough;

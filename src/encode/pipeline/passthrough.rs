@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::encoded::{CodecConfig, EncodedTrack, Shared};
+use super::encoded::{CodecConfig, EncodedTrack, Shared, Source};
 use crate::encode::EncodedUnit;
 use crate::sync::lock;
 
@@ -40,7 +40,7 @@ impl EncodedTrack {
         let shared = Shared::new(
             codec.kind(),
             codec,
-            Some(Box::new(keyframe_request)),
+            Source::Passthrough(Box::new(keyframe_request)),
             tier,
             0,
         );

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::encoded::{CodecConfig, EncodedTrack};
 use super::fanout::AsyncEncodedReceiver;
+use super::input::{check_replacement, Input};
 use super::ladder::{BitrateLadder, TierPolicy};
 use super::splice::SpliceConfig;
 use super::tiered::TieredReceiver;
@@ -44,8 +45,8 @@ struct Running {
 
 struct SetInner {
     kind: MediaKind,
-    /// The track, where encoders can still be started (`None`: a fixed set).
-    track: Option<MediaStreamTrack>,
+    /// The track encoders are started on, replaceable (`None`: a fixed set).
+    input: Option<Arc<Input>>,
     /// Video rungs, highest first (one for audio and fixed sets).
     rungs: Vec<u32>,
     policy: TierPolicy,
@@ -122,7 +123,7 @@ impl TrackEncoders {
         };
         let inner = Arc::new(SetInner {
             kind,
-            track: Some(track.clone()),
+            input: Some(Input::new(track)),
             rungs,
             policy,
             allowed: match kind {
@@ -168,7 +169,7 @@ impl TrackEncoders {
         }
         let inner = Arc::new(SetInner {
             kind: set.inner.kind,
-            track: set.inner.track.clone(),
+            input: set.inner.input.clone(),
             rungs: set.inner.rungs.clone(),
             policy: set.inner.policy,
             allowed,
@@ -194,7 +195,7 @@ impl TrackEncoders {
     /// The bitrate rungs viewers of `codec` are spread over, highest first: the ladder,
     /// or one rung for audio, a passthrough's codec and a fixed set.
     pub fn rungs(&self, codec: Option<VideoCodec>) -> Vec<u32> {
-        let single = self.inner.track.is_none()
+        let single = self.inner.input.is_none()
             || codec.is_none()
             || lock(&self.inner.running)
                 .iter()
@@ -294,7 +295,7 @@ impl TrackEncoders {
             r.idle_since = None;
             return Ok(r.encoder.clone());
         }
-        let Some(track) = &inner.track else {
+        let Some(input) = &inner.input else {
             return Err(EncodeError::Mismatch(
                 "a fixed encoder set cannot start encoders".into(),
             ));
@@ -317,7 +318,8 @@ impl TrackEncoders {
                 0,
             ),
         };
-        let encoder = EncodedTrack::start_tier(track, codec, tier, floor)?;
+        let encoder = EncodedTrack::start_tier(input, codec, tier, floor)?;
+        let track = input.track();
         tracing::info!(
             "started a {} encoder for track {:?} at tier {tier} (rung {} bit/s; target {}..={} \
              bit/s by its viewers' estimates; {} running)",
@@ -334,6 +336,58 @@ impl TrackEncoders {
             idle_since: None,
         });
         Ok(encoder)
+    }
+
+    /// `replaceTrack` for every viewer of the set: from the next frame on, every encoder
+    /// of the set (and every one started later) encodes `track` instead — for instance
+    /// the other camera, after a second getUserMedia with the other `facingMode`. No
+    /// viewer renegotiates or sees its track end: each keeps its codec, tier, SSRC and
+    /// sequence numbers; the next unit is a keyframe at the new track's size, and the
+    /// timestamps continue by the real time in between. The ladder stays the one the set
+    /// was made with.
+    ///
+    /// `track` must be a live track of the set's kind. Replace first, then stop the old
+    /// track (an encoder whose track ends unreplaced ends, and its viewers with it). A
+    /// set forwarding an ingested stream (a passthrough) cannot be replaced.
+    pub fn replace_track(&self, track: &MediaStreamTrack) -> Result<(), EncodeError> {
+        check_replacement(self.inner.kind, track)?;
+        let running = lock(&self.inner.running);
+        if running.iter().any(|r| r.encoder.is_passthrough()) {
+            return Err(EncodeError::Mismatch(
+                "this track forwards an ingested stream as its publisher sends it: it cannot \
+                 be replaced"
+                    .into(),
+            ));
+        }
+        // The set's input, and those of encoders given to it (a fixed set's).
+        let mut inputs: Vec<Arc<Input>> = self.inner.input.iter().cloned().collect();
+        for r in running.iter() {
+            if let Some(input) = &r.encoder.shared.input {
+                if !inputs.iter().any(|i| Arc::ptr_eq(i, input)) {
+                    inputs.push(Arc::clone(input));
+                }
+            }
+        }
+        for input in &inputs {
+            input.replace(track)?;
+        }
+        tracing::info!(
+            "replaced the {} track of {} encoder input(s) with {:?}",
+            self.inner.kind,
+            inputs.len(),
+            track.label()
+        );
+        Ok(())
+    }
+
+    /// The track the set encodes now (`None` for a fixed set with no encoder of a track).
+    pub fn track(&self) -> Option<MediaStreamTrack> {
+        match &self.inner.input {
+            Some(input) => Some(input.track()),
+            None => lock(&self.inner.running)
+                .iter()
+                .find_map(|r| r.encoder.track()),
+        }
     }
 
     /// The encoders running, in the order they started.
@@ -367,7 +421,7 @@ impl TrackEncoders {
         TrackEncoders {
             inner: Arc::new(SetInner {
                 kind: first.kind(),
-                track: None,
+                input: None,
                 rungs,
                 policy,
                 allowed: first.codec().video_codec().into_iter().collect(),
@@ -392,7 +446,7 @@ impl From<EncodedTrack> for TrackEncoders {
         TrackEncoders {
             inner: Arc::new(SetInner {
                 kind: encoded.kind(),
-                track: None,
+                input: None,
                 rungs: vec![encoded.codec().bitrate()],
                 policy: TierPolicy::default(),
                 allowed: encoded.codec().video_codec().into_iter().collect(),
