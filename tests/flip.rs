@@ -7,7 +7,7 @@
 mod common;
 
 use common::exclusive;
-use common::http::{get, http, post_offer};
+use common::http::{http, post_offer};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -313,8 +313,11 @@ async fn flip(addr: SocketAddr, stream: &str, token: Option<&str>) -> (u16, Stri
     (r.status, r.body)
 }
 
+/// The first stream in `/status`, asked with the operator's (all-streams) token: the
+/// server has tokens, so `/status` is the operator's (issue 11).
 async fn stream_status(addr: SocketAddr) -> Value {
-    let status: Value = serde_json::from_str(&get(addr, "/status").await.body).unwrap();
+    let r = common::http::authorized(addr, "GET", "/status", &[], Some("all"), "").await;
+    let status: Value = serde_json::from_str(&r.body).unwrap();
     status["streams"][0].clone()
 }
 

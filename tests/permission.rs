@@ -315,7 +315,10 @@ async fn a_prompt_denied_over_http_without_tokens_configured() {
 
 /// `/status`'s `devicesInUse` and `indicator`, and `/indicator`.
 async fn in_use(addr: SocketAddr) -> (Value, Value, Value) {
-    let status: Value = serde_json::from_str(&get(addr, "/status").await.body).unwrap();
+    // The server has a token: /status is the operator's (issue 11), /indicator public.
+    assert_eq!(get(addr, "/status").await.status, 401);
+    let status = common::http::authorized(addr, "GET", "/status", &[], Some("secret"), "").await;
+    let status: Value = serde_json::from_str(&status.body).unwrap();
     let indicator = get(addr, "/indicator").await;
     assert_eq!(indicator.status, 200);
     let indicator: Value = serde_json::from_str(&indicator.body).unwrap();
@@ -472,7 +475,10 @@ fn serve_takes_the_answer_over_http_while_it_waits() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         // Not published before the answer.
-        let status: Value = serde_json::from_str(&get(addr, "/status").await.body).unwrap();
+        // With --token, /status is the operator's (issue 11).
+        let status =
+            common::http::authorized(addr, "GET", "/status", &[], Some("secret"), "").await;
+        let status: Value = serde_json::from_str(&status.body).unwrap();
         assert_eq!(status["streams"], json!([]));
         assert_eq!(
             decide(addr, &id, None, r#"{"decision":"allow"}"#).await,

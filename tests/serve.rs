@@ -91,6 +91,12 @@ async fn server_status(addr: SocketAddr) -> serde_json::Value {
     serde_json::from_str(&get(addr, "/status").await.body).unwrap()
 }
 
+/// `GET /status` with the operator's token (a server with tokens: issue 11), parsed.
+async fn server_status_as(addr: SocketAddr, token: &str) -> serde_json::Value {
+    let r = common::http::authorized(addr, "GET", "/status", &[], Some(token), "").await;
+    serde_json::from_str(&r.body).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whep_round_trip_decodes_frames_and_delete_frees_the_session() {
     let _serial = exclusive().await;
@@ -335,7 +341,7 @@ async fn whip_ingest_is_relayed_to_whep_viewers() {
         "the publisher's frames, in order"
     );
 
-    let status = server_status(addr).await;
+    let status = server_status_as(addr, "pub").await;
     let relay = status["streams"]
         .as_array()
         .unwrap()

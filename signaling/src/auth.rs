@@ -37,14 +37,24 @@ impl FromStr for StreamToken {
     }
 }
 
-fn check_stream_name(stream: &str) -> Result<(), String> {
-    if stream.is_empty() {
-        return Err("the stream name is empty".into());
+/// The rule stream names follow, as error messages state it.
+pub const STREAM_NAME_RULE: &str = "1 to 64 of the characters A-Z a-z 0-9 . _ -";
+
+/// Whether `stream` is a valid stream name: [`STREAM_NAME_RULE`]. Anything else is refused
+/// (`400` over HTTP), so a name is always safe in a URL path, a header and a log line.
+pub fn check_stream_name(stream: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&stream.len())
+        && stream
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        let shown: String = stream.chars().take(80).collect();
+        Err(format!(
+            "stream name {shown:?} is not allowed: a stream name is {STREAM_NAME_RULE}"
+        ))
     }
-    if stream.contains('/') {
-        return Err(format!("stream name {stream:?} contains '/'"));
-    }
-    Ok(())
 }
 
 /// The tokens of a token file.
@@ -124,23 +134,29 @@ pub(crate) enum Denied {
     Unknown,
     /// 403: a token valid for other streams only.
     OtherStream,
+    /// 403: a viewing token (`--view-token`) used to publish or touch a publisher.
+    ViewOnly,
+}
+
+/// What a request does, for the token check: viewing tokens grant [`Role::View`] only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    View,
+    Publish,
 }
 
 /// Whether any token is configured at all (without one, nothing needs a token).
 pub(crate) fn configured(config: &ServerConfig) -> bool {
-    config.token.is_some() || !config.stream_tokens.is_empty()
+    config.token.is_some()
+        || !config.stream_tokens.is_empty()
+        || !config.view_tokens.is_empty()
+        || config.status_token.is_some()
 }
 
-/// Checks the request's bearer token for `stream`.
-pub(crate) fn check(
-    config: &ServerConfig,
-    headers: &HeaderMap,
-    stream: &str,
-) -> Result<(), Denied> {
-    if !configured(config) {
-        return Ok(());
-    }
-    let given = headers
+/// The bearer token of a request: `Authorization: Bearer`, or for WebSocket upgrades
+/// (browsers cannot set headers there) `given_query`, the `?token=` parameter.
+fn bearer<'a>(headers: &'a HeaderMap, given_query: Option<&'a str>) -> Option<&'a str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -148,13 +164,68 @@ pub(crate) fn check(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim)
-        .ok_or(Denied::Missing)?;
+        .or(given_query)
+}
+
+/// Whether `given` equals `token`, compared as SHA-256 digests in constant time.
+fn same(given: &[u8], token: &str) -> Choice {
+    digest(&SHA256, token.as_bytes()).as_ref().ct_eq(given)
+}
+
+/// Checks the operator's token (`/status`): `--status-token` or the all-streams `--token`.
+/// Without any token configured, everyone is the operator (a trusted network).
+pub(crate) fn check_operator(config: &ServerConfig, headers: &HeaderMap) -> Result<(), Denied> {
+    if !configured(config) {
+        return Ok(());
+    }
+    let given = bearer(headers, None).ok_or(Denied::Missing)?;
     let given = digest(&SHA256, given.as_bytes());
-    let matches = |token: &str| {
-        digest(&SHA256, token.as_bytes())
-            .as_ref()
-            .ct_eq(given.as_ref())
-    };
+    let mut ok = Choice::from(0);
+    for t in [&config.token, &config.status_token].into_iter().flatten() {
+        ok |= same(given.as_ref(), t);
+    }
+    if bool::from(ok) {
+        Ok(())
+    } else {
+        Err(Denied::Unknown)
+    }
+}
+
+/// Checks the request's bearer token for publishing on `stream`.
+pub(crate) fn check(
+    config: &ServerConfig,
+    headers: &HeaderMap,
+    stream: &str,
+) -> Result<(), Denied> {
+    check_role(config, headers, None, stream, Role::Publish)
+}
+
+/// Checks the request's bearer token (the header, else `query_token`) for `role` on
+/// `stream`: the all-streams token and the stream's tokens grant both roles, viewing
+/// tokens only [`Role::View`].
+pub(crate) fn check_role(
+    config: &ServerConfig,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    stream: &str,
+    role: Role,
+) -> Result<(), Denied> {
+    if !configured(config) {
+        return Ok(());
+    }
+    let given = bearer(headers, query_token).ok_or(Denied::Missing)?;
+    let given = digest(&SHA256, given.as_bytes());
+    let matches = |token: &str| same(given.as_ref(), token);
+    let mut view_here = Choice::from(0);
+    let mut view_elsewhere = Choice::from(0);
+    for t in &config.view_tokens {
+        let m = matches(&t.token);
+        if t.stream == stream {
+            view_here |= m;
+        } else {
+            view_elsewhere |= m;
+        }
+    }
     // Every configured token is compared, whichever matches.
     let mut here = Choice::from(0);
     let mut elsewhere = Choice::from(0);
@@ -169,10 +240,13 @@ pub(crate) fn check(
             elsewhere |= m;
         }
     }
-    if bool::from(here) {
+    let viewing = role == Role::View;
+    if bool::from(here) || (viewing && bool::from(view_here)) {
         Ok(())
-    } else if bool::from(elsewhere) {
+    } else if bool::from(elsewhere) || (viewing && bool::from(view_elsewhere)) {
         Err(Denied::OtherStream)
+    } else if bool::from(view_here) || bool::from(view_elsewhere) {
+        Err(Denied::ViewOnly)
     } else {
         Err(Denied::Unknown)
     }
@@ -255,6 +329,47 @@ mod tests {
         assert!("=tok".parse::<StreamToken>().is_err());
         assert!("cam=".parse::<StreamToken>().is_err());
         assert!("a/b=tok".parse::<StreamToken>().is_err());
+    }
+
+    #[test]
+    fn stream_names() {
+        for ok in ["cam", "a.b_c-D9", &"x".repeat(64)] {
+            assert_eq!(check_stream_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "a b", "a\nb", "a/b", "é", "%2F", &"x".repeat(65)] {
+            let e = check_stream_name(bad).unwrap_err();
+            assert!(e.contains(STREAM_NAME_RULE), "{e}");
+        }
+    }
+
+    #[test]
+    fn viewing_tokens_and_the_operator() {
+        let c = ServerConfig {
+            token: Some("all".into()),
+            stream_tokens: vec!["a=ta".parse().unwrap()],
+            view_tokens: vec!["a=va".parse().unwrap()],
+            status_token: Some("ops".into()),
+            ..ServerConfig::default()
+        };
+        let view = |t: &str, s: &str| check_role(&c, &bearer(t), None, s, Role::View);
+        let publish = |t: &str, s: &str| check_role(&c, &bearer(t), None, s, Role::Publish);
+        assert_eq!(view("va", "a"), Ok(()));
+        assert_eq!(publish("va", "a"), Err(Denied::ViewOnly));
+        assert_eq!(view("va", "b"), Err(Denied::OtherStream));
+        assert_eq!(publish("ta", "a"), Ok(()));
+        assert_eq!(view("ta", "a"), Ok(()));
+        assert_eq!(publish("ta", "b"), Err(Denied::OtherStream));
+        assert_eq!(
+            check_role(&c, &HeaderMap::new(), Some("va"), "a", Role::View),
+            Ok(())
+        );
+        assert_eq!(check_operator(&c, &bearer("all")), Ok(()));
+        assert_eq!(check_operator(&c, &bearer("ops")), Ok(()));
+        assert_eq!(check_operator(&c, &bearer("ta")), Err(Denied::Unknown));
+        assert_eq!(check_operator(&c, &bearer("va")), Err(Denied::Unknown));
+        assert_eq!(check_operator(&c, &HeaderMap::new()), Err(Denied::Missing));
+        let open = ServerConfig::default();
+        assert_eq!(check_operator(&open, &HeaderMap::new()), Ok(()));
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! resource; trickle to it; DELETE it when done. Redirects (307/308) are followed with the
 //! method and body kept; 4xx/5xx become errors carrying the status and the server's words.
 //! `http://` and `https://` (rustls on ring; the system's trust roots plus any CA files
-//! given, for private or self-signed servers).
+//! given, for private or self-signed servers). Every request has a deadline
+//! ([`REQUEST_TIMEOUT`]), and the bearer token goes only to the origin (scheme, host,
+//! port) it was given for: not across a redirect to another origin, nor to a `Location`
+//! on another origin.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +17,11 @@ use crate::link::LinkIceServer;
 use crate::tls::TlsError;
 
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+
+/// How long a request may take, connecting and reading the answer included.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long connecting (TCP and TLS) may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why a WHIP/WHEP request failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -58,7 +66,10 @@ impl HttpClient {
         let mut websocket_tls = tls.config.clone();
         websocket_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let client = reqwest::Client::builder()
+            // reqwest drops Authorization when a redirect leaves the origin.
             .redirect(reqwest::redirect::Policy::limited(5))
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
             .tls_backend_preconfigured(tls.config)
             .build()
             .map_err(|e| transport("(client set-up)", e))?;
@@ -154,6 +165,7 @@ impl HttpClient {
         Ok(HttpSession {
             client,
             token: token.map(str::to_owned),
+            token_origin: parsed.origin().ascii_serialization(),
             location: location.to_string(),
             answer,
             ice_servers: ice,
@@ -174,6 +186,8 @@ fn etag(headers: &HeaderMap) -> Option<String> {
 pub struct HttpSession {
     client: reqwest::Client,
     token: Option<String>,
+    /// The origin the token was given for (the endpoint's): only requests there carry it.
+    token_origin: String,
     /// The session's resource (absolute URL), for PATCH and DELETE.
     pub location: String,
     /// The server's answer SDP.
@@ -230,9 +244,21 @@ pub async fn post_offer(
 }
 
 impl HttpSession {
+    /// `request` to the session's resource with the token, if that is on the token's
+    /// origin (a server may name a resource anywhere; the token is not for elsewhere).
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let same_origin = reqwest::Url::parse(&self.location)
+            .is_ok_and(|l| l.origin().ascii_serialization() == self.token_origin);
         match &self.token {
-            Some(t) => request.header(AUTHORIZATION, format!("Bearer {t}")),
+            Some(t) if same_origin => request.header(AUTHORIZATION, format!("Bearer {t}")),
+            Some(_) => {
+                tracing::warn!(
+                    "{}: not sending the bearer token to another origin than {}",
+                    self.location,
+                    self.token_origin
+                );
+                request
+            }
             None => request,
         }
     }

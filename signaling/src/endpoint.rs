@@ -97,6 +97,14 @@ pub trait Endpoint: Send + Sync + 'static {
     /// The session's stream, direction and entity tag; `None` if there is no such session.
     async fn session(&self, session: &str) -> Option<SessionInfo>;
 
+    /// Whether the session has connected (its media flows). Until then it counts against
+    /// its client address's pending sessions ([`crate::ServerConfig::max_pending_per_address`]).
+    /// The default: never (each counts until the pending deadline).
+    async fn connected(&self, session: &str) -> bool {
+        let _ = session;
+        false
+    }
+
     /// Restarts ICE with the client's new credentials (`a=ice-ufrag`, `a=ice-pwd` and
     /// candidates in `fragment`) and returns ours. On failure the session must go on with
     /// its current ICE session (RFC 9725 section 4.3.3). The default: not supported (422).

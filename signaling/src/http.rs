@@ -11,9 +11,10 @@
 //! to the one facing the other way: `200` with the camera now in use as JSON, `422` when
 //! the stream cannot flip.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::auth::{Denied, StreamToken};
+use crate::auth::{Denied, Role, StreamToken};
 use crate::endpoint::{Direction, Endpoint, EndpointError, SessionInfo};
 use crate::sdp::SessionDescription;
 use axum::body::Bytes;
@@ -36,12 +37,30 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// Tokens valid for one stream each; such a token used on another stream is `403`.
     pub stream_tokens: Vec<StreamToken>,
-    /// Whether viewing (WHEP) needs a token too.
+    /// Tokens that grant viewing one stream (WHEP, and joining call rooms) and nothing
+    /// else: such a token on WHIP, or on a WHIP session's `PATCH`/`DELETE`, is `403`.
+    pub view_tokens: Vec<StreamToken>,
+    /// The operator's token for `GET /status` (the all-streams `token` works too). When
+    /// any token is configured, `/status` needs one of these two; without tokens it is
+    /// open (a trusted network).
+    pub status_token: Option<String>,
+    /// Whether viewing (WHEP) needs a token too (and joining a call room).
     pub token_for_viewing: bool,
+    /// Origins (`https://host:port`) allowed for browsers: checked on the WebSocket upgrade
+    /// and answered in CORS. Empty: any origin.
+    pub allowed_origins: Vec<String>,
     /// Largest accepted body.
     pub max_body: usize,
     /// Most participants in one call room.
     pub max_room_participants: usize,
+    /// The other bounds on call rooms.
+    pub room_limits: crate::rooms::RoomLimits,
+    /// Sessions one client address may have open that have not connected yet; one more
+    /// is `429` + `Retry-After` (needs the client's address: [`crate::serve`] gives it).
+    pub max_pending_per_address: usize,
+    /// How long a session counts as pending against its address (the media side's connect
+    /// deadline).
+    pub pending_deadline: std::time::Duration,
     /// ICE servers advertised in `Link` headers (RFC 9725 section 4.6) on `OPTIONS` and
     /// on `201 Created` of `/whep/{stream}` and `/whip/{stream}`. STUN servers go to
     /// everyone; TURN servers with their credentials only to requests that pass the
@@ -55,9 +74,15 @@ impl Default for ServerConfig {
         ServerConfig {
             token: None,
             stream_tokens: Vec::new(),
+            view_tokens: Vec::new(),
+            status_token: None,
             token_for_viewing: false,
+            allowed_origins: Vec::new(),
             max_body: 64 * 1024,
             max_room_participants: 8,
+            room_limits: crate::rooms::RoomLimits::default(),
+            max_pending_per_address: 8,
+            pending_deadline: std::time::Duration::from_secs(15),
             ice_servers: Vec::new(),
         }
     }
@@ -66,6 +91,7 @@ impl Default for ServerConfig {
 struct AppState<E> {
     endpoint: Arc<E>,
     config: ServerConfig,
+    pending: std::sync::Mutex<crate::limits::PendingPerAddress>,
 }
 
 type Shared<E> = State<Arc<AppState<E>>>;
@@ -74,9 +100,17 @@ type SessionPath = Path<(String, String)>;
 /// The signaling routes over `endpoint`.
 pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
     let max_body = config.max_body;
-    let rooms = Arc::new(crate::rooms::Rooms::new(config.max_room_participants));
+    let rooms = Arc::new(crate::rooms::Rooms::with_config(&config));
     let permissions = crate::permissions::routes(Arc::clone(&endpoint), config.clone());
-    let state = Arc::new(AppState { endpoint, config });
+    let pending = crate::limits::PendingPerAddress::new(
+        config.max_pending_per_address,
+        config.pending_deadline,
+    );
+    let state = Arc::new(AppState {
+        endpoint,
+        config,
+        pending: std::sync::Mutex::new(pending),
+    });
     let ws = Router::new()
         .route("/ws", get(crate::rooms::upgrade))
         .with_state(rooms);
@@ -114,19 +148,39 @@ pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
             .options(preflight),
         )
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::map_response(cors))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(state.config.allowed_origins.clone()),
+            cors,
+        ))
         .with_state(state)
         .merge(ws)
         .merge(permissions)
 }
 
-/// Lets pages on other origins use the endpoints.
-async fn cors(mut response: Response) -> Response {
+/// Lets pages on other origins use the endpoints: any origin, or with
+/// `--allowed-origin` only those listed (the request's `Origin` echoed back).
+async fn cors(
+    State(allowed): State<Arc<Vec<String>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
+    if allowed.is_empty() {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+    } else {
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        match origin {
+            Some(o) if origin_allowed(&allowed, Some(&o)) => {
+                h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+            }
+            _ => return response,
+        }
+    }
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Location, ETag, Link, Retry-After"),
@@ -156,6 +210,9 @@ async fn endpoint_options<E: Endpoint>(
     Path(stream): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(r) = bad_name(&stream) {
+        return r;
+    }
     let mut r = preflight().await;
     ice_server_links(&state.config, &headers, &stream, &mut r);
     r
@@ -178,7 +235,28 @@ fn ice_server_links(config: &ServerConfig, headers: &HeaderMap, stream: &str, r:
     }
 }
 
-fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+/// Whether a request from `origin` may proceed: any when the list is empty; else a
+/// request without `Origin` (not a browser) or from a listed origin.
+pub(crate) fn origin_allowed(allowed: &[String], origin: Option<&HeaderValue>) -> bool {
+    match origin {
+        _ if allowed.is_empty() => true,
+        None => true,
+        Some(o) => o.to_str().is_ok_and(|o| {
+            allowed
+                .iter()
+                .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o))
+        }),
+    }
+}
+
+/// `400` naming the rule when `stream` is not a valid stream name.
+fn bad_name(stream: &str) -> Option<Response> {
+    crate::auth::check_stream_name(stream)
+        .err()
+        .map(|m| problem(StatusCode::BAD_REQUEST, m))
+}
+
+pub(crate) fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     let mut r = (status, format!("{}\n", message.into())).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -221,7 +299,19 @@ fn unauthorized(
     if direction == Direction::View && !config.token_for_viewing {
         return None;
     }
-    let (status, message) = match crate::auth::check(config, headers, stream) {
+    let role = match direction {
+        Direction::View => Role::View,
+        Direction::Ingest => Role::Publish,
+    };
+    denied(
+        crate::auth::check_role(config, headers, None, stream, role),
+        stream,
+    )
+}
+
+/// The 401 or 403 for a failed token check (`None` when it passed).
+pub(crate) fn denied(result: Result<(), Denied>, stream: &str) -> Option<Response> {
+    let (status, message) = match result {
         Ok(()) => return None,
         Err(Denied::Missing) => (
             StatusCode::UNAUTHORIZED,
@@ -232,6 +322,12 @@ fn unauthorized(
             return Some(problem(
                 StatusCode::FORBIDDEN,
                 format!("this bearer token is not valid for stream {stream:?}"),
+            ))
+        }
+        Err(Denied::ViewOnly) => {
+            return Some(problem(
+                StatusCode::FORBIDDEN,
+                format!("this bearer token may only view stream {stream:?}"),
             ))
         }
     };
@@ -249,22 +345,69 @@ fn content_type_is(headers: &HeaderMap, wanted: &str) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(wanted))
 }
 
+/// The client's address, when the server gives it ([`crate::serve`] does).
+type Client = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
 async fn whep<E: Endpoint>(
     state: Shared<E>,
     Path(stream): Path<String>,
+    client: Client,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    create(state, Direction::View, "whep", stream, headers, body).await
+    let client = client.map(|c| c.0 .0.ip());
+    create(
+        state,
+        Direction::View,
+        "whep",
+        stream,
+        client,
+        headers,
+        body,
+    )
+    .await
 }
 
 async fn whip<E: Endpoint>(
     state: Shared<E>,
     Path(stream): Path<String>,
+    client: Client,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    create(state, Direction::Ingest, "whip", stream, headers, body).await
+    let client = client.map(|c| c.0 .0.ip());
+    create(
+        state,
+        Direction::Ingest,
+        "whip",
+        stream,
+        client,
+        headers,
+        body,
+    )
+    .await
+}
+
+/// `Some(429)` when `client` already holds its cap of sessions that have not connected
+/// (those that have connected or ended since are let go first).
+async fn too_many_pending<E: Endpoint>(state: &AppState<E>, client: IpAddr) -> Option<Response> {
+    let ids = crate::sync_lock(&state.pending).ids();
+    for id in ids {
+        if state.endpoint.session(&id).await.is_none() || state.endpoint.connected(&id).await {
+            crate::sync_lock(&state.pending).settled(&id);
+        }
+    }
+    let admitted = crate::sync_lock(&state.pending).admit(client, std::time::Instant::now());
+    let crate::limits::TooManyPending(n) = admitted.err()?;
+    tracing::warn!("{client}: refused a session, {n} of its sessions have not connected yet");
+    let mut r = problem(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("{n} sessions from your address have not connected yet; connect or end them first"),
+    );
+    let retry = state.config.pending_deadline.as_secs().max(1);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    Some(r)
 }
 
 async fn create<E: Endpoint>(
@@ -272,9 +415,13 @@ async fn create<E: Endpoint>(
     direction: Direction,
     prefix: &str,
     stream: String,
+    client: Option<IpAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(r) = bad_name(&stream) {
+        return r;
+    }
     if let Some(r) = unauthorized(&state.config, &headers, &stream, direction) {
         return r;
     }
@@ -291,8 +438,20 @@ async fn create<E: Endpoint>(
         Ok(o) => o,
         Err(e) => return problem(StatusCode::BAD_REQUEST, format!("malformed SDP: {e}")),
     };
+    if let Some(client) = client {
+        if let Some(r) = too_many_pending(&state, client).await {
+            return r;
+        }
+    }
     match state.endpoint.offer(direction, &stream, offer).await {
         Ok(answer) => {
+            if let Some(client) = client {
+                crate::sync_lock(&state.pending).opened(
+                    client,
+                    &answer.session,
+                    std::time::Instant::now(),
+                );
+            }
             let location = format!("/{prefix}/{stream}/{}", answer.session);
             let mut r = (StatusCode::CREATED, answer.sdp).into_response();
             let h = r.headers_mut();
@@ -359,6 +518,9 @@ async fn patch_session<E: Endpoint>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(r) = bad_name(&stream) {
+        return r;
+    }
     if let Some(r) = unauthorized(&state.config, &headers, &stream, direction) {
         return r;
     }
@@ -427,6 +589,9 @@ async fn end_session<E: Endpoint>(
     Path((stream, session)): SessionPath,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(r) = bad_name(&stream) {
+        return r;
+    }
     if let Some(r) = unauthorized(&state.config, &headers, &stream, direction) {
         return r;
     }
@@ -439,8 +604,15 @@ async fn end_session<E: Endpoint>(
     }
 }
 
-async fn status<E: Endpoint>(State(state): Shared<E>) -> Json<E::Status> {
-    Json(state.endpoint.status().await)
+/// `GET /status`: the operator's (it lists session ids, which are capabilities).
+async fn status<E: Endpoint>(State(state): Shared<E>, headers: HeaderMap) -> Response {
+    if let Some(r) = denied(
+        crate::auth::check_operator(&state.config, &headers),
+        "/status",
+    ) {
+        return r;
+    }
+    Json(state.endpoint.status().await).into_response()
 }
 
 /// `POST /streams/{stream}/flip`: the stream's camera switched to the one facing the other
@@ -450,6 +622,9 @@ async fn flip<E: Endpoint>(
     Path(stream): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(r) = bad_name(&stream) {
+        return r;
+    }
     if let Some(r) = unauthorized(&state.config, &headers, &stream, Direction::Ingest) {
         return r;
     }

@@ -7,19 +7,29 @@ mod auth;
 mod client;
 mod endpoint;
 mod http;
+mod limits;
 mod link;
+mod listen;
 mod permissions;
 mod room_protocol;
 mod rooms;
 mod sdp;
 mod tls;
 
-pub use auth::{StreamToken, TokenFile, TokenFileError};
-pub use client::{post_offer, ClientError, HttpClient, HttpSession};
+pub use auth::{check_stream_name, StreamToken, TokenFile, TokenFileError, STREAM_NAME_RULE};
+pub use client::{post_offer, ClientError, HttpClient, HttpSession, REQUEST_TIMEOUT};
 pub use endpoint::{Answer, Direction, Endpoint, EndpointError, IceRestart, SessionInfo};
 pub use http::{router, ServerConfig};
+pub use limits::{PendingPerAddress, RateLimit, TooManyPending};
 pub use link::LinkIceServer;
+pub use listen::{serve, HttpLimits};
 pub use permissions::{PermissionDecision, PermissionRequest, UnknownRequest};
 pub use room_protocol::{ClientMessage, InvalidMessage, ServerMessage};
+pub use rooms::RoomLimits;
 pub use sdp::{SdpError, SessionDescription};
 pub use tls::{server_config, TlsError, TlsListener};
+
+/// Locks `m`, whatever a panicking holder left (the data are plain bookkeeping).
+pub(crate) fn sync_lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -115,6 +115,10 @@ fn without_token(config: &ServerConfig, headers: &HeaderMap) -> Option<Response>
             "missing Authorization: Bearer token",
         )),
         Err(Denied::Unknown) => Some(problem(StatusCode::UNAUTHORIZED, "wrong bearer token")),
+        Err(Denied::ViewOnly) => Some(problem(
+            StatusCode::FORBIDDEN,
+            "a viewing token cannot answer permission prompts",
+        )),
     }
 }
 

@@ -1,24 +1,66 @@
 //! WebSocket call rooms at `/ws?room=R`: a relay of [`crate::room_protocol`] messages for
-//! full-mesh calls.
+//! full-mesh calls. Bounded: messages over 64 KiB are refused before they are buffered,
+//! each connection may send so many messages a second (the offender is disconnected with
+//! a close reason), connections and rooms are capped, and a socket that does not join
+//! within [`RoomLimits::join_within`] is closed. When viewing needs a token, so does
+//! joining (the room name is read as a stream name for the token check); with allowed
+//! origins configured, the upgrade's `Origin` must be one of them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use tokio::sync::mpsc;
 
+use crate::auth::Role;
+use crate::http::ServerConfig;
+use crate::limits::RateLimit;
 use crate::room_protocol::{ClientMessage, InvalidMessage, ServerMessage};
 
 /// Largest message accepted (SDP with candidates fits easily).
 const MAX_MESSAGE: usize = 64 * 1024;
+
+/// The bounds on call rooms ([`ServerConfig::room_limits`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomLimits {
+    /// Open WebSocket connections at most; more are refused with `503`.
+    pub max_connections: usize,
+    /// Rooms at most; joining a new room beyond that is refused.
+    pub max_rooms: usize,
+    /// Messages a connection may send in a burst…
+    pub message_burst: u32,
+    /// …and per second after it.
+    pub messages_per_second: u32,
+    /// A connection that has not joined by then is closed.
+    pub join_within: Duration,
+}
+
+impl Default for RoomLimits {
+    fn default() -> Self {
+        RoomLimits {
+            max_connections: 256,
+            max_rooms: 64,
+            message_burst: 50,
+            messages_per_second: 20,
+            join_within: Duration::from_secs(10),
+        }
+    }
+}
 
 /// The rooms and who is in them.
 #[derive(Default)]
 pub struct Rooms {
     rooms: Mutex<HashMap<String, HashMap<String, mpsc::Sender<String>>>>,
     pub(crate) max_participants: usize,
+    limits: RoomLimits,
+    connections: AtomicUsize,
+    /// The server's tokens and origins (rooms check them on the upgrade).
+    config: ServerConfig,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -26,10 +68,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Rooms {
-    pub fn new(max_participants: usize) -> Self {
+    /// The rooms of a server with `config` (its tokens, origins and room limits).
+    pub(crate) fn with_config(config: &ServerConfig) -> Self {
         Rooms {
-            rooms: Mutex::new(HashMap::new()),
-            max_participants,
+            max_participants: config.max_room_participants,
+            limits: config.room_limits.clone(),
+            config: config.clone(),
+            ..Rooms::default()
         }
     }
 
@@ -66,24 +111,90 @@ impl Rooms {
             }
         }
     }
+
+    /// Adds `id` to `room`: the others already there, or why not.
+    fn join(
+        &self,
+        room: &str,
+        id: &str,
+        tx: &mpsc::Sender<String>,
+    ) -> Result<Vec<String>, &'static str> {
+        let mut all = lock(&self.rooms);
+        if !all.contains_key(room) && all.len() >= self.limits.max_rooms {
+            return Err("too many rooms on this server");
+        }
+        let participants = all.entry(room.to_owned()).or_default();
+        if participants.len() >= self.max_participants {
+            return Err("the room is full");
+        }
+        let others = participants.keys().cloned().collect();
+        participants.insert(id.to_owned(), tx.clone());
+        Ok(others)
+    }
 }
 
 #[derive(serde::Deserialize)]
 pub(crate) struct RoomQuery {
     room: Option<String>,
+    token: Option<String>,
+}
+
+/// One open connection, counted until dropped.
+struct Connection(Arc<Rooms>);
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub(crate) async fn upgrade(
     State(rooms): State<Arc<Rooms>>,
     Query(q): Query<RoomQuery>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let room = q
         .room
         .filter(|r| !r.is_empty() && r.len() <= 128)
         .unwrap_or_else(|| "default".into());
+    let config = &rooms.config;
+    if !crate::http::origin_allowed(&config.allowed_origins, headers.get(header::ORIGIN)) {
+        return crate::http::problem(StatusCode::FORBIDDEN, "this Origin may not join rooms");
+    }
+    if config.token_for_viewing {
+        let checked =
+            crate::auth::check_role(config, &headers, q.token.as_deref(), &room, Role::View);
+        if let Some(r) = crate::http::denied(checked, &room) {
+            return r;
+        }
+    }
+    let open = rooms.connections.fetch_add(1, Ordering::Relaxed);
+    let connection = Connection(Arc::clone(&rooms));
+    if open >= rooms.limits.max_connections {
+        let mut r = crate::http::problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many call-room connections; try again later",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(5));
+        return r;
+    }
     ws.max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| participant(rooms, room, socket))
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            participant(rooms, room, socket).await;
+            drop(connection);
+        })
+}
+
+/// Closes `socket` with a policy-violation close frame naming `reason`.
+async fn close_with(socket: &mut WebSocket, reason: &str) {
+    let frame = CloseFrame {
+        code: 1008,
+        reason: reason.into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
 fn error(message: &str) -> String {
@@ -106,8 +217,20 @@ async fn participant(rooms: Arc<Rooms>, room: String, mut socket: WebSocket) {
     let id = uuid_like();
     let (tx, mut rx) = mpsc::channel::<String>(64);
     let mut joined = false;
+    let limits = rooms.limits.clone();
+    let mut rate = RateLimit::new(
+        limits.message_burst,
+        limits.messages_per_second,
+        std::time::Instant::now(),
+    );
+    let join_deadline = tokio::time::sleep(limits.join_within);
+    tokio::pin!(join_deadline);
     loop {
         tokio::select! {
+            () = &mut join_deadline, if !joined => {
+                close_with(&mut socket, "did not join in time").await;
+                break;
+            }
             outgoing = rx.recv() => {
                 let Some(text) = outgoing else { break };
                 if socket.send(Message::Text(text.into())).await.is_err() {
@@ -120,6 +243,11 @@ async fn participant(rooms: Arc<Rooms>, room: String, mut socket: WebSocket) {
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
+                if !rate.allow(std::time::Instant::now()) {
+                    tracing::warn!("room {room:?}: participant {id} sent too fast, disconnected");
+                    close_with(&mut socket, "too many messages").await;
+                    break;
+                }
                 let msg = match ClientMessage::parse(&text) {
                     Ok(msg) => msg,
                     Err(e @ InvalidMessage::NotJson) => {
@@ -134,20 +262,12 @@ async fn participant(rooms: Arc<Rooms>, room: String, mut socket: WebSocket) {
                 match msg {
                     ClientMessage::Join if !joined => {
                         // The others already in the room, or Err when it is full.
-                        let others: Result<Vec<String>, ()> = {
-                            let mut all = lock(&rooms.rooms);
-                            let participants = all.entry(room.clone()).or_default();
-                            if participants.len() >= rooms.max_participants {
-                                Err(())
-                            } else {
-                                let others = participants.keys().cloned().collect();
-                                participants.insert(id.clone(), tx.clone());
-                                Ok(others)
+                        let others = match rooms.join(&room, &id, &tx) {
+                            Ok(others) => others,
+                            Err(why) => {
+                                let _ = socket.send(Message::Text(error(why).into())).await;
+                                break;
                             }
-                        };
-                        let Ok(others) = others else {
-                            let _ = socket.send(Message::Text(error("the room is full").into())).await;
-                            break;
                         };
                         joined = true;
                         let peers = ServerMessage::Peers { you: id.clone(), peers: others };

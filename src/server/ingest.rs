@@ -7,7 +7,7 @@ use std::time::Instant;
 use usermedia_signaling::{Answer, Direction, EndpointError, SessionDescription};
 
 use super::encoders::encode_track_with;
-use super::publisher::{offer_error, Publisher, Session, Sessions, CONNECT_TIMEOUT};
+use super::publisher::{offer_error, PublishGuard, Publisher, Session, Sessions, CONNECT_TIMEOUT};
 use super::stream::{prune_vacancies, Published, Streams};
 use crate::encode::pipeline::{
     BitrateLadder, CodecConfig, EncodedTrack, TrackEncoders, AUDIO_BITRATE,
@@ -39,6 +39,8 @@ impl Publisher {
             }
             streams.insert(stream.to_owned(), Arc::new(Published::ingested(&id)));
         }
+        // Rolled back if this future is dropped (the client hung up) before the session exists.
+        let guard = PublishGuard::new(&self.streams, &id);
         let peer = match self.new_peer().await {
             Ok(p) => p,
             Err(e) => {
@@ -70,6 +72,7 @@ impl Publisher {
             },
         );
         self.watch(id.clone(), &peer);
+        guard.keep();
         let (streams, name, bitrate, video_codec) = (
             Arc::clone(&self.streams),
             stream.to_owned(),

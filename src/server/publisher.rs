@@ -12,7 +12,7 @@ use usermedia_signaling::{
 
 use super::encoders::encode_track_with;
 use super::flip::FlipError;
-use super::ingest::{release_viewers, vacate_ingest};
+use super::ingest::{release_viewers, unpublish_ingest, vacate_ingest};
 use super::status::Status;
 use super::stream::{lookup, Published, Streams};
 use crate::devices::MediaDevices;
@@ -22,8 +22,10 @@ use crate::peer::{AnswerRole, Peer, PeerError, PeerFactory, PeerState};
 use crate::sync::lock;
 use crate::track::MediaStreamTrack;
 
-/// How long a session may take to connect before it is reaped.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a session may take to connect before it is reaped (the signaling server counts
+/// a client address's sessions that have not connected for as long, at most
+/// `max_pending_per_address` of them).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// An open session: a viewer (WHEP) or a publisher (WHIP) of a stream.
 pub(super) struct Session {
@@ -36,6 +38,43 @@ pub(super) struct Session {
 
 /// The sessions by id.
 pub(super) type Sessions = Mutex<HashMap<String, Session>>;
+
+/// A WHIP publish in progress: the stream name is taken before the offer's awaits, so a
+/// client hanging up mid-request (the handler future dropped at an await) must give it
+/// back. Dropped armed, it unpublishes the session's stream; [`PublishGuard::keep`] once
+/// the session is registered (from then on ending the session unpublishes it).
+pub(super) struct PublishGuard {
+    streams: Arc<Streams>,
+    session: String,
+    armed: bool,
+}
+
+impl PublishGuard {
+    pub(super) fn new(streams: &Arc<Streams>, session: &str) -> Self {
+        PublishGuard {
+            streams: Arc::clone(streams),
+            session: session.to_owned(),
+            armed: true,
+        }
+    }
+
+    /// The publish is complete: nothing to roll back.
+    pub(super) fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for PublishGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::info!(
+                "session {}: the WHIP request went away before its answer; unpublished",
+                self.session
+            );
+            unpublish_ingest(&self.streams, &self.session);
+        }
+    }
+}
 
 /// Streams we send and the sessions viewing them.
 pub struct Publisher {
@@ -259,6 +298,11 @@ impl Endpoint for Publisher {
             direction: s.direction,
             etag: s.etag.clone(),
         })
+    }
+
+    async fn connected(&self, session: &str) -> bool {
+        self.peer(session)
+            .is_ok_and(|p| *p.watch_state().borrow() == PeerState::Connected)
     }
 
     async fn restart_ice(

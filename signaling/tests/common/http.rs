@@ -96,7 +96,7 @@ pub async fn delete(addr: SocketAddr, path: &str, token: Option<&str>) -> Respon
 }
 
 /// [`http`] with `Authorization: Bearer <token>` after `headers` when there is a token.
-async fn authorized(
+pub async fn authorized(
     addr: SocketAddr,
     method: &str,
     path: &str,

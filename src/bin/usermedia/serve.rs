@@ -2,7 +2,6 @@
 //! `prompt` mode), publish as a stream, serve WHEP, the viewer page, `/status`,
 //! `/permissions` and `/indicator`; Ctrl-C closes every session and exits cleanly.
 
-use std::future::IntoFuture;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +13,9 @@ use anyhow::Context;
 use usermedia::encode::pipeline::BitrateLadder;
 use usermedia::peer::{BitrateBounds, PeerConfig, PeerFactory};
 use usermedia::server::Publisher;
-use usermedia_signaling::{router, LinkIceServer, ServerConfig, StreamToken, TokenFile};
+use usermedia_signaling::{
+    router, HttpLimits, LinkIceServer, ServerConfig, StreamToken, TokenFile,
+};
 
 use crate::args::{video_rates, CodecArg, DeviceArgs, IceArgs, DEFAULT_MIN_VIDEO_BITRATE};
 use crate::exit::{self, Classify, CliError};
@@ -44,8 +45,8 @@ pub struct Options {
     /// streams]
     #[arg(long, value_name = "JSON")]
     pub constraints: Option<String>,
-    /// Name of the published stream.
-    #[arg(long, default_value = "default", value_name = "NAME")]
+    /// Name of the published stream: 1 to 64 of A-Z a-z 0-9 . _ -
+    #[arg(long, default_value = "default", value_name = "NAME", value_parser = stream_name)]
     pub stream: String,
     /// Require `Authorization: Bearer TOKEN` for publishing (and, with
     /// --token-for-viewing, for viewing); valid for every stream. Without any token,
@@ -59,9 +60,25 @@ pub struct Options {
     /// line) or `STREAM TOKEN` (that stream only); blank lines and `#` lines are skipped.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// Require a token for viewing too.
+    /// Require a token for viewing too (and for joining a call room).
     #[arg(long)]
     pub token_for_viewing: bool,
+    /// A token that may only view stream NAME (repeatable; with --token-for-viewing):
+    /// used to publish, or on a publisher's session, it gets 403.
+    #[arg(long = "view-token", value_name = "NAME=TOKEN")]
+    pub view_tokens: Vec<StreamToken>,
+    /// The operator's token for GET /status (which lists session ids). --token works
+    /// too; when any token is configured, /status needs one of them.
+    #[arg(long, value_name = "TOKEN")]
+    pub status_token: Option<String>,
+    /// An origin (scheme://host[:port]) whose pages may use this server from a browser
+    /// (repeatable): CORS answers and call-room WebSocket upgrades allow only these.
+    /// Default: any origin.
+    #[arg(long = "allowed-origin", value_name = "URL")]
+    pub allowed_origins: Vec<String>,
+    /// Most HTTP connections open at once (WebSockets included); one more gets 503.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub max_connections: usize,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key). Browsers need a
     /// secure context for getUserMedia anywhere but on localhost.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
@@ -176,6 +193,33 @@ fn tokens(opts: &Options) -> Result<(Option<String>, Vec<StreamToken>), CliError
     Ok((token, stream_tokens))
 }
 
+/// A `--stream` value: a valid stream name.
+fn stream_name(s: &str) -> Result<String, String> {
+    usermedia_signaling::check_stream_name(s).map(|()| s.to_owned())
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                return;
+            }
+            Err(e) => tracing::warn!("cannot watch SIGTERM: {e}"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// How long closing the sessions may take on shutdown.
+const CLOSE_SESSIONS_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// `usermedia serve`: check the flags, listen, capture, publish, serve until Ctrl-C.
 ///
 /// The server is up before getUserMedia runs, so that a `prompt` permission can be
@@ -183,9 +227,13 @@ fn tokens(opts: &Options) -> Result<(Option<String>, Vec<StreamToken>), CliError
 /// waits; the stream is published (and the "serving" line printed) once capture succeeds.
 pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
     let (token, stream_tokens) = tokens(&opts)?;
-    if opts.token_for_viewing && token.is_none() && stream_tokens.is_empty() {
+    if opts.token_for_viewing
+        && token.is_none()
+        && stream_tokens.is_empty()
+        && opts.view_tokens.is_empty()
+    {
         return Err(CliError::bad_input(
-            "--token-for-viewing needs --token, --stream-token or --token-file",
+            "--token-for-viewing needs --token, --stream-token, --view-token or --token-file",
         ));
     }
     let (bounds, ladder) = serve_rates(
@@ -222,6 +270,9 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
             token,
             stream_tokens,
             token_for_viewing: opts.token_for_viewing,
+            view_tokens: opts.view_tokens.clone(),
+            status_token: opts.status_token.clone(),
+            allowed_origins: opts.allowed_origins.clone(),
             ice_servers,
             ..ServerConfig::default()
         };
@@ -238,14 +289,18 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
             let _ = stopped.await;
             tracing::info!("shutting down");
         };
+        let limits = HttpLimits {
+            max_connections: opts.max_connections.max(1),
+            ..HttpLimits::default()
+        };
         let server = match tls {
             Some(config) => {
                 let listener = usermedia_signaling::TlsListener::new(listener, config)
                     .context("TLS listener")
                     .runtime()?;
-                tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future())
+                tokio::spawn(usermedia_signaling::serve(listener, app, limits, shutdown))
             }
-            None => tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future()),
+            None => tokio::spawn(usermedia_signaling::serve(listener, app, limits, shutdown)),
         };
         if devices.prompter().is_some() {
             let what = if std::io::stdin().is_terminal() { "on the terminal or " } else { "" };
@@ -257,7 +312,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         };
         let captured = tokio::select! {
             r = capturing => r.context("getUserMedia").runtime()?,
-            _ = tokio::signal::ctrl_c() => {
+            () = stop_signal() => {
                 // A prompt still waiting is refused, so getUserMedia returns at once.
                 if let Some(p) = devices.prompter() {
                     p.close();
@@ -287,7 +342,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         });
         let mut server = server;
         let ended = tokio::select! {
-            _ = tokio::signal::ctrl_c() => None,
+            () = stop_signal() => None,
             // The server ending by itself: its error is a runtime failure.
             r = &mut server => Some(r),
         };
@@ -301,8 +356,10 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
                 server.await
             }
         };
-        ended.context("server").runtime()?.context("server").runtime()?;
-        publisher.close_all().await;
+        ended.context("server").runtime()?;
+        if tokio::time::timeout(CLOSE_SESSIONS_WITHIN, publisher.close_all()).await.is_err() {
+            tracing::warn!("sessions still closing at exit");
+        }
         for t in stream.get_tracks() {
             t.stop();
         }
