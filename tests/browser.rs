@@ -580,6 +580,35 @@ async fn browser_follows_a_flip(case: &str, browser: Browser) {
     });
 }
 
+/// The viewer page's *Flip camera* button, clicked as a user would (no direct POST): the
+/// page's own video changes from the front camera's size to the back one's.
+async fn viewer_page_flip_button(case: &str, browser: Browser) {
+    let file = tempfile::Builder::new()
+        .suffix(".json")
+        .tempfile()
+        .expect("devices file");
+    std::fs::write(file.path(), FLIP_PHONE).expect("devices file");
+    let devices = usermedia::MediaDevices::from_devices_file(
+        file.path(),
+        usermedia::PermissionPolicy::granted(),
+    )
+    .expect("the flip phone");
+    let served = serve_devices(devices, Some(r#"{"video": {"facingMode": "user"}}"#)).await;
+    let (page, _browser) = served
+        .run_page(browser, "case=shipped&frames=15&path=/&click=flip")
+        .await;
+    assert_eq!(page["sizeBefore"], "640x480", "{page}");
+    assert_eq!(page["sizeAfter"], "320x240", "{page}");
+    assert_eq!(page["shown"], "camera: Back camera", "{page}");
+    record(MatrixRow {
+        case,
+        browser,
+        direction: "the shipped viewer page's Flip camera button",
+        codec: "(the browser's first)",
+        detail: "clicked: 640×480 → 320×240 on the page".into(),
+    });
+}
+
 /// `case!(name => body(args))`: test `name` runs `body(name, args)` in its own network
 /// namespace.
 macro_rules! case {
@@ -610,3 +639,4 @@ case!(chromium_plays_the_viewer_page_through_turn_with_a_token => shipped_viewer
 case!(chromium_joins_with_the_call_page => shipped_call_page_joins(Browser::Chromium));
 case!(firefox_joins_with_the_call_page => shipped_call_page_joins(Browser::Firefox));
 case!(chromium_follows_a_camera_flip => browser_follows_a_flip(Browser::Chromium));
+case!(chromium_flips_with_the_viewer_page_button => viewer_page_flip_button(Browser::Chromium));
