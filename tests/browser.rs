@@ -400,9 +400,16 @@ async fn shipped_viewer_plays(case: &str, browser: Browser) {
 
 /// The shipped viewer page with `?relay` (iceTransportPolicy "relay") on a server that
 /// advertises a TURN server (coturn on loopback, over `transport`: udp or tcp) in its Link
-/// headers: the browser's side of the pair in `/status` is a relay candidate, and video
-/// flows.
-async fn shipped_viewer_plays_through_turn(case: &str, browser: Browser, transport: &str) {
+/// headers: the browser's side of the pair in `/status` is a relay candidate, and the
+/// page's own peer connection decoded video (read from the page in a same-origin frame).
+/// With `token`, the server has that token configured (TURN only for requests carrying
+/// it) and the page is given it as `#token=`.
+async fn shipped_viewer_plays_through_turn(
+    case: &str,
+    browser: Browser,
+    transport: &str,
+    token: Option<&str>,
+) {
     let _turn = turn_support::Coturn::start("127.0.0.1", "browser", "turn-secret");
     let config = ServerConfig {
         ice_servers: vec![LinkIceServer {
@@ -410,10 +417,26 @@ async fn shipped_viewer_plays_through_turn(case: &str, browser: Browser, transpo
             username: Some("browser".into()),
             credential: Some("turn-secret".into()),
         }],
+        // With a token configured, TURN is advertised only to requests that carry it.
+        token: token.map(str::to_owned),
         ..ServerConfig::default()
     };
     let served = serve_with(Some(&environment_camera(640, 480)), config).await;
-    let _browser = served.open(browser, "/?relay");
+    let path = match token {
+        Some(t) => format!("/?relay#token={t}"),
+        None => "/?relay".to_owned(),
+    };
+    let query = format!(
+        "case=shipped&frames=30&path={}",
+        path.replace('?', "%3F").replace('#', "%23")
+    );
+    let (page, _browser) = served.run_page(browser, &query).await;
+    let decoded = number(&page, "/framesDecoded");
+    assert!(decoded >= 30.0, "the page decoded {decoded} frames: {page}");
+    assert_eq!(
+        page["localCandidateType"], "relay",
+        "the page's own side: {page}"
+    );
     let viewer = |status: &Value| {
         status["peers"]
             .as_array()
@@ -439,12 +462,21 @@ async fn shipped_viewer_plays_through_turn(case: &str, browser: Browser, transpo
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(remote, "relay", "the browser came through TURN");
+    let with_token = if token.is_some() {
+        " with `#token=`, on a server with a token"
+    } else {
+        ""
+    };
     record(MatrixRow {
         case,
         browser,
-        direction: &format!("the shipped viewer page `/?relay` through coturn (TURN/{transport})"),
+        direction: &format!(
+            "the shipped viewer page `/?relay`{with_token} through coturn (TURN/{transport})"
+        ),
         codec: "(the browser's first)",
-        detail: format!("connected through a relay, {sent} frames sent"),
+        detail: format!(
+            "connected through a relay, {sent} frames sent, the page decoded {decoded}"
+        ),
     });
 }
 
@@ -548,6 +580,35 @@ async fn browser_follows_a_flip(case: &str, browser: Browser) {
     });
 }
 
+/// The viewer page's *Flip camera* button, clicked as a user would (no direct POST): the
+/// page's own video changes from the front camera's size to the back one's.
+async fn viewer_page_flip_button(case: &str, browser: Browser) {
+    let file = tempfile::Builder::new()
+        .suffix(".json")
+        .tempfile()
+        .expect("devices file");
+    std::fs::write(file.path(), FLIP_PHONE).expect("devices file");
+    let devices = usermedia::MediaDevices::from_devices_file(
+        file.path(),
+        usermedia::PermissionPolicy::granted(),
+    )
+    .expect("the flip phone");
+    let served = serve_devices(devices, Some(r#"{"video": {"facingMode": "user"}}"#)).await;
+    let (page, _browser) = served
+        .run_page(browser, "case=shipped&frames=15&path=/&click=flip")
+        .await;
+    assert_eq!(page["sizeBefore"], "640x480", "{page}");
+    assert_eq!(page["sizeAfter"], "320x240", "{page}");
+    assert_eq!(page["shown"], "camera: Back camera", "{page}");
+    record(MatrixRow {
+        case,
+        browser,
+        direction: "the shipped viewer page's Flip camera button",
+        codec: "(the browser's first)",
+        detail: "clicked: 640×480 → 320×240 on the page".into(),
+    });
+}
+
 /// `case!(name => body(args))`: test `name` runs `body(name, args)` in its own network
 /// namespace.
 macro_rules! case {
@@ -572,8 +633,10 @@ case!(chromium_calls_a_bot_h264 => browser_calls_bot(Browser::Chromium, "h264"))
 case!(firefox_calls_a_bot_vp8 => browser_calls_bot(Browser::Firefox, "vp8"));
 case!(chromium_plays_the_viewer_page => shipped_viewer_plays(Browser::Chromium));
 case!(firefox_plays_the_viewer_page => shipped_viewer_plays(Browser::Firefox));
-case!(chromium_plays_the_viewer_page_through_turn => shipped_viewer_plays_through_turn(Browser::Chromium, "udp"));
-case!(chromium_plays_the_viewer_page_through_turn_tcp => shipped_viewer_plays_through_turn(Browser::Chromium, "tcp"));
+case!(chromium_plays_the_viewer_page_through_turn => shipped_viewer_plays_through_turn(Browser::Chromium, "udp", None));
+case!(chromium_plays_the_viewer_page_through_turn_tcp => shipped_viewer_plays_through_turn(Browser::Chromium, "tcp", None));
+case!(chromium_plays_the_viewer_page_through_turn_with_a_token => shipped_viewer_plays_through_turn(Browser::Chromium, "udp", Some("page-token")));
 case!(chromium_joins_with_the_call_page => shipped_call_page_joins(Browser::Chromium));
 case!(firefox_joins_with_the_call_page => shipped_call_page_joins(Browser::Firefox));
 case!(chromium_follows_a_camera_flip => browser_follows_a_flip(Browser::Chromium));
+case!(chromium_flips_with_the_viewer_page_button => viewer_page_flip_button(Browser::Chromium));

@@ -659,3 +659,127 @@ fn publish_to_a_bad_url_is_bad_input_exit_2() {
         assert!(stderr(&out).contains("bad URL"), "{}", stderr(&out));
     }
 }
+
+/// A legacy dictionary only the legacy translation reads: 1280×720 of the built-in camera
+/// (its default pick is 640×480).
+const LEGACY_720P: &str = r#"{"video": {"mandatory": {"minWidth": 1280, "maxWidth": 1280, "minHeight": 720, "maxHeight": 720}}}"#;
+/// A legacy dictionary no built-in device satisfies: ignored, it would capture.
+const LEGACY_IMPOSSIBLE: &str = r#"{"video": {"mandatory": {"minWidth": 5000}}}"#;
+
+#[test]
+fn capture_takes_legacy_constraints() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let builtin = example("builtin.json");
+    let out = usermedia(&[
+        "capture",
+        "--seconds",
+        "1",
+        "--out",
+        out_dir.path().to_str().unwrap(),
+        "--devices",
+        builtin.to_str().unwrap(),
+        "--constraints",
+        LEGACY_720P,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = stdout_json(&out);
+    let video = &report["tracks"][0];
+    assert_eq!(video["settings"]["width"], 1280, "{report}");
+    assert_eq!(video["settings"]["height"], 720, "{report}");
+    // The recorded file has that size: its Y4M header says so.
+    let file = video["file"].as_str().unwrap();
+    let bytes = std::fs::read(file).unwrap();
+    let header = String::from_utf8_lossy(&bytes[..bytes.len().min(80)]).into_owned();
+    let header = header.lines().next().unwrap_or_default().to_owned();
+    assert!(
+        header.contains(" W1280 ") && header.contains(" H720 "),
+        "{header}"
+    );
+}
+
+#[test]
+fn serve_takes_legacy_constraints_and_status_shows_their_size() {
+    use std::io::BufRead;
+    let builtin = example("builtin.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ice-addr",
+            "127.0.0.1",
+        ])
+        .args([
+            "--devices",
+            builtin.to_str().unwrap(),
+            "--constraints",
+            LEGACY_720P,
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("serving stream"))
+        .unwrap_or_default();
+    let addr: std::net::SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("no address in {line:?}")
+        });
+    let status = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::http::get(addr, "/status"));
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let status: Value = serde_json::from_str(&status.body).unwrap();
+    let settings = &status["streams"][0]["tracks"][0]["settings"];
+    assert_eq!(
+        (&settings["width"], &settings["height"]),
+        (&Value::from(1280), &Value::from(720)),
+        "{status}"
+    );
+}
+
+#[test]
+fn publish_and_bot_read_legacy_constraints() {
+    // Translated, the legacy dictionary asks for a width no device has: the media error
+    // comes before any connection is tried (ignored, it would capture and fail to connect).
+    let builtin = example("builtin.json");
+    let port = free_port();
+    let whip = format!("http://127.0.0.1:{port}/whip/cam");
+    let room = format!("ws://127.0.0.1:{port}/ws?room=r");
+    for (command, flag, url) in [("publish", "--whip", &whip), ("bot", "--room", &room)] {
+        let out = usermedia(&[
+            command,
+            flag,
+            url,
+            "--devices",
+            builtin.to_str().unwrap(),
+            "--constraints",
+            LEGACY_IMPOSSIBLE,
+            "--ice-addr",
+            "127.0.0.1",
+            "--seconds",
+            "1",
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{command}: {}", stderr(&out));
+        let error = stdout_json(&out);
+        assert_eq!(
+            error["error"]["name"], "OverconstrainedError",
+            "{command}: {error}"
+        );
+        assert_eq!(error["error"]["constraint"], "width", "{command}: {error}");
+    }
+}

@@ -586,3 +586,87 @@ async fn a_bot_in_a_room_without_the_microphone_sends_video_only() {
     assert_eq!(error["error"]["name"], json!("NotAllowedError"));
     listener.leave();
 }
+
+#[test]
+fn capture_obeys_the_star_entry_at_the_top_level_and_drops_a_refused_kind() {
+    let out_dir = tempfile::tempdir().unwrap();
+    let builtin = common::example("builtin.json");
+    let capture = |allow: &str| {
+        common::usermedia(&[
+            "capture",
+            "--seconds",
+            "0.5",
+            "--out",
+            out_dir.path().to_str().unwrap(),
+            "--devices",
+            builtin.to_str().unwrap(),
+            "--allow",
+            allow,
+            "--constraints",
+            r#"{"audio": true, "video": true}"#,
+        ])
+    };
+    let out = capture("*=camera");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("NotAllowedError: microphone is not allowed"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&Value> = report["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["kind"])
+        .collect();
+    assert_eq!(kinds, [&json!("video")], "{report}");
+    // Nothing allowed: the error is the result.
+    let out = capture("*=");
+    assert_eq!(out.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["error"]["name"], json!("NotAllowedError"));
+}
+
+#[test]
+fn publish_captures_in_the_context_of_its_whip_stream() {
+    let builtin = common::example("builtin.json");
+    let publish = |allow: &str| {
+        common::usermedia(&[
+            "publish",
+            // Nothing listens here: only the allow-list's refusal comes before connecting.
+            "--whip",
+            "http://127.0.0.1:9/whip/cam",
+            "--devices",
+            builtin.to_str().unwrap(),
+            "--allow",
+            allow,
+            "--seconds",
+            "1",
+        ])
+    };
+    let out = publish("stream:cam=");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let error: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["error"]["name"], json!("NotAllowedError"));
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stream:cam"),
+        "{error}"
+    );
+    // Another stream's entry does not apply: it captures and fails to connect instead.
+    let out = publish("stream:other=");
+    assert_ne!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -233,6 +233,60 @@ fn a_wrong_turn_password_is_a_clear_error_naming_the_server() {
     );
 }
 
+/// What this process logs from now on (the case runs alone in its process, so the
+/// subscriber can be global and see every runtime thread).
+fn capture_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("the log buffer").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&logs);
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || Sink(Arc::clone(&sink)))
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    logs
+}
+
+#[test]
+fn a_wrong_turn_password_without_relay_only_is_a_warning_naming_the_server() {
+    in_netns(
+        "a_wrong_turn_password_without_relay_only_is_a_warning_naming_the_server",
+        || async {
+            let logs = capture_logs();
+            let _turn = Coturn::start(ADDR, USER, PASSWORD);
+            let peer = peers(vec![turn_server("not-the-password")], false)
+                .create()
+                .await
+                .expect("a peer");
+            peer.add_receiver(MediaKind::Video)
+                .await
+                .expect("a receiver");
+            let offer = peer.create_offer().await.expect("an offer without relay");
+            assert!(!offer.contains("typ relay"), "{offer}");
+            assert!(offer.contains("typ host"), "{offer}");
+            let text = String::from_utf8_lossy(&logs.lock().expect("the log buffer")).into_owned();
+            assert!(
+                text.contains(&format!(
+                    "no relay candidate from the TURN server(s) {TURN_URL}"
+                )),
+                "{text}"
+            );
+            assert!(!text.contains("not-the-password"), "{text}");
+            peer.close().await;
+        },
+    );
+}
+
 #[test]
 fn whep_link_headers_bring_the_turn_server_to_our_client() {
     in_netns(
@@ -326,6 +380,31 @@ fn udp_sockets_on(ip: std::net::Ipv4Addr) -> Vec<u16> {
         .collect()
 }
 
+/// Every UDP socket of this network namespace, IPv4 and IPv6, as `ADDRESS:PORT` (IPv4
+/// addresses readable, IPv6 ones in /proc's hex).
+fn all_udp_sockets() -> Vec<String> {
+    let mut out = Vec::new();
+    for table in ["/proc/self/net/udp", "/proc/self/net/udp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for local in text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+        {
+            let Some((addr, port)) = local.split_once(':') else {
+                continue;
+            };
+            let port = u16::from_str_radix(port, 16).unwrap_or(0);
+            let addr = match u32::from_str_radix(addr, 16) {
+                Ok(v4) if addr.len() == 8 => std::net::Ipv4Addr::from(v4.to_le_bytes()).to_string(),
+                _ => addr.to_owned(),
+            };
+            out.push(format!("{addr}:{port}"));
+        }
+    }
+    out
+}
+
 #[test]
 fn eight_viewers_share_one_server_udp_port() {
     in_netns("eight_viewers_share_one_server_udp_port", || async {
@@ -352,6 +431,16 @@ fn eight_viewers_share_one_server_udp_port() {
         }
         assert_eq!(udp_sockets_on(ADDR.parse().expect("IPv4")), [8189]);
         assert_eq!(status_local_types(addr).await, vec!["host"; 8]);
+        // Every other UDP socket (on 127.0.0.1, 0.0.0.0, IPv6) is a viewer's: once the
+        // viewers are gone, the namespace holds the server's one port and nothing else.
+        for session in sessions {
+            session.end().await.expect("ending a viewer");
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while all_udp_sockets().len() > 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(all_udp_sockets(), [format!("{ADDR}:8189")]);
         drop(publisher);
     });
 }

@@ -3,8 +3,8 @@
 //!
 //! A context the list does not name falls back to the `*` entry, and without one is
 //! allowed everything (as a document with no Permissions-Policy header is). A call with no
-//! context at all (plain `get_user_media`) is the top-level document: the list does not
-//! apply to it.
+//! context at all (plain `get_user_media`, `usermedia capture`) is the top-level document:
+//! only the `*` entry applies to it, as a Permissions-Policy header binds its own document.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -148,12 +148,11 @@ impl AllowList {
         self.set(context.trim(), features)
     }
 
-    /// Whether `context` may use devices of `kind` (`None`: the top-level caller, always).
+    /// Whether `context` may use devices of `kind` (`None`: the top-level caller, which only
+    /// the `*` entry restricts).
     pub fn allows(&self, context: Option<&str>, kind: MediaKind) -> bool {
-        let Some(context) = context else {
-            return true;
-        };
-        match self.entries.get(context).or_else(|| self.entries.get("*")) {
+        let named = context.and_then(|c| self.entries.get(c));
+        match named.or_else(|| self.entries.get("*")) {
             Some(features) => features.contains(&Feature::of(kind)),
             None => true,
         }
@@ -177,10 +176,13 @@ mod tests {
         // Unlisted contexts and the top level: everything, until a `*` entry says otherwise.
         assert!(list.allows(Some("room:other"), MediaKind::Audio));
         assert!(list.allows(None, MediaKind::Audio));
+        assert!(list.allows(None, MediaKind::Video));
         list.add_entry("*=microphone").unwrap();
         assert!(!list.allows(Some("room:other"), MediaKind::Video));
         assert!(list.allows(Some("room:other"), MediaKind::Audio));
-        assert!(list.allows(None, MediaKind::Video));
+        // The `*` entry binds the top level too; named entries do not.
+        assert!(!list.allows(None, MediaKind::Video));
+        assert!(list.allows(None, MediaKind::Audio));
     }
 
     #[test]

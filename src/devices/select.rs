@@ -94,7 +94,7 @@ impl MediaDevices {
             message: format!(
                 "{} is not allowed in {} by the allow-list",
                 Feature::of(kind),
-                context.unwrap_or("this context")
+                context.unwrap_or("the top-level context")
             ),
         })
     }

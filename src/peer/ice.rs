@@ -227,7 +227,24 @@ impl Finish {
                 servers: self.turn.join(", "),
             });
         }
+        if let Some(warning) = self.missing_relay(&sdp) {
+            tracing::warn!("{warning}");
+        }
         Ok(self.rewrite(sdp))
+    }
+
+    /// Without relay-only, TURN servers configured and no relay candidate gathered: the
+    /// warning naming the servers' URLs (never the credential). The connection may still
+    /// work directly, so this is not an error.
+    pub(super) fn missing_relay(&self, sdp: &str) -> Option<String> {
+        if self.relay_only || self.turn.is_empty() || has_relay_candidate(sdp) {
+            return None;
+        }
+        Some(format!(
+            "no relay candidate from the TURN server(s) {}: check their address and credentials \
+             (connecting without TURN)",
+            self.turn.join(", ")
+        ))
     }
 
     /// Our description as it leaves: on the shared port, with the public addresses.
@@ -353,6 +370,64 @@ pub(super) fn with_public_ips(sdp: &str, ips: &[IpAddr]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_relay_candidate_from_configured_turn_is_a_warning_naming_the_urls() {
+        let config = super::super::PeerConfig {
+            ice_servers: vec![IceServer {
+                urls: vec!["turn:192.0.2.1:3478".into(), "stun:192.0.2.1".into()],
+                username: "user".into(),
+                credential: "s3cret-credential".into(),
+            }],
+            ..Default::default()
+        };
+        let finish = Finish::new(&config, None).unwrap();
+        let host = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.1 5000 typ host\r\n";
+        let relay =
+            "a=candidate:2 1 udp 16777215 192.0.2.1 6000 typ relay raddr 0.0.0.0 rport 0\r\n";
+        assert_eq!(finish.missing_relay(&format!("{host}{relay}")), None);
+        // The warning is logged as the description leaves.
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = std::sync::Arc::clone(&logs);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || Sink(std::sync::Arc::clone(&sink)))
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || finish.apply(host.into()).unwrap());
+        let logs = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        assert!(logs.contains("WARN"), "{logs}");
+        assert!(
+            logs.contains("no relay candidate from the TURN server(s) turn:192.0.2.1:3478"),
+            "{logs}"
+        );
+        assert!(!logs.contains("s3cret"), "{logs}");
+        // Without TURN servers there is nothing to warn about; relay-only is an error instead.
+        let plain = Finish::new(&Default::default(), None).unwrap();
+        assert_eq!(plain.missing_relay(host), None);
+        let relay_only = Finish::new(
+            &super::super::PeerConfig {
+                ice_relay_only: true,
+                ..config
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(relay_only.missing_relay(host), None);
+        assert!(relay_only.apply(host.into()).is_err());
+    }
+
+    /// A log writer into a shared buffer.
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
     fn urls_are_checked_with_clear_errors() {

@@ -56,11 +56,12 @@ pub struct DeviceArgs {
     pub remember_grants: bool,
     /// Which contexts may use which devices, as Permissions-Policy: CONTEXT=FEATURES, e.g.
     /// `room:r1=camera`, `stream:cam=camera,microphone`, `*=camera` (every other
-    /// context). Repeatable. A context not listed (and no `*`) may use everything.
+    /// context, and `capture`'s top level). Repeatable. A context not listed (and no `*`)
+    /// may use everything.
     #[arg(long = "allow", value_name = "CONTEXT=FEATURES")]
     pub allow: Vec<String>,
-    /// The context the command captures for (`stream:NAME` for serve, `room:NAME` for bot),
-    /// set by the command, not a flag.
+    /// The context the command captures for (`stream:NAME` for serve and publish,
+    /// `room:NAME` for bot; none for capture), set by the command, not a flag.
     #[arg(skip)]
     pub context: Option<String>,
 }

@@ -13,7 +13,7 @@ use usermedia::{MediaFrame, MediaKind, MediaStreamTrack};
 
 use crate::args::{parse_seconds, DeviceArgs};
 use crate::exit::{self, Classify, CliError};
-use crate::media::{parse_constraints, print_media_error};
+use crate::media::{prepare, print_media_error};
 use crate::print_json;
 
 /// The exit codes of `capture`, in its `--help`.
@@ -59,8 +59,9 @@ struct Written {
 /// `usermedia capture`: getUserMedia, write for --seconds, print what was written.
 pub fn run(opts: Options) -> Result<ExitCode, CliError> {
     let (seconds, out) = (opts.seconds, opts.out.as_path());
-    let devices = opts.device_args.load()?;
-    let Some(constraints) = parse_constraints(&opts.constraints)? else {
+    // The top level: only the allow-list's `*` entry applies; a kind it refuses is
+    // dropped (and logged) as serve and bot do.
+    let Some((devices, constraints)) = prepare(&opts.device_args, Some(&opts.constraints))? else {
         return Ok(exit::media_error());
     };
     std::fs::create_dir_all(out)

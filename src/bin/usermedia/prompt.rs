@@ -14,7 +14,13 @@ use usermedia::devices::{Decision, PendingRequest, Prompter};
 pub fn answer_on_terminal(prompter: Arc<Prompter>) {
     let spawned = std::thread::Builder::new()
         .name("permission prompt".into())
-        .spawn(move || answer_lines(&prompter, std::io::stdin().lock(), std::io::stderr()));
+        .spawn(move || {
+            answer_lines(
+                &prompter,
+                std::io::BufReader::new(std::io::stdin()),
+                std::io::stderr(),
+            )
+        });
     if let Err(e) = spawned {
         tracing::warn!("cannot prompt on the terminal: {e}");
     }
@@ -42,34 +48,104 @@ pub fn allows(line: &str) -> bool {
     matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
+/// How often the terminal looks for requests answered elsewhere or timed out.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The request to ask about now: the newest pending one, unless it is the one already
+/// asked (`asked`, an id).
+pub fn to_ask<'a>(
+    asked: Option<&str>,
+    pending: &'a [PendingRequest],
+) -> Option<&'a PendingRequest> {
+    pending.last().filter(|r| Some(r.id.as_str()) != asked)
+}
+
+/// What a typed line does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineFor {
+    /// It answers this request: the one asked, still pending.
+    Answer(String),
+    /// The request asked was answered elsewhere or timed out: the line answers nothing.
+    Stale(String),
+}
+
+/// Which request a line typed while `asked` was on the screen answers, given what is
+/// pending when it arrives (`None`: no question was asked).
+pub fn line_for(asked: Option<&str>, pending: &[PendingRequest]) -> Option<LineFor> {
+    let asked = asked?;
+    Some(if pending.iter().any(|r| r.id == asked) {
+        LineFor::Answer(asked.to_string())
+    } else {
+        LineFor::Stale(asked.to_string())
+    })
+}
+
 /// Asks each new request on `output` and answers it with the next line of `input`, until
-/// `input` ends. A line that comes after its request was answered elsewhere or timed out
-/// says so and answers nothing.
-pub fn answer_lines(prompter: &Prompter, mut input: impl BufRead, mut output: impl Write) {
-    let mut last = 0;
+/// `input` ends. The question on the screen is always the newest pending request's: when
+/// the one asked is answered elsewhere or times out, the next is asked at once, and a
+/// line typed for a request that is gone says so and answers nothing.
+pub fn answer_lines(
+    prompter: &Prompter,
+    input: impl BufRead + Send + 'static,
+    mut output: impl Write,
+) {
+    let (tx, lines) = std::sync::mpsc::sync_channel::<String>(16);
+    let reader = std::thread::Builder::new()
+        .name("permission prompt input".into())
+        .spawn(move || {
+            for line in input.lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+    if let Err(e) = reader {
+        tracing::warn!("cannot read the terminal: {e}");
+        return;
+    }
+    // The request whose question is on the screen, until a line answers it.
+    let mut asked: Option<String> = None;
     loop {
-        let Some(request) = prompter.next_request(last, Duration::from_secs(3600)) else {
+        let pending = prompter.pending();
+        if let Some(request) = to_ask(asked.as_deref(), &pending) {
+            let _ = write!(output, "{}", question(request));
+            let _ = output.flush();
+            asked = Some(request.id.clone());
+        }
+        let Some(shown) = asked.clone() else {
+            // Nothing asked: wait for a request; lines stay queued for it.
+            let last = pending.last().and_then(|r| r.id.parse().ok()).unwrap_or(0);
+            prompter.next_request(last, POLL * 10);
             continue;
         };
-        last = request.id.parse().unwrap_or(last);
-        let _ = write!(output, "{}", question(&request));
-        let _ = output.flush();
-        let mut line = String::new();
-        match input.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let decision = if allows(&line) {
-            Decision::Allow
-        } else {
-            Decision::Deny
+        let line = match lines.recv_timeout(POLL) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         };
-        if prompter.decide(&request.id, decision).is_err() {
-            let _ = writeln!(
-                output,
-                "usermedia: request {} was already answered or timed out",
-                request.id
-            );
+        asked = None;
+        match line_for(Some(&shown), &prompter.pending()) {
+            Some(LineFor::Answer(id)) => {
+                let decision = if allows(&line) {
+                    Decision::Allow
+                } else {
+                    Decision::Deny
+                };
+                if prompter.decide(&id, decision).is_err() {
+                    let _ = writeln!(
+                        output,
+                        "usermedia: request {id} was already answered or timed out"
+                    );
+                }
+            }
+            Some(LineFor::Stale(id)) => {
+                let _ = writeln!(
+                    output,
+                    "usermedia: request {id} was already answered or timed out"
+                );
+            }
+            None => {}
         }
     }
 }
@@ -108,6 +184,113 @@ mod tests {
         assert!(
             asked.contains("allow microphone (Mic) for this process?"),
             "{asked}"
+        );
+    }
+
+    fn request(id: &str) -> PendingRequest {
+        PendingRequest {
+            id: id.into(),
+            context: None,
+            features: vec![Feature::Camera],
+            devices: vec![],
+            expires_in_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn the_newest_pending_request_is_asked_once() {
+        let pending = [request("1"), request("2")];
+        assert_eq!(to_ask(None, &pending).map(|r| r.id.as_str()), Some("2"));
+        assert_eq!(to_ask(Some("2"), &pending), None);
+        // The one on the screen was answered elsewhere: the next is asked.
+        assert_eq!(
+            to_ask(Some("2"), &pending[..1]).map(|r| r.id.as_str()),
+            Some("1")
+        );
+        assert_eq!(to_ask(Some("1"), &[]), None);
+    }
+
+    #[test]
+    fn a_line_answers_the_question_on_the_screen_only_while_it_is_pending() {
+        let pending = [request("1"), request("3")];
+        assert_eq!(
+            line_for(Some("3"), &pending),
+            Some(LineFor::Answer("3".into()))
+        );
+        assert_eq!(
+            line_for(Some("2"), &pending),
+            Some(LineFor::Stale("2".into()))
+        );
+        assert_eq!(line_for(None, &pending), None);
+    }
+
+    #[test]
+    fn after_a_request_answered_elsewhere_the_next_line_answers_the_next_request() {
+        let prompter = Arc::new(Prompter::new(Duration::from_secs(5), false));
+        let (line_tx, line_rx) = std::sync::mpsc::channel::<&'static [u8]>();
+        struct Lines(std::sync::mpsc::Receiver<&'static [u8]>, &'static [u8]);
+        impl std::io::Read for Lines {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.1.is_empty() {
+                    self.1 = self.0.recv().unwrap_or(b"");
+                }
+                let n = self.1.len().min(buf.len());
+                buf[..n].copy_from_slice(&self.1[..n]);
+                self.1 = &self.1[n..];
+                Ok(n)
+            }
+        }
+        let input = std::io::BufReader::new(Lines(line_rx, b""));
+        let out = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let answerer = Arc::clone(&prompter);
+        let screen = Shared(Arc::clone(&out));
+        std::thread::spawn(move || answer_lines(&answerer, input, screen));
+        let asks = |n: usize| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while String::from_utf8_lossy(&out.lock().unwrap())
+                .matches("[y/N]")
+                .count()
+                < n
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "question {n} never asked"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        let first = {
+            let p = Arc::clone(&prompter);
+            std::thread::spawn(move || p.ask(Some("stream:a"), &[Feature::Camera], vec![]))
+        };
+        asks(1);
+        // Request 1 is answered over HTTP while the terminal waits for its line.
+        prompter.decide("1", Decision::Allow).unwrap();
+        assert!(first.join().unwrap().is_ok());
+        let second = {
+            let p = Arc::clone(&prompter);
+            std::thread::spawn(move || p.ask(Some("stream:b"), &[Feature::Microphone], vec![]))
+        };
+        asks(2);
+        line_tx.send(b"y\n").unwrap();
+        assert!(
+            second.join().unwrap().is_ok(),
+            "the line went to the stale request"
+        );
+        let screen = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
+        assert!(
+            screen.contains("for stream:b? [y/N] (request 2"),
+            "{screen}"
         );
     }
 

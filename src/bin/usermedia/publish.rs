@@ -24,6 +24,16 @@ Exit codes:
   3  a runtime or network failure: the server cannot be reached, refuses the session
      otherwise (409, 503, ...), or the connection fails or times out";
 
+/// The allow-list context of publishing to `whip`: `stream:NAME`, NAME its URL's last
+/// path segment (`None` when the path has none).
+fn stream_context(whip: &str) -> Option<String> {
+    let url = whip.split(['?', '#']).next().unwrap_or(whip);
+    let path = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (_, path) = path.split_once('/')?;
+    let name = path.trim_end_matches('/').rsplit('/').next()?;
+    (!name.is_empty()).then(|| format!("stream:{name}"))
+}
+
 /// `usermedia publish`'s flags.
 #[derive(clap::Args)]
 #[command(after_help = EXIT_CODES)]
@@ -46,7 +56,9 @@ pub struct Options {
 }
 
 /// `usermedia publish`: capture, publish through WHIP, DELETE on Ctrl-C (or after --seconds).
-pub fn run(opts: Options) -> Result<ExitCode, CliError> {
+pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
+    // The allow-list applies to the stream published: `stream:NAME`.
+    opts.client.device_args.context = stream_context(&opts.whip);
     let Some(client) = Client::start(&opts.client)? else {
         return Ok(exit::media_error());
     };
@@ -86,4 +98,23 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_is_the_context_of_the_allow_list() {
+        assert_eq!(
+            stream_context("http://h:8080/whip/cam").as_deref(),
+            Some("stream:cam")
+        );
+        assert_eq!(
+            stream_context("https://h/a/whip/cam/?x=1#f").as_deref(),
+            Some("stream:cam")
+        );
+        assert_eq!(stream_context("http://h:8080/"), None);
+        assert_eq!(stream_context("http://h:8080"), None);
+    }
 }
