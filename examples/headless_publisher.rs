@@ -11,7 +11,7 @@ use anyhow::Context;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::peer::{PeerConfig, PeerFactory};
 use usermedia::server::Publisher;
-use usermedia_signaling::{router, ServerConfig};
+use usermedia_signaling::{router, HttpLimits, ServerConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -44,10 +44,11 @@ async fn main() -> anyhow::Result<()> {
         "open http://{}/ (WHEP: /whep/default)",
         listener.local_addr()?
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // The bounded server (header and request timeouts, a connection cap), as `usermedia
+    // serve` runs it; Ctrl-C ends it within its grace.
+    usermedia_signaling::serve(listener, app, HttpLimits::default(), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
     Ok(())
 }

@@ -294,7 +294,7 @@ fn encode_loop(mut input: InputFeed, shared: &Weak<Shared>, mut encoder: Encoder
         let now = Instant::now();
         for mut unit in units {
             unit.timestamp = shift(unit.timestamp, offset);
-            input.placed(unit.timestamp, now);
+            input.placed(unit.timestamp, unit.duration, now);
             shared.fan_out(unit);
         }
     }

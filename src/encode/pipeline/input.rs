@@ -36,8 +36,8 @@ pub(super) struct InputTimeline {
     generation: u64,
     /// Offsets (nanoseconds) of recent generations, oldest first.
     offsets: Vec<(u64, i128)>,
-    /// The latest timestamp placed and when.
-    last: Option<(Duration, Instant)>,
+    /// The latest timestamp placed, when, and where its unit ends (timestamp + duration).
+    last: Option<(Duration, Instant, Duration)>,
 }
 
 impl InputTimeline {
@@ -75,10 +75,12 @@ impl InputTimeline {
         if generation != self.generation {
             return None;
         }
+        // Never before the end of the last unit: an Opus packet encoded 5 ms ago still
+        // plays for 15 ms, and the new track's first packet must not overlap it.
         let target = match self.last {
-            Some((last, at)) => {
-                (last + now.saturating_duration_since(at)).max(last + Duration::from_micros(1))
-            }
+            Some((last, at, end)) => (last + now.saturating_duration_since(at))
+                .max(end)
+                .max(last + Duration::from_micros(1)),
             None => first,
         };
         let offset = target.as_nanos() as i128 - first.as_nanos() as i128;
@@ -89,10 +91,11 @@ impl InputTimeline {
         Some(offset)
     }
 
-    /// A timestamp placed on the timeline (a unit encoded) at `now`.
-    pub(super) fn placed(&mut self, timestamp: Duration, now: Instant) {
-        if self.last.is_none_or(|(last, _)| timestamp > last) {
-            self.last = Some((timestamp, now));
+    /// A unit placed on the timeline at `timestamp`, playing for `duration`, encoded at
+    /// `now`.
+    pub(super) fn placed(&mut self, timestamp: Duration, duration: Duration, now: Instant) {
+        if self.last.is_none_or(|(last, _, _)| timestamp > last) {
+            self.last = Some((timestamp, now, timestamp + duration));
         }
     }
 }
@@ -164,8 +167,8 @@ impl Input {
         lock(&self.state).timeline.offset(generation, first, now)
     }
 
-    fn placed(&self, timestamp: Duration, now: Instant) {
-        lock(&self.state).timeline.placed(timestamp, now);
+    fn placed(&self, timestamp: Duration, duration: Duration, now: Instant) {
+        lock(&self.state).timeline.placed(timestamp, duration, now);
     }
 }
 
@@ -273,10 +276,10 @@ impl InputFeed {
         self.offset
     }
 
-    /// A unit was placed at `timestamp` (already shifted) at `now`: the next replacement
-    /// continues from it.
-    pub(super) fn placed(&self, timestamp: Duration, now: Instant) {
-        self.input.placed(timestamp, now);
+    /// A unit was placed at `timestamp` (already shifted), playing for `duration`, at
+    /// `now`: the next replacement continues from it.
+    pub(super) fn placed(&self, timestamp: Duration, duration: Duration, now: Instant) {
+        self.input.placed(timestamp, duration, now);
     }
 }
 
@@ -293,7 +296,7 @@ mod tests {
         let mut t = InputTimeline::new();
         let now = Instant::now();
         assert_eq!(t.offset(0, ms(5000), now), Some(0));
-        t.placed(ms(5000), now);
+        t.placed(ms(5000), Duration::ZERO, now);
         assert_eq!(t.offset(0, ms(9000), now + ms(4000)), Some(0));
     }
 
@@ -301,7 +304,7 @@ mod tests {
     fn a_replacement_continues_the_timeline_by_the_real_gap() {
         let mut t = InputTimeline::new();
         let t0 = Instant::now();
-        t.placed(ms(60_000), t0);
+        t.placed(ms(60_000), ms(33), t0);
         let g = t.replace();
         assert_eq!(g, 1);
         // The new camera's first frame (its own time zero plus 10 ms), 40 ms after the
@@ -316,10 +319,22 @@ mod tests {
     }
 
     #[test]
+    fn a_replacement_never_overlaps_the_last_unit() {
+        // An Opus packet of 20 ms placed at 280 ms; the new microphone's first packet comes
+        // 0.5 ms later in real time: it lands where the old packet ends, not inside it.
+        let mut t = InputTimeline::new();
+        let t0 = Instant::now();
+        t.placed(ms(280), ms(20), t0);
+        t.replace();
+        let o = t.offset(1, ms(0), t0 + Duration::from_micros(500)).unwrap();
+        assert_eq!(shift(ms(0), o), ms(300));
+    }
+
+    #[test]
     fn a_replacement_never_steps_back_and_stale_generations_are_dropped() {
         let mut t = InputTimeline::new();
         let t0 = Instant::now();
-        t.placed(ms(1000), t0);
+        t.placed(ms(1000), Duration::ZERO, t0);
         t.replace();
         // No time passed (or the clock stood still): still later than the last unit.
         let o = t.offset(1, ms(5000), t0).unwrap();
@@ -327,7 +342,7 @@ mod tests {
         assert_eq!(shift(ms(5000), o), ms(1000) + Duration::from_micros(1));
         // Replaced twice before generation 2 showed a frame: its frames are dropped, the
         // newest generation continues from generation 1's last unit.
-        t.placed(shift(ms(5033), o), t0 + ms(33));
+        t.placed(shift(ms(5033), o), Duration::ZERO, t0 + ms(33));
         t.replace();
         t.replace();
         assert_eq!(t.offset(2, ms(0), t0 + ms(40)), None);
@@ -339,7 +354,7 @@ mod tests {
     fn offsets_can_move_back_a_track_that_started_earlier() {
         let mut t = InputTimeline::new();
         let t0 = Instant::now();
-        t.placed(ms(100), t0);
+        t.placed(ms(100), Duration::ZERO, t0);
         t.replace();
         // The new track has run for a minute already: its timestamps move back.
         let o = t.offset(1, ms(60_000), t0 + ms(30)).unwrap();
