@@ -514,8 +514,8 @@ struct Writer {
     clock: RtpClock,
     counters: Arc<SendCounters>,
     video: bool,
-    /// When the last unit was written.
-    last_sent: Option<Instant>,
+    /// When the last unit was written, and how long it plays.
+    last_sent: Option<(Instant, Duration)>,
 }
 
 impl Writer {
@@ -539,7 +539,7 @@ impl Writer {
                 return false;
             }
         }
-        self.last_sent = Some(Instant::now());
+        self.last_sent = Some((Instant::now(), unit.duration));
         let c = &self.counters;
         c.frames_sent.fetch_add(1, Ordering::Relaxed);
         c.tier.store(units.tier() as u64, Ordering::Relaxed);
@@ -689,7 +689,12 @@ async fn send_loop(ctx: SendContext) {
                 units = next;
                 current_ended = false;
                 *lock(&shared.encoder) = Some(units.encoder().clone());
-                let gap = writer.last_sent.map(|t| t.elapsed()).unwrap_or_default();
+                // The real gap, but never less than the last unit plays (an Opus packet
+                // sent 5 ms ago still plays for 15 ms): no overlap on the RTP timeline.
+                let gap = writer
+                    .last_sent
+                    .map(|(at, plays)| at.elapsed().max(plays))
+                    .unwrap_or_default();
                 writer.clock.rebase(unit.timestamp, gap);
                 tracing::debug!("sending the replacement track (gap {gap:?})");
                 if !writer.write(unit, &units).await {
