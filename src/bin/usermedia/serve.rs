@@ -360,7 +360,13 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         if tokio::time::timeout(CLOSE_SESSIONS_WITHIN, publisher.close_all()).await.is_err() {
             tracing::warn!("sessions still closing at exit");
         }
-        for t in stream.get_tracks() {
+        // The captured tracks, and the ones a camera flip put in their place.
+        for t in stream
+            .get_tracks()
+            .iter()
+            .cloned()
+            .chain(publisher.tracks(&opts.stream))
+        {
             t.stop();
         }
         Ok(ExitCode::SUCCESS)
