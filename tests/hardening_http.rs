@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use common::exclusive;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::peer::{PeerConfig, PeerFactory};
 use usermedia::server::Publisher;
@@ -97,51 +96,12 @@ async fn a_whip_offer_cancelled_at_any_await_leaves_the_stream_free() {
     assert_eq!(publisher.session_count(), 0);
 }
 
-/// Starts `usermedia serve` on the built-in devices; the child and its address.
-async fn serve() -> (tokio::process::Child, SocketAddr) {
-    let builtin = common::example("builtin.json");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--devices",
-            builtin.to_str().unwrap(),
-            "--constraints",
-            r#"{"video": {"width": 320, "height": 240}}"#,
-            "--ice-addr",
-            "127.0.0.1",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("serve printed its URL");
-            if let Some((_, rest)) = line.split_once("open http://") {
-                break rest.split('/').next().unwrap().parse().unwrap();
-            }
-        }
-    })
-    .await
-    .expect("serve started");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_exits_within_2_s_on_sigterm_and_sigint_whatever_clients_hold_open() {
     let _serial = exclusive().await;
     for signal in ["-TERM", "-INT"] {
-        let (mut child, addr) = serve().await;
+        let (mut child, addr) =
+            common::spawn_serve(r#"{"video": {"width": 320, "height": 240}}"#).await;
         // A request whose headers never finish, and one whose body never comes.
         let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
         half.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: ")

@@ -941,43 +941,9 @@ async fn whip_ingest_is_forwarded_to_its_codec_and_transcoded_for_others() {
 /// a lower tier that it would leave again seconds later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serve_command_starts_a_viewer_on_the_top_tier() {
-    use tokio::io::AsyncBufReadExt;
     let _serial = exclusive().await;
-    let builtin = common::example("builtin.json");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--devices",
-            builtin.to_str().unwrap(),
-            "--constraints",
-            r#"{"video": {"width": 640, "height": 480}}"#,
-            "--ice-addr",
-            "127.0.0.1",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    // "usermedia: serving stream "default" — open http://127.0.0.1:PORT/ (WHEP: ...)"
-    let addr: SocketAddr = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("serve printed its URL");
-            if let Some((_, rest)) = line.split_once("open http://") {
-                break rest.split('/').next().unwrap().parse().unwrap();
-            }
-        }
-    })
-    .await
-    .expect("serve started");
+    let (mut child, addr) =
+        common::spawn_serve(r#"{"video": {"width": 640, "height": 480}}"#).await;
     let viewing = view(&format!("http://{addr}/whep/default")).await;
     let n = frame_numbers(&viewing, Duration::from_secs(2)).await.len();
     assert!(n >= 20, "decoded {n} frames");

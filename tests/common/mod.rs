@@ -206,3 +206,47 @@ pub async fn track_frame_numbers(video: &RemoteTrack, window: Duration) -> Vec<u
 pub async fn frame_numbers(session: &RemoteSession, window: Duration) -> Vec<u32> {
     track_frame_numbers(&session_video(session).await, window).await
 }
+
+/// Starts `usermedia serve` on the built-in devices with `constraints`, gathering on
+/// loopback; the child (killed when dropped) and the address it printed. Its later output
+/// is drained so it never blocks on a full pipe.
+pub async fn spawn_serve(constraints: &str) -> (tokio::process::Child, std::net::SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let builtin = example("builtin.json");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--devices",
+            builtin.to_str().unwrap(),
+            "--constraints",
+            constraints,
+            "--ice-addr",
+            "127.0.0.1",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    // "usermedia: serving stream "default" — open http://127.0.0.1:PORT/ (WHEP: ...)"
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("serve printed its URL");
+            if let Some((_, rest)) = line.split_once("open http://") {
+                break rest.split('/').next().unwrap().parse().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("serve started");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
