@@ -85,8 +85,22 @@ pub(crate) fn routes<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Rou
         .route("/permissions/{id}", post(answer::<E>))
         .route("/operator", get(|| async { Html(OPERATOR_PAGE) }))
         .route("/indicator", get(indicator::<E>))
+        // The badge script both pages load (one copy, not one per page).
+        .route("/indicator.js", get(indicator_script))
         .layer(DefaultBodyLimit::max(MAX_DECISION_BODY))
         .with_state(state)
+}
+
+/// The pages' indicator badge: polls `GET /indicator` and renders it.
+const INDICATOR_SCRIPT: &str = include_str!("indicator.js");
+
+async fn indicator_script() -> Response {
+    let mut r = INDICATOR_SCRIPT.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    r
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
