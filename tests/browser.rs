@@ -7,6 +7,7 @@
 mod browser_support;
 #[path = "../signaling/tests/common/http.rs"]
 mod http;
+mod netns;
 mod turn_support;
 
 use std::time::{Duration, Instant};

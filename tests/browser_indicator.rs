@@ -4,6 +4,7 @@
 
 #[allow(dead_code)]
 mod browser_support;
+mod netns;
 
 use std::sync::Arc;
 use std::time::Duration;

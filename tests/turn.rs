@@ -8,6 +8,7 @@
 //! A missing coturn, `unshare` or `ip` is a failure, not a skip: CI installs them.
 
 mod common;
+mod netns;
 mod turn_support;
 
 use std::future::Future;
@@ -25,7 +26,6 @@ use usermedia::server::Publisher;
 use usermedia::MediaKind;
 use usermedia_signaling::{router, LinkIceServer, ServerConfig};
 
-const INSIDE: &str = "USERMEDIA_TURN_TEST_IN_NETNS";
 /// The namespace's non-loopback address: coturn listens and relays on it, peers gather on it.
 const ADDR: &str = "10.99.0.1";
 const TURN_URL: &str = "turn:10.99.0.1:3478";
@@ -34,61 +34,19 @@ const USER: &str = "usermedia";
 const PASSWORD: &str = "test-secret";
 const CASE_LIMIT: Duration = Duration::from_secs(30);
 
-/// Runs `case` inside a fresh network namespace (see the module's comment).
+/// Runs `case` inside a fresh network namespace with an `ifb` device at 10.99.0.1 (see the
+/// module's comment).
 fn in_netns<F, Fut>(name: &str, case: F)
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = ()>,
 {
-    if std::env::var_os(INSIDE).is_some() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let done = runtime.block_on(async { tokio::time::timeout(CASE_LIMIT, case()).await });
-        assert!(done.is_ok(), "{name} ran over {CASE_LIMIT:?}");
-        return;
-    }
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut unshare = Command::new("unshare");
-    unshare.arg("--net");
-    if !is_root() {
-        unshare.arg("--map-root-user");
-    }
-    let output = unshare
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "PATH=\"$PATH:/usr/sbin:/sbin\"; set -e; ip link set lo up; \
-             ip link add ifb0 type ifb; ip addr add 10.99.0.1/24 dev ifb0; \
-             ip link set ifb0 up; exec \"$0\" \"$@\"",
-        ])
-        .arg(&exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE, "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run unshare (util-linux) for {name}: {e}"));
-    print!("{}", String::from_utf8_lossy(&output.stdout));
-    print!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "{name} failed inside its network namespace ({}); output above",
-        output.status
+    netns::run(
+        name,
+        "ip link add ifb0 type ifb; ip addr add 10.99.0.1/24 dev ifb0; ip link set ifb0 up;",
+        CASE_LIMIT,
+        case,
     );
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
 }
 
 fn turn_server(password: &str) -> IceServer {

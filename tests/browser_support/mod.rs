@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -31,8 +30,6 @@ use usermedia::server::Publisher;
 use usermedia::MediaStream;
 use usermedia_signaling::{router, ServerConfig};
 
-/// Set in the re-executed child: the case runs here rather than re-executing again.
-const INSIDE_NETNS: &str = "USERMEDIA_TEST_IN_NETNS";
 /// How long a whole case may take, browser start included (the issue asks for < 20 s).
 const CASE_LIMIT: Duration = Duration::from_secs(20);
 /// How long the page may take to report.
@@ -49,98 +46,9 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = ()>,
 {
-    if std::env::var_os(INSIDE_NETNS).is_some() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        // The limit is kept here, inside: a case that overruns panics, which drops (and so
-        // kills) its browser, rather than being killed from outside with it left running.
-        let finished = runtime.block_on(async { tokio::time::timeout(CASE_LIMIT, case()).await });
-        assert!(finished.is_ok(), "{name} ran over {CASE_LIMIT:?}");
-        return;
-    }
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let started = Instant::now();
-    let mut unshare = Command::new("unshare");
-    unshare.arg("--net");
-    if !is_root() {
-        // A user namespace makes us root inside it, enough to bring loopback up.
-        unshare.arg("--map-root-user");
-    }
-    let mut child = unshare
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "PATH=\"$PATH:/usr/sbin:/sbin\"; ip link set lo up && exec \"$0\" \"$@\"",
-        ])
-        .arg(&exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(INSIDE_NETNS, "1")
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run unshare (util-linux) for {name}: {e}"));
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for the case") {
-            break Some(status);
-        }
-        if started.elapsed() > CASE_LIMIT + Duration::from_secs(10) {
-            // Our own child, by its PID; its browser dies with the namespace's last process.
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (out, err) = (
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default(),
-    );
-    // Through print! so libtest shows it with the failure (and hides it on success).
-    print!("{out}");
-    print!("{err}");
-    let elapsed = started.elapsed();
-    match status {
-        Some(s) if s.success() => {}
-        Some(s) => panic!("{name} failed inside its network namespace ({s}); output above"),
-        None => panic!("{name} took longer than {elapsed:?} and was killed; output above"),
-    }
-    assert!(
-        elapsed < CASE_LIMIT,
-        "{name} took {elapsed:?}, over the {CASE_LIMIT:?} a case may take"
-    );
-}
-
-/// Whether we run as root (CI does): then no user namespace is needed.
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut p) = pipe {
-            let mut bytes = Vec::new();
-            let _ = p.read_to_end(&mut bytes);
-            text = String::from_utf8_lossy(&bytes).into_owned();
-        }
-        text
-    })
+    crate::netns::run(name, "", CASE_LIMIT, case);
 }
 
 /// The two browsers under test.
