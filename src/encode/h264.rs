@@ -308,6 +308,17 @@ impl H264Decoder {
     }
 }
 
+/// Whether an Annex-B access unit holds an IDR slice (NAL type 5): a keyframe. Walks the
+/// units without collecting them (the decoder asks this of every access unit).
+pub fn is_keyframe(annex_b: &[u8]) -> bool {
+    openh264::nal_units(annex_b).any(|nal| {
+        nal.iter()
+            .position(|&b| b == 1)
+            .and_then(|start| nal.get(start + 1))
+            .is_some_and(|b| b & 0x1f == 5)
+    })
+}
+
 /// The NAL unit types in an Annex-B access unit, in order (for tests and diagnostics).
 pub fn nal_types(annex_b: &[u8]) -> Vec<u8> {
     openh264::nal_units(annex_b)
@@ -358,9 +369,11 @@ mod tests {
         let types = nal_types(&first.data);
         assert_eq!(&types[..2], &[7, 8], "SPS, PPS first: {types:?}");
         assert!(types.contains(&5));
+        assert!(is_keyframe(&first.data));
         let delta = enc.encode(&render(320, 240, 1, 0), false).unwrap().unwrap();
         assert!(!delta.keyframe);
         assert!(!nal_types(&delta.data).contains(&7));
+        assert!(!is_keyframe(&delta.data));
         let forced = enc.encode(&render(320, 240, 2, 0), true).unwrap().unwrap();
         assert!(forced.keyframe);
         assert!(nal_types(&forced.data).starts_with(&[7, 8]));

@@ -98,7 +98,7 @@ impl VideoDecoder {
 
     fn is_keyframe(&self, data: &[u8]) -> bool {
         match self {
-            VideoDecoder::H264(_) => crate::encode::h264::nal_types(data).contains(&5),
+            VideoDecoder::H264(_) => crate::encode::h264::is_keyframe(data),
             VideoDecoder::Vp8(_) => crate::encode::vp8::is_keyframe(data),
         }
     }

@@ -284,7 +284,12 @@ impl UnitMaker {
                 payload.duration,
                 capture_time_ms,
             ),
-            None => self.audio(data, payload.rtp_timestamp, capture_time_ms),
+            None => self.audio(
+                data,
+                payload.rtp_timestamp,
+                payload.duration,
+                capture_time_ms,
+            ),
         }
     }
 
@@ -367,12 +372,18 @@ impl UnitMaker {
         }
     }
 
-    fn audio(&mut self, data: Bytes, ts: u32, capture_time_ms: u64) -> Option<EncodedUnit> {
+    /// An Opus unit; `duration` was read from its TOC when the packet was pushed.
+    fn audio(
+        &mut self,
+        data: Bytes,
+        ts: u32,
+        duration: Duration,
+        capture_time_ms: u64,
+    ) -> Option<EncodedUnit> {
         if data.is_empty() {
             return None;
         }
         let timestamp = self.position(ts, OPUS_CLOCK);
-        let duration = opus_duration(&data).unwrap_or(Duration::from_millis(20));
         Some(EncodedUnit {
             data,
             keyframe: true,
