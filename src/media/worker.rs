@@ -153,6 +153,9 @@ fn run(
     lease: DeviceLease,
     mut timeline: Timeline,
 ) {
+    // The outputs still live, refilled each frame (one upgrade each, no allocation once
+    // the list has its size).
+    let mut live: Vec<Arc<TrackOutput>> = Vec::new();
     loop {
         while let Ok(msg) = control.try_recv() {
             match msg {
@@ -161,11 +164,14 @@ fn run(
                 }
             }
         }
-        let live: Vec<Arc<TrackOutput>> = {
-            let mut list = lock(&outputs);
-            list.retain(|w| w.upgrade().is_some_and(|o| !o.is_ended()));
-            list.iter().filter_map(Weak::upgrade).collect()
-        };
+        live.clear();
+        lock(&outputs).retain(|w| match w.upgrade() {
+            Some(o) if !o.is_ended() => {
+                live.push(o);
+                true
+            }
+            _ => false,
+        });
         if live.is_empty() {
             break;
         }
