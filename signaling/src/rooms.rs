@@ -21,6 +21,7 @@ use crate::auth::Role;
 use crate::http::ServerConfig;
 use crate::limits::RateLimit;
 use crate::room_protocol::{ClientMessage, InvalidMessage, ServerMessage};
+use crate::sync_lock as lock;
 
 /// Largest message accepted (SDP with candidates fits easily).
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -56,23 +57,15 @@ impl Default for RoomLimits {
 #[derive(Default)]
 pub struct Rooms {
     rooms: Mutex<HashMap<String, HashMap<String, mpsc::Sender<String>>>>,
-    pub(crate) max_participants: usize,
-    limits: RoomLimits,
     connections: AtomicUsize,
-    /// The server's tokens and origins (rooms check them on the upgrade).
+    /// The server's tokens, origins and room limits (rooms check them on the upgrade).
     config: ServerConfig,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Rooms {
     /// The rooms of a server with `config` (its tokens, origins and room limits).
     pub(crate) fn with_config(config: &ServerConfig) -> Self {
         Rooms {
-            max_participants: config.max_room_participants,
-            limits: config.room_limits.clone(),
             config: config.clone(),
             ..Rooms::default()
         }
@@ -120,11 +113,11 @@ impl Rooms {
         tx: &mpsc::Sender<String>,
     ) -> Result<Vec<String>, &'static str> {
         let mut all = lock(&self.rooms);
-        if !all.contains_key(room) && all.len() >= self.limits.max_rooms {
+        if !all.contains_key(room) && all.len() >= self.config.room_limits.max_rooms {
             return Err("too many rooms on this server");
         }
         let participants = all.entry(room.to_owned()).or_default();
-        if participants.len() >= self.max_participants {
+        if participants.len() >= self.config.max_room_participants {
             return Err("the room is full");
         }
         let others = participants.keys().cloned().collect();
@@ -171,7 +164,7 @@ pub(crate) async fn upgrade(
     }
     let open = rooms.connections.fetch_add(1, Ordering::Relaxed);
     let connection = Connection(Arc::clone(&rooms));
-    if open >= rooms.limits.max_connections {
+    if open >= rooms.config.room_limits.max_connections {
         let mut r = crate::http::problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many call-room connections; try again later",
@@ -217,7 +210,7 @@ async fn participant(rooms: Arc<Rooms>, room: String, mut socket: WebSocket) {
     let id = uuid_like();
     let (tx, mut rx) = mpsc::channel::<String>(64);
     let mut joined = false;
-    let limits = rooms.limits.clone();
+    let limits = rooms.config.room_limits.clone();
     let mut rate = RateLimit::new(
         limits.message_burst,
         limits.messages_per_second,
