@@ -337,7 +337,7 @@ pub(crate) fn denied(result: Result<(), Denied>, stream: &str) -> Option<Respons
     Some(r)
 }
 
-fn content_type_is(headers: &HeaderMap, wanted: &str) -> bool {
+pub(crate) fn content_type_is(headers: &HeaderMap, wanted: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, Denied};
 use crate::endpoint::Endpoint;
+use crate::http::problem;
 use crate::http::ServerConfig;
 
 /// The operator's page: pending requests with Allow and Deny, the token kept in the page.
@@ -103,19 +104,6 @@ async fn indicator_script() -> Response {
     r
 }
 
-fn problem(status: StatusCode, message: impl Into<String>) -> Response {
-    let mut r = (status, format!("{}\n", message.into())).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    r
-}
-
 /// A stream name no stream token can have: checking it passes only the token for every
 /// stream (a valid stream token reads as "another stream").
 const NO_STREAM: &str = "/";
@@ -124,15 +112,12 @@ const NO_STREAM: &str = "/";
 fn without_token(config: &ServerConfig, headers: &HeaderMap) -> Option<Response> {
     match auth::check(config, headers, NO_STREAM) {
         Ok(()) | Err(Denied::OtherStream) => None,
-        Err(Denied::Missing) => Some(problem(
-            StatusCode::UNAUTHORIZED,
-            "missing Authorization: Bearer token",
-        )),
-        Err(Denied::Unknown) => Some(problem(StatusCode::UNAUTHORIZED, "wrong bearer token")),
         Err(Denied::ViewOnly) => Some(problem(
             StatusCode::FORBIDDEN,
             "a viewing token cannot answer permission prompts",
         )),
+        // Missing or unknown: the 401 (with WWW-Authenticate) every route sends.
+        missing_or_unknown => crate::http::denied(missing_or_unknown, NO_STREAM),
     }
 }
 
@@ -167,12 +152,7 @@ async fn answer<E: Endpoint>(
     if let Some(r) = without_token(&state.config, &headers) {
         return r;
     }
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
+    if !crate::http::content_type_is(&headers, "application/json") {
         return problem(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "the decision must be sent as Content-Type: application/json",
