@@ -145,12 +145,10 @@ pub(crate) enum Role {
     Publish,
 }
 
-/// Whether any token is configured at all (without one, nothing needs a token).
+/// Whether any token for streams is configured (the status token guards /status alone);
+/// without one, publishing and viewing need no token.
 pub(crate) fn configured(config: &ServerConfig) -> bool {
-    config.token.is_some()
-        || !config.stream_tokens.is_empty()
-        || !config.view_tokens.is_empty()
-        || config.status_token.is_some()
+    config.token.is_some() || !config.stream_tokens.is_empty() || !config.view_tokens.is_empty()
 }
 
 /// The bearer token of a request: `Authorization: Bearer`, or for WebSocket upgrades
@@ -175,7 +173,8 @@ fn same(given: &[u8], token: &str) -> Choice {
 /// Checks the operator's token (`/status`): `--status-token` or the all-streams `--token`.
 /// Without any token configured, everyone is the operator (a trusted network).
 pub(crate) fn check_operator(config: &ServerConfig, headers: &HeaderMap) -> Result<(), Denied> {
-    if !configured(config) {
+    // The status token guards /status alone: it does not close publishing or viewing.
+    if !configured(config) && config.status_token.is_none() {
         return Ok(());
     }
     let given = bearer(headers, None).ok_or(Denied::Missing)?;

@@ -174,6 +174,17 @@ async fn status_is_the_operators_when_tokens_are_configured() {
     // Without any token configured, /status stays open (a trusted network).
     let open = start_with(ServerConfig::default()).await;
     assert_eq!(get(open, "/status").await.status, 200);
+    // A status token alone guards /status only: publishing stays open.
+    let ops_only = start_with(ServerConfig {
+        status_token: Some("ops".into()),
+        ..ServerConfig::default()
+    })
+    .await;
+    assert_eq!(get(ops_only, "/status").await.status, 401);
+    let r = common::http::authorized(ops_only, "GET", "/status", &[], Some("ops"), "").await;
+    assert_eq!(r.status, 200);
+    let r = post_offer(ops_only, "/whip/cam", None, OFFER).await;
+    assert_eq!(r.status, 201, "{}", r.body);
 }
 
 #[tokio::test]
