@@ -162,10 +162,21 @@ impl HttpClient {
         let ice = ice_servers(response.headers());
         let etag = etag(response.headers());
         let answer = response.text().await.map_err(|e| transport(url, e))?;
+        // The session's resource never moves: decide once whether it may see the token,
+        // which was given for the endpoint's origin only.
+        let token = token.filter(|_| {
+            let same = location.origin() == parsed.origin();
+            if !same {
+                tracing::warn!(
+                    "{location}: not sending the bearer token to another origin than {}",
+                    parsed.origin().ascii_serialization()
+                );
+            }
+            same
+        });
         Ok(HttpSession {
             client,
             token: token.map(str::to_owned),
-            token_origin: parsed.origin().ascii_serialization(),
             location: location.to_string(),
             answer,
             ice_servers: ice,
@@ -185,9 +196,9 @@ fn etag(headers: &HeaderMap) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct HttpSession {
     client: reqwest::Client,
+    /// The bearer token, kept only when the session's resource is on the origin it was
+    /// given for (the endpoint's).
     token: Option<String>,
-    /// The origin the token was given for (the endpoint's): only requests there carry it.
-    token_origin: String,
     /// The session's resource (absolute URL), for PATCH and DELETE.
     pub location: String,
     /// The server's answer SDP.
@@ -247,18 +258,8 @@ impl HttpSession {
     /// `request` to the session's resource with the token, if that is on the token's
     /// origin (a server may name a resource anywhere; the token is not for elsewhere).
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let same_origin = reqwest::Url::parse(&self.location)
-            .is_ok_and(|l| l.origin().ascii_serialization() == self.token_origin);
         match &self.token {
-            Some(t) if same_origin => request.header(AUTHORIZATION, format!("Bearer {t}")),
-            Some(_) => {
-                tracing::warn!(
-                    "{}: not sending the bearer token to another origin than {}",
-                    self.location,
-                    self.token_origin
-                );
-                request
-            }
+            Some(t) => request.header(AUTHORIZATION, format!("Bearer {t}")),
             None => request,
         }
     }
