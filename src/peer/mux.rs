@@ -116,8 +116,10 @@ async fn read(socket: Arc<tokio::net::UdpSocket>, mux: Weak<UdpMux>) {
         let Some(peer) = lock(&mux.routes).incoming(from, packet) else {
             continue;
         };
-        let inbox = lock(&mux.inboxes).get(&peer).cloned();
-        if let Some(inbox) = inbox {
+        // try_send never waits: handing over under the lock spares a Sender clone per
+        // datagram.
+        let inboxes = lock(&mux.inboxes);
+        if let Some(inbox) = inboxes.get(&peer) {
             let _ = inbox.try_send((packet.to_vec(), from));
         }
     }
