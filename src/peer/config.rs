@@ -2,6 +2,7 @@
 //! bounds, the peer limit, whether remote tracks are decoded and up to which picture size.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::IceServer;
@@ -20,9 +21,13 @@ pub struct BitrateBounds {
 pub struct PeerConfig {
     /// Local addresses ICE gathers on; empty = every interface that is up (loopback too).
     pub ice_addrs: Vec<IpAddr>,
-    /// STUN and TURN servers (none by default: host candidates only). webrtc-rs 0.21
-    /// gathers from STUN and TURN over UDP; TURN over TCP or TLS is skipped.
+    /// STUN and TURN servers (none by default: host candidates only). TURN over UDP, TCP
+    /// (`?transport=tcp`) and TLS (`turns:`); the last two through a local bridge, as
+    /// webrtc-rs 0.21 speaks to TURN servers over UDP only.
     pub ice_servers: Vec<IceServer>,
+    /// PEM files whose certificates are trusted for `turns:` servers, besides the
+    /// operating system's roots (a private CA, or a self-signed server's certificate).
+    pub ice_ca_certs: Vec<PathBuf>,
     /// Relay candidates only (the browser's `iceTransportPolicy: "relay"`): media goes
     /// through a TURN server. Without one, negotiation fails naming the TURN servers.
     pub ice_relay_only: bool,
@@ -56,6 +61,7 @@ impl Default for PeerConfig {
         PeerConfig {
             ice_addrs: Vec::new(),
             ice_servers: Vec::new(),
+            ice_ca_certs: Vec::new(),
             ice_relay_only: false,
             public_ips: Vec::new(),
             udp_port: None,

@@ -18,6 +18,9 @@ mod setup;
 mod shape;
 mod state;
 mod stats;
+mod turn_bridge;
+mod turn_frame;
+mod turn_tls;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,6 +43,7 @@ pub use shape::{
 };
 pub use state::{DtlsState, IceState, PeerState};
 pub use stats::{CandidatePairStats, CandidateStats, InboundStats, OutboundStats, PeerStats};
+pub use turn_tls::check_ice_ca_certs;
 
 use crate::encode::pipeline::TrackEncoders;
 use crate::encode::VideoCodec;
@@ -69,6 +73,8 @@ pub struct PeerFactory {
     live: Arc<AtomicUsize>,
     /// The shared UDP port ([`PeerConfig::udp_port`]), bound on first use.
     mux: Arc<tokio::sync::OnceCell<Arc<mux::UdpMux>>>,
+    /// TLS for `turns:` servers ([`PeerConfig::ice_ca_certs`]), made on first use.
+    turn_tls: Arc<tokio::sync::OnceCell<Arc<rustls::ClientConfig>>>,
 }
 
 impl PeerFactory {
@@ -77,6 +83,7 @@ impl PeerFactory {
             config: Arc::new(config),
             live: Arc::new(AtomicUsize::new(0)),
             mux: Arc::default(),
+            turn_tls: Arc::default(),
         }
     }
 
@@ -101,11 +108,19 @@ impl PeerFactory {
             return Err(PeerError::TooManyPeers(max));
         }
         let slot = Slot(Arc::clone(&self.live));
+        let servers = &self.config.ice_servers;
+        let bridges = turn_bridge::TurnBridges::start(servers, || async {
+            self.turn_tls
+                .get_or_try_init(|| async { turn_tls::client_config(&self.config.ice_ca_certs) })
+                .await
+                .cloned()
+        })
+        .await?;
         let port = match self.udp_mux().await? {
-            Some(m) => Some(m.port(ice::turn_addrs(&self.config.ice_servers).await)),
+            Some(m) => Some(m.port(ice::turn_addrs(servers, &bridges).await)),
             None => None,
         };
-        Peer::build(&self.config, slot, port).await
+        Peer::build(&self.config, slot, port, bridges).await
     }
 
     /// The shared UDP port's address ([`PeerConfig::udp_port`]), bound now if it was not
@@ -139,6 +154,7 @@ impl PeerFactory {
             config: Arc::new(config),
             live: Arc::clone(&self.live),
             mux: Arc::clone(&self.mux),
+            turn_tls: Arc::clone(&self.turn_tls),
         }
         .create()
         .await
@@ -217,6 +233,9 @@ pub struct Peer {
     finish: ice::Finish,
     /// Remote candidates taken so far (at most [`MAX_REMOTE_CANDIDATES`]).
     remote_candidates: std::sync::atomic::AtomicUsize,
+    /// The local bridges to TURN servers over TCP or TLS; released on close (their
+    /// connections closed, which ends the allocations) or with the peer.
+    turn_bridges: Mutex<turn_bridge::TurnBridges>,
 }
 
 impl Peer {
@@ -224,6 +243,7 @@ impl Peer {
         config: &PeerConfig,
         slot: Slot,
         port: Option<Arc<mux::PeerPort>>,
+        bridges: turn_bridge::TurnBridges,
     ) -> Result<Peer, PeerError> {
         let (state_tx, state_rx) = watch::channel(PeerState::New);
         let (ice_tx, _) = watch::channel(IceState::New);
@@ -240,12 +260,12 @@ impl Peer {
             decode: config.decode_remote,
             max_picture: config.max_decode_size,
         });
-        let finish = ice::Finish::new(config, port.clone())?;
+        let finish = ice::Finish::new(config, port.clone(), &bridges)?;
         let setup::Built {
             pc,
             bandwidth,
             feedback,
-        } = setup::build(config, handler, port).await?;
+        } = setup::build(config, handler, port, &bridges).await?;
         let slot = Arc::new(Mutex::new(Some(slot)));
         // A peer that fails (ICE timed out: the other side vanished) is closed at once and
         // gives back its slot; its owner sees `Failed` and drops it.
@@ -282,6 +302,7 @@ impl Peer {
             slot,
             finish,
             remote_candidates: std::sync::atomic::AtomicUsize::new(0),
+            turn_bridges: Mutex::new(bridges),
         })
     }
 
@@ -503,6 +524,8 @@ impl Peer {
         if let Err(e) = self.pc.close().await {
             tracing::debug!("close: {e}");
         }
+        // After the close (whose Refresh with lifetime 0 went through them).
+        *lock(&self.turn_bridges) = turn_bridge::TurnBridges::default();
         if let Ok(mut s) = self.slot.lock() {
             s.take();
         }

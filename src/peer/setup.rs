@@ -294,6 +294,7 @@ pub async fn build(
     config: &PeerConfig,
     handler: Arc<dyn PeerConnectionEventHandler>,
     port: Option<Arc<super::mux::PeerPort>>,
+    bridges: &super::turn_bridge::TurnBridges,
 ) -> Result<Built, PeerError> {
     let mut media = MediaEngine::default();
     // Both video codecs, H.264 first: the default order of our offers (senders narrow
@@ -383,7 +384,7 @@ pub async fn build(
     let pc = builder
         .with_configuration(
             RTCConfigurationBuilder::new()
-                .with_ice_servers(super::ice::rtc_servers(&config.ice_servers)?)
+                .with_ice_servers(super::ice::rtc_servers(&config.ice_servers, bridges)?)
                 .with_ice_transport_policy(if config.ice_relay_only {
                     RTCIceTransportPolicy::Relay
                 } else {

@@ -176,11 +176,15 @@ pub struct IceArgs {
     #[arg(long = "ice-addr", value_name = "IP")]
     pub ice_addrs: Vec<IpAddr>,
     /// A STUN or TURN server (repeatable): stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp]
-    /// or turns:HOST[:PORT]. None by default. Our peers gather from STUN and TURN over UDP
-    /// (webrtc-rs 0.21 has no TURN over TCP or TLS); `serve` also advertises every one to
-    /// its viewers (Link headers), whose browsers use them all.
+    /// or turns:HOST[:PORT]. None by default. Our peers use them all (TURN over TCP and TLS
+    /// through a local bridge); `serve` also advertises every one to its viewers (Link
+    /// headers).
     #[arg(long = "ice-server", value_name = "URL")]
     pub ice_servers: Vec<String>,
+    /// Also trust the certificates in this PEM file for turns: servers (a private CA, or a
+    /// self-signed TURN server's certificate); the system's roots stay trusted. Repeatable.
+    #[arg(long = "ice-ca-cert", value_name = "PEM")]
+    pub ice_ca_certs: Vec<PathBuf>,
     /// The TURN servers' username.
     #[arg(long, value_name = "NAME")]
     pub ice_username: Option<String>,
@@ -247,17 +251,10 @@ impl IceArgs {
             credential,
         };
         let urls = server.check().map_err(CliError::bad_input)?;
-        if self.ice_relay_only && !urls.iter().any(|u| u.is_turn() && u.usable_by_peers()) {
+        if self.ice_relay_only && !urls.iter().any(|u| u.is_turn()) {
             return Err(CliError::bad_input(
-                "--ice-relay-only needs a TURN server over UDP (turn:HOST:PORT): our peers cannot use TURN over TCP or TLS",
+                "--ice-relay-only needs a TURN server (--ice-server turn:HOST:PORT or turns:HOST:PORT)",
             ));
-        }
-        for (url, parsed) in self.ice_servers.iter().zip(&urls) {
-            if !parsed.usable_by_peers() {
-                tracing::warn!(
-                    "--ice-server {url}: our peers cannot use TURN over TCP or TLS (webrtc-rs 0.21); only advertised to viewers"
-                );
-            }
         }
         Ok(vec![server])
     }
@@ -266,6 +263,10 @@ impl IceArgs {
     pub fn configure(&self, config: &mut PeerConfig) -> Result<(), CliError> {
         config.ice_addrs = self.ice_addrs.clone();
         config.ice_servers = self.ice_servers()?;
+        // Checked now, so that a bad file is bad input before anyone connects.
+        usermedia::peer::check_ice_ca_certs(&self.ice_ca_certs)
+            .map_err(|e| CliError::bad_input(e.to_string()))?;
+        config.ice_ca_certs = self.ice_ca_certs.clone();
         config.ice_relay_only = self.ice_relay_only;
         config.public_ips = self.public_ips.clone();
         config.udp_port = self.udp_port;
