@@ -714,6 +714,7 @@ fn the_serve_command_relays_over_turns_trusting_its_ice_ca_cert() {
             let message = error.to_string();
             assert!(message.contains(TLS_URL), "{message}");
             assert!(message.contains("TLS handshake failed"), "{message}");
+            eprintln!("turns: with another CA: {message}");
             drop(serve);
         },
     );
