@@ -188,6 +188,8 @@ async fn run(socket: Arc<UdpSocket>, target: Arc<Target>) {
                 // ICMP errors surface here on Linux; the socket is still good.
                 let Ok((n, from)) = received else { continue };
                 if !clients.contains_key(&from) {
+                    // A connection that ended without reporting (it panicked) frees its place.
+                    clients.retain(|_, tx| !tx.is_closed());
                     if clients.len() >= MAX_CLIENTS {
                         tracing::debug!("TURN bridge for {}: too many clients", target.url);
                         continue;
@@ -284,7 +286,6 @@ async fn refuse(
     client
 }
 
-/// Kept apart for the tests: what a bridge is reached at and what it failed with.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +340,27 @@ mod tests {
         drop(bridges);
         let read = tokio::time::timeout(Duration::from_secs(2), second.read(&mut end)).await;
         assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    }
+
+    #[tokio::test]
+    async fn connections_are_capped_per_bridge() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("turn:{}?transport=tcp", listener.local_addr().unwrap());
+        let bridges = TurnBridges::start(&[server(&url)], no_tls).await.unwrap();
+        let bridge = bridges.local_for(&url).unwrap();
+        let mut clients = Vec::new();
+        for _ in 0..MAX_CLIENTS + 4 {
+            let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            client.send_to(&[0x40, 0, 0, 0], bridge).await.unwrap();
+            clients.push(client);
+        }
+        let mut accepted = Vec::new();
+        while let Ok(Ok((tcp, _))) =
+            tokio::time::timeout(Duration::from_millis(300), listener.accept()).await
+        {
+            accepted.push(tcp);
+        }
+        assert_eq!(accepted.len(), MAX_CLIENTS);
     }
 
     #[tokio::test]
