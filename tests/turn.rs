@@ -727,9 +727,13 @@ fn over_tcp_a_wrong_password_or_no_server_is_a_clear_error_naming_it() {
         || async {
             let _turn = Coturn::start_with(ADDR, USER, PASSWORD, Listeners::TcpOnly);
             let nobody = "turn:10.99.0.1:3479?transport=tcp";
+            // An address on the namespace's network that no host answers: the SYN goes
+            // nowhere, so only the bridge's connect timeout ends the wait.
+            let silent = "turn:10.99.0.2:3478?transport=tcp";
             for (url, password, why, limit) in [
                 (TCP_URL, "wrong", "credential", 6),
                 (nobody, PASSWORD, "cannot connect over TCP", 3),
+                (silent, PASSWORD, "no connection within 3s", 5),
             ] {
                 let peer = peers(vec![turn_at(url, password)], true)
                     .create()
