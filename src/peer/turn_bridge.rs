@@ -33,7 +33,8 @@ use crate::sync::lock;
 /// Connecting and (for TLS) the handshake must be done by then.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A connection with nothing either way for this long is closed (above the 300 s a TURN
-/// client waits between Refreshes of an idle allocation).
+/// client waits between Refreshes of an idle allocation with the default 600 s lifetime;
+/// a connected peer's consent checks cross it every few seconds).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(360);
 /// After a failed connection, requests are answered with errors until the client has
 /// been quiet this long.
