@@ -6,9 +6,9 @@
 //! and reordering (a packet held back past the next one).
 //!
 //! Deterministic: the loss, jitter and reorder draws each come from their own ChaCha8
-//! stream seeded by the spec's seed, one draw per packet, so the same seed drops the same
-//! packets (by their order of arrival) whatever the timing; only the rate's drops depend
-//! on when packets arrive. Bounded: at most [`MAX_IN_FLIGHT`] packets are held.
+//! stream seeded by the spec's seed, one draw of each per packet pushed, so the same seed
+//! decides the same for each packet (by its place in the order of arrival) whatever the
+//! timing; only the rate's drops depend on when packets arrive. Bounded: at most [`MAX_IN_FLIGHT`] packets are held.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -234,7 +234,12 @@ impl<P: AsRef<[u8]>> Impairment<P> {
     pub fn push(&mut self, packet: P, now: Instant) {
         self.release_held(now);
         self.counters.received += 1;
-        if self.loss.lose() {
+        // Every draw is made for every packet, so each packet's fate is decided by its
+        // place in the arrival order, whatever happened to the others.
+        let lost = self.loss.lose();
+        let swing: f64 = self.jitter_rng.random::<f64>() * 2.0 - 1.0;
+        let hold = self.reorder_rng.random::<f64>() < self.spec.reorder;
+        if lost {
             self.counters.dropped_loss += 1;
             return;
         }
@@ -252,7 +257,6 @@ impl<P: AsRef<[u8]>> Impairment<P> {
             },
             None => now,
         };
-        let swing: f64 = self.jitter_rng.random::<f64>() * 2.0 - 1.0;
         let delay = self.spec.delay.as_secs_f64() + swing * self.spec.jitter.as_secs_f64();
         let mut due = leaves + Duration::from_secs_f64(delay.max(0.0));
         if let Some(last) = self.last_due {
@@ -262,7 +266,6 @@ impl<P: AsRef<[u8]>> Impairment<P> {
         if due > now {
             self.counters.delayed += 1;
         }
-        let hold = self.reorder_rng.random::<f64>() < self.spec.reorder;
         if let Some(held) = self.held.take() {
             // The held packet goes right after this one.
             self.queue.push_back((due, packet));
