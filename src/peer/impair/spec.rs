@@ -195,7 +195,7 @@ fn duration(value: &str) -> Option<Duration> {
         return None;
     };
     let n: f64 = number.trim().parse().ok()?;
-    (n.is_finite() && n >= 0.0).then(|| Duration::from_secs_f64(n * scale))
+    Duration::try_from_secs_f64(n * scale).ok()
 }
 
 /// `800kbit`, `2mbit`, `1.5Mbit`, `64000bit`, `1gbit` → bits per second.
@@ -271,6 +271,14 @@ mod tests {
         assert_eq!(
             err("delay=80"),
             "impairment delay=80: a duration up to 10s, e.g. 80ms or 0.5s"
+        );
+        assert_eq!(
+            err("delay=1e30s"),
+            "impairment delay=1e30s: a duration up to 10s, e.g. 80ms or 0.5s"
+        );
+        assert_eq!(
+            err("delay=-1ms"),
+            "impairment delay=-1ms: a duration up to 10s, e.g. 80ms or 0.5s"
         );
         assert_eq!(
             err("jitter=11s"),
