@@ -276,7 +276,7 @@ async fn nack_and_pli_keep_video_decodable_through_a_lossy_relay() {
     }
     assert!(
         !answer.contains("rtx/90000"),
-        "webrtc-rs 0.21 was not known to offer RTX"
+        "RTX negotiated: the relay counts retransmissions by SSRC and sequence number; update it"
     );
 
     let seen = relay.run(server_addrs[0], viewer_addrs[0], pt);
