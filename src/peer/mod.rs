@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod events;
 mod ice;
+pub mod impair;
 mod local;
 mod mux;
 mod mux_routes;
