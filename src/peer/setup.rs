@@ -295,6 +295,7 @@ pub async fn build(
     handler: Arc<dyn PeerConnectionEventHandler>,
     port: Option<Arc<super::mux::PeerPort>>,
     bridges: &super::turn_bridge::TurnBridges,
+    impair: Option<&super::ImpairLink>,
 ) -> Result<Built, PeerError> {
     let mut media = MediaEngine::default();
     // Both video codecs, H.264 first: the default order of our offers (senders narrow
@@ -363,6 +364,7 @@ pub async fn build(
         .map(|ip| std::net::SocketAddr::new(ip, 0).to_string())
         .collect();
     let mut builder = PeerConnectionBuilder::new();
+    let mut runtime: Option<Arc<dyn webrtc::runtime::Runtime>> = None;
     if let Some(port) = port {
         // One local candidate, on the shared port: our descriptions list it once per ICE
         // address (ice::Finish); whatever arrives for us comes through the mux.
@@ -379,7 +381,15 @@ pub async fn build(
             bound
         };
         udp = vec![std::net::SocketAddr::new(ip, 0).to_string()];
-        builder = builder.with_runtime(Arc::new(super::mux::MuxRuntime { port }));
+        runtime = Some(Arc::new(super::mux::MuxRuntime { port }));
+    }
+    if let Some(link) = impair {
+        // Below SRTP, between webrtc-rs and the sockets (the shared port's too).
+        let inner = runtime.unwrap_or_else(|| Arc::new(webrtc::runtime::TokioRuntime));
+        runtime = Some(link.runtime(inner));
+    }
+    if let Some(runtime) = runtime {
+        builder = builder.with_runtime(runtime);
     }
     let pc = builder
         .with_configuration(
