@@ -109,7 +109,8 @@ pub struct DirectionReport {
 /// What an impaired peer's path did so far (`Peer::impairment`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImpairReport {
-    /// The conditions now, in the spec's syntax (the schedule's current step).
+    /// The conditions now, in the spec's syntax (the schedule's current step, with the seed
+    /// given; each direction's own is below).
     pub spec: String,
     /// The peer's place among the impaired peers of its factory (seeds derive from it).
     pub peer_index: u64,
@@ -187,8 +188,12 @@ impl ImpairLink {
     /// What it did so far.
     pub fn report(&self) -> ImpairReport {
         let s = lock(&self.shared.state);
+        let spec = ImpairSpec {
+            seed: s.schedule.seed(),
+            ..s.outbound.model.spec().clone()
+        };
         ImpairReport {
-            spec: s.outbound.model.spec().to_string(),
+            spec: spec.to_string(),
             peer_index: self.shared.peer_index,
             outbound: s.outbound.report(),
             inbound: s.inbound.report(),

@@ -3,6 +3,7 @@
 //!
 //! Async (tokio), as webrtc-rs is; encoding and decoding stay on their own threads.
 
+mod capture_time;
 mod config;
 mod error;
 mod events;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 use webrtc::peer_connection::PeerConnection;
 
+pub use capture_time::ABS_CAPTURE_TIME_URI;
 pub use config::{BitrateBounds, PeerConfig};
 pub use error::PeerError;
 pub use ice::{IceScheme, IceServer, IceUrl};
@@ -277,6 +279,7 @@ impl Peer {
             gathered: Notify::new(),
             gathering_complete: Mutex::new(false),
             remote: remote_tx,
+            capture_ext: Arc::default(),
         });
         let handler = Arc::new(Handler {
             events: Arc::clone(&events),

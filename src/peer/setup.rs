@@ -24,7 +24,9 @@ use rtc::peer_connection::configuration::media_engine::{
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceTransportPolicy, SettingEngineBuilder,
@@ -314,6 +316,19 @@ pub async fn build(
             RtpCodecKind::Audio,
         )
         .map_err(PeerError::setup("cannot register Opus"))?;
+    // abs-capture-time on both kinds: our capture times go out (Chrome's getStats computes
+    // the end-to-end delay from them), a sender's are read (remote tracks' stats).
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        media
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: super::capture_time::ABS_CAPTURE_TIME_URI.to_owned(),
+                },
+                kind,
+                None,
+            )
+            .map_err(PeerError::setup("cannot register abs-capture-time"))?;
+    }
     let b = &config.video_bitrate;
     let gcc = Gcc::new(b.start as f64, b.min as f64, b.max as f64);
     let target = Arc::new(AtomicU64::new(gcc.target_bitrate().to_bits()));
