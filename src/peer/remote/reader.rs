@@ -1,6 +1,7 @@
-//! The task reading a remote track's RTP: counts what arrives, feeds the packets to the
-//! [depacketizer](super::depacketize), asks for a keyframe when loss breaks the chain, and
-//! hands the units to the consumers of encoded units and to the decoder's queue.
+//! The task reading a remote track's RTP: counts what arrives, reads the sender's capture
+//! times (abs-capture-time), feeds the packets to the [depacketizer](super::depacketize),
+//! asks for a keyframe when loss breaks the chain, and hands the units to the consumers of
+//! encoded units and to the decoder's queue.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
