@@ -245,3 +245,89 @@ fn a_bad_spec_or_schedule_is_bad_input() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// `usermedia bot` in `url` for `seconds` (the pattern and the tone), with `extra` flags;
+/// its JSON lines once it left.
+async fn run_bot(url: &str, seconds: &str, extra: &[&str]) -> Vec<Value> {
+    let devices = example("builtin.json");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
+        .args([
+            "bot",
+            "--room",
+            url,
+            "--ice-addr",
+            "127.0.0.1",
+            "--seconds",
+            seconds,
+        ])
+        .arg("--devices")
+        .arg(&devices)
+        .args([
+            "--constraints",
+            r#"{"video":{"width":320,"height":240},"audio":true}"#,
+        ])
+        .args(extra)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_impaired_bot_reports_its_path_beside_what_it_decoded() {
+    let _one = common::exclusive().await;
+    let publisher = Arc::new(Publisher::new(PeerFactory::new(config())));
+    let app = router(publisher, ServerConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("ws://{addr}/ws?room=impaired");
+    let impaired = run_bot(&url, "5", &["--impair", "loss=5%,delay=20ms,seed=2"]);
+    let plain = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        run_bot(&url, "3.5", &[]).await
+    };
+    let (lines, plain_lines) = tokio::join!(impaired, plain);
+    let left = lines
+        .iter()
+        .find(|l| l["event"] == "left")
+        .expect("a summary");
+    eprintln!("{left}");
+    let impairment = left["impairment"].as_array().unwrap();
+    assert_eq!(impairment.len(), 1, "{left}");
+    let path = &impairment[0];
+    assert!(
+        path["peer"].as_str().is_some_and(|p| !p.is_empty()),
+        "{path}"
+    );
+    for direction in ["outbound", "inbound"] {
+        let d = &path[direction];
+        assert!(d["received"].as_u64().unwrap() > 50, "{d}");
+        assert!(d["delayed"].as_u64().unwrap() > 0, "{d}");
+    }
+    let video = left["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "video")
+        .unwrap();
+    assert!(
+        video["stats"]["framesDecoded"].as_u64().unwrap() >= 30,
+        "{video}"
+    );
+    // Its peer sends abs-capture-time: the delay includes the 20 ms added on our side.
+    let delay = video["stats"]["captureDelayMs"].as_i64().unwrap();
+    assert!((15..500).contains(&delay), "{video}");
+    // A bot without --impair reports no impairment.
+    let plain_left = plain_lines.iter().find(|l| l["event"] == "left").unwrap();
+    assert!(plain_left.get("impairment").is_none(), "{plain_left}");
+}
