@@ -15,6 +15,7 @@ use super::flip::FlipError;
 use super::ingest::{release_viewers, unpublish_ingest, vacate_ingest};
 use super::status::Status;
 use super::stream::{lookup, Published, Streams};
+use super::trim::Trimmer;
 use crate::devices::MediaDevices;
 use crate::encode::pipeline::BitrateLadder;
 use crate::encode::{EncodeError, VideoCodec};
@@ -88,6 +89,8 @@ pub struct Publisher {
     /// The devices streams are captured from: `/status` reports their use, a flip opens
     /// the other camera from them.
     pub(super) devices: Option<Arc<MediaDevices>>,
+    /// Hands the memory of ended sessions back to the system.
+    trimmer: Arc<Trimmer>,
 }
 
 impl Publisher {
@@ -99,6 +102,7 @@ impl Publisher {
             video_codec: None,
             sessions: Arc::default(),
             devices: None,
+            trimmer: Arc::default(),
         }
     }
 
@@ -167,6 +171,7 @@ impl Publisher {
     pub(super) fn watch(&self, id: String, peer: &Arc<Peer>) {
         let sessions = Arc::clone(&self.sessions);
         let streams = Arc::clone(&self.streams);
+        let trimmer = Arc::clone(&self.trimmer);
         let weak = Arc::downgrade(peer);
         let mut state = peer.watch_state();
         tokio::spawn(async move {
@@ -202,6 +207,7 @@ impl Publisher {
             } else if let Some(peer) = weak.upgrade() {
                 peer.close().await;
             }
+            trimmer.session_ended();
         });
     }
 
