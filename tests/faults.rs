@@ -5,13 +5,17 @@
 
 mod common;
 
-use common::{example, spawn_serve_with};
+use common::{example, exclusive, session_video, spawn_serve_with, temp_file, track_frame_numbers};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use usermedia::peer::{PeerConfig, PeerFactory};
-use usermedia::MediaKind;
+use tokio::io::AsyncBufReadExt;
+use usermedia::client::{publish_whip, view_whep, RemoteSession};
+use usermedia::devices::MediaDevices;
+use usermedia::encode::pipeline::{CodecConfig, EncodedTrack};
+use usermedia::peer::{PeerConfig, PeerFactory, PeerState};
+use usermedia::{MediaKind, PermissionPolicy};
 
 /// What a process holds: resident memory, threads, open file descriptors.
 #[derive(Debug, Clone, Copy)]
@@ -180,6 +184,7 @@ async fn settled(pid: u32, baseline: Footprint) -> Footprint {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_threads_and_fds_come_back_after_a_burst_of_sessions() {
+    let _serial = exclusive().await;
     let builtin = example("builtin.json");
     let max = BURST.to_string();
     let (child, addr) = spawn_serve_with(
@@ -239,4 +244,256 @@ async fn memory_threads_and_fds_come_back_after_a_burst_of_sessions() {
         assert_eq!(after.fds, baseline.fds, "round {round}: fds left open");
     }
     drop(child);
+}
+
+/// Peers of this test process: on loopback, noticing a gone server in seconds.
+fn client_factory() -> PeerFactory {
+    PeerFactory::new(PeerConfig {
+        ice_addrs: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        ice_disconnected_timeout: Duration::from_secs(1),
+        ice_failed_timeout: Duration::from_secs(2),
+        ..PeerConfig::default()
+    })
+}
+
+/// A WHEP viewer of `url`, retried while the server answers 503 (no media yet).
+async fn viewer(url: &str) -> RemoteSession {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match view_whep(&client_factory(), url, None).await {
+            Ok(session) => return session,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("viewer of {url}: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("viewer of {url}: {e}"),
+        }
+    }
+}
+
+/// The session ids `/status` lists, with their role.
+async fn status_peers(addr: SocketAddr) -> Vec<(String, String)> {
+    let status: serde_json::Value =
+        serde_json::from_str(&common::http::get(addr, "/status").await.body).unwrap();
+    status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["session"].as_str().unwrap_or_default().to_owned(),
+                p["role"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The environment variable that makes [`whep_viewer_process`] a viewer of its URL.
+const VIEWER_URL: &str = "USERMEDIA_FAULTS_VIEWER_URL";
+/// What the viewer process prints once it decodes frames.
+const DECODING: &str = "viewer process: decoding";
+
+/// The viewer process of [`a_viewer_killed_with_sigkill_is_cleaned_up_within_the_ice_timeout`]:
+/// this test binary run again, with [`VIEWER_URL`] set, as a separate process to kill.
+/// Without the variable (run by hand with --ignored) it has nothing to view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the viewer process of the SIGKILL test, which runs it"]
+async fn whep_viewer_process() {
+    let Ok(url) = std::env::var(VIEWER_URL) else {
+        eprintln!("{VIEWER_URL} is not set: nothing to view");
+        return;
+    };
+    let session = viewer(&url).await;
+    let video = session_video(&session).await;
+    let numbers = track_frame_numbers(&video, Duration::from_secs(1)).await;
+    assert!(numbers.len() >= 10, "decoded {} frames", numbers.len());
+    println!("{DECODING} {} frames", numbers.len());
+    // Until killed.
+    loop {
+        track_frame_numbers(&video, Duration::from_secs(1)).await;
+    }
+}
+
+/// The server's ICE timeouts (`PeerConfig::default()`, which `serve` uses): no traffic
+/// for 5 s is `disconnected`, 25 s more is `failed`, and a failed session is removed.
+const ICE_GIVES_UP_AFTER: Duration = Duration::from_secs(5 + 25);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_killed_with_sigkill_is_cleaned_up_within_the_ice_timeout() {
+    let defaults = PeerConfig::default();
+    assert_eq!(
+        defaults.ice_disconnected_timeout + defaults.ice_failed_timeout,
+        ICE_GIVES_UP_AFTER,
+        "docs/security.md quotes these timeouts"
+    );
+    let builtin = example("builtin.json");
+    let (_serve, addr) = spawn_serve_with(
+        &builtin,
+        r#"{"video": {"width": 320, "height": 240}}"#,
+        &["--max-viewers", "1"],
+    )
+    .await;
+    let url = format!("http://{addr}/whep/default");
+    let mut process = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "whep_viewer_process", "--ignored", "--nocapture"])
+        .env(VIEWER_URL, &url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = process.id().unwrap();
+    let mut lines = tokio::io::BufReader::new(process.stdout.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with(DECODING) {
+                return;
+            }
+        }
+        panic!("the viewer process ended before decoding");
+    })
+    .await
+    .expect("the viewer process decodes within 30 s");
+    let peers = status_peers(addr).await;
+    assert_eq!(peers.len(), 1, "the viewer's session: {peers:?}");
+    assert_eq!(peers[0].1, "viewer");
+    // Its slot is taken: with --max-viewers 1 a second viewer is refused.
+    let offer = offer().await;
+    let refused = common::http::post_offer(addr, "/whep/default", None, offer.as_bytes()).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+
+    // SIGKILL (tokio's kill on Unix), by the child's pid: no DELETE, no DTLS close.
+    process.start_kill().unwrap();
+    let killed = Instant::now();
+    let status = process.wait().await.unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "viewer process {pid} killed by SIGKILL"
+    );
+    let slack = Duration::from_secs(5);
+    while !status_peers(addr).await.is_empty() {
+        assert!(
+            killed.elapsed() < ICE_GIVES_UP_AFTER + slack,
+            "the killed viewer's session is still listed {:?} after the kill",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let gone_after = killed.elapsed();
+    eprintln!("viewer process {pid} killed; its session was gone {gone_after:.1?} later");
+
+    // The slot is free: a new viewer is admitted and decodes.
+    let session = viewer(&url).await;
+    let frames = common::frame_numbers(&session, Duration::from_secs(2)).await;
+    assert!(
+        frames.len() >= 20,
+        "the new viewer decoded {} frames",
+        frames.len()
+    );
+    session.end().await.unwrap();
+}
+
+/// When the failing camera fails, in seconds after `serve` loaded its devices file.
+const FAIL_AT_S: u64 = 6;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_failing_mid_stream_ends_its_viewers_and_the_other_streams_keep_serving() {
+    let _serial = exclusive().await;
+    let devices = temp_file(
+        &format!(
+            r#"{{ "devices": [
+              {{ "kind": "videoinput", "deviceId": "back", "source": "pattern",
+                 "modes": [ {{"width": 320, "height": 240, "frameRate": 30}} ] }},
+              {{ "kind": "audioinput", "deviceId": "mic", "source": "tone",
+                 "modes": [ {{"sampleRate": 48000, "channelCount": 1}} ] }} ],
+              "events": [ {{"at_s": {FAIL_AT_S}, "device": "back", "do": "fail"}} ] }}"#
+        ),
+        ".json",
+    );
+    let started = Instant::now();
+    let (_serve, addr) =
+        spawn_serve_with(devices.path(), r#"{"video": true, "audio": true}"#, &[]).await;
+
+    // A second stream, published to the same server through WHIP.
+    let library = MediaDevices::builtin_virtual(PermissionPolicy::granted());
+    let camera = library
+        .get_user_media_json(r#"{"video": {"width": 320, "height": 240}}"#)
+        .unwrap()
+        .get_video_tracks()
+        .remove(0);
+    let encoded = EncodedTrack::start(&camera, CodecConfig::H264 { bitrate: 500_000 }).unwrap();
+    let relay_publisher = publish_whip(
+        &client_factory(),
+        &format!("http://{addr}/whip/relay"),
+        None,
+        [&encoded],
+    )
+    .await
+    .unwrap();
+
+    let doomed = viewer(&format!("http://{addr}/whep/default")).await;
+    let doomed_video = session_video(&doomed).await;
+    let bystander = viewer(&format!("http://{addr}/whep/relay")).await;
+    let bystander_video = session_video(&bystander).await;
+    let before = track_frame_numbers(&doomed_video, Duration::from_millis(500)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(FAIL_AT_S),
+        "the test was too slow to view the stream before its camera failed"
+    );
+    assert!(
+        !before.is_empty(),
+        "the failing camera's viewer decoded frames first"
+    );
+    assert_eq!(
+        status_peers(addr).await.len(),
+        3,
+        "publisher and two viewers"
+    );
+
+    // The camera fails: the viewer of its stream is told (its session ends).
+    let deadline = started + Duration::from_secs(FAIL_AT_S + 8);
+    while doomed.peer.state() == PeerState::Connected {
+        assert!(
+            Instant::now() < deadline,
+            "the failed camera's viewer is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let told_after = started.elapsed();
+    assert!(
+        told_after >= Duration::from_secs(FAIL_AT_S),
+        "told after {told_after:?}, before the failure"
+    );
+    eprintln!("the failing camera's viewer was told {told_after:.1?} after serve started");
+    let status: serde_json::Value =
+        serde_json::from_str(&common::http::get(addr, "/status").await.body).unwrap();
+    let streams: Vec<&str> = status["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(streams, ["relay"], "the failed stream is withdrawn");
+    let roles: Vec<String> = status_peers(addr).await.into_iter().map(|p| p.1).collect();
+    assert_eq!(
+        roles.len(),
+        2,
+        "the failed stream's viewer session ended: {roles:?}"
+    );
+    let offer = offer().await;
+    let r = common::http::post_offer(addr, "/whep/default", None, offer.as_bytes()).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    // The other stream's viewer keeps receiving frames.
+    let numbers = track_frame_numbers(&bystander_video, Duration::from_secs(1)).await;
+    assert!(
+        numbers.len() >= 15,
+        "the other stream's viewer decoded {} frames in 1 s",
+        numbers.len()
+    );
+    assert_eq!(bystander.peer.state(), PeerState::Connected);
+    bystander.end().await.unwrap();
+    relay_publisher.end().await.unwrap();
+    doomed.peer.close().await;
 }

@@ -10,6 +10,7 @@ mod permissions;
 mod publisher;
 mod status;
 mod stream;
+mod track_end;
 mod trim;
 
 pub use encoders::{encode_track, encode_track_with};
