@@ -15,6 +15,8 @@ use super::flip::FlipError;
 use super::ingest::{release_viewers, unpublish_ingest, vacate_ingest};
 use super::status::Status;
 use super::stream::{lookup, Published, Streams};
+use super::track_end::watch_track;
+use super::trim::Trimmer;
 use crate::devices::MediaDevices;
 use crate::encode::pipeline::BitrateLadder;
 use crate::encode::{EncodeError, VideoCodec};
@@ -92,6 +94,8 @@ pub struct Publisher {
     /// The devices streams are captured from: `/status` reports their use, a flip opens
     /// the other camera from them.
     pub(super) devices: Option<Arc<MediaDevices>>,
+    /// Hands the memory of ended sessions back to the system.
+    trimmer: Arc<Trimmer>,
 }
 
 impl Publisher {
@@ -104,6 +108,7 @@ impl Publisher {
             video_codec: None,
             sessions: Arc::default(),
             devices: None,
+            trimmer: Arc::default(),
         }
     }
 
@@ -139,6 +144,10 @@ impl Publisher {
     /// Publishes `tracks` as `name`: per track one encoder per codec its viewers negotiate
     /// and bitrate tier (H.264 or VP8 at the tiers of `video_bitrate`, Opus at 64 kbit/s),
     /// each started by the first viewer of its codec and tier and shared by every later one.
+    ///
+    /// When one of the tracks ends while published (its device failed, or it was
+    /// stopped), the stream is withdrawn: its other tracks are stopped and its viewers'
+    /// sessions end (watched on the tokio runtime this is called on, if any).
     pub fn publish(
         &self,
         name: &str,
@@ -151,8 +160,12 @@ impl Publisher {
             let e = encode_track_with(&t, ladder.clone(), self.video_codec)?;
             list.push((t, e));
         }
+        let tracks: Vec<MediaStreamTrack> = list.iter().map(|(t, _)| t.clone()).collect();
         let published = Published::captured(list);
         lock(&self.streams).insert(name.to_owned(), Arc::new(published));
+        for track in &tracks {
+            watch_track(&self.streams, &self.sessions, name, track);
+        }
         Ok(())
     }
 
@@ -180,6 +193,7 @@ impl Publisher {
     pub(super) fn watch(&self, id: String, peer: &Arc<Peer>) {
         let sessions = Arc::clone(&self.sessions);
         let streams = Arc::clone(&self.streams);
+        let trimmer = Arc::clone(&self.trimmer);
         let weak = Arc::downgrade(peer);
         let mut state = peer.watch_state();
         tokio::spawn(async move {
@@ -207,7 +221,7 @@ impl Publisher {
             let removed = lock(&sessions).remove(&id);
             // A publisher gone: its viewers are released, its stream left vacant.
             if let Some(name) = vacate_ingest(&streams, &id, Instant::now()) {
-                release_viewers(&sessions, &name).await;
+                release_viewers(&sessions, &name, &format!("the publisher of {name:?} left")).await;
             }
             if let Some(session) = removed {
                 tracing::info!("session {id} on {:?} ended", session.stream);
@@ -215,6 +229,7 @@ impl Publisher {
             } else if let Some(peer) = weak.upgrade() {
                 peer.close().await;
             }
+            trimmer.session_ended();
         });
     }
 
@@ -350,7 +365,12 @@ impl Endpoint for Publisher {
     async fn end(&self, session: &str) -> Result<(), EndpointError> {
         let removed = lock(&self.sessions).remove(session);
         if let Some(name) = vacate_ingest(&self.streams, session, Instant::now()) {
-            release_viewers(&self.sessions, &name).await;
+            release_viewers(
+                &self.sessions,
+                &name,
+                &format!("the publisher of {name:?} left"),
+            )
+            .await;
         }
         match removed {
             Some(s) => {
