@@ -24,5 +24,5 @@ pub use constraints::{
 pub use devices::{MediaDeviceInfo, MediaDevices, Permission, PermissionPolicy};
 pub use error::MediaError;
 pub use frame::{AudioFrame, VideoFrame};
-pub use media::{FrameReceiver, MediaFrame};
+pub use media::{FrameReceiver, MediaFrame, TrackEvent, TrackEventReceiver};
 pub use track::{MediaStream, MediaStreamTrack, TrackState};

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::descriptor::{DeviceDescriptor, SourceSpec};
-use super::timeline::{event_from_file, DeviceTimeline};
+use super::timeline::{event_from_file, timeline_from_file, DeviceTimeline};
 use crate::constraints::{AudioMode, DeviceModel, DeviceModes, FacingMode, Flag, VideoMode};
 
 /// Why a devices file could not be used.
@@ -136,7 +136,7 @@ pub fn parse_file(text: &str, base: &Path) -> Result<DevicesFile, String> {
         .collect::<Result<_, _>>()?;
     Ok(DevicesFile {
         devices: out,
-        timeline: DeviceTimeline::new(events),
+        timeline: timeline_from_file(events)?,
     })
 }
 

@@ -8,6 +8,7 @@
 
 mod allow_list;
 mod descriptor;
+mod device_change;
 pub mod file;
 mod indicator;
 pub mod media_file;
@@ -28,6 +29,7 @@ mod camera;
 mod microphone;
 
 use std::collections::HashSet;
+use std::time::Duration;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +37,7 @@ pub use allow_list::{AllowList, AllowListError, Feature};
 #[cfg(feature = "hardware")]
 pub use camera::CameraError;
 pub use descriptor::{DeviceDescriptor, MediaDeviceInfo, MediaDeviceKind, SourceSpec};
+pub use device_change::{DeviceChange, DeviceChangeReceiver};
 pub use file::{DevicesFile, DevicesFileError};
 pub use indicator::{DeviceInUse, Indicator, KindIndicator, UseState};
 pub use media_file::{WavError, Y4mError};
@@ -44,8 +47,9 @@ pub use permission::{Permission, PermissionPolicy};
 pub use prompt::{Decision, PendingRequest, PromptBook, PromptError};
 pub use prompter::Prompter;
 pub use select::{KindExplanation, TrackSelection};
-pub use timeline::{DeviceAction, DeviceCondition, DeviceEvent, DeviceTimeline};
+pub use timeline::{DeviceAction, DeviceCondition, DeviceEvent, DeviceTimeline, TimelineError};
 
+use device_change::DeviceChangeHub;
 use scripted::{ScriptClock, ScriptedDevice};
 
 use crate::constraints::{MediaKind, MediaStreamConstraints, SupportedConstraints};
@@ -69,6 +73,8 @@ pub struct MediaDevices {
     context: Option<String>,
     /// The devices file's scripted events and when their time started (none: no events).
     script: Option<Arc<ScriptClock>>,
+    /// Who hears `devicechange`.
+    changes: DeviceChangeHub,
 }
 
 impl MediaDevices {
@@ -104,11 +110,44 @@ impl MediaDevices {
     }
 
     /// Plays `timeline` on these devices, its time counting from now: a device fails at
-    /// its `fail` event (its tracks end, opening it is a `NotReadableError`). The devices
-    /// file's `"events"` ([`from_devices_file`](Self::from_devices_file) calls this).
+    /// its `fail` event (its tracks end, opening it is a `NotReadableError`); at `unplug`
+    /// its tracks end, it leaves [`enumerate_devices`](Self::enumerate_devices) and
+    /// selection, and `devicechange` fires ([`on_device_change`](Self::on_device_change));
+    /// at `replug` it is back (and `devicechange` fires); between `mute` and `unmute` its
+    /// tracks are `muted` and deliver black frames or silence. The devices file's
+    /// `"events"` ([`from_devices_file`](Self::from_devices_file) calls this).
     pub fn with_timeline(mut self, timeline: DeviceTimeline) -> Self {
         self.script = (!timeline.is_empty()).then(|| Arc::new(ScriptClock::start(timeline)));
         self
+    }
+
+    /// `devicechange`: a receiver of every unplug and replug from now on, each at its
+    /// time (a thread at the edge plays the timeline). Without scripted events, nothing
+    /// ever comes.
+    pub fn on_device_change(&self) -> DeviceChangeReceiver {
+        self.changes.subscribe(self.script.as_ref(), || {
+            self.devices
+                .iter()
+                .map(|d| (d.device_id().to_owned(), d.kind().into()))
+                .collect()
+        })
+    }
+
+    /// Whether `device_id` is plugged in now (a device the timeline unplugged is not, until
+    /// its replug): listed and selectable.
+    pub fn is_present(&self, device_id: &str) -> bool {
+        self.script
+            .as_ref()
+            .is_none_or(|s| s.timeline().is_present(device_id, s.elapsed()))
+    }
+
+    /// How long until `device_id`, unplugged now, is replugged (`None`: it is not unplugged,
+    /// or no replug is scripted).
+    pub fn replug_in(&self, device_id: &str) -> Option<Duration> {
+        let script = self.script.as_ref()?;
+        let now = script.elapsed();
+        let at = script.timeline().replug_at(device_id, now)?;
+        Some(at.saturating_sub(now))
     }
 
     /// The scripted events in play (empty without any).
@@ -163,6 +202,7 @@ impl MediaDevices {
             prompter: None,
             context: None,
             script: None,
+            changes: DeviceChangeHub::default(),
         }
     }
 
@@ -200,11 +240,12 @@ impl MediaDevices {
         &self.policy
     }
 
-    /// `enumerateDevices()`: every device; labels are empty for kinds the caller has not
-    /// been granted.
+    /// `enumerateDevices()`: every device plugged in now; labels are empty for kinds the
+    /// caller has not been granted.
     pub fn enumerate_devices(&self) -> Vec<MediaDeviceInfo> {
         self.devices
             .iter()
+            .filter(|d| self.is_present(d.device_id()))
             .map(|d| MediaDeviceInfo {
                 device_id: d.device_id().to_owned(),
                 kind: d.kind().into(),

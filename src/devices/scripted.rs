@@ -1,7 +1,7 @@
 //! The edge of device timelines: a device with events in its devices file is opened
 //! through a [`ScriptedDevice`], whose sources ask the pure timeline (`timeline.rs`) for
-//! the device's condition at the time since the devices were loaded before every frame,
-//! and fail as a broken device does.
+//! the device's condition at the time since the devices were loaded around every frame:
+//! they end as a broken or unplugged device does, and say when they are muted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,8 +31,13 @@ impl ScriptClock {
         &self.timeline
     }
 
-    fn condition(&self, device: &str) -> DeviceCondition {
-        self.timeline.condition(device, self.epoch.elapsed())
+    /// The time since the devices were loaded.
+    pub(super) fn elapsed(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    pub(super) fn condition(&self, device: &str) -> DeviceCondition {
+        self.timeline.condition(device, self.elapsed())
     }
 }
 
@@ -44,6 +49,25 @@ fn failure(model: &DeviceModel, at: Duration) -> String {
         model.device_id,
         at.as_secs_f64()
     )
+}
+
+/// Why an unplugged device gives no media: `videoinput "back" unplugged (...)`.
+fn unplugged(model: &DeviceModel, at: Duration) -> String {
+    format!(
+        "{} {:?} unplugged (devices-file event at {} s)",
+        model.kind().device_kind(),
+        model.device_id,
+        at.as_secs_f64()
+    )
+}
+
+/// The error a source of a device in `condition` gives instead of media, if any.
+fn gone(model: &DeviceModel, condition: DeviceCondition) -> Option<String> {
+    match condition {
+        DeviceCondition::Failed { at } => Some(failure(model, at)),
+        DeviceCondition::Unplugged { at } => Some(unplugged(model, at)),
+        DeviceCondition::Working | DeviceCondition::Muted { .. } => None,
+    }
 }
 
 /// A device whose devices file scripts events for it.
@@ -68,16 +92,19 @@ impl SourceOpener for ScriptedDevice {
         &self.device.label
     }
 
-    /// The device's source, failing from the start if the device has failed already.
+    /// The device's source, failing from the start if the device has failed or is
+    /// unplugged.
     fn open(&self, settings: &MediaTrackSettings) -> Result<Box<dyn Source>, SourceError> {
-        if let DeviceCondition::Failed { at } = self.clock.condition(self.device.device_id()) {
-            return Err(SourceError::Open(failure(&self.device.model, at)));
+        let condition = self.clock.condition(self.device.device_id());
+        if let Some(why) = gone(&self.device.model, condition) {
+            return Err(SourceError::Open(why));
         }
         let inner = self.device.open(settings)?;
         Ok(Box::new(ScriptedSource {
             inner,
             device: Arc::clone(&self.device),
             clock: Arc::clone(&self.clock),
+            muted: matches!(condition, DeviceCondition::Muted { .. }),
         }))
     }
 }
@@ -87,16 +114,34 @@ struct ScriptedSource {
     inner: Box<dyn Source>,
     device: Arc<DeviceDescriptor>,
     clock: Arc<ScriptClock>,
+    /// Muted as of the last frame.
+    muted: bool,
+}
+
+impl ScriptedSource {
+    /// The device's condition now: an error if it is gone, else whether it is muted.
+    fn check(&mut self) -> Result<(), SourceError> {
+        let condition = self.clock.condition(self.device.device_id());
+        if let Some(why) = gone(&self.device.model, condition) {
+            return Err(SourceError::Ended(why));
+        }
+        self.muted = matches!(condition, DeviceCondition::Muted { .. });
+        Ok(())
+    }
 }
 
 impl Source for ScriptedSource {
     fn next_frame(&mut self) -> Result<MediaFrame, SourceError> {
-        match self.clock.condition(self.device.device_id()) {
-            DeviceCondition::Working => self.inner.next_frame(),
-            DeviceCondition::Failed { at } => {
-                Err(SourceError::Ended(failure(&self.device.model, at)))
-            }
-        }
+        // Before waiting for the frame (a device gone gives none), and after it: the
+        // frame is the device's as of when it was due.
+        self.check()?;
+        let frame = self.inner.next_frame()?;
+        self.check()?;
+        Ok(frame)
+    }
+
+    fn muted(&self) -> bool {
+        self.muted
     }
 
     fn reconfigure(&mut self, settings: &MediaTrackSettings) -> Result<(), SourceError> {

@@ -12,6 +12,7 @@ mod delivery;
 // Its helpers serve the hardware sources (camera, microphone) only.
 #[cfg_attr(not(feature = "hardware"), allow(dead_code))]
 mod device_thread;
+mod events;
 mod opener;
 mod pacing;
 mod quality;
@@ -21,6 +22,7 @@ mod usage;
 mod worker;
 
 pub use delivery::{FrameReceiver, TrackEnded};
+pub use events::{TrackEvent, TrackEventReceiver};
 pub use device_thread::{
     stall_limit, DEVICE_CLOSE_LIMIT, DEVICE_FIRST_FRAME_LIMIT, DEVICE_OPEN_LIMIT,
     DEVICE_STALL_LIMIT,
