@@ -20,8 +20,7 @@ use crate::constraints::{
 use crate::error::MediaError;
 use crate::media::{
     frame_interval, not_readable, open_readable, FrameReceiver, Source, SourceError, SourceOpener,
-    TrackEnded, TrackEventReceiver, TrackOutput, UsageRegistry, Worker,
-    DEVICE_CLOSE_LIMIT,
+    TrackEnded, TrackEventReceiver, TrackOutput, UsageRegistry, Worker, DEVICE_CLOSE_LIMIT,
 };
 use crate::sync::lock;
 

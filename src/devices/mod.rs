@@ -29,9 +29,9 @@ mod camera;
 mod microphone;
 
 use std::collections::HashSet;
-use std::time::Duration;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub use allow_list::{AllowList, AllowListError, Feature};
 #[cfg(feature = "hardware")]

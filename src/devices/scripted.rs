@@ -208,4 +208,177 @@ mod tests {
         }
         audio.stop();
     }
+
+    /// The largest sample of the next audio frame, and whether its track was muted then.
+    fn next_peak(rx: &crate::media::FrameReceiver) -> i16 {
+        loop {
+            if let crate::media::MediaFrame::Audio(a) = rx.recv().expect("a frame") {
+                return a
+                    .to_i16()
+                    .iter()
+                    .map(|s| s.saturating_abs())
+                    .max()
+                    .unwrap_or(0);
+            }
+        }
+    }
+
+    /// Whether the next video frame is all black (luma 16).
+    fn next_is_black(rx: &crate::media::FrameReceiver) -> bool {
+        loop {
+            if let crate::media::MediaFrame::Video(f) = rx.recv().expect("a frame") {
+                return f.y().iter().all(|&y| y == 16);
+            }
+        }
+    }
+
+    #[test]
+    fn unplug_ends_at_its_time_mute_toggles_and_devicechange_fires() {
+        use crate::media::TrackEvent;
+        use DeviceAction::*;
+        let camera = virtual_devices::pattern_camera();
+        let mic = virtual_devices::tone_microphone();
+        let (cam_id, mic_id) = (camera.device_id().to_owned(), mic.device_id().to_owned());
+        let ev = |at: f64, device: &str, action| DeviceEvent {
+            at: Duration::from_secs_f64(at),
+            device: device.to_owned(),
+            action,
+        };
+        let timeline = DeviceTimeline::try_new(vec![
+            ev(3.0, &cam_id, Unplug),
+            ev(3.6, &cam_id, Replug),
+            ev(1.0, &mic_id, Mute),
+            ev(2.0, &mic_id, Unmute),
+            ev(0.5, &cam_id, Mute),
+            ev(1.5, &cam_id, Unmute),
+        ])
+        .unwrap();
+        let devices = MediaDevices::new(vec![camera, mic], PermissionPolicy::granted())
+            .unwrap()
+            .with_timeline(timeline);
+        let loaded = Instant::now();
+        let changes = devices.on_device_change();
+        let stream = devices
+            .get_user_media_json(r#"{"video": {"width": 160, "height": 120}, "audio": true}"#)
+            .unwrap();
+        let video = stream.get_video_tracks().remove(0);
+        let audio = stream.get_audio_tracks().remove(0);
+        let (video_events, audio_events) = (video.events(), audio.events());
+        let (video_rx, audio_rx) = (video.subscribe(64), audio.subscribe(512));
+        assert!(!video.muted() && !audio.muted());
+        assert!(!next_is_black(&video_rx), "the pattern, not black");
+
+        // The camera mutes at 0.5 s: `mute`, then black frames at the same pace.
+        let e = video_events.recv_timeout(Duration::from_secs(5));
+        let when = loaded.elapsed();
+        assert_eq!(e, Some(TrackEvent::Mute));
+        assert!(video.muted());
+        assert!(
+            when >= Duration::from_millis(500) && when < Duration::from_millis(600),
+            "{when:?}"
+        );
+        while video_rx.try_recv().is_some() {}
+        assert!(next_is_black(&video_rx), "a muted camera delivers black");
+        // The microphone mutes at 1 s: silence.
+        assert_eq!(
+            audio_events.recv_timeout(Duration::from_secs(5)),
+            Some(TrackEvent::Mute)
+        );
+        let when = loaded.elapsed();
+        assert!(
+            when >= Duration::from_secs(1) && when < Duration::from_millis(1100),
+            "{when:?}"
+        );
+        assert!(audio.muted());
+        while audio_rx.try_recv().is_some() {}
+        assert_eq!(
+            next_peak(&audio_rx),
+            0,
+            "a muted microphone delivers silence"
+        );
+        // Unmuted at 1.5 s and 2 s: media again.
+        assert_eq!(
+            video_events.recv_timeout(Duration::from_secs(5)),
+            Some(TrackEvent::Unmute)
+        );
+        assert!(!video.muted());
+        while video_rx.try_recv().is_some() {}
+        assert!(!next_is_black(&video_rx), "the pattern again");
+        assert_eq!(
+            audio_events.recv_timeout(Duration::from_secs(5)),
+            Some(TrackEvent::Unmute)
+        );
+        let when = loaded.elapsed();
+        assert!(
+            when >= Duration::from_secs(2) && when < Duration::from_millis(2100),
+            "{when:?}"
+        );
+        assert!(!audio.muted());
+        while audio_rx.try_recv().is_some() {}
+        assert!(next_peak(&audio_rx) > 1000, "the tone again");
+
+        // Unplugged at 3 s: the track ends within 0.1 s, with the reason; devicechange.
+        let ended = video.wait_ended(Duration::from_secs(5)).expect("ended");
+        let when = loaded.elapsed();
+        assert!(
+            when >= Duration::from_secs(3) && when < Duration::from_millis(3100),
+            "ended {when:?} after loading"
+        );
+        let reason =
+            format!("source ended: videoinput {cam_id:?} unplugged (devices-file event at 3 s)");
+        assert_eq!(ended.reason, reason);
+        assert_eq!(
+            video_events.recv_timeout(Duration::from_secs(1)),
+            Some(TrackEvent::Ended { reason })
+        );
+        let change = changes
+            .recv_timeout(Duration::from_secs(1))
+            .expect("devicechange");
+        assert_eq!(
+            (change.device_id.as_str(), change.action, change.at),
+            (cam_id.as_str(), Unplug, Duration::from_secs(3))
+        );
+        // Gone from enumeration and selection; the microphone lives on.
+        let listed: Vec<String> = devices
+            .enumerate_devices()
+            .into_iter()
+            .map(|d| d.device_id)
+            .collect();
+        assert_eq!(listed, [mic_id.clone()]);
+        assert_eq!(
+            devices
+                .get_user_media_json(r#"{"video": true}"#)
+                .unwrap_err()
+                .name(),
+            "NotFoundError"
+        );
+        assert_eq!(audio.ready_state(), TrackState::Live);
+
+        // Replugged at 3.6 s: devicechange, listed again, a new track runs (the old one
+        // stays ended).
+        let change = changes
+            .recv_timeout(Duration::from_secs(5))
+            .expect("devicechange");
+        let when = loaded.elapsed();
+        assert_eq!(
+            (change.action, change.at),
+            (Replug, Duration::from_millis(3600))
+        );
+        assert!(when < Duration::from_millis(3700), "{when:?}");
+        assert_eq!(devices.enumerate_devices().len(), 2);
+        let again = devices.get_user_media_json(r#"{"video": true}"#).unwrap();
+        let camera = again.get_video_tracks().remove(0);
+        assert!(camera
+            .subscribe(4)
+            .recv_timeout(Duration::from_secs(2))
+            .unwrap()
+            .is_some());
+        assert_eq!(video.ready_state(), TrackState::Ended);
+        camera.stop();
+        audio.stop();
+        assert!(
+            changes.recv_timeout(Duration::from_millis(100)).is_none(),
+            "no more changes"
+        );
+    }
 }

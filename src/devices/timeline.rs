@@ -402,23 +402,42 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(t.condition("back", s(0.5)), DeviceCondition::Working);
-        assert_eq!(t.condition("back", s(1.0)), DeviceCondition::Muted { at: s(1.0) });
-        assert_eq!(t.condition("back", s(3.0)), DeviceCondition::Unplugged { at: s(3.0) });
+        assert_eq!(
+            t.condition("back", s(1.0)),
+            DeviceCondition::Muted { at: s(1.0) }
+        );
+        assert_eq!(
+            t.condition("back", s(3.0)),
+            DeviceCondition::Unplugged { at: s(3.0) }
+        );
         assert!(!t.is_present("back", s(3.0)) && t.is_present("back", s(2.9)));
         assert_eq!(t.replug_at("back", s(3.5)), Some(s(6.0)));
         assert_eq!(t.replug_at("back", s(2.0)), None, "not unplugged then");
         // Unplugged while muted: it comes back muted.
-        assert_eq!(t.condition("back", s(6.0)), DeviceCondition::Muted { at: s(6.0) });
+        assert_eq!(
+            t.condition("back", s(6.0)),
+            DeviceCondition::Muted { at: s(6.0) }
+        );
         assert!(t.is_present("back", s(6.0)));
-        assert_eq!(t.condition("mic", s(4.2)), DeviceCondition::Muted { at: s(4.0) });
+        assert_eq!(
+            t.condition("mic", s(4.2)),
+            DeviceCondition::Muted { at: s(4.0) }
+        );
         assert_eq!(t.condition("mic", s(5.0)), DeviceCondition::Working);
         // The edges ask what happened between two times and what comes next.
         let seen: Vec<(&str, DeviceAction)> = t
             .between(s(3.0), s(5.0))
             .map(|e| (e.device.as_str(), e.action))
             .collect();
-        assert_eq!(seen, [("mic", Mute), ("mic", Unmute)], "after 3 s, up to 5 s");
-        assert_eq!(t.next_after(s(3.0), |e| e.action.changes_devices()), Some(s(6.0)));
+        assert_eq!(
+            seen,
+            [("mic", Mute), ("mic", Unmute)],
+            "after 3 s, up to 5 s"
+        );
+        assert_eq!(
+            t.next_after(s(3.0), |e| e.action.changes_devices()),
+            Some(s(6.0))
+        );
         assert_eq!(t.next_after(s(6.0), |_| true), None);
     }
 
@@ -430,7 +449,11 @@ mod tests {
         assert_eq!(e.index, 0);
         assert!(e.problem.contains("without an unplug"), "{e}");
         // Indices are the list's, not the time order's.
-        let e = problem(vec![ev(5.0, "mic", Unmute), ev(4.0, "mic", Mute), ev(6.0, "mic", Unmute)]);
+        let e = problem(vec![
+            ev(5.0, "mic", Unmute),
+            ev(4.0, "mic", Mute),
+            ev(6.0, "mic", Unmute),
+        ]);
         assert_eq!(e.index, 2, "{e}");
         let e = problem(vec![ev(1.0, "mic", Mute), ev(2.0, "mic", Mute)]);
         assert!(e.index == 1 && e.problem.contains("muted already"), "{e}");

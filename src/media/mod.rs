@@ -22,11 +22,11 @@ mod usage;
 mod worker;
 
 pub use delivery::{FrameReceiver, TrackEnded};
-pub use events::{TrackEvent, TrackEventReceiver};
 pub use device_thread::{
     stall_limit, DEVICE_CLOSE_LIMIT, DEVICE_FIRST_FRAME_LIMIT, DEVICE_OPEN_LIMIT,
     DEVICE_STALL_LIMIT,
 };
+pub use events::{TrackEvent, TrackEventReceiver};
 pub use opener::SourceOpener;
 pub use pacing::{frame_interval, wall_clock_ms, Pacer};
 pub use quality::{
