@@ -8,6 +8,7 @@ mod flip;
 mod ingest;
 mod permissions;
 mod publisher;
+mod replug;
 mod status;
 mod stream;
 mod track_end;

@@ -13,6 +13,7 @@ use usermedia_signaling::{
 use super::encoders::encode_track_with;
 use super::flip::FlipError;
 use super::ingest::{release_viewers, unpublish_ingest, vacate_ingest};
+use super::replug::Reopen;
 use super::status::Status;
 use super::stream::{lookup, Published, Streams};
 use super::track_end::watch_track;
@@ -96,6 +97,8 @@ pub struct Publisher {
     pub(super) devices: Option<Arc<MediaDevices>>,
     /// Hands the memory of ended sessions back to the system.
     trimmer: Arc<Trimmer>,
+    /// Captures and publishes a stream again when its unplugged device is replugged.
+    reopen_on_replug: bool,
 }
 
 impl Publisher {
@@ -109,6 +112,7 @@ impl Publisher {
             sessions: Arc::default(),
             devices: None,
             trimmer: Arc::default(),
+            reopen_on_replug: true,
         }
     }
 
@@ -141,13 +145,25 @@ impl Publisher {
         self
     }
 
+    /// Whether a captured stream whose device is unplugged (a devices-file `unplug`) is
+    /// captured again from the same constraints and published under the same name at the
+    /// device's scripted replug, new viewers getting `503` with `Retry-After` meanwhile
+    /// (default: yes; needs [`with_devices`](Self::with_devices)). Without it, or without a
+    /// replug to come, the stream is withdrawn for good, as for a failure.
+    pub fn with_reopen_on_replug(mut self, reopen: bool) -> Self {
+        self.reopen_on_replug = reopen;
+        self
+    }
+
     /// Publishes `tracks` as `name`: per track one encoder per codec its viewers negotiate
     /// and bitrate tier (H.264 or VP8 at the tiers of `video_bitrate`, Opus at 64 kbit/s),
     /// each started by the first viewer of its codec and tier and shared by every later one.
     ///
-    /// When one of the tracks ends while published (its device failed, or it was
-    /// stopped), the stream is withdrawn: its other tracks are stopped and its viewers'
-    /// sessions end (watched on the tokio runtime this is called on, if any).
+    /// When one of the tracks ends while published (its device failed or was unplugged,
+    /// or it was stopped), the stream is withdrawn: its other tracks are stopped and its
+    /// viewers' sessions end (watched on the tokio runtime this is called on, if any). An
+    /// unplugged device with a replug to come: see
+    /// [`with_reopen_on_replug`](Self::with_reopen_on_replug).
     pub fn publish(
         &self,
         name: &str,
@@ -161,7 +177,12 @@ impl Publisher {
             list.push((t, e));
         }
         let tracks: Vec<MediaStreamTrack> = list.iter().map(|(t, _)| t.clone()).collect();
-        let published = Published::captured(list);
+        let mut published = Published::captured(list);
+        if self.reopen_on_replug {
+            if let Some(devices) = &self.devices {
+                published.reopen = Reopen::of(devices, &tracks, &ladder, self.video_codec);
+            }
+        }
         lock(&self.streams).insert(name.to_owned(), Arc::new(published));
         for track in &tracks {
             watch_track(&self.streams, &self.sessions, name, track);

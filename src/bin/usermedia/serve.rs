@@ -118,6 +118,11 @@ pub struct Options {
     /// and n. Publishers (WHIP) are not impaired.
     #[arg(long, value_name = "SPEC")]
     pub impair_viewers: Option<String>,
+    /// When a devices-file event unplugs the stream's device, withdraw the stream for good
+    /// (as for a failure) instead of answering new viewers 503 until the scripted replug
+    /// and publishing it again then (docs/devices-file.md#device-timelines).
+    #[arg(long)]
+    pub no_reopen_on_replug: bool,
 }
 
 /// [`video_rates`] for `serve`: congestion control starts at the ceiling, the top rung.
@@ -274,7 +279,8 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
                 .with_devices(Arc::clone(&devices))
                 .with_video_codec(opts.video_codec.map(Into::into))
                 .with_ingest_ladder(ladder.clone())
-                .with_viewer_impairment(impair_viewers),
+                .with_viewer_impairment(impair_viewers)
+                .with_reopen_on_replug(!opts.no_reopen_on_replug),
         );
         let config = ServerConfig {
             token,
