@@ -36,10 +36,7 @@ pub struct DeviceChangeReceiver {
 impl DeviceChangeReceiver {
     /// The next change within `timeout` (`None`: none came, or none can come any more).
     pub fn recv_timeout(&self, timeout: Duration) -> Option<DeviceChange> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(c) => Some(c),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// A change if one is waiting.

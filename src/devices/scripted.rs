@@ -344,7 +344,7 @@ mod tests {
             .into_iter()
             .map(|d| d.device_id)
             .collect();
-        assert_eq!(listed, [mic_id.clone()]);
+        assert_eq!(listed, [mic_id]);
         assert_eq!(
             devices
                 .get_user_media_json(r#"{"video": true}"#)

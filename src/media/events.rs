@@ -3,7 +3,7 @@
 //! counted; it never blocks the source).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ pub enum TrackEvent {
     Ended { reason: String },
 }
 
-/// The receiving end of [`MediaStreamTrack::events`](crate::track::MediaStreamTrack::events).
+/// The receiving end of `MediaStreamTrack::events()`: a track's events in order.
 pub struct TrackEventReceiver {
     rx: Receiver<TrackEvent>,
     lost: Arc<AtomicU64>,
@@ -36,10 +36,7 @@ impl TrackEventReceiver {
     /// The next event within `timeout` (`None`: none came, or the track has ended and its
     /// `Ended` event was read).
     pub fn recv_timeout(&self, timeout: Duration) -> Option<TrackEvent> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(e) => Some(e),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// An event if one is waiting.
