@@ -68,6 +68,13 @@ impl DeviceChangeHub {
             // Nothing scripted: no change ever comes (the sender is dropped).
             return DeviceChangeReceiver { rx };
         };
+        let more = clock
+            .timeline()
+            .next_after(clock.elapsed(), |e| e.action.changes_devices());
+        if more.is_none() {
+            // Every change has happened: none will come.
+            return DeviceChangeReceiver { rx };
+        }
         lock(&self.subscribers).push(tx);
         let mut stop = lock(&self.stop);
         if stop.is_none() {
@@ -133,5 +140,9 @@ fn run(
             });
         }
         played = next;
+    }
+    // The last change is told: the subscribers' channels close.
+    if let Some(subscribers) = subscribers.upgrade() {
+        lock(&subscribers).clear();
     }
 }

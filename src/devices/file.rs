@@ -460,6 +460,22 @@ mod tests {
         assert!(m.contains("events[0]") && m.contains("why"), "{m}");
         let m = err(&file(r#"[{"at_s": -1, "device": "back", "do": "fail"}]"#));
         assert!(m.contains("events[0].at_s"), "{m}");
+        // Checked in sequence: a replug needs an unplug before it (in time, not in the list).
+        let m = err(&file(
+            r#"[{"at_s": 6, "device": "back", "do": "replug"}, {"at_s": 7, "device": "back", "do": "unplug"}]"#,
+        ));
+        assert!(
+            m.contains("events[0].do") && m.contains("without an unplug"),
+            "{m}"
+        );
+        let ok = parse_file(
+            &file(
+                r#"[{"at_s": 6, "device": "back", "do": "replug"}, {"at_s": 3, "device": "back", "do": "unplug"}]"#,
+            ),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(ok.timeline.events().len(), 2);
     }
 
     #[test]

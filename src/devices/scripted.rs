@@ -380,5 +380,10 @@ mod tests {
             changes.recv_timeout(Duration::from_millis(100)).is_none(),
             "no more changes"
         );
+        // Subscribed after the last change: closed at once.
+        let late = devices.on_device_change();
+        let asked = Instant::now();
+        assert!(late.recv_timeout(Duration::from_secs(5)).is_none());
+        assert!(asked.elapsed() < Duration::from_secs(1));
     }
 }
