@@ -168,7 +168,10 @@ mod tests {
         assert_eq!(marker, Some((T0 + 1000 + 20) as f64));
         let r = v.report(T0 + 940 + 59 * 33 + 20);
         assert_eq!(r.source, CountSource::Strip);
-        assert_eq!((r.frames, r.frames_skipped, r.frames_repeated), (60, Some(0), Some(0)));
+        assert_eq!(
+            (r.frames, r.frames_skipped, r.frames_repeated),
+            (60, Some(0), Some(0))
+        );
         assert_eq!(r.latency_ms.unwrap().p50, 20);
         assert_eq!((r.width, r.height), (Some(320), Some(240)));
         assert!((r.fps.unwrap() - 30.3).abs() < 0.1, "{:?}", r.fps);

@@ -115,7 +115,11 @@ impl Mp4Recording {
     /// unit of another codec than that track's is refused). Video before its first
     /// keyframe is skipped.
     pub fn write(&mut self, codec: RecordCodec, unit: &EncodedUnit) -> Result<(), RecordError> {
-        let index = match self.tracks.iter().position(|t| t.codec.kind() == codec.kind()) {
+        let index = match self
+            .tracks
+            .iter()
+            .position(|t| t.codec.kind() == codec.kind())
+        {
             Some(i) if self.tracks[i].codec == codec => i,
             Some(_) => {
                 return Err(mux_error(
@@ -166,7 +170,11 @@ impl Mp4Recording {
         let previous = self.tracks[index].pending.replace(next);
         if let Some(p) = previous {
             let duration = unit.timestamp.saturating_sub(p.timestamp);
-            let duration = if duration.is_zero() { p.duration } else { duration };
+            let duration = if duration.is_zero() {
+                p.duration
+            } else {
+                duration
+            };
             self.append(index, p, duration)?;
         }
         Ok(())
