@@ -278,3 +278,49 @@ async fn viewing_nothing_is_a_clear_runtime_error() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn ctrl_c_ends_with_the_summary_and_a_complete_recording() {
+    let _guard = exclusive().await;
+    let (_serve, addr) =
+        spawn_serve(r#"{"video": {"width": 320, "height": 240}, "audio": true}"#).await;
+    let dir = tempfile::tempdir().unwrap();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
+        .args(["view", "--ice-addr", "127.0.0.1", "--whep"])
+        .arg(format!("http://{addr}/whep/default"))
+        .arg("--record")
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("view ends promptly on Ctrl-C")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let video = track(&lines, "video");
+    assert!(video["frames"].as_u64().unwrap() > 30, "{video}");
+    let summary = lines.iter().find(|l| l["event"] == "summary").unwrap();
+    let file = summary["files"][0].as_str().expect("the recording's path");
+    let streams = ffprobe(Path::new(file));
+    assert!(
+        streams.iter().any(|(c, n)| c == "h264" && *n > 30),
+        "{streams:?}"
+    );
+    assert!(streams.iter().any(|(c, _)| c == "opus"), "{streams:?}");
+}
