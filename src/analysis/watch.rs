@@ -48,7 +48,7 @@ pub enum MediaReport {
 }
 
 enum Analysis {
-    Video(VideoAnalysis),
+    Video(Box<VideoAnalysis>),
     Audio(AudioAnalysis),
 }
 
@@ -87,7 +87,7 @@ impl ReceiveAnalysis {
                 kind: track.kind(),
                 id: track.id().to_owned(),
                 analysis: match track.kind() {
-                    MediaKind::Video => Analysis::Video(VideoAnalysis::new()),
+                    MediaKind::Video => Analysis::Video(Box::default()),
                     MediaKind::Audio => Analysis::Audio(AudioAnalysis::new()),
                 },
                 not_analyzed: 0,
