@@ -112,7 +112,17 @@ impl ReceiveAnalysis {
                     watched.not_analyzed = frames.dropped();
                     analyze(&mut watched.analysis, av, &frame);
                 }
-            })?;
+            });
+        let handle = match handle {
+            Ok(handle) => handle,
+            Err(e) => {
+                let mut shared = lock(&self.shared);
+                if shared.tracks.len() == index + 1 {
+                    shared.tracks.pop();
+                }
+                return Err(e);
+            }
+        };
         lock(&self.threads).push(handle);
         Ok(())
     }
