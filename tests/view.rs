@@ -185,43 +185,6 @@ fn clip_devices(dir: &Path, clip: &Path) -> std::path::PathBuf {
     path
 }
 
-/// Starts `serve` on `devices`; the child and the address it printed.
-async fn serve_devices(devices: &Path) -> (tokio::process::Child, std::net::SocketAddr) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--ice-addr",
-            "127.0.0.1",
-        ])
-        .arg("--devices")
-        .arg(devices)
-        .args(["--constraints", r#"{"video": true}"#])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("serve printed its URL");
-            if let Some((_, rest)) = line.split_once("open http://") {
-                break rest.split('/').next().unwrap().parse().unwrap();
-            }
-        }
-    })
-    .await
-    .expect("serve started");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
-}
-
 #[tokio::test]
 async fn a_clip_with_a_one_second_freeze_and_a_forty_frame_jump_is_reported_exactly() {
     let _guard = exclusive().await;
@@ -243,7 +206,9 @@ async fn a_clip_with_a_one_second_freeze_and_a_forty_frame_jump_is_reported_exac
     }
     w.finish().unwrap();
     let devices = clip_devices(dir.path(), &clip);
-    let (_serve, addr) = serve_devices(&devices).await;
+    let devices = devices.to_str().unwrap();
+    let (_serve, addr) =
+        serve_with(&["--devices", devices, "--constraints", r#"{"video": true}"#]).await;
     let url = format!("http://{addr}/whep/default");
     let (code, lines, stderr) =
         view(&["--whep", &url, "--ice-addr", "127.0.0.1", "--seconds", "6"]).await;
@@ -323,4 +288,87 @@ async fn ctrl_c_ends_with_the_summary_and_a_complete_recording() {
         "{streams:?}"
     );
     assert!(streams.iter().any(|(c, _)| c == "opus"), "{streams:?}");
+}
+
+#[tokio::test]
+async fn a_vp8_stream_is_recorded_as_received_and_reads_back() {
+    let _guard = exclusive().await;
+    let builtin = common::example("builtin.json");
+    let (_serve, addr) = serve_with(&[
+        "--devices",
+        builtin.to_str().unwrap(),
+        "--constraints",
+        r#"{"video": {"width": 320, "height": 240}, "audio": true}"#,
+        "--video-codec",
+        "vp8",
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{addr}/whep/default");
+    let (code, lines, stderr) = view(&[
+        "--whep",
+        &url,
+        "--ice-addr",
+        "127.0.0.1",
+        "--seconds",
+        "3",
+        "--record",
+        dir.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let started = lines
+        .iter()
+        .find(|l| l["event"] == "track" && l["track"]["kind"] == "video");
+    assert_eq!(started.unwrap()["track"]["mimeType"], "video/VP8");
+    let video = track(&lines, "video");
+    let frames = video["frames"].as_u64().unwrap();
+    let summary = lines.iter().find(|l| l["event"] == "summary").unwrap();
+    let file = Path::new(summary["files"][0].as_str().unwrap());
+    let streams = ffprobe(file);
+    assert!(streams.iter().any(|(c, _)| c == "vp8"), "{streams:?}");
+    assert!(streams.iter().any(|(c, _)| c == "opus"), "{streams:?}");
+    let (decoded, analyzer) = strips_of_recording(file, 320, 240);
+    assert!(
+        decoded.abs_diff(frames) <= 3,
+        "{decoded} recorded, {frames} viewed"
+    );
+    let again = analyzer.report(0);
+    assert_eq!((again.frames, again.frames_skipped), (decoded, 0));
+}
+
+/// `usermedia serve` on loopback with `args` (devices, constraints, codec); the child
+/// (killed when dropped) and the address it printed.
+async fn serve_with(args: &[&str]) -> (tokio::process::Child, std::net::SocketAddr) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ice-addr",
+            "127.0.0.1",
+        ])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("serve printed its URL");
+            if let Some((_, rest)) = line.split_once("open http://") {
+                break rest.split('/').next().unwrap().parse().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("serve started");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
 }
