@@ -28,8 +28,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Encoded units a track's recording may fall behind by.
 const RECORD_QUEUE: usize = 256;
 
-/// The exit codes of `view`, in its `--help`.
-const EXIT_CODES: &str = "\
+/// What `view --help` ends with: the output, an example, the exit codes.
+const AFTER_HELP: &str = "\
+Output (stdout, one JSON object a line; docs/cli.md has every field):
+  {\"event\":\"track\",\"track\":{\"kind\",\"id\",\"mimeType\"}}   per track as it starts
+  {\"event\":\"summary\",\"tracks\":[...],\"stats\":[...],\"files\":[...]}   on exit
+  video: frames, fps, width, height, source (\"strip\" or \"arrival\"), frames_skipped,
+  frames_repeated, frames_reordered, freezes {count, longest_ms}, latency_ms {p50, p95, p99};
+  audio: seconds, level, av_offset_ms (audio later than video: positive)
+
+Example:
+  usermedia view --whep http://127.0.0.1:8080/whep/default --seconds 10 --record out/
+
 Exit codes:
   0  media arrived; the summary was printed (Ctrl-C, --seconds or the stream's end)
   2  bad input: a bad flag, URL or CA file, a --record DIR that cannot be created, a token
@@ -40,9 +50,9 @@ Exit codes:
 
 /// `usermedia view`'s flags.
 #[derive(clap::Args)]
-#[command(after_help = EXIT_CODES)]
+#[command(after_help = AFTER_HELP)]
 pub struct Options {
-    /// The WHEP endpoint, e.g. http://127.0.0.1:8080/whep (ours) or any server's.
+    /// The WHEP endpoint: `usermedia serve`'s http://HOST:8080/whep/STREAM, or any server's.
     #[arg(long, value_name = "URL")]
     pub whep: String,
     /// Bearer token for the endpoint.
@@ -57,7 +67,7 @@ pub struct Options {
     /// Stop after this many seconds instead of waiting for Ctrl-C or the stream's end.
     #[arg(long, value_name = "N", value_parser = parse_seconds)]
     pub seconds: Option<f64>,
-    /// Also write what arrives, as it arrived (no re-encoding), to DIR/view-SECONDS.mp4:
+    /// Also write what arrives, as it arrived (no re-encoding), to DIR/view-UNIXMS.mp4:
     /// H.264 or VP8 video and Opus audio. The file is complete on every way out.
     #[arg(long, value_name = "DIR")]
     pub record: Option<PathBuf>,
@@ -73,8 +83,9 @@ fn recording_path(dir: &Path) -> Result<PathBuf, CliError> {
     std::fs::create_dir_all(dir).map_err(|e| {
         CliError::bad_input(format!("--record {}: cannot create it: {e}", dir.display()))
     })?;
+    // Named by the start's UNIX time in ms: views into one directory do not collide.
     let stamp = usermedia::media::wall_clock_ms();
-    Ok(dir.join(format!("view-{}.mp4", stamp / 1000)))
+    Ok(dir.join(format!("view-{stamp}.mp4")))
 }
 
 /// Why the viewing stopped.
