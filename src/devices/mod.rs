@@ -16,7 +16,9 @@ pub mod pattern;
 mod permission;
 mod prompt;
 mod prompter;
+mod scripted;
 mod select;
+pub mod timeline;
 pub mod tone;
 pub mod virtual_devices;
 
@@ -33,7 +35,7 @@ pub use allow_list::{AllowList, AllowListError, Feature};
 #[cfg(feature = "hardware")]
 pub use camera::CameraError;
 pub use descriptor::{DeviceDescriptor, MediaDeviceInfo, MediaDeviceKind, SourceSpec};
-pub use file::DevicesFileError;
+pub use file::{DevicesFile, DevicesFileError};
 pub use indicator::{DeviceInUse, Indicator, KindIndicator, UseState};
 pub use media_file::{WavError, Y4mError};
 #[cfg(feature = "hardware")]
@@ -42,6 +44,9 @@ pub use permission::{Permission, PermissionPolicy};
 pub use prompt::{Decision, PendingRequest, PromptBook, PromptError};
 pub use prompter::Prompter;
 pub use select::{KindExplanation, TrackSelection};
+pub use timeline::{DeviceAction, DeviceCondition, DeviceEvent, DeviceTimeline};
+
+use scripted::{ScriptClock, ScriptedDevice};
 
 use crate::constraints::{MediaKind, MediaStreamConstraints, SupportedConstraints};
 use crate::error::{LegacyError, MediaError};
@@ -62,6 +67,8 @@ pub struct MediaDevices {
     prompter: Option<Arc<Prompter>>,
     /// The context this catalogue serves (`stream:NAME`, `room:NAME`), for the allow-list.
     context: Option<String>,
+    /// The devices file's scripted events and when their time started (none: no events).
+    script: Option<Arc<ScriptClock>>,
 }
 
 impl MediaDevices {
@@ -87,11 +94,40 @@ impl MediaDevices {
         path: &Path,
         policy: PermissionPolicy,
     ) -> Result<Self, DevicesFileError> {
-        let devices = file::load(path)?;
-        MediaDevices::new(devices, policy).map_err(|e| DevicesFileError::Invalid {
-            path: path.to_owned(),
-            message: e.message().to_owned(),
-        })
+        let file = file::load(path)?;
+        let devices =
+            MediaDevices::new(file.devices, policy).map_err(|e| DevicesFileError::Invalid {
+                path: path.to_owned(),
+                message: e.message().to_owned(),
+            })?;
+        Ok(devices.with_timeline(file.timeline))
+    }
+
+    /// Plays `timeline` on these devices, its time counting from now: a device fails at
+    /// its `fail` event (its tracks end, opening it is a `NotReadableError`). The devices
+    /// file's `"events"` ([`from_devices_file`](Self::from_devices_file) calls this).
+    pub fn with_timeline(mut self, timeline: DeviceTimeline) -> Self {
+        self.script = (!timeline.is_empty()).then(|| Arc::new(ScriptClock::start(timeline)));
+        self
+    }
+
+    /// The scripted events in play (empty without any).
+    pub fn timeline(&self) -> DeviceTimeline {
+        self.script
+            .as_ref()
+            .map(|s| s.timeline().clone())
+            .unwrap_or_default()
+    }
+
+    /// What opens `device`'s sources: the device itself, or, when the timeline scripts
+    /// it, the device under its timeline.
+    fn opener(&self, device: &Arc<DeviceDescriptor>) -> Arc<dyn SourceOpener> {
+        match &self.script {
+            Some(script) if script.timeline().scripts(device.device_id()) => {
+                Arc::new(ScriptedDevice::new(Arc::clone(device), Arc::clone(script)))
+            }
+            _ => Arc::clone(device) as _,
+        }
     }
 
     /// Only the built-in virtual camera and microphone.
@@ -126,6 +162,7 @@ impl MediaDevices {
             usage: Arc::default(),
             prompter: None,
             context: None,
+            script: None,
         }
     }
 
@@ -221,11 +258,12 @@ impl MediaDevices {
         self.ask_prompt(context, &selections)?;
         let mut opened = Vec::with_capacity(selections.len());
         for sel in selections {
-            let source = open_readable(sel.device.as_ref(), &sel.selection.settings)?;
-            opened.push((sel, source));
+            let opener = self.opener(&sel.device);
+            let source = open_readable(opener.as_ref(), &sel.selection.settings)?;
+            opened.push((sel, opener, source));
         }
         let mut tracks = Vec::with_capacity(opened.len());
-        for (sel, source) in opened {
+        for (sel, opener, source) in opened {
             tracing::info!(
                 "device in use: {} {:?} ({}) at {}",
                 sel.kind.device_kind(),
@@ -236,7 +274,6 @@ impl MediaDevices {
             if let Ok(mut exposed) = self.exposed.lock() {
                 exposed.insert(sel.kind);
             }
-            let opener: Arc<dyn SourceOpener> = Arc::clone(&sel.device) as _;
             tracks.push(MediaStreamTrack::start(
                 opener,
                 sel.selection.settings,

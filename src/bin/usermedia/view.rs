@@ -18,7 +18,7 @@ use usermedia::peer::{PeerConfig, PeerFactory, PeerState, RemoteTrack};
 use usermedia::record::{RecordCodec, Recorder};
 use usermedia_signaling::{ClientError, HttpClient};
 
-use crate::args::{parse_seconds, IceArgs};
+use crate::args::{parse_seconds, IceArgs, ImpairArgs};
 use crate::client::session_failure;
 use crate::exit::{Classify, CliError};
 use crate::print_json;
@@ -35,7 +35,8 @@ Output (stdout, one JSON object a line; docs/cli.md has every field):
   {\"event\":\"summary\",\"tracks\":[...],\"stats\":[...],\"files\":[...]}   on exit
   video: frames, fps, width, height, source (\"strip\" or \"arrival\"), frames_skipped,
   frames_repeated, frames_reordered, freezes {count, longest_ms}, latency_ms {p50, p95, p99};
-  audio: seconds, level, av_offset_ms (audio later than video: positive)
+  audio: seconds, level, av_offset_ms (audio later than video: positive);
+  with --impair, \"impairment\": what the impairment did (packets dropped, delayed, ...)
 
 Example:
   usermedia view --whep http://127.0.0.1:8080/whep/default --seconds 10 --record out/
@@ -64,6 +65,8 @@ pub struct Options {
     pub ca_certs: Vec<PathBuf>,
     #[command(flatten)]
     pub ice: IceArgs,
+    #[command(flatten)]
+    pub impair: ImpairArgs,
     /// Stop after this many seconds instead of waiting for Ctrl-C or the stream's end.
     #[arg(long, value_name = "N", value_parser = parse_seconds)]
     pub seconds: Option<f64>,
@@ -103,6 +106,7 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
     };
     let mut config = PeerConfig::default();
     opts.ice.configure(&mut config)?;
+    opts.impair.configure(&mut config)?;
     let record_path = opts.record.as_deref().map(recording_path).transpose()?;
     let runtime = tokio::runtime::Runtime::new().runtime()?;
     runtime.block_on(async {
@@ -186,6 +190,9 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
             "tracks": analysis.report(),
             "stats": tracks.iter().map(|t| json!({"id": t.id(), "stats": t.stats()})).collect::<Vec<_>>(),
         });
+        if let Some(impairment) = session.peer.impairment() {
+            summary["impairment"] = json!(impairment);
+        }
         let recorded = recorder.map(|r| r.finish());
         let mut failure = None;
         match recorded {
