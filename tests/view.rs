@@ -372,3 +372,56 @@ async fn serve_with(args: &[&str]) -> (tokio::process::Child, std::net::SocketAd
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, addr)
 }
+
+#[tokio::test]
+async fn ten_percent_loss_is_reported_beside_what_the_frames_say_and_the_recording_agrees() {
+    let _guard = exclusive().await;
+    let (_serve, addr) =
+        spawn_serve(r#"{"video": {"width": 320, "height": 240}, "audio": true}"#).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{addr}/whep/default");
+    let (code, lines, stderr) = view(&[
+        "--whep",
+        &url,
+        "--ice-addr",
+        "127.0.0.1",
+        "--seconds",
+        "4",
+        "--impair",
+        "loss=10%,seed=3",
+        "--record",
+        dir.path().to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let summary = lines.iter().find(|l| l["event"] == "summary").unwrap();
+    let dropped = summary["impairment"]["inbound"]["dropped"]
+        .as_u64()
+        .unwrap();
+    assert!(dropped > 0, "{summary}");
+    let video = track(&lines, "video");
+    eprintln!("10% loss: {video}\n{}", summary["impairment"]["inbound"]);
+    let frames = video["frames"].as_u64().unwrap();
+    assert!(frames >= 60, "{video}");
+    // Retransmissions (NACK) or a keyframe (PLI) recover: what is still missing shows as
+    // skipped frames, what came late as freezes; either way the strip says which.
+    let skipped = video["frames_skipped"].as_u64().unwrap();
+    assert!(
+        skipped == 0 || video["freezes"]["count"].as_u64().unwrap() > 0,
+        "{video}"
+    );
+    let file = Path::new(summary["files"][0].as_str().unwrap());
+    let (decoded, analyzer) = strips_of_recording(file, 320, 240);
+    let again = analyzer.report(0);
+    assert!(
+        decoded.abs_diff(frames) <= 3,
+        "{decoded} recorded, {frames} viewed"
+    );
+    for (field, value) in [
+        ("frames_skipped", again.frames_skipped),
+        ("frames_repeated", again.frames_repeated),
+        ("frames_reordered", again.frames_reordered),
+    ] {
+        assert_eq!(video[field].as_u64(), Some(value), "{field}: {video}");
+    }
+}
