@@ -50,6 +50,17 @@ fn track<'a>(lines: &'a [Value], kind: &str) -> &'a Value {
 /// The strips of a recording's video, decoded by ffmpeg (as the frames were stored,
 /// none dropped or duplicated), fed to the analyzer as they come.
 fn strips_of_recording(file: &Path, width: u32, height: u32) -> (u64, QualityAnalyzer) {
+    let (frames, analyzer, _) = strips_and_gaps_of_recording(file, width, height);
+    (frames, analyzer)
+}
+
+/// [`strips_of_recording`], and the longest gap between the capture times of consecutive
+/// new frames (ms): how long the sender itself went without capturing.
+fn strips_and_gaps_of_recording(
+    file: &Path,
+    width: u32,
+    height: u32,
+) -> (u64, QualityAnalyzer, u64) {
     let out = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(file)
@@ -65,9 +76,16 @@ fn strips_of_recording(file: &Path, width: u32, height: u32) -> (u64, QualityAna
     let size = (width * height) as usize;
     let mut analyzer = QualityAnalyzer::with_frame_rate(30.0);
     let mut frames = 0;
+    let (mut newest, mut longest_gap) = (None::<(u32, u32)>, 0u64);
     for (k, y) in out.stdout.chunks_exact(size).enumerate() {
         frames += 1;
         if let Some(s) = read_strip_luma(y, width, height) {
+            if newest.is_none_or(|(n, _)| s.frame_number > n) {
+                if let Some((_, t)) = newest {
+                    longest_gap = longest_gap.max(u64::from(s.capture_time_ms.wrapping_sub(t)));
+                }
+                newest = Some((s.frame_number, s.capture_time_ms));
+            }
             analyzer.push(StripFrame {
                 number: s.frame_number,
                 capture_ms: s.capture_time_ms,
@@ -75,7 +93,7 @@ fn strips_of_recording(file: &Path, width: u32, height: u32) -> (u64, QualityAna
             });
         }
     }
-    (frames, analyzer)
+    (frames, analyzer, longest_gap)
 }
 
 /// What ffprobe says of a file's streams: (codec_name, nb_frames) each.
@@ -134,7 +152,7 @@ async fn a_clean_run_reports_no_freezes_no_skips_and_agrees_with_its_recording()
     let frames = video["frames"].as_u64().unwrap();
     assert!(frames >= 90, "{video}");
     assert_eq!(video["frames_skipped"], 0, "{video}");
-    assert_eq!(video["freezes"]["count"], 0, "{video}");
+    let freezes = video["freezes"]["count"].as_u64().unwrap();
     let p50 = video["latency_ms"]["p50"].as_u64().unwrap();
     assert!(p50 < 100, "{video}");
     let fps = video["fps"].as_f64().unwrap();
@@ -155,7 +173,15 @@ async fn a_clean_run_reports_no_freezes_no_skips_and_agrees_with_its_recording()
     codecs.sort_unstable();
     assert_eq!(codecs, ["h264", "opus"], "{streams:?}");
     // The same frames read independently: decoded by ffmpeg, strips re-read.
-    let (decoded, analyzer) = strips_of_recording(Path::new(file), 320, 240);
+    let (decoded, analyzer, capture_gap) = strips_and_gaps_of_recording(Path::new(file), 320, 240);
+    // No freeze on a clean path. On a loaded machine the sender itself may stall past three
+    // frame intervals (its capture times then show the same gap): that one is no fault of
+    // the path, and allowed.
+    let longest = video["freezes"]["longest_ms"].as_u64().unwrap();
+    assert!(
+        freezes == 0 || (capture_gap > 100 && longest <= capture_gap + 40),
+        "freezes the sender did not make: {video}, longest capture gap {capture_gap} ms"
+    );
     let h264 = streams.iter().find(|(c, _)| c == "h264").map(|(_, n)| *n);
     assert_eq!(h264, Some(decoded), "ffprobe's count is ffmpeg's");
     let again = analyzer.report(0);
