@@ -8,7 +8,7 @@
 # calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh chromium firefox-esr iproute2 coturn
+./scripts/setup.sh chromium firefox-esr iproute2 coturn janus
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
