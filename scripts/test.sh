@@ -4,7 +4,8 @@
 # built and run once in test mode), the browser interop tests included: they need
 # Debian's chromium and firefox-esr, and iproute2 for the loopback of the network
 # namespace each browser case runs in; coturn for the STUN/TURN tests (tests/turn.rs start
-# their own turnserver; the package's service is never started: see setup.sh). `.ci/run`
+# their own turnserver; the package's service is never started: see setup.sh); janus for
+# the Janus VideoRoom tests (tests/janus.rs start their own, likewise). `.ci/run`
 # calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
