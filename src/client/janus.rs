@@ -93,8 +93,8 @@ impl JanusParticipant {
         if let Some(leave) = self.leave.take() {
             let (done, finished) = oneshot::channel();
             if leave.send(done).is_ok() {
-                let _ = tokio::time::timeout(TEARDOWN_LIMIT + Duration::from_secs(1), finished)
-                    .await;
+                let _ =
+                    tokio::time::timeout(TEARDOWN_LIMIT + Duration::from_secs(1), finished).await;
             }
         }
     }

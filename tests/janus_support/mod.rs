@@ -69,7 +69,11 @@ impl Janus {
             if let Ok(Some(status)) = janus.child.try_wait() {
                 panic!("janus exited ({status}): {}", janus.log());
             }
-            assert!(Instant::now() < deadline, "janus never answered: {}", janus.log());
+            assert!(
+                Instant::now() < deadline,
+                "janus never answered: {}",
+                janus.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         janus
@@ -78,11 +82,6 @@ impl Janus {
     /// What Janus logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Its process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 }
 

@@ -11,13 +11,11 @@ mod session;
 mod videoroom;
 
 pub use matcher::{Matcher, Route, TooManyPending, MAX_PENDING};
-pub use participant::{
-    Action, Notice, Participant, MAX_FEEDS, RETRY_AFTER, SUBSCRIBE_ATTEMPTS,
-};
+pub use participant::{Action, Notice, Participant, MAX_FEEDS, RETRY_AFTER, SUBSCRIBE_ATTEMPTS};
 pub use protocol::{ErrorBody, Incoming, JanusError, Jsep, PluginData, NO_SUCH_ROOM, ROOM_EXISTS};
 pub use session::{
-    HandleEvent, JanusEvents, JanusSession, PluginReply, KEEPALIVE_INTERVAL,
-    MAX_EVENTS_PER_POLL, MAX_REPLY_BYTES, MAX_UNREAD_EVENTS, REQUEST_TIMEOUT,
+    HandleEvent, JanusEvents, JanusSession, PluginReply, KEEPALIVE_INTERVAL, MAX_EVENTS_PER_POLL,
+    MAX_REPLY_BYTES, MAX_UNREAD_EVENTS, REQUEST_TIMEOUT,
 };
 pub use videoroom::{
     Participant as RoomParticipant, Publisher, RoomEvent, RoomSettings, VideoRoomHandle,

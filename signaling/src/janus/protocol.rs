@@ -190,7 +190,13 @@ pub const ROOM_EXISTS: i64 = 427;
 impl JanusError {
     /// Whether it is the VideoRoom's "No such room" (426).
     pub fn is_no_such_room(&self) -> bool {
-        matches!(self, JanusError::Room { code: NO_SUCH_ROOM, .. })
+        matches!(
+            self,
+            JanusError::Room {
+                code: NO_SUCH_ROOM,
+                ..
+            }
+        )
     }
 }
 
@@ -216,14 +222,26 @@ mod tests {
             r#"{"janus":"error","transaction":"t","error":{"code":458,"reason":"No such session 3"}}"#,
         )
         .unwrap();
-        assert!(matches!(e, Incoming::Error { error: ErrorBody { code: 458, .. }, .. }));
+        assert!(matches!(
+            e,
+            Incoming::Error {
+                error: ErrorBody { code: 458, .. },
+                ..
+            }
+        ));
         let other: Incoming = serde_json::from_str(r#"{"janus":"slowlink","sender":2}"#).unwrap();
         assert_eq!(other, Incoming::Other);
         assert!(serde_json::from_str::<Incoming>(r#"{"no":"tag"}"#).is_err());
         let s: Incoming =
             serde_json::from_str(r#"{"janus":"success","transaction":"x","data":{"id":42}}"#)
                 .unwrap();
-        assert!(matches!(s, Incoming::Success { data: Some(IdData { id: 42 }), .. }));
+        assert!(matches!(
+            s,
+            Incoming::Success {
+                data: Some(IdData { id: 42 }),
+                ..
+            }
+        ));
     }
 
     #[test]

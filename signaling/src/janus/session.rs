@@ -411,7 +411,9 @@ async fn long_poll(inner: Arc<Inner>, events: mpsc::Sender<HandleEvent>) {
             Err(e) => {
                 failures += 1;
                 if failures > POLL_RETRIES || matches!(e, JanusError::Status { .. }) {
-                    inner.end(JanusError::SessionEnded(format!("the long poll failed: {e}")));
+                    inner.end(JanusError::SessionEnded(format!(
+                        "the long poll failed: {e}"
+                    )));
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -479,7 +481,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(two.len(), 2);
-        let many = format!("[{}]", vec![r#"{"janus":"keepalive"}"#; 11].join(","));
+        let many = format!("[{}]", [r#"{"janus":"keepalive"}"#; 11].join(","));
         let e = poll_messages("u", many.as_bytes()).unwrap_err();
         assert!(e.to_string().contains("11 events"), "{e}");
         assert!(poll_messages("u", b"<html>").is_err());

@@ -288,9 +288,13 @@ impl VideoRoomHandle {
 
     /// Answers Janus's offer on a subscription.
     pub async fn start(&self, answer: String) -> Result<(), JanusError> {
-        self.send(json!({"request": "start"}), Some(Jsep::answer(answer)), "start")
-            .await
-            .map(|_| ())
+        self.send(
+            json!({"request": "start"}),
+            Some(Jsep::answer(answer)),
+            "start",
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Stops publishing.
@@ -384,14 +388,19 @@ mod tests {
             RoomEvent::Exists(false)
         );
         assert_eq!(
-            parse(r#"{"videoroom":"participants","room":9,"participants":[{"id":1,"publisher":true}]}"#),
+            parse(
+                r#"{"videoroom":"participants","room":9,"participants":[{"id":1,"publisher":true}]}"#
+            ),
             RoomEvent::Participants(vec![Participant {
                 id: 1,
                 display: None,
                 publisher: true
             }])
         );
-        assert_eq!(parse(r#"{"videoroom":"event","configured":"ok"}"#), RoomEvent::Configured);
+        assert_eq!(
+            parse(r#"{"videoroom":"event","configured":"ok"}"#),
+            RoomEvent::Configured
+        );
         assert_eq!(parse(r#"[1,2]"#), RoomEvent::Other("malformed".into()));
     }
 

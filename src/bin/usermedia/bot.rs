@@ -33,7 +33,12 @@ Exit codes:
 #[command(after_help = EXIT_CODES)]
 pub struct Options {
     /// The room's WebSocket URL, e.g. ws://127.0.0.1:8080/ws?room=r1 (wss:// for TLS).
-    #[arg(long, value_name = "URL", required_unless_present = "janus", conflicts_with = "janus")]
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "janus",
+        conflicts_with = "janus"
+    )]
     pub room: Option<String>,
     /// Or join a Janus VideoRoom: publish there and subscribe to every other publisher
     /// (see docs/interop.md#janus).
@@ -113,10 +118,9 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         crate::indicator::show_on_terminal(client.devices(), || None);
         let encoders = client.encoders(None)?;
         let factory = client.factory.clone();
-        let mut bot =
-            usermedia::client::join_room_with(&client.http, &room_url, factory, encoders)
-                .await
-                .map_err(|e| session_failure(e, format!("joining {}", room_url)))?;
+        let mut bot = usermedia::client::join_room_with(&client.http, &room_url, factory, encoders)
+            .await
+            .map_err(|e| session_failure(e, format!("joining {}", room_url)))?;
         println!("usermedia: in the call at {}", room_url);
         let leave = async {
             match opts.seconds {

@@ -133,7 +133,11 @@ pub async fn publish(
     seconds: Option<f64>,
 ) -> Result<ExitCode, CliError> {
     let (mut participant, url, room) = join(client, args, false, codec).await?;
-    if let Err(e) = participant.publisher().wait_connected(CONNECT_TIMEOUT).await {
+    if let Err(e) = participant
+        .publisher()
+        .wait_connected(CONNECT_TIMEOUT)
+        .await
+    {
         participant.leave().await;
         return Err(CliError::runtime(format!(
             "publishing into Janus room {room} at {url}: {e}"
@@ -187,7 +191,11 @@ fn describe(r: &Received) -> Value {
 
 /// `bot --janus`: publish, subscribe to every other publisher as they come and go, print
 /// the JSON lines, leave cleanly.
-pub async fn bot(client: &Client, args: &JanusArgs, seconds: Option<f64>) -> Result<ExitCode, CliError> {
+pub async fn bot(
+    client: &Client,
+    args: &JanusArgs,
+    seconds: Option<f64>,
+) -> Result<ExitCode, CliError> {
     let joined_at = Instant::now();
     let (mut participant, url, room) = join(client, args, true, None).await?;
     println!(
@@ -203,7 +211,9 @@ pub async fn bot(client: &Client, args: &JanusArgs, seconds: Option<f64>) -> Res
             event = participant.next_event() => event,
         };
         let Some(event) = event else {
-            break Some(SessionError::Janus(JanusError::SessionEnded("closed".into())));
+            break Some(SessionError::Janus(JanusError::SessionEnded(
+                "closed".into(),
+            )));
         };
         match event {
             JanusEvent::PublisherUp { after } => {
@@ -265,7 +275,10 @@ mod tests {
         let e = join_failure(missing, "http://h/janus", 77);
         assert_eq!(e.code(), 2);
         let text = e.to_string();
-        assert!(text.contains("room 77") && text.contains("--janus-create"), "{text}");
+        assert!(
+            text.contains("room 77") && text.contains("--janus-create"),
+            "{text}"
+        );
         assert!(text.contains("error 426"), "{text}");
         let gone = SessionError::Janus(JanusError::Transport {
             url: "http://h/janus".into(),

@@ -41,7 +41,12 @@ fn stream_context(whip: &str) -> Option<String> {
 #[command(after_help = EXIT_CODES)]
 pub struct Options {
     /// The WHIP endpoint, e.g. http://127.0.0.1:8080/whip/cam.
-    #[arg(long, value_name = "URL", required_unless_present = "janus", conflicts_with = "janus")]
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "janus",
+        conflicts_with = "janus"
+    )]
     pub whip: Option<String>,
     /// Or publish into a Janus VideoRoom (see docs/interop.md#janus).
     #[command(flatten)]
@@ -98,10 +103,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         if let Err(e) = session.peer.wait_connected(CONNECT_TIMEOUT).await {
             let _ = session.end().await;
             // The server took the session but the connection did not come up.
-            return Err(CliError::runtime(format!(
-                "publishing to {}: {e}",
-                whip
-            )));
+            return Err(CliError::runtime(format!("publishing to {}: {e}", whip)));
         }
         println!(
             "usermedia: publishing to {} (session {})",
