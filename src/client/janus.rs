@@ -136,7 +136,7 @@ pub async fn join_janus(
     let (out, rx) = mpsc::channel(EVENT_CAPACITY);
     let (leave, leave_rx) = oneshot::channel();
     let mut policy = Participant::new(options.subscribe);
-    let first = policy.on_event(&joined, Instant::now());
+    let first = policy.on_event(&joined);
     let driver = Driver {
         session: Arc::clone(&session),
         room: options.room,
@@ -277,13 +277,12 @@ impl Driver {
     /// An event on one of our handles.
     async fn on_event(&mut self, event: HandleEvent) -> Vec<Action> {
         let HandleEvent { handle, message } = event;
-        let now = Instant::now();
         if handle == self.publisher.id() {
             return match message {
                 Incoming::Event {
                     plugindata: Some(p),
                     ..
-                } => self.policy.on_event(&RoomEvent::parse(&p.data), now),
+                } => self.policy.on_event(&RoomEvent::parse(&p.data)),
                 Incoming::Webrtcup { .. } => {
                     let after = self.published_at.elapsed();
                     self.emit(JanusEvent::PublisherUp { after }).await;

@@ -78,14 +78,15 @@ impl Participant {
         self.feeds.keys().copied()
     }
 
-    /// Acts on a VideoRoom event of our publisher's handle.
-    pub fn on_event(&mut self, event: &RoomEvent, now: Instant) -> Vec<Action> {
+    /// Acts on a VideoRoom event of our publisher's handle (new feeds are subscribed at
+    /// once; only retries wait).
+    pub fn on_event(&mut self, event: &RoomEvent) -> Vec<Action> {
         match event {
             RoomEvent::Joined { id, publishers, .. } => {
                 self.me = Some(*id);
-                self.add(publishers, now)
+                self.add(publishers)
             }
-            RoomEvent::Publishers(publishers) => self.add(publishers, now),
+            RoomEvent::Publishers(publishers) => self.add(publishers),
             RoomEvent::Unpublished(Some(feed)) | RoomEvent::Leaving(Some(feed)) => {
                 self.remove(*feed)
             }
@@ -93,7 +94,7 @@ impl Participant {
         }
     }
 
-    fn add(&mut self, publishers: &[Publisher], now: Instant) -> Vec<Action> {
+    fn add(&mut self, publishers: &[Publisher]) -> Vec<Action> {
         let mut actions = Vec::new();
         for p in publishers {
             if Some(p.id) == self.me || self.feeds.contains_key(&p.id) {
@@ -116,7 +117,6 @@ impl Participant {
             } else {
                 State::Subscribed
             };
-            let _ = now;
             self.feeds.insert(
                 p.id,
                 Feed {
@@ -212,32 +212,31 @@ mod tests {
 
     #[test]
     fn every_other_publisher_is_subscribed_once_and_dropped_when_gone() {
-        let now = Instant::now();
         let mut p = Participant::new(true);
         let joined = RoomEvent::Joined {
             id: 1,
             private_id: Some(9),
             publishers: vec![publisher(2)],
         };
-        assert_eq!(subscribes(&p.on_event(&joined, now)), [2]);
+        assert_eq!(subscribes(&p.on_event(&joined)), [2]);
         // Our own feed and a known one are not subscribed again; a later one is.
         let later = RoomEvent::Publishers(vec![publisher(1), publisher(2), publisher(3)]);
-        assert_eq!(subscribes(&p.on_event(&later, now)), [3]);
+        assert_eq!(subscribes(&p.on_event(&later)), [3]);
         p.subscribed(2);
-        let gone = p.on_event(&RoomEvent::Unpublished(Some(2)), now);
+        let gone = p.on_event(&RoomEvent::Unpublished(Some(2)));
         assert_eq!(gone[0], Action::Drop { feed: 2 });
-        assert!(p.on_event(&RoomEvent::Leaving(Some(2)), now).is_empty());
-        assert_eq!(p.on_event(&RoomEvent::Leaving(Some(3)), now).len(), 2);
+        assert!(p.on_event(&RoomEvent::Leaving(Some(2))).is_empty());
+        assert_eq!(p.on_event(&RoomEvent::Leaving(Some(3))).len(), 2);
         assert_eq!(p.feeds().count(), 0);
         // Our own unpublish is not a feed leaving.
-        assert!(p.on_event(&RoomEvent::Unpublished(None), now).is_empty());
+        assert!(p.on_event(&RoomEvent::Unpublished(None)).is_empty());
     }
 
     #[test]
     fn a_failed_subscription_is_retried_then_given_up() {
         let t0 = Instant::now();
         let mut p = Participant::new(true);
-        p.on_event(&RoomEvent::Publishers(vec![publisher(5)]), t0);
+        p.on_event(&RoomEvent::Publishers(vec![publisher(5)]));
         assert!(p.subscribe_failed(5, t0).is_empty());
         assert_eq!(p.next_deadline(), Some(t0 + RETRY_AFTER));
         assert!(p.poll(t0).is_empty());
@@ -257,10 +256,9 @@ mod tests {
 
     #[test]
     fn a_publisher_only_follows_and_feeds_are_bounded() {
-        let now = Instant::now();
         let mut p = Participant::new(false);
         let many: Vec<Publisher> = (10..10 + MAX_FEEDS as u64 + 2).map(publisher).collect();
-        let actions = p.on_event(&RoomEvent::Publishers(many), now);
+        let actions = p.on_event(&RoomEvent::Publishers(many));
         assert!(subscribes(&actions).is_empty());
         let too_many = actions
             .iter()

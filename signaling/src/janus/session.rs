@@ -56,9 +56,8 @@ struct Inner {
     ended: watch::Sender<Option<JanusError>>,
 }
 
-/// A Janus session: requests and handles on it. Dropping it stops its long poll and
-/// keepalive (the server forgets it after its session timeout); [`destroy`](Self::destroy)
-/// ends it at once.
+/// A Janus session: requests and handles on it. [`destroy`](Self::destroy) ends it;
+/// dropping it stops its long poll and keepalive and sends the destroy in the background.
 pub struct JanusSession {
     inner: Arc<Inner>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -198,8 +197,18 @@ impl JanusSession {
 }
 
 impl Drop for JanusSession {
+    /// A session dropped while live is destroyed on the server in the background, when a
+    /// runtime is there to do it (best effort: Janus's session timeout is the fallback).
     fn drop(&mut self) {
+        let live = self.inner.ended.borrow().is_none();
         self.stop("dropped");
+        if let (true, Ok(runtime)) = (live, tokio::runtime::Handle::try_current()) {
+            let inner = Arc::clone(&self.inner);
+            runtime.spawn(async move {
+                let body = json!({"janus": "destroy", "transaction": inner.transaction()});
+                let _ = post(&inner.http, &inner.session_url, &body, "destroy").await;
+            });
+        }
     }
 }
 
