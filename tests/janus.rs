@@ -2,7 +2,8 @@
 //! and a `bot --janus` that subscribes and decodes; a library participant that sees a
 //! publisher join later (decoding its pattern frame by frame) and leave; a missing room
 //! without `--janus-create` as a clear error (exit 2), and created with it; leaving on
-//! Ctrl-C leaves no participant behind (Janus's `listparticipants`).
+//! Ctrl-C leaves no participant behind (Janus's `listparticipants`); bad Janus flags are
+//! exit 2 and an unreachable Janus exit 3 (those two need no Janus).
 //!
 //! Each case re-executes its test binary in a private network namespace with an `ifb`
 //! device at 192.0.2.1 (Janus does not gather on loopback), starts its own `janus` there
@@ -336,4 +337,77 @@ fn ctrl_c_leaves_no_participant_in_janus() {
         assert!(lines.iter().any(|l| l["event"] == "left"), "{lines:?}");
         assert_eq!(participants(ROOM).await, []);
     });
+}
+
+#[test]
+fn janus_flags_are_checked_before_capturing() {
+    // --janus needs --janus-room, and is not --whip or --room as well.
+    for args in [
+        &["publish", "--janus", "http://127.0.0.1:1/janus"][..],
+        &["bot", "--janus-room", "5"],
+        &[
+            "publish",
+            "--whip",
+            "http://h/whip/x",
+            "--janus",
+            "http://h/janus",
+            "--janus-room",
+            "1",
+        ],
+        &[
+            "bot",
+            "--room",
+            "ws://h/ws?room=r",
+            "--janus",
+            "http://h/janus",
+            "--janus-room",
+            "1",
+        ],
+        &[
+            "publish",
+            "--janus",
+            "http://h/janus",
+            "--janus-room",
+            "room",
+        ],
+    ] {
+        let out = common::usermedia(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    let out = common::usermedia(&["bot", "--janus", "ws://h/janus", "--janus-room", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--janus") && stderr.contains("http://"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_janus_is_a_network_failure() {
+    // A port nothing listens on (bound, then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let builtin = example("builtin.json");
+    let url = format!("http://127.0.0.1:{port}/janus");
+    let out = common::usermedia(&[
+        "publish",
+        "--janus",
+        &url,
+        "--janus-room",
+        "1234",
+        "--devices",
+        builtin.to_str().unwrap(),
+        "--seconds",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("joining Janus room 1234 at http://127.0.0.1"),
+        "{stderr}"
+    );
 }

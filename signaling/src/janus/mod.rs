@@ -12,7 +12,9 @@ mod videoroom;
 
 pub use matcher::{Matcher, Route, TooManyPending, MAX_PENDING};
 pub use participant::{Action, Notice, Participant, MAX_FEEDS, RETRY_AFTER, SUBSCRIBE_ATTEMPTS};
-pub use protocol::{ErrorBody, Incoming, JanusError, Jsep, PluginData, NO_SUCH_ROOM, ROOM_EXISTS};
+pub use protocol::{
+    ErrorBody, Incoming, JanusError, Jsep, PluginData, MAX_REASON_CHARS, NO_SUCH_ROOM, ROOM_EXISTS,
+};
 pub use session::{
     HandleEvent, JanusEvents, JanusSession, PluginReply, KEEPALIVE_INTERVAL, MAX_EVENTS_PER_POLL,
     MAX_REPLY_BYTES, MAX_UNREAD_EVENTS, REQUEST_TIMEOUT,

@@ -182,6 +182,19 @@ pub enum JanusError {
     SessionEnded(String),
 }
 
+/// Janus's words in an error, at most this many characters (the rest cut).
+pub const MAX_REASON_CHARS: usize = 300;
+
+/// `reason` cut to [`MAX_REASON_CHARS`].
+pub(crate) fn bounded(reason: String) -> String {
+    if reason.chars().count() <= MAX_REASON_CHARS {
+        return reason;
+    }
+    let mut cut: String = reason.chars().take(MAX_REASON_CHARS).collect();
+    cut.push('…');
+    cut
+}
+
 /// The VideoRoom's "No such room".
 pub const NO_SUCH_ROOM: i64 = 426;
 /// The VideoRoom's "Room already exists".
@@ -252,6 +265,10 @@ mod tests {
             reason: "No such room (99)".into(),
         };
         assert!(e.is_no_such_room());
+        // Janus's words are kept short.
+        assert_eq!(bounded("short".into()), "short");
+        let long = bounded("x".repeat(5000));
+        assert_eq!(long.chars().count(), MAX_REASON_CHARS + 1);
         assert_eq!(
             e.to_string(),
             "the Janus VideoRoom refused join: error 426: No such room (99)"

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::matcher::{Matcher, Route};
-use super::protocol::{Incoming, JanusError, Jsep, PluginData};
+use super::protocol::{bounded, Incoming, JanusError, Jsep, PluginData};
 use crate::HttpClient;
 
 /// The largest reply read from Janus (a long poll brings up to [`MAX_EVENTS_PER_POLL`]
@@ -271,7 +271,7 @@ impl Inner {
                     Ok(Ok(Incoming::Error { error, .. })) => Err(JanusError::Janus {
                         request,
                         code: error.code,
-                        reason: error.reason,
+                        reason: bounded(error.reason),
                     }),
                     Ok(Ok(event)) => Ok(event),
                     Ok(Err(_)) => Err(self.ended_reason()),
@@ -364,7 +364,7 @@ async fn post(
         Incoming::Error { error, .. } => Err(JanusError::Janus {
             request,
             code: error.code,
-            reason: error.reason,
+            reason: bounded(error.reason),
         }),
         other => Ok(other),
     }
@@ -434,7 +434,8 @@ async fn long_poll(inner: Arc<Inner>, events: mpsc::Sender<HandleEvent>) {
                 if message.transaction().is_none() {
                     inner.end(JanusError::SessionEnded(format!(
                         "Janus error {}: {}",
-                        error.code, error.reason
+                        error.code,
+                        bounded(error.reason.clone())
                     )));
                     return;
                 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::protocol::{JanusError, Jsep, ROOM_EXISTS};
+use super::protocol::{bounded, JanusError, Jsep, ROOM_EXISTS};
 use super::session::{JanusSession, PluginReply};
 
 /// The plugin's name.
@@ -137,7 +137,7 @@ impl RoomEvent {
         if let Some(code) = raw.error_code {
             return RoomEvent::Error {
                 code,
-                reason: raw.error.unwrap_or_default(),
+                reason: bounded(raw.error.unwrap_or_default()),
             };
         }
         match raw.videoroom.as_str() {

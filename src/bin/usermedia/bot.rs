@@ -25,8 +25,10 @@ Exit codes:
   0  left the call (Ctrl-C or --seconds)
   1  a media error (getUserMedia's), printed as {\"error\": ...} on stdout
   2  bad input: a bad flag, constraints that are not JSON, a bad devices or CA file, a
-     --room that is not a ws:// or wss:// URL
-  3  a runtime or network failure: the room cannot be reached or the connection fails";
+     --room that is not a ws:// or wss:// URL, a --janus-room that does not exist (without
+     --janus-create)
+  3  a runtime or network failure: the room cannot be reached or the connection fails;
+     Janus gone mid-call";
 
 /// `usermedia bot`'s flags.
 #[derive(clap::Args)]

@@ -22,9 +22,10 @@ Exit codes:
   0  published until Ctrl-C or --seconds
   1  a media error (getUserMedia's), printed as {\"error\": ...} on stdout
   2  bad input: a bad flag, constraints that are not JSON, a bad devices or CA file, a bad
-     URL, a token or URL the server refuses (HTTP 401, 403, 404)
+     URL, a token or URL the server refuses (HTTP 401, 403, 404), a --janus-room that does
+     not exist (without --janus-create)
   3  a runtime or network failure: the server cannot be reached, refuses the session
-     otherwise (409, 503, ...), or the connection fails or times out";
+     otherwise (409, 503, ...), or the connection fails or times out; Janus gone mid-call";
 
 /// The allow-list context of publishing to `whip`: `stream:NAME`, NAME its URL's last
 /// path segment (`None` when the path has none).
