@@ -1,10 +1,12 @@
 //! How peer connections are made: ICE addresses, servers, policy and timeouts, bitrate
-//! bounds, the peer limit, whether remote tracks are decoded and up to which picture size.
+//! bounds, the peer limit, whether remote tracks are decoded and up to which picture size,
+//! and the impairment of each peer's path.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::impair::ImpairSchedule;
 use super::IceServer;
 use crate::encode::PictureLimit;
 
@@ -54,6 +56,10 @@ pub struct PeerConfig {
     /// stream declaring a larger one (in a VP8 keyframe's header or an H.264 SPS) is
     /// refused with a log line and its units dropped, never handed to the decoder.
     pub max_decode_size: PictureLimit,
+    /// Impair each peer's UDP path, in process and below SRTP (both directions; see
+    /// `Peer::impairment`): the `n`-th peer made draws from seeds derived from the
+    /// schedule's seed and `n`. `None`: the path is the network's own.
+    pub impair: Option<ImpairSchedule>,
 }
 
 impl Default for PeerConfig {
@@ -76,6 +82,7 @@ impl Default for PeerConfig {
             max_peers: 200,
             decode_remote: true,
             max_decode_size: PictureLimit::default(),
+            impair: None,
         }
     }
 }

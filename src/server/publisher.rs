@@ -20,6 +20,7 @@ use super::trim::Trimmer;
 use crate::devices::MediaDevices;
 use crate::encode::pipeline::BitrateLadder;
 use crate::encode::{EncodeError, VideoCodec};
+use crate::peer::impair::ImpairSchedule;
 use crate::peer::{AnswerRole, Peer, PeerError, PeerFactory, PeerState};
 use crate::sync::lock;
 use crate::track::MediaStreamTrack;
@@ -81,6 +82,9 @@ impl Drop for PublishGuard {
 /// Streams we send and the sessions viewing them.
 pub struct Publisher {
     factory: PeerFactory,
+    /// Makes the viewers' peers: `factory`, or its impaired twin
+    /// ([`with_viewer_impairment`](Self::with_viewer_impairment)).
+    viewer_factory: PeerFactory,
     pub(super) streams: Arc<Streams>,
     /// Bitrates of ingested video transcoded for viewers of another codec.
     pub(super) ingest_ladder: BitrateLadder,
@@ -97,6 +101,7 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(factory: PeerFactory) -> Self {
         Publisher {
+            viewer_factory: factory.clone(),
             factory,
             streams: Arc::default(),
             ingest_ladder: BitrateLadder::from(1_500_000),
@@ -105,6 +110,14 @@ impl Publisher {
             devices: None,
             trimmer: Arc::default(),
         }
+    }
+
+    /// Impairs each viewer's path by `schedule` (`--impair-viewers`), independently: the
+    /// `n`-th viewer's draws come from seeds derived from the schedule's seed and `n`.
+    /// Publishers (WHIP) are not impaired.
+    pub fn with_viewer_impairment(mut self, schedule: Option<ImpairSchedule>) -> Self {
+        self.viewer_factory = self.factory.with_impairment(schedule);
+        self
     }
 
     /// Sends video only in `codec` (`None`: H.264 or VP8, the first a viewer offers).
@@ -228,6 +241,14 @@ impl Publisher {
             .map_err(create_error)
     }
 
+    async fn new_viewer_peer(&self) -> Result<Arc<Peer>, EndpointError> {
+        self.viewer_factory
+            .create()
+            .await
+            .map(Arc::new)
+            .map_err(create_error)
+    }
+
     /// The peer of session `session`.
     fn peer(&self, session: &str) -> Result<Arc<Peer>, EndpointError> {
         lock(&self.sessions)
@@ -259,7 +280,7 @@ impl Endpoint for Publisher {
                 retry_after_secs: 1,
             });
         }
-        let peer = self.new_peer().await?;
+        let peer = self.new_viewer_peer().await?;
         // A viewer's answer never receives: sending m-lines in its offer are answered
         // `inactive` and nothing it sends is decoded.
         let sdp = match peer

@@ -12,6 +12,7 @@ use std::time::Duration;
 use usermedia::devices::{AllowList, MediaDevices, Permission, PermissionPolicy, Prompter};
 use usermedia::encode::pipeline::BitrateLadder;
 use usermedia::encode::{PictureLimit, VideoCodec};
+use usermedia::peer::impair::ImpairSchedule;
 use usermedia::peer::{BitrateBounds, IceServer, PeerConfig};
 use usermedia::MediaKind;
 
@@ -164,6 +165,37 @@ pub struct ClientArgs {
     /// 150 kbit/s video is mostly keyframes and mush).
     #[arg(long, default_value_t = DEFAULT_MIN_VIDEO_BITRATE, value_name = "BPS")]
     pub min_video_bitrate: u32,
+    #[command(flatten)]
+    pub impair: ImpairArgs,
+}
+
+/// `--impair SPEC`: impairment of the command's own peer connections (`publish`, `bot`,
+/// `view`), in process, below SRTP, both directions (docs/interop.md#impairment).
+#[derive(clap::Args, Clone, Default)]
+pub struct ImpairArgs {
+    /// Impair our UDP path, both directions, e.g.
+    /// "loss=5%,burst=3,delay=80ms,jitter=20ms,reorder=1%,rate=800kbit,seed=7", or
+    /// @FILE.json, a schedule: [{"at_s":0,"loss":"0%"},{"at_s":5,"loss":"10%"}].
+    #[arg(long, value_name = "SPEC")]
+    pub impair: Option<String>,
+}
+
+impl ImpairArgs {
+    /// Sets `config.impair` from --impair; a bad spec or schedule is bad input.
+    pub fn configure(&self, config: &mut PeerConfig) -> Result<(), CliError> {
+        config.impair = parse_impair("--impair", self.impair.as_deref())?;
+        Ok(())
+    }
+}
+
+/// The schedule of an impairment flag's value (`None` without one); a bad spec, an
+/// unreadable or invalid schedule file is bad input naming `flag`.
+pub fn parse_impair(flag: &str, value: Option<&str>) -> Result<Option<ImpairSchedule>, CliError> {
+    value
+        .map(|v| {
+            ImpairSchedule::from_arg(v).map_err(|e| CliError::bad_input(format!("{flag}: {e}")))
+        })
+        .transpose()
 }
 
 /// How peers reach each other across networks: local addresses, STUN/TURN servers, the
@@ -455,6 +487,23 @@ pub(crate) mod tests {
         ok(cli.ice.configure(&mut config));
         assert_eq!(config.max_decode_size.to_string(), "1280x720");
         assert!(Cli::try_parse_from(["x", "--max-decode-size", "1280"]).is_err());
+    }
+
+    #[test]
+    fn the_impair_flag_makes_a_schedule_or_is_bad_input() {
+        let mut config = PeerConfig::default();
+        let args = ImpairArgs {
+            impair: Some("loss=10%,seed=3".into()),
+        };
+        ok(args.configure(&mut config));
+        let schedule = config.impair.clone().unwrap();
+        assert_eq!((schedule.first().loss, schedule.seed()), (0.1, 3));
+        for bad in ["loss=10", "@/nonexistent.json", "lag=1ms"] {
+            let e = parse_impair("--impair", Some(bad)).unwrap_err();
+            assert_eq!(e.code(), 2, "{bad}: {e}");
+            assert!(e.to_string().starts_with("--impair: "), "{e}");
+        }
+        assert!(ok(parse_impair("--impair", None)).is_none());
     }
 
     #[test]

@@ -148,7 +148,21 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
             }
         }
         let tracks: Vec<Value> = received.iter().map(describe).collect();
-        print_json(&json!({ "event": "left", "room": room_url, "tracks": tracks }));
+        let mut left = json!({ "event": "left", "room": room_url, "tracks": tracks });
+        if opts.client.impair.impair.is_some() {
+            // Per connection (per other participant), in the order they were made.
+            let impairment: Vec<Value> = bot
+                .impairments()
+                .into_iter()
+                .map(|(peer, report)| {
+                    let mut v = json!(report);
+                    v["peer"] = json!(peer);
+                    v
+                })
+                .collect();
+            left["impairment"] = json!(impairment);
+        }
+        print_json(&left);
         bot.leave();
         Ok(ExitCode::SUCCESS)
     })

@@ -117,7 +117,11 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
             }
         }
         let stats = session.peer.stats().await;
-        print_json(&json!({ "whip": whip, "session": session.http.location, "stats": stats }));
+        let mut summary = json!({ "whip": whip, "session": session.http.location, "stats": stats });
+        if let Some(impairment) = session.peer.impairment() {
+            summary["impairment"] = json!(impairment);
+        }
+        print_json(&summary);
         if let Err(e) = session.end().await {
             tracing::warn!("ending the session: {e}");
         }
