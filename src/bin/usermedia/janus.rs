@@ -162,10 +162,14 @@ pub async fn publish(
         }
     };
     let stats = participant.publisher().stats().await;
-    print_json(&json!({
+    let mut summary = json!({
         "janus": url, "room": room, "feed": participant.feed,
         "webrtcupMs": webrtcup, "stats": stats,
-    }));
+    });
+    if let Some(impairment) = participant.publisher().impairment() {
+        summary["impairment"] = json!(impairment);
+    }
+    print_json(&summary);
     participant.leave().await;
     match failure {
         None => Ok(ExitCode::SUCCESS),
