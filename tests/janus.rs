@@ -3,7 +3,8 @@
 //! publisher join later (decoding its pattern frame by frame) and leave; a missing room
 //! without `--janus-create` as a clear error (exit 2), and created with it; leaving on
 //! Ctrl-C leaves no participant behind (Janus's `listparticipants`); bad Janus flags are
-//! exit 2 and an unreachable Janus exit 3 (those two need no Janus).
+//! exit 2 and an unreachable Janus exit 3 (those two need no Janus); Janus killed
+//! mid-call, the bot and the publisher exit 3 within 10 s, saying so.
 //!
 //! Each case re-executes its test binary in a private network namespace with an `ifb`
 //! device at 192.0.2.1 (Janus does not gather on loopback), starts its own `janus` there
@@ -336,6 +337,34 @@ fn ctrl_c_leaves_no_participant_in_janus() {
         assert!(status.success(), "{stderr}");
         assert!(lines.iter().any(|l| l["event"] == "left"), "{lines:?}");
         assert_eq!(participants(ROOM).await, []);
+    });
+}
+
+#[test]
+fn janus_killed_mid_call_is_a_clear_failure() {
+    in_netns("janus_killed_mid_call_is_a_clear_failure", || async {
+        let mut janus = Janus::start();
+        let room = ROOM.to_string();
+        let mut publisher = usermedia(&["publish", "--janus-room", &room, "--seconds", "30"]);
+        wait_for_line(&mut publisher, "usermedia: publishing into").await;
+        let mut bot = usermedia(&["bot", "--janus-room", &room, "--seconds", "30"]);
+        wait_for_line(&mut bot, "{\"event\":\"track\"").await;
+        janus.kill();
+        let killed = Instant::now();
+        for (what, child) in [("bot", bot), ("publisher", publisher)] {
+            let (status, _, stderr) = finish(child).await;
+            assert_eq!(status.code(), Some(3), "{what}: {stderr}");
+            assert!(
+                stderr.contains("the Janus session ended"),
+                "{what}: {stderr}"
+            );
+        }
+        let after = killed.elapsed();
+        println!(
+            "Janus killed: both exited 3 within {} ms",
+            after.as_millis()
+        );
+        assert!(after < Duration::from_secs(10), "{after:?}");
     });
 }
 

@@ -85,8 +85,19 @@ impl Janus {
     }
 }
 
+impl Janus {
+    /// Kills it at once (SIGKILL, by its PID): Janus gone mid-call.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Janus {
     fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();
