@@ -337,6 +337,16 @@ fn ctrl_c_leaves_no_participant_in_janus() {
         assert!(status.success(), "{stderr}");
         assert!(lines.iter().any(|l| l["event"] == "left"), "{lines:?}");
         assert_eq!(participants(ROOM).await, []);
+        // Leaving while (or right after) joining leaves nothing behind either.
+        let early = usermedia(&["bot", "--janus-room", &room, "--seconds", "0.001"]);
+        let (status, _, stderr) = finish(early).await;
+        assert!(status.success(), "{stderr}");
+        println!(
+            "a bot leaving at once: left before joining: {}",
+            stderr.contains("left before joining")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(participants(ROOM).await, [], "{stderr}");
     });
 }
 

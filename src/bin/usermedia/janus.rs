@@ -120,6 +120,26 @@ async fn until_leaving(seconds: Option<f64>) {
     }
 }
 
+/// The join, unless it is time to leave first (Ctrl-C while joining): then `None`, the
+/// half-made session dropped (it is destroyed in the background; given a moment to go out).
+async fn join_or_leave<T>(
+    joining: impl std::future::Future<Output = Result<T, CliError>>,
+    leave: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Result<Option<T>, CliError> {
+    let joined = tokio::select! {
+        joined = joining => Some(joined),
+        _ = leave.as_mut() => None,
+    };
+    match joined {
+        Some(joined) => joined.map(Some),
+        None => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            eprintln!("usermedia: left before joining");
+            Ok(None)
+        }
+    }
+}
+
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -132,7 +152,13 @@ pub async fn publish(
     codec: Option<VideoCodec>,
     seconds: Option<f64>,
 ) -> Result<ExitCode, CliError> {
-    let (mut participant, url, room) = join(client, args, false, codec).await?;
+    let leave = until_leaving(seconds);
+    tokio::pin!(leave);
+    let Some((mut participant, url, room)) =
+        join_or_leave(join(client, args, false, codec), &mut leave).await?
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
     if let Err(e) = participant
         .publisher()
         .wait_connected(CONNECT_TIMEOUT)
@@ -148,8 +174,6 @@ pub async fn publish(
         participant.feed
     );
     let mut webrtcup = None;
-    let leave = until_leaving(seconds);
-    tokio::pin!(leave);
     let failure = loop {
         tokio::select! {
             _ = &mut leave => break None,
@@ -201,13 +225,17 @@ pub async fn bot(
     seconds: Option<f64>,
 ) -> Result<ExitCode, CliError> {
     let joined_at = Instant::now();
-    let (mut participant, url, room) = join(client, args, true, None).await?;
+    let leave = until_leaving(seconds);
+    tokio::pin!(leave);
+    let Some((mut participant, url, room)) =
+        join_or_leave(join(client, args, true, None), &mut leave).await?
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
     println!(
         "usermedia: in Janus room {room} at {url} (feed {})",
         participant.feed
     );
-    let leave = until_leaving(seconds);
-    tokio::pin!(leave);
     let mut received: Vec<Received> = Vec::new();
     let failure = loop {
         let event = tokio::select! {
