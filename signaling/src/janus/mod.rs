@@ -1,5 +1,5 @@
 //! A Janus VideoRoom client over Janus's HTTP long-poll API: the core protocol's types
-//! ([`protocol`]), the transaction matcher, the session with its long poll and keepalive,
+//! (`protocol`), the transaction matcher, the session with its long poll and keepalive,
 //! the VideoRoom plugin's requests and events, and a participant's policy as a pure state
 //! machine. It knows the Janus API and SDP text, nothing of capture or codecs: the main
 //! package's `client::janus` puts peers behind it.
