@@ -5,6 +5,7 @@
 //! [`MediaStream`] of [`MediaStreamTrack`]s with settings, capabilities and
 //! `applyConstraints`.
 
+pub mod analysis;
 pub mod client;
 pub mod constraints;
 pub mod devices;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod frame;
 pub mod media;
 pub mod peer;
+pub mod record;
 pub mod server;
 mod sync;
 pub mod track;

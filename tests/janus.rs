@@ -164,6 +164,17 @@ fn a_bot_decodes_what_usermedia_publishes_into_janus() {
                 video["stats"]["keyFramesDecoded"].as_u64().unwrap() >= 1,
                 "{video}"
             );
+            // What arrived, read from the pattern's strip (as in our own rooms).
+            assert_eq!(video["quality"]["source"], "strip", "{video}");
+            assert!(
+                video["quality"]["frames"].as_u64().unwrap() >= 75,
+                "{video}"
+            );
+            assert!(
+                video["quality"]["frames_skipped"].as_u64().unwrap() <= 3,
+                "{video}"
+            );
+            println!("bot: video quality {}", video["quality"]);
             assert!(
                 audio["stats"]["framesDecoded"].as_u64().unwrap() >= 100,
                 "{audio}"

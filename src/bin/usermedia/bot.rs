@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use usermedia::analysis::ReceiveAnalysis;
 use usermedia::peer::RemoteTrack;
 
 use crate::args::{parse_seconds, ClientArgs};
@@ -134,6 +135,11 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         };
         tokio::pin!(leave);
         let mut received: Vec<RemoteTrack> = Vec::new();
+        // What each remote track really delivered (as `view` reports it).
+        let analysis = ReceiveAnalysis::new();
+        // Per received track, its place in the analysis' report (if it is analyzed).
+        let mut report_index: Vec<Option<usize>> = Vec::new();
+        let mut analyzed = 0;
         loop {
             tokio::select! {
                 _ = &mut leave => break,
@@ -143,11 +149,33 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
                         break;
                     };
                     print_json(&json!({ "event": "track", "track": describe(&track) }));
+                    match analysis.watch(track.track()) {
+                        Ok(()) => {
+                            report_index.push(Some(analyzed));
+                            analyzed += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!("cannot analyze a remote track: {e}");
+                            report_index.push(None);
+                        }
+                    }
                     received.push(track);
                 }
             }
         }
-        let tracks: Vec<Value> = received.iter().map(describe).collect();
+        analysis.stop();
+        let quality = analysis.report();
+        let tracks: Vec<Value> = received
+            .iter()
+            .zip(&report_index)
+            .map(|(t, index)| {
+                let mut v = describe(t);
+                if let Some(q) = index.and_then(|i| quality.get(i)) {
+                    v["quality"] = json!(q);
+                }
+                v
+            })
+            .collect();
         let mut left = json!({ "event": "left", "room": room_url, "tracks": tracks });
         if opts.client.impair.impair.is_some() {
             // Per connection (per other participant), in the order they were made.

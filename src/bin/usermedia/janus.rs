@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use usermedia::analysis::ReceiveAnalysis;
 use usermedia::client::{join_janus, JanusEvent, JanusOptions, JanusParticipant, SessionError};
 use usermedia::encode::VideoCodec;
 use usermedia::peer::RemoteTrack;
@@ -203,11 +204,12 @@ pub async fn publish(
     }
 }
 
-/// A remote track with the feed it came from.
+/// A remote track with the feed it came from, and its place in the analysis' report.
 struct Received {
     feed: u64,
     display: Option<String>,
     track: RemoteTrack,
+    report: Option<usize>,
 }
 
 fn describe(r: &Received) -> Value {
@@ -237,6 +239,9 @@ pub async fn bot(
         participant.feed
     );
     let mut received: Vec<Received> = Vec::new();
+    // What each remote track really delivered (as `view` reports it), as in our rooms.
+    let analysis = ReceiveAnalysis::new();
+    let mut analyzed = 0;
     let failure = loop {
         let event = tokio::select! {
             _ = &mut leave => break None,
@@ -268,10 +273,21 @@ pub async fn bot(
                 display,
                 track,
             } => {
+                let report = match analysis.watch(track.track()) {
+                    Ok(()) => {
+                        analyzed += 1;
+                        Some(analyzed - 1)
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot analyze a remote track: {e}");
+                        None
+                    }
+                };
                 let r = Received {
                     feed,
                     display,
                     track,
+                    report,
                 };
                 let mut line = json!({"event": "track", "track": describe(&r)});
                 line["feed"] = json!(feed);
@@ -282,7 +298,18 @@ pub async fn bot(
             JanusEvent::Failed(e) => break Some(e),
         }
     };
-    let tracks: Vec<Value> = received.iter().map(describe).collect();
+    analysis.stop();
+    let quality = analysis.report();
+    let tracks: Vec<Value> = received
+        .iter()
+        .map(|r| {
+            let mut v = describe(r);
+            if let Some(q) = r.report.and_then(|i| quality.get(i)) {
+                v["quality"] = json!(q);
+            }
+            v
+        })
+        .collect();
     print_json(&json!({"event": "left", "room": room, "janus": url, "tracks": tracks}));
     participant.leave().await;
     match failure {
