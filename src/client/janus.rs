@@ -186,7 +186,6 @@ async fn publish(
         let offer = peer.create_offer().await?;
         let at = Instant::now();
         let answer = handle.publish(offer).await?;
-        tracing::debug!("Janus's answer to our publication:\n{answer}");
         peer.accept_answer(&answer).await?;
         Ok::<_, SessionError>(at)
     }
