@@ -5,11 +5,12 @@
 # Debian's chromium and firefox-esr, and iproute2 for the loopback of the network
 # namespace each browser case runs in; coturn for the STUN/TURN tests (tests/turn.rs start
 # their own turnserver; the package's service is never started: see setup.sh); ffmpeg
-# (ffprobe, ffmpeg) to read back `view --record`'s files (tests/view.rs). `.ci/run`
-# calls exactly this.
+# (ffprobe, ffmpeg) to read back `view --record`'s files (tests/view.rs); janus for the
+# Janus VideoRoom tests (tests/janus.rs start their own; its service is never started
+# either). `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh chromium firefox-esr iproute2 coturn ffmpeg
+./scripts/setup.sh chromium firefox-esr iproute2 coturn ffmpeg janus
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked

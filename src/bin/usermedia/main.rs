@@ -15,6 +15,7 @@ mod client;
 mod devices;
 mod exit;
 mod indicator;
+mod janus;
 mod media;
 mod prompt;
 mod publish;
@@ -45,10 +46,11 @@ enum Command {
     Devices(devices::Options),
     /// Capture and publish as a stream: browsers view it through WHEP (open the printed URL).
     Serve(serve::Options),
-    /// Capture and publish to a WHIP endpoint (an SFU, another usermedia) until Ctrl-C,
-    /// then end the session (DELETE).
+    /// Capture and publish to a WHIP endpoint (an SFU, another usermedia) or into a Janus
+    /// VideoRoom (--janus) until Ctrl-C, then end the session (DELETE; or leave the room).
     Publish(publish::Options),
-    /// Join a call room (ws://HOST/ws?room=R, as the /call page does) as a participant:
+    /// Join a call room (ws://HOST/ws?room=R, as the /call page does, or a Janus VideoRoom
+    /// with --janus) as a participant:
     /// send what it captures, decode what the others send, print one JSON line per remote
     /// track and, on leaving (Ctrl-C or --seconds), their settings and counters.
     Bot(bot::Options),
