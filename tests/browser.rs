@@ -616,7 +616,11 @@ async fn viewer_page_flip_button(case: &str, browser: Browser) {
 async fn viewer_page_shows_live_latency(case: &str, browser: Browser) {
     let served = serve(Some(&environment_camera(640, 480))).await;
     let view = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args(["view", "--whep", &format!("http://{}/whep/default", served.addr)])
+        .args([
+            "view",
+            "--whep",
+            &format!("http://{}/whep/default", served.addr),
+        ])
         .args(["--ice-addr", "127.0.0.1", "--seconds", "9"])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
@@ -641,7 +645,10 @@ async fn viewer_page_shows_live_latency(case: &str, browser: Browser) {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
-    assert!(latencies.len() >= 30, "the page read too few frames: {result}");
+    assert!(
+        latencies.len() >= 30,
+        "the page read too few frames: {result}"
+    );
     let page_p50 = percentile(&latencies, 50.0).expect("latencies");
     let shown = result["shown"].as_str().unwrap_or("");
     assert!(

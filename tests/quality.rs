@@ -99,7 +99,10 @@ async fn ingested_tracks_and_remote_tracks_report_what_their_frames_carried() {
     assert_eq!(quality["kind"], "video", "{quality}");
     assert_eq!(quality["source"], "strip", "{quality}");
     assert!(quality["frames"].as_u64().unwrap() >= 60, "{quality}");
-    assert_eq!((quality["width"].as_u64(), quality["height"].as_u64()), (Some(320), Some(240)));
+    assert_eq!(
+        (quality["width"].as_u64(), quality["height"].as_u64()),
+        (Some(320), Some(240))
+    );
     let fps = quality["fps"].as_f64().unwrap();
     assert!((25.0..=35.0).contains(&fps), "{quality}");
     assert_eq!(quality["frames_skipped"], 0, "{quality}");
@@ -114,7 +117,10 @@ async fn ingested_tracks_and_remote_tracks_report_what_their_frames_carried() {
 
     // The library: the viewer's remote track, relayed from the publisher, strip intact.
     let report = video.quality();
-    eprintln!("RemoteTrack::quality(): {}", serde_json::to_string(&report).unwrap());
+    eprintln!(
+        "RemoteTrack::quality(): {}",
+        serde_json::to_string(&report).unwrap()
+    );
     assert_eq!(report.kind, MediaKind::Video);
     assert_eq!(report.id, video.id());
     let MediaReport::Video(v) = report.media else {

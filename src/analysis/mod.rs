@@ -16,6 +16,6 @@ mod watch;
 pub use arrival::ArrivalAnalyzer;
 pub use audio::{AudioAnalysis, AudioReport};
 pub use av_offset::AvOffset;
-pub use video::{CountSource, VideoAnalysis, VideoReport};
 pub use shared::{MediaReport, ReceiverAnalyses, TrackAnalysis, TrackReport};
+pub use video::{CountSource, VideoAnalysis, VideoReport};
 pub use watch::ReceiveAnalysis;

@@ -3,8 +3,8 @@
 //! [`RemoteSource`], with the measured size, frame rate or channel count written to the
 //! track's settings.
 
-use std::sync::atomic::Ordering;
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Instant;
