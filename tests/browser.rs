@@ -666,6 +666,9 @@ async fn viewer_page_shows_live_latency(case: &str, browser: Browser) {
     if result["headerExtensionsApi"] == true {
         assert_eq!(result["captureTime"]["asked"], true, "{result}");
         assert_eq!(result["captureTime"]["negotiated"], true, "{result}");
+        // Chromium reads it: capture → receive from its getSynchronizationSources.
+        let delay = number(&result, "/captureTime/delayMs");
+        assert!((0.0..200.0).contains(&delay), "{result}");
     }
     record(MatrixRow {
         case,
