@@ -1,7 +1,8 @@
 //! Decoding a remote track on its own thread: depacketized units in (through a bounded
 //! queue from the RTP reader), decoded frames out to the track's worker through
 //! [`RemoteSource`], with the measured size, frame rate or channel count written to the
-//! track's settings.
+//! track's settings and every frame handed over fed to the track's analysis first (audio
+//! held back first by `PeerConfig::audio_delay`, a test hook).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
