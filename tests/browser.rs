@@ -610,6 +610,78 @@ async fn viewer_page_flip_button(case: &str, browser: Browser) {
     });
 }
 
+/// The shipped viewer page shows the strip's live figures under the video (frame number,
+/// latency, freezes); its latency agrees with `usermedia view`'s, run on the same stream at
+/// the same time, within 30 ms. It asks for abs-capture-time where the browser can.
+async fn viewer_page_shows_live_latency(case: &str, browser: Browser) {
+    let served = serve(Some(&environment_camera(640, 480))).await;
+    let view = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
+        .args([
+            "view",
+            "--whep",
+            &format!("http://{}/whep/default", served.addr),
+        ])
+        .args(["--ice-addr", "127.0.0.1", "--seconds", "9"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("usermedia view");
+    let (result, _browser) = served.run_page(browser, "case=viewerPage&ms=3000").await;
+    let out = view.wait_with_output().await.expect("view's output");
+    assert!(out.status.success(), "usermedia view failed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary from view: {stdout}"));
+    let viewed = summary["tracks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["kind"] == "video"))
+        .unwrap_or_else(|| panic!("no video in view's summary: {summary}"));
+    let view_p50 = number(viewed, "/latency_ms/p50");
+    let latencies: Vec<f64> = result["latenciesMs"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    assert!(
+        latencies.len() >= 30,
+        "the page read too few frames: {result}"
+    );
+    let page_p50 = percentile(&latencies, 50.0).expect("latencies");
+    let shown = result["shown"].as_str().unwrap_or("");
+    assert!(
+        shown.starts_with("frame ") && shown.contains(" latency ") && shown.contains(" freezes "),
+        "the page shows {shown:?}"
+    );
+    assert!(number(&result, "/live/frame") > 0.0, "{result}");
+    eprintln!("page p50 {page_p50} ms, view p50 {view_p50} ms; {result}");
+    assert!(
+        (page_p50 - view_p50).abs() <= 30.0,
+        "the page's latency p50 {page_p50} ms vs view's {view_p50} ms"
+    );
+    // abs-capture-time: asked for through setHeaderExtensionsToNegotiate where the browser
+    // has it, and then in our answer.
+    if result["headerExtensionsApi"] == true {
+        assert_eq!(result["captureTime"]["asked"], true, "{result}");
+        assert_eq!(result["captureTime"]["negotiated"], true, "{result}");
+        // Chromium reads it: capture → receive from its getSynchronizationSources.
+        let delay = number(&result, "/captureTime/delayMs");
+        assert!((0.0..200.0).contains(&delay), "{result}");
+    }
+    record(MatrixRow {
+        case,
+        browser,
+        direction: "the shipped viewer page `/`: live strip figures vs `usermedia view`",
+        codec: "the browser's first",
+        detail: format!(
+            "page latency p50 {page_p50} ms, view's {view_p50} ms; shows {shown:?}; abs-capture-time {}",
+            result["captureTime"]
+        ),
+    });
+}
+
 /// `case!(name => body(args))`: test `name` runs `body(name, args)` in its own network
 /// namespace.
 macro_rules! case {
@@ -641,3 +713,4 @@ case!(chromium_joins_with_the_call_page => shipped_call_page_joins(Browser::Chro
 case!(firefox_joins_with_the_call_page => shipped_call_page_joins(Browser::Firefox));
 case!(chromium_follows_a_camera_flip => browser_follows_a_flip(Browser::Chromium));
 case!(chromium_flips_with_the_viewer_page_button => viewer_page_flip_button(Browser::Chromium));
+case!(chromium_viewer_page_shows_live_latency => viewer_page_shows_live_latency(Browser::Chromium));

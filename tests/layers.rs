@@ -15,11 +15,11 @@ const LAYERS: &[(&str, u8)] = &[
     ("track", 3),
     ("devices", 4),
     ("encode", 4),
-    ("peer", 5),
     ("analysis", 5),
-    ("record", 5),
-    ("client", 6),
-    ("server", 6),
+    ("peer", 6),
+    ("record", 6),
+    ("client", 7),
+    ("server", 7),
 ];
 
 fn layer(module: &str) -> Option<u8> {

@@ -451,3 +451,30 @@ async fn ten_percent_loss_is_reported_beside_what_the_frames_say_and_the_recordi
         assert_eq!(video[field].as_u64(), Some(value), "{field}: {video}");
     }
 }
+
+#[tokio::test]
+async fn audio_held_back_by_a_known_delay_is_reported_as_that_a_v_offset() {
+    let _guard = exclusive().await;
+    let (_serve, addr) =
+        spawn_serve(r#"{"video": {"width": 320, "height": 240}, "audio": true}"#).await;
+    let url = format!("http://{addr}/whep/default");
+    // The test hook: the viewer holds its decoded audio 100 ms (video is not held), as if
+    // only the audio came 100 ms later.
+    let (code, lines, stderr) = view(&[
+        "--whep",
+        &url,
+        "--ice-addr",
+        "127.0.0.1",
+        "--seconds",
+        "4",
+        "--audio-delay-ms",
+        "100",
+    ])
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let audio = track(&lines, "audio");
+    eprintln!("audio delayed 100 ms: {audio}");
+    assert!(audio["seconds"].as_f64().unwrap() > 3.0, "{audio}");
+    let offset = audio["av_offset_ms"].as_i64().expect("an A/V offset");
+    assert!((80..=120).contains(&offset), "{audio}");
+}

@@ -28,6 +28,9 @@ use axum::{Json, Router};
 const VIEWER_PAGE: &str = include_str!("viewer.html");
 /// The call page: joins a room with the browser's camera.
 const CALL_PAGE: &str = include_str!("call.html");
+/// The pattern's strip read from a <video> (frame number, latency, freezes): the viewer
+/// page's live figures; the browser tests load it too.
+const STRIP_SCRIPT: &str = include_str!("strip.js");
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -117,6 +120,7 @@ pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
     Router::new()
         .route("/call", get(|| async { Html(CALL_PAGE) }))
         .route("/", get(|| async { Html(VIEWER_PAGE) }))
+        .route("/strip.js", get(strip_script))
         .route("/status", get(status::<E>))
         .route(
             "/whep/{stream}",
@@ -159,6 +163,15 @@ pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
         .with_state(state)
         .merge(ws)
         .merge(permissions)
+}
+
+async fn strip_script() -> Response {
+    let mut r = STRIP_SCRIPT.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    r
 }
 
 /// Lets pages on other origins use the endpoints: any origin, or with

@@ -60,6 +60,10 @@ pub struct PeerConfig {
     /// `Peer::impairment`): the `n`-th peer made draws from seeds derived from the
     /// schedule's seed and `n`. `None`: the path is the network's own.
     pub impair: Option<ImpairSchedule>,
+    /// A test hook: decoded remote audio is held this long before it plays (is handed to
+    /// the track and analyzed), as if only the audio were that much later; video is not
+    /// held. Zero (the default): none. It lets a test check the A/V offset it measures.
+    pub audio_delay: Duration,
 }
 
 impl Default for PeerConfig {
@@ -83,6 +87,7 @@ impl Default for PeerConfig {
             decode_remote: true,
             max_decode_size: PictureLimit::default(),
             impair: None,
+            audio_delay: Duration::ZERO,
         }
     }
 }

@@ -29,6 +29,11 @@ pub(super) struct Handler {
     pub(super) decode: bool,
     /// The largest picture decoded ([`PeerConfig::max_decode_size`](super::PeerConfig::max_decode_size)).
     pub(super) max_picture: crate::encode::PictureLimit,
+    /// Audio decoded is held this long before it plays
+    /// ([`PeerConfig::audio_delay`](super::PeerConfig::audio_delay)).
+    pub(super) audio_delay: std::time::Duration,
+    /// The analyses of this connection's remote tracks (their A/V offset pairs across them).
+    pub(super) analyses: crate::analysis::ReceiverAnalyses,
 }
 
 #[async_trait::async_trait]
@@ -57,7 +62,14 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_track(&self, track: Arc<dyn webrtc::media_stream::track_remote::TrackRemote>) {
         // Runs on the connection's driver: start the reader and return.
         let capture_ext = Arc::clone(&self.events.capture_ext);
-        match RemoteTrack::start(track, self.decode, self.max_picture, capture_ext).await {
+        let options = super::remote::StartOptions {
+            decode: self.decode,
+            max_picture: self.max_picture,
+            audio_delay: self.audio_delay,
+            capture_ext,
+            analyses: self.analyses.clone(),
+        };
+        match RemoteTrack::start(track, options).await {
             Ok(remote) => {
                 let _ = self.events.remote.try_send(remote);
             }

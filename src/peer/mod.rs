@@ -285,6 +285,8 @@ impl Peer {
             events: Arc::clone(&events),
             decode: config.decode_remote,
             max_picture: config.max_decode_size,
+            audio_delay: config.audio_delay,
+            analyses: crate::analysis::ReceiverAnalyses::new(),
         });
         let finish = ice::Finish::new(config, port.clone(), &bridges)?;
         let setup::Built {

@@ -9,6 +9,7 @@ use usermedia_signaling::Direction;
 use super::flip::{can_flip, StreamCamera};
 use super::publisher::Sessions;
 use super::stream::{Published, Streams};
+use crate::analysis::TrackReport;
 use crate::constraints::{MediaKind, MediaTrackSettings};
 use crate::devices::{DeviceInUse, Indicator, MediaDevices};
 use crate::encode::pipeline::{EncodedTrack, EncoderStats};
@@ -70,13 +71,15 @@ pub struct EncoderStatus {
 }
 
 /// An ingested track as it arrives from the publisher (packets, bytes, decoded frames,
-/// PLIs sent, drops).
+/// PLIs sent, drops) and what its decoded frames carried (the analysis `usermedia view`
+/// reports, its keys as `view` writes them).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReceivedStatus {
     pub kind: MediaKind,
     pub mime_type: String,
     pub stats: RemoteTrackStats,
+    pub quality: TrackReport,
 }
 
 /// A session's peer connection.
@@ -191,6 +194,7 @@ impl ReceivedStatus {
             kind: remote.kind(),
             mime_type: remote.mime_type().to_owned(),
             stats: remote.stats(),
+            quality: remote.quality(),
         }
     }
 }

@@ -74,6 +74,10 @@ pub struct Options {
     /// H.264 or VP8 video and Opus audio. The file is complete on every way out.
     #[arg(long, value_name = "DIR")]
     pub record: Option<PathBuf>,
+    /// A test hook: hold the decoded audio this many ms before it plays (video is not
+    /// held), so a test can check the A/V offset reported. Hidden.
+    #[arg(long, value_name = "MS", hide = true, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=5000))]
+    pub audio_delay_ms: u64,
 }
 
 /// A remote track as its `track` line shows it.
@@ -107,6 +111,7 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
     let mut config = PeerConfig::default();
     opts.ice.configure(&mut config)?;
     opts.impair.configure(&mut config)?;
+    config.audio_delay = Duration::from_millis(opts.audio_delay_ms);
     let record_path = opts.record.as_deref().map(recording_path).transpose()?;
     let runtime = tokio::runtime::Runtime::new().runtime()?;
     runtime.block_on(async {

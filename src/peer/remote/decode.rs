@@ -1,10 +1,12 @@
 //! Decoding a remote track on its own thread: depacketized units in (through a bounded
 //! queue from the RTP reader), decoded frames out to the track's worker through
 //! [`RemoteSource`], with the measured size, frame rate or channel count written to the
-//! track's settings.
+//! track's settings and every frame handed over fed to the track's analysis first (audio
+//! held back first by `PeerConfig::audio_delay`, a test hook).
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +20,7 @@ use crate::encode::h264::H264Decoder;
 use crate::encode::opus::OpusDecoder;
 use crate::encode::vp8::Vp8Decoder;
 use crate::encode::{picture_limit, EncodeError, PictureLimit, VideoCodec};
+use crate::frame::AudioFrame;
 use crate::media::MediaFrame;
 use crate::media::{Source, SourceError};
 use crate::sync::lock;
@@ -104,8 +107,9 @@ impl VideoDecoder {
     }
 }
 
-/// Hands a decoded frame to the track; a full queue drops it (counted).
+/// Hands a decoded frame to its analysis and the track; a full queue drops it (counted).
 fn hand_over(frames: &SyncSender<MediaFrame>, inner: &Inner, frame: MediaFrame) -> bool {
+    inner.analysis.push(&frame);
     match frames.try_send(frame) {
         Ok(()) => true,
         Err(TrySendError::Full(_)) => {
@@ -205,7 +209,28 @@ fn decode_audio(units: Receiver<Unit>, inner: &Inner, frames: &SyncSender<MediaF
     // Opus decoder decodes either kind of packet to its own count).
     let mut decoder: Option<OpusDecoder> = None;
     let start = Instant::now();
-    while let Ok((data, _ts)) = units.recv() {
+    // Frames held by the test hook's delay, each with when it plays.
+    let mut held: VecDeque<(Instant, AudioFrame)> = VecDeque::new();
+    loop {
+        let unit = match held.front() {
+            None => match units.recv() {
+                Ok(unit) => Some(unit),
+                Err(_) => return,
+            },
+            Some((due, _)) => {
+                match units.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                    Ok(unit) => Some(unit),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        };
+        if !release_held(&mut held, frames, inner) {
+            return;
+        }
+        let Some((data, _ts)) = unit else {
+            continue;
+        };
         let decoder = match &mut decoder {
             Some(d) => d,
             None => {
@@ -230,9 +255,13 @@ fn decode_audio(units: Receiver<Unit>, inner: &Inner, frames: &SyncSender<MediaF
                     .counters
                     .frames_decoded
                     .fetch_add(1, Ordering::Relaxed);
-                frame.capture_time_ms = crate::media::wall_clock_ms();
-                if !hand_over(frames, inner, MediaFrame::Audio(Arc::new(frame))) {
-                    return;
+                if inner.audio_delay.is_zero() {
+                    frame.capture_time_ms = crate::media::wall_clock_ms();
+                    if !hand_over(frames, inner, MediaFrame::Audio(Arc::new(frame))) {
+                        return;
+                    }
+                } else {
+                    held.push_back((Instant::now() + inner.audio_delay, frame));
                 }
             }
             Err(e) => {
@@ -241,4 +270,22 @@ fn decode_audio(units: Receiver<Unit>, inner: &Inner, frames: &SyncSender<MediaF
             }
         }
     }
+}
+
+/// Plays the held audio frames that are due (stamped with the time they play). `false`
+/// when the track is gone.
+fn release_held(
+    held: &mut VecDeque<(Instant, AudioFrame)>,
+    frames: &SyncSender<MediaFrame>,
+    inner: &Inner,
+) -> bool {
+    while held.front().is_some_and(|(due, _)| *due <= Instant::now()) {
+        if let Some((_, mut frame)) = held.pop_front() {
+            frame.capture_time_ms = crate::media::wall_clock_ms();
+            if !hand_over(frames, inner, MediaFrame::Audio(Arc::new(frame))) {
+                return false;
+            }
+        }
+    }
+    true
 }

@@ -28,6 +28,7 @@ use webrtc::media_stream::track_remote::TrackRemote;
 pub use feedback::Feedback;
 
 use super::PeerError;
+use crate::analysis::{ReceiverAnalyses, TrackAnalysis, TrackReport};
 use crate::constraints::{
     MediaKind, MediaTrackCapabilities, MediaTrackConstraints, MediaTrackSettings,
 };
@@ -78,6 +79,21 @@ struct Inner {
     forwarding: AtomicBool,
     /// Writes the feedback we send about the track.
     feedback: feedback::FeedbackWriter,
+    /// What the decoded frames carried (fed by the decoder thread).
+    analysis: TrackAnalysis,
+    /// Decoded audio is held this long before it plays (a test hook; zero: none).
+    audio_delay: std::time::Duration,
+}
+
+/// How a remote track starts: what its peer's configuration and its connection give it.
+pub(super) struct StartOptions {
+    pub(super) decode: bool,
+    pub(super) max_picture: PictureLimit,
+    pub(super) audio_delay: std::time::Duration,
+    /// The id abs-capture-time was negotiated with (0: none).
+    pub(super) capture_ext: Arc<std::sync::atomic::AtomicU8>,
+    /// The connection's analyses: the track's joins them.
+    pub(super) analyses: ReceiverAnalyses,
 }
 
 /// A track received from a peer: the [`MediaStreamTrack`] (kind remote) that delivers its
@@ -118,10 +134,15 @@ pub struct RemoteTrackStats {
 impl RemoteTrack {
     pub(super) async fn start(
         track: Arc<dyn TrackRemote>,
-        decode: bool,
-        max_picture: PictureLimit,
-        capture_ext: Arc<std::sync::atomic::AtomicU8>,
+        options: StartOptions,
     ) -> Result<Self, PeerError> {
+        let StartOptions {
+            decode,
+            max_picture,
+            audio_delay,
+            capture_ext,
+            analyses,
+        } = options;
         let ssrc = *track
             .ssrcs()
             .await
@@ -159,6 +180,8 @@ impl RemoteTrack {
             forwards: Mutex::new(Vec::new()),
             forwarding: AtomicBool::new(false),
             feedback: feedback::FeedbackWriter::new(Arc::clone(&track), ssrc),
+            analysis: analyses.track(kind, &id),
+            audio_delay,
         });
         // Decoded frames reach the track's worker through a short queue.
         let (frames_tx, frames_rx) = sync_channel::<MediaFrame>(8);
@@ -301,6 +324,16 @@ impl RemoteTrack {
     /// [`RemoteTrack::request_keyframe`]).
     pub async fn send_feedback(&self, feedback: Feedback) -> Result<(), PeerError> {
         self.inner.feedback.send(feedback).await
+    }
+
+    /// What the decoded frames really carried, now (the analysis `usermedia view`
+    /// reports): frames, rate, size and — from the pattern's strip — skipped, repeated and
+    /// reordered frames, freezes and latency (or freezes from arrival times without it);
+    /// audio's length, level and A/V offset against this connection's video. Every
+    /// decoded frame is analyzed as it is decoded; without decoding
+    /// ([`PeerConfig::decode_remote`](super::PeerConfig::decode_remote) off) it stays empty.
+    pub fn quality(&self) -> TrackReport {
+        self.inner.analysis.report()
     }
 
     pub fn stats(&self) -> RemoteTrackStats {
