@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("peer", 5),
     ("client", 6),
     ("server", 6),
+    ("fuzzing", 7),
 ];
 
 fn layer(module: &str) -> Option<u8> {

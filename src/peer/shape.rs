@@ -110,7 +110,7 @@ pub fn restrict_directions(sdp: &str, role: AnswerRole) -> String {
 
 /// The description with at most `room` of its `a=candidate` lines (the first ones), and
 /// how many were left out.
-pub(super) fn cap_candidates(sdp: &str, room: usize) -> (String, usize) {
+pub(crate) fn cap_candidates(sdp: &str, room: usize) -> (String, usize) {
     let (mut kept, mut dropped) = (0, 0);
     let mut out = String::with_capacity(sdp.len());
     for line in sdp.lines() {

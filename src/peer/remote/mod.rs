@@ -16,6 +16,7 @@ mod feedback;
 #[cfg(test)]
 mod fixtures;
 mod reader;
+pub(crate) mod replay;
 mod size_gate;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
