@@ -4,11 +4,14 @@
 # built and run once in test mode), the browser interop tests included: they need
 # Debian's chromium and firefox-esr, and iproute2 for the loopback of the network
 # namespace each browser case runs in; coturn for the STUN/TURN tests (tests/turn.rs start
-# their own turnserver; the package's service is never started: see setup.sh). `.ci/run`
-# calls exactly this.
+# their own turnserver; the package's service is never started: see setup.sh); g++ for
+# libFuzzer, then every fuzz target runs for 25 s (scripts/fuzz.sh). `.ci/run` calls
+# exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh chromium firefox-esr iproute2 coturn
+./scripts/setup.sh chromium firefox-esr iproute2 coturn g++
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
+./scripts/fuzz.sh --seconds 25

@@ -14,8 +14,8 @@ use rtc::shared::marshal::Unmarshal;
 use crate::encode::{EncodeError, PictureLimit, VideoCodec};
 use crate::peer::replay::replay_video;
 use crate::peer::{
-    cap_candidates, check_sections, fragment_candidates, fragment_of, ice_credentials,
-    opus_codec, restrict_directions, video_codec_parameters, video_codecs, video_codecs_of_mid,
+    cap_candidates, check_sections, fragment_candidates, fragment_of, ice_credentials, opus_codec,
+    restrict_directions, video_codec_parameters, video_codecs, video_codecs_of_mid,
     with_credentials, AnswerRole, MAX_REMOTE_CANDIDATES, OPUS_PAYLOAD_TYPE,
 };
 
@@ -115,7 +115,8 @@ pub const TRICKLE_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0
 pub fn trickle(fragment: &str) -> Result<usize, String> {
     let _ = fragment_of(fragment);
     let mut pc = sans_io_peer()?;
-    let offer = RTCSessionDescription::offer(TRICKLE_OFFER.to_owned()).map_err(|e| e.to_string())?;
+    let offer =
+        RTCSessionDescription::offer(TRICKLE_OFFER.to_owned()).map_err(|e| e.to_string())?;
     pc.set_remote_description(Instant::now(), offer)
         .map_err(|e| e.to_string())?;
     if let Some((ufrag, pwd)) = ice_credentials(fragment) {
@@ -134,4 +135,47 @@ pub fn trickle(fragment: &str) -> Result<usize, String> {
         }
     }
     Ok(added)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(direction: &str) -> String {
+        TRICKLE_OFFER.replace("a=sendonly", direction)
+    }
+
+    #[test]
+    fn an_offer_is_answered_within_the_role() {
+        let answer = answer_offer(&offer("a=sendrecv"), AnswerRole::Receive).unwrap();
+        assert!(answer.contains("a=recvonly"), "{answer}");
+        let answer = answer_offer(&offer("a=sendrecv"), AnswerRole::Send).unwrap();
+        assert!(answer.contains("a=sendonly") || answer.contains("a=inactive"), "{answer}");
+        assert!(!answer.contains("a=recvonly"), "{answer}");
+        let too_many = format!("{}{}", TRICKLE_OFFER, "m=audio 9 RTP/AVP 0\r\n".repeat(5));
+        let refused = answer_offer(&too_many, AnswerRole::Send).unwrap_err();
+        assert!(refused.contains("5 audio m-sections"), "{refused}");
+        assert!(answer_offer("v=0\r\nm=video\r\n", AnswerRole::Send).is_err());
+    }
+
+    #[test]
+    fn trickled_candidates_are_added_up_to_the_cap() {
+        let line = "a=candidate:1 1 UDP 2130706431 127.0.0.1 5000 typ host\r\n";
+        let fragment = format!("a=ice-ufrag:abcd\r\na=mid:0\r\n{}", line.repeat(40));
+        assert_eq!(trickle(&fragment), Ok(MAX_REMOTE_CANDIDATES));
+        assert_eq!(trickle("a=candidate:garbage\r\n"), Ok(0));
+    }
+
+    #[test]
+    fn rtp_is_read_in_the_fixture_framing() {
+        let file = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rtp/vp8.rtp"),
+        )
+        .unwrap();
+        let packets = rtp_packets(&file);
+        assert!(packets.len() > 60, "{}", packets.len());
+        assert!(rtp_packets(&[0, 200, 1, 2]).is_empty(), "a short packet");
+        let replayed = rtp_video(VideoCodec::Vp8, &file).unwrap();
+        assert!(replayed.frames_decoded > 50, "{replayed:?}");
+    }
 }

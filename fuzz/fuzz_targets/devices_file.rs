@@ -20,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = catalogue.enumerate_devices();
     let _ = catalogue.get_supported_constraints();
-    let request = r#"{"audio": true, "video": {"width": {"ideal": 1280}, "frameRate": {"max": 30}}}"#;
+    let request =
+        r#"{"audio": true, "video": {"width": {"ideal": 1280}, "frameRate": {"max": 30}}}"#;
     if let Ok((constraints, _)) = MediaStreamConstraints::from_json_str(request) {
         let _ = catalogue.explain(&constraints);
     }

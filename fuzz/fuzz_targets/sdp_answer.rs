@@ -31,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
             AnswerRole::Receive => ["a=sendonly", "a=sendrecv"],
         };
         for line in answer.lines().map(|l| l.trim_end_matches('\r')) {
-            assert!(!forbidden.contains(&line), "{line} in the answer:\n{answer}");
+            assert!(
+                !forbidden.contains(&line),
+                "{line} in the answer:\n{answer}"
+            );
         }
     }
 });

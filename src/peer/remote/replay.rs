@@ -67,3 +67,44 @@ pub fn replay_video(
     out.oversized = depacketizer.oversized();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures;
+    use super::*;
+
+    #[test]
+    fn the_captured_streams_decode_unit_by_unit() {
+        for (name, codec) in [("h264", VideoCodec::H264), ("vp8", VideoCodec::Vp8)] {
+            let (packets, stream) = fixtures::load(name);
+            let got = replay_video(
+                codec,
+                packets,
+                Duration::from_millis(1),
+                PictureLimit::default(),
+            )
+            .unwrap();
+            // The last unit is complete only once a packet after it arrives.
+            assert_eq!(got.units, stream.units.len() as u64 - 1, "{name}: {got:?}");
+            assert_eq!(got.frames_decoded, got.units, "{name}: {got:?}");
+            assert_eq!(
+                (got.after_loss, got.oversized, got.refused, got.decode_errors),
+                (0, 0, 0, 0),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stream_over_the_limit_is_refused_not_decoded() {
+        let (packets, _) = fixtures::load("vp8");
+        let small = PictureLimit {
+            width: 160,
+            height: 90,
+        };
+        let got = replay_video(VideoCodec::Vp8, packets, Duration::from_millis(1), small).unwrap();
+        assert!(got.units > 0);
+        assert_eq!(got.frames_decoded, 0, "{got:?}");
+        assert_eq!(got.refused, got.units, "{got:?}");
+    }
+}
