@@ -150,7 +150,10 @@ mod tests {
         let answer = answer_offer(&offer("a=sendrecv"), AnswerRole::Receive).unwrap();
         assert!(answer.contains("a=recvonly"), "{answer}");
         let answer = answer_offer(&offer("a=sendrecv"), AnswerRole::Send).unwrap();
-        assert!(answer.contains("a=sendonly") || answer.contains("a=inactive"), "{answer}");
+        assert!(
+            answer.contains("a=sendonly") || answer.contains("a=inactive"),
+            "{answer}"
+        );
         assert!(!answer.contains("a=recvonly"), "{answer}");
         let too_many = format!("{}{}", TRICKLE_OFFER, "m=audio 9 RTP/AVP 0\r\n".repeat(5));
         let refused = answer_offer(&too_many, AnswerRole::Send).unwrap_err();

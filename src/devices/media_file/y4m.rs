@@ -388,8 +388,12 @@ mod tests {
         f.write_all(b"YUV4MPEG2 W2 H2 \xcd\xbd8 F30:1\nFRAME\n\0\0\0\0\0\0")
             .unwrap();
         let info = probe_y4m(f.path()).unwrap();
-        assert_eq!((info.width, info.height, info.frame_offsets.len()), (2, 2, 1));
-        let found = b"YUV4MPEG2 GFH  \xcd\xbd8.YUV4F  388.0:1 Ip  H90:1 Ip A0:1 C420 W8 H9\x000eg\n]";
+        assert_eq!(
+            (info.width, info.height, info.frame_offsets.len()),
+            (2, 2, 1)
+        );
+        let found =
+            b"YUV4MPEG2 GFH  \xcd\xbd8.YUV4F  388.0:1 Ip  H90:1 Ip A0:1 C420 W8 H9\x000eg\n]";
         let m = y4m_error(found);
         assert!(m.contains("lacks W (width) or H (height)"), "{m}");
     }

@@ -17,6 +17,7 @@ mod feedback;
 mod fixtures;
 mod reader;
 pub(crate) mod replay;
+mod sequence;
 mod size_gate;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

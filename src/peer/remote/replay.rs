@@ -88,7 +88,12 @@ mod tests {
             assert_eq!(got.units, stream.units.len() as u64 - 1, "{name}: {got:?}");
             assert_eq!(got.frames_decoded, got.units, "{name}: {got:?}");
             assert_eq!(
-                (got.after_loss, got.oversized, got.refused, got.decode_errors),
+                (
+                    got.after_loss,
+                    got.oversized,
+                    got.refused,
+                    got.decode_errors
+                ),
                 (0, 0, 0, 0),
                 "{name}"
             );
