@@ -38,7 +38,7 @@ pub use setup::{
 pub use shape::{
     check_sections, restrict_directions, AnswerRole, MAX_REMOTE_CANDIDATES, MAX_SECTIONS_PER_KIND,
 };
-// For the fuzz targets' wrappers (`crate::fuzzing`) only.
+// For the fuzz targets' wrappers (the top-level `fuzzing` module) only.
 pub(crate) use negotiate::fragment_candidates;
 pub(crate) use remote::replay;
 pub(crate) use restart::with_credentials;
