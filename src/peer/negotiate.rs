@@ -183,7 +183,8 @@ impl Peer {
 }
 
 /// The candidates of an SDP fragment (`application/trickle-ice-sdpfrag`), in order: each
-/// `a=candidate` line with the `a=mid` and `a=ice-ufrag` before it (m-line 0 without a mid).
+/// `a=candidate` line with the `a=mid` and `a=ice-ufrag` before it (m-line 0 without a mid);
+/// one naming a component over 256 is left out ([`shape::valid_component`]).
 pub(crate) fn fragment_candidates(fragment: &str) -> Vec<RTCIceCandidateInit> {
     let (mut mid, mut ufrag, mut out) = (None, None, Vec::new());
     for line in fragment.lines().map(|l| l.trim_end_matches('\r')) {
@@ -193,6 +194,9 @@ pub(crate) fn fragment_candidates(fragment: &str) -> Vec<RTCIceCandidateInit> {
             ufrag = Some(v.to_owned());
         } else if let Some(c) = line.strip_prefix("a=") {
             if c.starts_with("candidate:") {
+                if !shape::valid_component(c) {
+                    continue;
+                }
                 out.push(RTCIceCandidateInit {
                     candidate: c.to_owned(),
                     sdp_mid: mid.clone(),
