@@ -155,6 +155,9 @@ mod tests {
             "{answer}"
         );
         assert!(!answer.contains("a=recvonly"), "{answer}");
+        // A direction with a value is a direction to webrtc-rs (found by fuzzing).
+        let answer = answer_offer(&offer("a=sendrecv:AB:AB"), AnswerRole::Send).unwrap();
+        assert!(!answer.contains("a=recvonly"), "{answer}");
         let too_many = format!("{}{}", TRICKLE_OFFER, "m=audio 9 RTP/AVP 0\r\n".repeat(5));
         let refused = answer_offer(&too_many, AnswerRole::Send).unwrap_err();
         assert!(refused.contains("5 audio m-sections"), "{refused}");
@@ -167,6 +170,9 @@ mod tests {
         let fragment = format!("a=ice-ufrag:abcd\r\na=mid:0\r\n{}", line.repeat(40));
         assert_eq!(trickle(&fragment), Ok(MAX_REMOTE_CANDIDATES));
         assert_eq!(trickle("a=candidate:garbage\r\n"), Ok(0));
+        // A component over 256 overflowed webrtc-rs's priority (found by fuzzing).
+        let fragment = "a=candidate:6 431 udp 0 127.0.0.1 5002 typ host\r\n";
+        assert_eq!(trickle(fragment), Ok(0));
     }
 
     #[test]
