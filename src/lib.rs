@@ -5,6 +5,7 @@
 //! [`MediaStream`] of [`MediaStreamTrack`]s with settings, capabilities and
 //! `applyConstraints`.
 
+pub mod analysis;
 pub mod client;
 pub mod constraints;
 pub mod devices;
@@ -15,6 +16,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod media;
 pub mod peer;
+pub mod record;
 pub mod server;
 mod sync;
 pub mod track;
@@ -26,5 +28,5 @@ pub use constraints::{
 pub use devices::{MediaDeviceInfo, MediaDevices, Permission, PermissionPolicy};
 pub use error::MediaError;
 pub use frame::{AudioFrame, VideoFrame};
-pub use media::{FrameReceiver, MediaFrame};
+pub use media::{FrameReceiver, MediaFrame, TrackEvent, TrackEventReceiver};
 pub use track::{MediaStream, MediaStreamTrack, TrackState};

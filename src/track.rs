@@ -1,6 +1,7 @@
 //! `MediaStreamTrack` and `MediaStream`: live tracks with settings, capabilities,
-//! constraints, applyConstraints, enabled, readyState, and a subscription API that hands
-//! frames to consumers (encoders, recorders) over bounded channels.
+//! constraints, applyConstraints, enabled, muted, readyState, its events (mute, unmute,
+//! ended), and a subscription API that hands frames to consumers (encoders, recorders)
+//! over bounded channels.
 //!
 //! A track handle is cheap to clone (`Clone` gives another handle to the *same* track);
 //! the spec's `clone()` — a new track on the same source — is [`MediaStreamTrack::clone_track`].
@@ -19,7 +20,7 @@ use crate::constraints::{
 use crate::error::MediaError;
 use crate::media::{
     frame_interval, not_readable, open_readable, FrameReceiver, Source, SourceError, SourceOpener,
-    TrackEnded, TrackOutput, UsageRegistry, Worker, DEVICE_CLOSE_LIMIT,
+    TrackEnded, TrackEventReceiver, TrackOutput, UsageRegistry, Worker, DEVICE_CLOSE_LIMIT,
 };
 use crate::sync::lock;
 
@@ -228,10 +229,20 @@ impl MediaStreamTrack {
         self.inner.output.set_enabled(enabled);
     }
 
-    /// `muted`: whether the source is currently unable to provide media. Our sources
-    /// never mute themselves.
+    /// `muted`: whether the source is currently unable to provide media (a devices-file
+    /// `mute` event; real devices and remote tracks never mute). A muted track keeps
+    /// delivering at the same pace, black frames or silence, as a disabled one does.
     pub fn muted(&self) -> bool {
-        false
+        self.inner.output.muted()
+    }
+
+    /// The track's events — [`Mute`](crate::media::TrackEvent::Mute),
+    /// [`Unmute`](crate::media::TrackEvent::Unmute) and, last,
+    /// [`Ended`](crate::media::TrackEvent::Ended) with the reason — from now on, in order, over a bounded
+    /// channel (on an ended track: its `Ended` at once). The `onmute`, `onunmute` and
+    /// `onended` of a page.
+    pub fn events(&self) -> TrackEventReceiver {
+        self.inner.output.listen()
     }
 
     /// Receive this track's frames over a bounded channel of `capacity` frames. A consumer

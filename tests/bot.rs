@@ -89,6 +89,12 @@ async fn two_bots_in_a_room_decode_each_other() {
             "{video}"
         );
         assert_eq!(video["stats"]["decodeErrors"], 0, "{video}");
+        // What arrived, read from the pattern's strip (as `view` reports it).
+        assert_eq!(video["quality"]["source"], "strip", "{video}");
+        assert!(
+            video["quality"]["frames"].as_u64().unwrap() >= 60,
+            "{video}"
+        );
         assert!(
             audio["stats"]["framesDecoded"].as_u64().unwrap() >= 100,
             "{audio}"

@@ -16,6 +16,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("devices", 4),
     ("encode", 4),
     ("peer", 5),
+    ("analysis", 5),
+    ("record", 5),
     ("client", 6),
     ("server", 6),
     ("fuzzing", 7),

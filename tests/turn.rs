@@ -1,6 +1,8 @@
 //! STUN and TURN against Debian's coturn: relay-only serving and viewing with the relay
-//! pair in `/status`, server-reflexive candidates, a wrong TURN password as a clear error,
-//! ICE servers advertised in WHEP `Link` headers and used, public addresses in answers.
+//! pair in `/status` (TURN over UDP, over TCP with coturn's UDP listener off, over TLS with
+//! only its TLS listener on), server-reflexive candidates, a wrong TURN password or an
+//! unreachable server as a clear error, ICE servers advertised in WHEP `Link` headers and
+//! used, public addresses in answers.
 //!
 //! Each case re-executes its test binary in a private network namespace (`unshare --net`)
 //! with loopback and one `ifb` device at 10.99.0.1 (coturn does not relay to loopback
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::frame_numbers;
-use turn_support::Coturn;
+use turn_support::{Coturn, Listeners, TestCa};
 use usermedia::client::view_whep;
 use usermedia::devices::{MediaDevices, PermissionPolicy};
 use usermedia::peer::{IceServer, PeerConfig, PeerError, PeerFactory};
@@ -30,6 +32,8 @@ use usermedia_signaling::{router, LinkIceServer, ServerConfig};
 const ADDR: &str = "10.99.0.1";
 const TURN_URL: &str = "turn:10.99.0.1:3478";
 const STUN_URL: &str = "stun:10.99.0.1:3478";
+const TCP_URL: &str = "turn:10.99.0.1:3478?transport=tcp";
+const TLS_URL: &str = "turns:10.99.0.1:5349";
 const USER: &str = "usermedia";
 const PASSWORD: &str = "test-secret";
 const CASE_LIMIT: Duration = Duration::from_secs(30);
@@ -50,8 +54,12 @@ where
 }
 
 fn turn_server(password: &str) -> IceServer {
+    turn_at(TURN_URL, password)
+}
+
+fn turn_at(url: &str, password: &str) -> IceServer {
     IceServer {
-        urls: vec![TURN_URL.to_owned()],
+        urls: vec![url.to_owned()],
         username: USER.to_owned(),
         credential: password.to_owned(),
     }
@@ -524,6 +532,229 @@ fn an_ice_restart_on_the_shared_port_keeps_media_flowing() {
                 after.len()
             );
             assert!(after.first() > before.last(), "{before:?} then {after:?}");
+        },
+    );
+}
+
+/// The established TCP connections of this namespace whose remote port is `port` (our
+/// side of the connections to a TURN server there), from /proc/self/net/tcp.
+fn established_to(port: u16) -> usize {
+    let port = format!("{port:04X}");
+    std::fs::read_to_string("/proc/self/net/tcp")
+        .expect("/proc/self/net/tcp")
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > 3 && f[3] == "01")
+        .filter(|f| f[2].rsplit_once(':').is_some_and(|(_, p)| p == port))
+        .count()
+}
+
+/// Waits up to 5 s for `done`.
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    done()
+}
+
+#[test]
+fn relay_only_over_turn_tcp_when_the_server_has_no_udp() {
+    in_netns(
+        "relay_only_over_turn_tcp_when_the_server_has_no_udp",
+        || async {
+            let _turn = Coturn::start_with(ADDR, USER, PASSWORD, Listeners::TcpOnly);
+            // TURN over UDP cannot work here: coturn has no UDP socket on 3478.
+            assert!(!udp_sockets_on(ADDR.parse().expect("IPv4")).contains(&3478));
+            let servers = || vec![turn_at(TCP_URL, PASSWORD)];
+            // The server on one UDP port (its TURN bridge reached through a socket of the
+            // peer's own), the viewer on its own ports.
+            let server = PeerFactory::new(PeerConfig {
+                udp_port: Some(8189),
+                ..peers(servers(), true).config().clone()
+            });
+            let (addr, publisher) = serve(server, ServerConfig::default()).await;
+            let viewer = peers(servers(), true);
+            let url = format!("http://{addr}/whep/default");
+            let started = Instant::now();
+            let session = view_whep(&viewer, &url, None).await.expect("viewing");
+            let negotiated = started.elapsed();
+            let answer = &session.http.answer;
+            assert!(answer.contains("typ relay"), "relay-only answer: {answer}");
+            assert!(!answer.contains("typ host"), "{answer}");
+            let frames = frame_numbers(&session, Duration::from_secs(2)).await;
+            assert!(frames.len() > 10, "decoded {} frames", frames.len());
+            let ours = session.peer.stats().await.selected_candidate_pair;
+            assert_eq!(ours.expect("a selected pair").local.candidate_type, "relay");
+            assert_eq!(status_local_types(addr).await, ["relay"]);
+            // One allocation per peer, each on its own TCP connection to coturn.
+            assert_eq!(established_to(3478), 2);
+            eprintln!(
+                "TURN/TCP: negotiated in {negotiated:?}, {} frames in 2 s",
+                frames.len()
+            );
+            // Ended and dropped: no connection left.
+            session.end().await.expect("DELETE");
+            let ended = Instant::now();
+            assert!(
+                eventually(|| established_to(3478) == 0).await,
+                "{} TCP connections to coturn left",
+                established_to(3478)
+            );
+            eprintln!(
+                "TURN/TCP: connections closed {:?} after the end",
+                ended.elapsed()
+            );
+            drop(publisher);
+        },
+    );
+}
+
+#[test]
+fn the_serve_command_relays_over_turns_trusting_its_ice_ca_cert() {
+    in_netns(
+        "the_serve_command_relays_over_turns_trusting_its_ice_ca_cert",
+        || async {
+            use std::io::{BufRead, BufReader};
+            let dir = tempfile::tempdir().expect("a directory");
+            let ca = TestCa::generate(dir.path(), ADDR);
+            let listeners = Listeners::TlsOnly {
+                cert: ca.cert.clone(),
+                key: ca.key.clone(),
+            };
+            let _turn = Coturn::start_with(ADDR, USER, PASSWORD, listeners);
+            // Neither plain UDP nor plain TCP: only TLS reaches coturn.
+            assert!(!udp_sockets_on(ADDR.parse().expect("IPv4")).contains(&3478));
+            assert!(std::net::TcpStream::connect((ADDR, 3478)).is_err());
+            let credential = dir.path().join("credential");
+            std::fs::write(&credential, format!("{PASSWORD}\n")).expect("written");
+            let usermedia = env!("CARGO_BIN_EXE_usermedia");
+            // A CA file that holds no certificate is bad input, named.
+            let out = Command::new(usermedia)
+                .args(["serve", "--ice-server", TLS_URL, "--ice-username", USER])
+                .arg("--ice-credential-file")
+                .arg(&credential)
+                .arg("--ice-ca-cert")
+                .arg(&credential)
+                .output()
+                .expect("usermedia runs");
+            assert_eq!(out.status.code(), Some(2));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("credential") && stderr.contains("CERTIFICATE"),
+                "{stderr}"
+            );
+            let mut child = Command::new(usermedia)
+                .args(["serve", "--listen", "10.99.0.1:0", "--ice-addr", ADDR])
+                .arg("--devices")
+                .arg(common::example("builtin.json"))
+                .args([
+                    "--constraints",
+                    r#"{"video": {"width": 320, "height": 240}}"#,
+                ])
+                .args(["--ice-relay-only", "--ice-server", TLS_URL])
+                .args(["--ice-username", USER, "--ice-credential-file"])
+                .arg(&credential)
+                .arg("--ice-ca-cert")
+                .arg(&ca.ca)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("usermedia serve");
+            let stdout = child.stdout.take().expect("stdout");
+            let serve = ServeCommand(child);
+            let mut lines = BufReader::new(stdout).lines();
+            let url = loop {
+                let line = lines.next().expect("a line").expect("text");
+                if let Some(u) = line.split_whitespace().find(|w| w.starts_with("http")) {
+                    break u.trim_end_matches('/').to_owned();
+                }
+            };
+            let whep = format!("{url}/whep/default");
+            let viewer = PeerFactory::new(PeerConfig {
+                ice_ca_certs: vec![ca.ca.clone()],
+                ..peers(vec![turn_at(TLS_URL, PASSWORD)], true)
+                    .config()
+                    .clone()
+            });
+            let session = view_whep(&viewer, &whep, None).await.expect("viewing");
+            assert!(session.http.answer.contains("typ relay"));
+            assert!(!session.http.answer.contains("typ host"));
+            let frames = frame_numbers(&session, Duration::from_secs(1)).await;
+            assert!(frames.len() > 5, "decoded {} frames", frames.len());
+            let pair = session.peer.stats().await.selected_candidate_pair;
+            assert_eq!(pair.expect("a selected pair").local.candidate_type, "relay");
+            let addr: SocketAddr = url
+                .trim_start_matches("http://")
+                .parse()
+                .expect("the address");
+            assert_eq!(status_local_types(addr).await, ["relay"]);
+            assert_eq!(established_to(5349), 2, "one TLS connection per peer");
+            // Trusting another CA: the handshake fails, a clear error naming the server.
+            let other = tempfile::tempdir().expect("a directory");
+            let stranger = TestCa::generate(other.path(), ADDR);
+            let untrusting = PeerFactory::new(PeerConfig {
+                ice_ca_certs: vec![stranger.ca],
+                ..peers(vec![turn_at(TLS_URL, PASSWORD)], true)
+                    .config()
+                    .clone()
+            });
+            let peer = untrusting.create().await.expect("a peer");
+            peer.add_receiver(MediaKind::Video)
+                .await
+                .expect("a receiver");
+            let started = Instant::now();
+            let error = peer.create_offer().await.expect_err("no relay candidate");
+            assert!(
+                started.elapsed() < Duration::from_secs(4),
+                "{:?}",
+                started.elapsed()
+            );
+            let message = error.to_string();
+            assert!(message.contains(TLS_URL), "{message}");
+            assert!(message.contains("TLS handshake failed"), "{message}");
+            eprintln!("turns: with another CA: {message}");
+            drop(serve);
+        },
+    );
+}
+
+#[test]
+fn over_tcp_a_wrong_password_or_no_server_is_a_clear_error_naming_it() {
+    in_netns(
+        "over_tcp_a_wrong_password_or_no_server_is_a_clear_error_naming_it",
+        || async {
+            let _turn = Coturn::start_with(ADDR, USER, PASSWORD, Listeners::TcpOnly);
+            let nobody = "turn:10.99.0.1:3479?transport=tcp";
+            // An address on the namespace's network that no host answers: the SYN goes
+            // nowhere, so only the bridge's connect timeout ends the wait.
+            let silent = "turn:10.99.0.2:3478?transport=tcp";
+            for (url, password, why, limit) in [
+                (TCP_URL, "wrong", "credential", 6),
+                (nobody, PASSWORD, "cannot connect over TCP", 3),
+                (silent, PASSWORD, "no connection within 3s", 5),
+            ] {
+                let peer = peers(vec![turn_at(url, password)], true)
+                    .create()
+                    .await
+                    .expect("a peer");
+                peer.add_receiver(MediaKind::Video)
+                    .await
+                    .expect("a receiver");
+                let started = Instant::now();
+                let error = peer.create_offer().await.expect_err("no relay candidate");
+                let took = started.elapsed();
+                assert!(took < Duration::from_secs(limit), "{url}: {took:?}");
+                assert!(
+                    matches!(error, PeerError::NoRelayCandidate { .. }),
+                    "{error:?}"
+                );
+                let message = error.to_string();
+                assert!(message.contains(url), "{message}");
+                assert!(message.contains(why), "{message}");
+                eprintln!("{url}: refused in {took:?}: {message}");
+            }
         },
     );
 }

@@ -111,8 +111,13 @@ impl HttpClient {
         Ok(ice_servers(response.headers()))
     }
 
+    /// The underlying HTTP client (the Janus client's transport shares its pool and trust).
+    pub(crate) fn reqwest(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     /// `url` parsed, when it is http:// or https:// that this client can reach.
-    fn endpoint_url(&self, url: &str) -> Result<reqwest::Url, ClientError> {
+    pub(crate) fn endpoint_url(&self, url: &str) -> Result<reqwest::Url, ClientError> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| ClientError::BadUrl(url.to_owned(), e.to_string()))?;
         match (parsed.scheme(), &self.tls_unusable) {

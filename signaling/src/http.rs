@@ -120,11 +120,15 @@ pub fn router<E: Endpoint>(endpoint: Arc<E>, config: ServerConfig) -> Router {
         .route("/status", get(status::<E>))
         .route(
             "/whep/{stream}",
-            post(whep::<E>).options(endpoint_options::<E>),
+            post(whep::<E>).options(|s: Shared<E>, p: Path<String>, h: HeaderMap| {
+                endpoint_options(s, Role::View, p, h)
+            }),
         )
         .route(
             "/whip/{stream}",
-            post(whip::<E>).options(endpoint_options::<E>),
+            post(whip::<E>).options(|s: Shared<E>, p: Path<String>, h: HeaderMap| {
+                endpoint_options(s, Role::Publish, p, h)
+            }),
         )
         .route("/streams/{stream}/flip", post(flip::<E>).options(preflight))
         .route(
@@ -207,6 +211,7 @@ async fn preflight() -> Response {
 /// request may use as `Link` headers.
 async fn endpoint_options<E: Endpoint>(
     State(state): Shared<E>,
+    role: Role,
     Path(stream): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -214,14 +219,21 @@ async fn endpoint_options<E: Endpoint>(
         return r;
     }
     let mut r = preflight().await;
-    ice_server_links(&state.config, &headers, &stream, &mut r);
+    ice_server_links(&state.config, &headers, &stream, role, &mut r);
     r
 }
 
 /// Adds the configured ICE servers as `Link` headers: STUN to everyone, TURN (with its
-/// credentials) only when the request passes the token check for `stream`.
-fn ice_server_links(config: &ServerConfig, headers: &HeaderMap, stream: &str, r: &mut Response) {
-    let trusted = crate::auth::check(config, headers, stream).is_ok();
+/// credentials) only when the request passes the token check for `role` on `stream` (a
+/// viewing token is enough on a WHEP endpoint).
+fn ice_server_links(
+    config: &ServerConfig,
+    headers: &HeaderMap,
+    stream: &str,
+    role: Role,
+    r: &mut Response,
+) {
+    let trusted = crate::auth::check_role(config, headers, None, stream, role).is_ok();
     for server in &config.ice_servers {
         if server.is_turn() && !trusted {
             continue;
@@ -465,7 +477,11 @@ async fn create<E: Endpoint>(
             if let Some(v) = quoted_etag(&answer.session) {
                 h.insert(header::ETAG, v);
             }
-            ice_server_links(&state.config, &headers, &stream, &mut r);
+            let role = match direction {
+                Direction::View => Role::View,
+                Direction::Ingest => Role::Publish,
+            };
+            ice_server_links(&state.config, &headers, &stream, role, &mut r);
             r
         }
         Err(e) => endpoint_error(e),

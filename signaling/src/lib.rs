@@ -1,6 +1,6 @@
 //! usermedia-signaling: exchanges SDP with browsers and servers — WHEP (view) and WHIP
 //! (ingest) over HTTP and HTTPS, server and client, and the WebSocket call rooms with their
-//! protocol ([`ClientMessage`], [`ServerMessage`]). It knows SDP text and HTTP, nothing of
+//! protocol ([`ClientMessage`], [`ServerMessage`]), and a Janus VideoRoom client ([`janus`]). It knows SDP text and HTTP, nothing of
 //! capture or codecs: the main package plugs in through [`Endpoint`] (offer in, answer out).
 
 mod auth;
@@ -9,6 +9,7 @@ mod endpoint;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+pub mod janus;
 mod limits;
 mod link;
 mod listen;

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use common::http::{delete, http, patch_fragment, post_offer, FRAG};
 use usermedia_signaling::{
     router, server_config, Answer, ClientError, Direction, Endpoint, EndpointError, HttpClient,
-    IceRestart, ServerConfig, SessionDescription, SessionInfo, TlsError, TlsListener,
+    IceRestart, LinkIceServer, ServerConfig, SessionDescription, SessionInfo, TlsError,
+    TlsListener,
 };
 
 const OFFER: &str =
@@ -173,6 +174,57 @@ async fn a_token_for_another_stream_is_403_a_missing_or_unknown_one_401() {
     let r = delete(addr, &location, Some("tb")).await;
     assert_eq!(r.status, 200);
     assert!(!fake.sessions.lock().unwrap().contains_key(&session));
+}
+
+#[tokio::test]
+async fn a_viewing_token_gets_turn_in_the_whep_link_headers() {
+    let config = ServerConfig {
+        token: Some("all".into()),
+        view_tokens: vec!["a=va".parse().unwrap()],
+        token_for_viewing: true,
+        ice_servers: vec![
+            LinkIceServer {
+                url: "stun:192.0.2.1".into(),
+                ..LinkIceServer::default()
+            },
+            LinkIceServer {
+                url: "turns:192.0.2.1".into(),
+                username: Some("u".into()),
+                credential: Some("turn-secret".into()),
+            },
+        ],
+        ..ServerConfig::default()
+    };
+    let addr = serve(Arc::new(Fake::default()), config).await;
+    let client = HttpClient::new().unwrap();
+    let urls = |servers: Vec<LinkIceServer>| -> Vec<(String, Option<String>)> {
+        servers.into_iter().map(|s| (s.url, s.credential)).collect()
+    };
+    let stun_only = || vec![("stun:192.0.2.1".to_owned(), None)];
+    let turn = ("turns:192.0.2.1".to_owned(), Some("turn-secret".to_owned()));
+    let stun = ("stun:192.0.2.1".to_owned(), None);
+    let whep = format!("http://{addr}/whep/a");
+    // OPTIONS: the viewing token gets TURN on its stream's WHEP endpoint.
+    let given = client.ice_servers(&whep, Some("va")).await.unwrap();
+    assert_eq!(urls(given), [stun.clone(), turn.clone()]);
+    // Not on another stream, not on WHIP (it may not publish), not without a token.
+    let other = format!("http://{addr}/whep/b");
+    let given = client.ice_servers(&other, Some("va")).await.unwrap();
+    assert_eq!(urls(given), stun_only());
+    let whip = format!("http://{addr}/whip/a");
+    let given = client.ice_servers(&whip, Some("va")).await.unwrap();
+    assert_eq!(urls(given), stun_only());
+    let given = client.ice_servers(&whep, None).await.unwrap();
+    assert_eq!(urls(given), stun_only());
+    // The all-streams token gets TURN on both.
+    let given = client.ice_servers(&whip, Some("all")).await.unwrap();
+    assert_eq!(urls(given), [stun.clone(), turn.clone()]);
+    // The 201 of a viewing session carries them too.
+    let r = post_offer(addr, "/whep/a", Some("va"), OFFER).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let links = r.headers.get("link").cloned().unwrap_or_default();
+    assert!(links.contains("turns:192.0.2.1"), "{links}");
+    assert!(links.contains("turn-secret"), "{links}");
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! the signaling crate's room protocol, one peer connection per other participant.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -12,7 +12,8 @@ use usermedia_signaling::{ClientMessage, HttpClient, ServerMessage};
 
 use super::session::SessionError;
 use crate::encode::pipeline::TrackEncoders;
-use crate::peer::{Peer, PeerFactory, RemoteTrack};
+use crate::peer::{ImpairLink, ImpairReport, Peer, PeerFactory, RemoteTrack};
+use crate::sync::lock;
 
 /// How long a connection's remote tracks are waited for, one at a time.
 const REMOTE_TRACK_WAIT: Duration = Duration::from_secs(3600);
@@ -22,7 +23,12 @@ const REMOTE_TRACK_WAIT: Duration = Duration::from_secs(3600);
 pub struct CallBot {
     remote: mpsc::Receiver<RemoteTrack>,
     task: tokio::task::JoinHandle<()>,
+    /// Each impaired connection's path, by the other participant's id.
+    links: Links,
 }
+
+/// The impaired paths of a bot's connections, in the order they were made.
+type Links = Arc<Mutex<Vec<(String, ImpairLink)>>>;
 
 impl CallBot {
     /// The next track another participant sends.
@@ -31,6 +37,16 @@ impl CallBot {
             .await
             .ok()
             .flatten()
+    }
+
+    /// What the impairment of each connection's path did ([`PeerConfig::impair`]
+    /// (crate::peer::PeerConfig::impair)), by the other participant's id, in the order
+    /// the connections were made (those closed since included); empty when not impaired.
+    pub fn impairments(&self) -> Vec<(String, ImpairReport)> {
+        lock(&self.links)
+            .iter()
+            .map(|(id, link)| (id.clone(), link.report()))
+            .collect()
     }
 
     /// Leaves the room: closes the socket and every connection.
@@ -85,12 +101,15 @@ pub async fn join_room_with(
         .await
         .map_err(websocket_error)?;
     let (remote_tx, remote) = mpsc::channel(16);
+    let links = Links::default();
+    let room_links = Arc::clone(&links);
     let task = tokio::spawn(async move {
         let mut room = Room {
             factory,
             tracks,
             peers: HashMap::new(),
             remote: remote_tx,
+            links: room_links,
         };
         while let Some(Ok(message)) = stream.next().await {
             let Message::Text(text) = message else {
@@ -107,7 +126,11 @@ pub async fn join_room_with(
         }
         room.close().await;
     });
-    Ok(CallBot { remote, task })
+    Ok(CallBot {
+        remote,
+        task,
+        links,
+    })
 }
 
 /// The bot's side of the room: a peer per other participant.
@@ -117,6 +140,7 @@ struct Room {
     peers: HashMap<String, Arc<Peer>>,
     /// Where every connection's remote tracks go (the bot's owner).
     remote: mpsc::Sender<RemoteTrack>,
+    links: Links,
 }
 
 impl Room {
@@ -139,7 +163,7 @@ impl Room {
                             sdp,
                         });
                     }
-                    self.peers.insert(id, peer);
+                    self.keep(id, peer);
                 }
                 offers
             }
@@ -149,7 +173,7 @@ impl Room {
                     return Vec::new();
                 };
                 let answer = peer.answer_with(&sdp, &self.tracks).await;
-                self.peers.insert(from.clone(), peer);
+                self.keep(from.clone(), peer);
                 match answer {
                     Ok(sdp) => vec![ClientMessage::Answer { to: from, sdp }],
                     Err(e) => {
@@ -179,6 +203,14 @@ impl Room {
             // Newcomers offer to us; candidates come inside the SDP.
             ServerMessage::Join { .. } | ServerMessage::Candidate { .. } => Vec::new(),
         }
+    }
+
+    /// Keeps the connection to participant `id` (and its impaired path's report).
+    fn keep(&mut self, id: String, peer: Arc<Peer>) {
+        if let Some(link) = peer.impair_link() {
+            lock(&self.links).push((id.clone(), link));
+        }
+        self.peers.insert(id, peer);
     }
 
     /// A new connection whose remote tracks go to the bot's owner; `None` if no peer can

@@ -7,7 +7,8 @@ use crate::constraints::MediaKind;
 use crate::encode::pipeline::TrackEncoders;
 use crate::peer::{IceServer, Peer, PeerError, PeerFactory};
 
-/// Why publishing to or viewing from a WHIP/WHEP server, or joining a call room, failed.
+/// Why publishing to or viewing from a WHIP/WHEP server, or joining a call room or a
+/// Janus VideoRoom, failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// Our side of the connection.
@@ -16,6 +17,9 @@ pub enum SessionError {
     /// The HTTP exchange with the server (its status and message, the transport, TLS).
     #[error(transparent)]
     Http(#[from] ClientError),
+    /// The Janus API: its error code and reason, the transport, a timeout.
+    #[error(transparent)]
+    Janus(#[from] usermedia_signaling::janus::JanusError),
     /// The call room's WebSocket at `url`: cannot connect, or the socket failed.
     #[error("{url}: {source}")]
     WebSocket {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::descriptor::{DeviceDescriptor, SourceSpec};
+use super::timeline::{event_from_file, timeline_from_file, DeviceTimeline};
 use crate::constraints::{AudioMode, DeviceModel, DeviceModes, FacingMode, Flag, VideoMode};
 
 /// Why a devices file could not be used.
@@ -30,6 +31,25 @@ pub enum DevicesFileError {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     devices: Vec<RawDevice>,
+    #[serde(default)]
+    events: Vec<RawEvent>,
+}
+
+/// A scripted event: `{"at_s": 3, "device": "back", "do": "fail"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvent {
+    at_s: f64,
+    device: String,
+    #[serde(rename = "do")]
+    action: String,
+}
+
+/// A devices file's content: its devices, in order, and its scripted events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DevicesFile {
+    pub devices: Vec<DeviceDescriptor>,
+    pub timeline: DeviceTimeline,
 }
 
 #[derive(Deserialize)]
@@ -64,20 +84,27 @@ const MAX_SIDE: u32 = 16384;
 
 /// Reads and validates a devices file. File sources are resolved relative to the file's
 /// own directory, so a devices file and its media can travel together.
-pub fn load(path: &Path) -> Result<Vec<DeviceDescriptor>, DevicesFileError> {
+pub fn load(path: &Path) -> Result<DevicesFile, DevicesFileError> {
     let text = std::fs::read_to_string(path).map_err(|error| DevicesFileError::Read {
         path: path.to_owned(),
         error,
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
-    parse(&text, base).map_err(|message| DevicesFileError::Invalid {
+    parse_file(&text, base).map_err(|message| DevicesFileError::Invalid {
         path: path.to_owned(),
         message,
     })
 }
 
-/// Parses devices-file JSON; relative file sources are resolved against `base`.
+/// Parses devices-file JSON: its devices only; relative file sources are resolved against
+/// `base`.
 pub fn parse(text: &str, base: &Path) -> Result<Vec<DeviceDescriptor>, String> {
+    parse_file(text, base).map(|f| f.devices)
+}
+
+/// Parses devices-file JSON: devices and events; relative file sources are resolved
+/// against `base`.
+pub fn parse_file(text: &str, base: &Path) -> Result<DevicesFile, String> {
     let de = &mut serde_json::Deserializer::from_str(text);
     let raw: RawFile = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -100,7 +127,17 @@ pub fn parse(text: &str, base: &Path) -> Result<Vec<DeviceDescriptor>, String> {
         }
         out.push(descriptor);
     }
-    Ok(out)
+    let ids: Vec<&str> = out.iter().map(|d| d.device_id()).collect();
+    let events = raw
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| event_from_file(e.at_s, &e.device, &e.action, &ids, &format!("events[{i}]")))
+        .collect::<Result<_, _>>()?;
+    Ok(DevicesFile {
+        devices: out,
+        timeline: timeline_from_file(events)?,
+    })
 }
 
 fn device_from_raw(raw: RawDevice, at: &str, base: &Path) -> Result<DeviceDescriptor, String> {
@@ -384,6 +421,61 @@ mod tests {
         assert!(err(dup).contains("devices[1].deviceId"));
         let m = err(r#"{"devices": ["#);
         assert!(m.contains("line 1"), "{m}");
+    }
+
+    #[test]
+    fn events_are_parsed_and_checked() {
+        let file = |events: &str| {
+            format!(
+                r#"{{"devices":[{{"kind":"videoinput","deviceId":"back","modes":[{{"width":64,"height":48,"frameRate":10}}]}}],
+                   "events": {events}}}"#
+            )
+        };
+        let f = parse_file(
+            &file(r#"[{"at_s": 3, "device": "back", "do": "fail"}]"#),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(f.timeline.events().len(), 1);
+        assert_eq!(f.timeline.events()[0].at, std::time::Duration::from_secs(3));
+        let no_events = parse_file(
+            r#"{"devices":[{"kind":"videoinput","deviceId":"back","modes":[{"width":64,"height":48,"frameRate":10}]}]}"#,
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(no_events.timeline.is_empty());
+        let m = err(&file(r#"[{"at_s": 3, "device": "front", "do": "fail"}]"#));
+        assert!(
+            m.contains("events[0].device") && m.contains("\"front\""),
+            "{m}"
+        );
+        let m = err(&file(r#"[{"at_s": 3, "device": "back", "do": "explode"}]"#));
+        assert!(
+            m.contains("events[0].do") && m.contains("\"explode\""),
+            "{m}"
+        );
+        let m = err(&file(
+            r#"[{"at_s": 3, "device": "back", "do": "fail", "why": 1}]"#,
+        ));
+        assert!(m.contains("events[0]") && m.contains("why"), "{m}");
+        let m = err(&file(r#"[{"at_s": -1, "device": "back", "do": "fail"}]"#));
+        assert!(m.contains("events[0].at_s"), "{m}");
+        // Checked in sequence: a replug needs an unplug before it (in time, not in the list).
+        let m = err(&file(
+            r#"[{"at_s": 6, "device": "back", "do": "replug"}, {"at_s": 7, "device": "back", "do": "unplug"}]"#,
+        ));
+        assert!(
+            m.contains("events[0].do") && m.contains("without an unplug"),
+            "{m}"
+        );
+        let ok = parse_file(
+            &file(
+                r#"[{"at_s": 6, "device": "back", "do": "replug"}, {"at_s": 3, "device": "back", "do": "unplug"}]"#,
+            ),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(ok.timeline.events().len(), 2);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod allow_list;
 mod descriptor;
+mod device_change;
 pub mod file;
 mod indicator;
 pub mod media_file;
@@ -16,7 +17,9 @@ pub mod pattern;
 mod permission;
 mod prompt;
 mod prompter;
+mod scripted;
 mod select;
+pub mod timeline;
 pub mod tone;
 pub mod virtual_devices;
 
@@ -28,12 +31,14 @@ mod microphone;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub use allow_list::{AllowList, AllowListError, Feature};
 #[cfg(feature = "hardware")]
 pub use camera::CameraError;
 pub use descriptor::{DeviceDescriptor, MediaDeviceInfo, MediaDeviceKind, SourceSpec};
-pub use file::DevicesFileError;
+pub use device_change::{DeviceChange, DeviceChangeReceiver};
+pub use file::{DevicesFile, DevicesFileError};
 pub use indicator::{DeviceInUse, Indicator, KindIndicator, UseState};
 pub use media_file::{WavError, Y4mError};
 #[cfg(feature = "hardware")]
@@ -42,6 +47,10 @@ pub use permission::{Permission, PermissionPolicy};
 pub use prompt::{Decision, PendingRequest, PromptBook, PromptError};
 pub use prompter::Prompter;
 pub use select::{KindExplanation, TrackSelection};
+pub use timeline::{DeviceAction, DeviceCondition, DeviceEvent, DeviceTimeline, TimelineError};
+
+use device_change::DeviceChangeHub;
+use scripted::{ScriptClock, ScriptedDevice};
 
 use crate::constraints::{MediaKind, MediaStreamConstraints, SupportedConstraints};
 use crate::error::{LegacyError, MediaError};
@@ -62,6 +71,10 @@ pub struct MediaDevices {
     prompter: Option<Arc<Prompter>>,
     /// The context this catalogue serves (`stream:NAME`, `room:NAME`), for the allow-list.
     context: Option<String>,
+    /// The devices file's scripted events and when their time started (none: no events).
+    script: Option<Arc<ScriptClock>>,
+    /// Who hears `devicechange`.
+    changes: DeviceChangeHub,
 }
 
 impl MediaDevices {
@@ -87,11 +100,73 @@ impl MediaDevices {
         path: &Path,
         policy: PermissionPolicy,
     ) -> Result<Self, DevicesFileError> {
-        let devices = file::load(path)?;
-        MediaDevices::new(devices, policy).map_err(|e| DevicesFileError::Invalid {
-            path: path.to_owned(),
-            message: e.message().to_owned(),
+        let file = file::load(path)?;
+        let devices =
+            MediaDevices::new(file.devices, policy).map_err(|e| DevicesFileError::Invalid {
+                path: path.to_owned(),
+                message: e.message().to_owned(),
+            })?;
+        Ok(devices.with_timeline(file.timeline))
+    }
+
+    /// Plays `timeline` on these devices, its time counting from now: a device fails at
+    /// its `fail` event (its tracks end, opening it is a `NotReadableError`); at `unplug`
+    /// its tracks end, it leaves [`enumerate_devices`](Self::enumerate_devices) and
+    /// selection, and `devicechange` fires ([`on_device_change`](Self::on_device_change));
+    /// at `replug` it is back (and `devicechange` fires); between `mute` and `unmute` its
+    /// tracks are `muted` and deliver black frames or silence. The devices file's
+    /// `"events"` ([`from_devices_file`](Self::from_devices_file) calls this).
+    pub fn with_timeline(mut self, timeline: DeviceTimeline) -> Self {
+        self.script = (!timeline.is_empty()).then(|| Arc::new(ScriptClock::start(timeline)));
+        self
+    }
+
+    /// `devicechange`: a receiver of every unplug and replug from now on, each at its
+    /// time (a thread at the edge plays the timeline). Without scripted events, nothing
+    /// ever comes.
+    pub fn on_device_change(&self) -> DeviceChangeReceiver {
+        self.changes.subscribe(self.script.as_ref(), || {
+            self.devices
+                .iter()
+                .map(|d| (d.device_id().to_owned(), d.kind().into()))
+                .collect()
         })
+    }
+
+    /// Whether `device_id` is plugged in now (a device the timeline unplugged is not, until
+    /// its replug): listed and selectable.
+    pub fn is_present(&self, device_id: &str) -> bool {
+        self.script
+            .as_ref()
+            .is_none_or(|s| s.timeline().is_present(device_id, s.elapsed()))
+    }
+
+    /// How long until `device_id`, unplugged now, is replugged (`None`: it is not unplugged,
+    /// or no replug is scripted).
+    pub fn replug_in(&self, device_id: &str) -> Option<Duration> {
+        let script = self.script.as_ref()?;
+        let now = script.elapsed();
+        let at = script.timeline().replug_at(device_id, now)?;
+        Some(at.saturating_sub(now))
+    }
+
+    /// The scripted events in play (empty without any).
+    pub fn timeline(&self) -> DeviceTimeline {
+        self.script
+            .as_ref()
+            .map(|s| s.timeline().clone())
+            .unwrap_or_default()
+    }
+
+    /// What opens `device`'s sources: the device itself, or, when the timeline scripts
+    /// it, the device under its timeline.
+    fn opener(&self, device: &Arc<DeviceDescriptor>) -> Arc<dyn SourceOpener> {
+        match &self.script {
+            Some(script) if script.timeline().scripts(device.device_id()) => {
+                Arc::new(ScriptedDevice::new(Arc::clone(device), Arc::clone(script)))
+            }
+            _ => Arc::clone(device) as _,
+        }
     }
 
     /// Only the built-in virtual camera and microphone.
@@ -126,6 +201,8 @@ impl MediaDevices {
             usage: Arc::default(),
             prompter: None,
             context: None,
+            script: None,
+            changes: DeviceChangeHub::default(),
         }
     }
 
@@ -163,11 +240,12 @@ impl MediaDevices {
         &self.policy
     }
 
-    /// `enumerateDevices()`: every device; labels are empty for kinds the caller has not
-    /// been granted.
+    /// `enumerateDevices()`: every device plugged in now; labels are empty for kinds the
+    /// caller has not been granted.
     pub fn enumerate_devices(&self) -> Vec<MediaDeviceInfo> {
         self.devices
             .iter()
+            .filter(|d| self.is_present(d.device_id()))
             .map(|d| MediaDeviceInfo {
                 device_id: d.device_id().to_owned(),
                 kind: d.kind().into(),
@@ -221,11 +299,12 @@ impl MediaDevices {
         self.ask_prompt(context, &selections)?;
         let mut opened = Vec::with_capacity(selections.len());
         for sel in selections {
-            let source = open_readable(sel.device.as_ref(), &sel.selection.settings)?;
-            opened.push((sel, source));
+            let opener = self.opener(&sel.device);
+            let source = open_readable(opener.as_ref(), &sel.selection.settings)?;
+            opened.push((sel, opener, source));
         }
         let mut tracks = Vec::with_capacity(opened.len());
-        for (sel, source) in opened {
+        for (sel, opener, source) in opened {
             tracing::info!(
                 "device in use: {} {:?} ({}) at {}",
                 sel.kind.device_kind(),
@@ -236,7 +315,6 @@ impl MediaDevices {
             if let Ok(mut exposed) = self.exposed.lock() {
                 exposed.insert(sel.kind);
             }
-            let opener: Arc<dyn SourceOpener> = Arc::clone(&sel.device) as _;
             tracks.push(MediaStreamTrack::start(
                 opener,
                 sel.selection.settings,

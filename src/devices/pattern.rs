@@ -6,6 +6,10 @@
 //! bit first. A 1 is white (Y 235), a 0 black (Y 16), chroma neutral. A receiver samples
 //! the luma at each cell's centre (threshold 128): [`read_strip`] does exactly that.
 //!
+//! Under the strip's left end, the A/V *marker block* is white on the first frame captured
+//! in each wall-clock second (the instant the tone's marker starts) and black otherwise:
+//! [`read_marker_luma`] reads it.
+//!
 //! The pattern is rendered at the track's own size (never cropped from a larger frame),
 //! so the strip is always whole.
 
@@ -81,6 +85,29 @@ pub fn read_strip_luma(y: &[u8], width: u32, height: u32) -> Option<StripData> {
     })
 }
 
+/// Cells of the strip the marker block spans (under cells 0–3).
+pub const MARKER_CELLS: u32 = 4;
+
+/// The marker block of a frame of `width` × `height`: its x range and its rows (the
+/// strip's height, right under it); `None` when the frame cannot hold one.
+fn marker_block(width: u32, height: u32) -> Option<((usize, usize), (usize, usize))> {
+    let rows = strip_rows(height) as usize;
+    if width < STRIP_CELLS || (height as usize) < 2 * rows {
+        return None;
+    }
+    let end = (MARKER_CELLS as u64 * width as u64 / STRIP_CELLS as u64) as usize;
+    Some(((0, end), (rows, 2 * rows)))
+}
+
+/// Whether a luma plane's marker block is lit: its centre pixel is at least 128. `None`
+/// when the frame cannot hold the block or the sample is ambiguous (within 48 of 128).
+pub fn read_marker_luma(y: &[u8], width: u32, height: u32) -> Option<bool> {
+    let ((a, b), (top, bottom)) = marker_block(width, height)?;
+    let at = (top + bottom) / 2 * width as usize + (a + b) / 2;
+    let luma = *y.get(at)?;
+    (luma.abs_diff(128) >= 48).then_some(luma >= 128)
+}
+
 /// BT.601 limited-range Y, U, V of the eight bars: white, yellow, cyan, green, magenta,
 /// red, blue, black.
 const BARS: [(u8, u8, u8); 8] = [
@@ -98,8 +125,19 @@ const BARS: [(u8, u8, u8); 8] = [
 const SCROLL_PER_FRAME: u64 = 4;
 
 /// Renders pattern frame `frame_number` at `width` × `height` with the strip saying
-/// `frame_number` and `capture_time_ms`.
+/// `frame_number` and `capture_time_ms`, its marker block dark.
 pub fn render(width: u32, height: u32, frame_number: u32, capture_time_ms: u64) -> VideoFrame {
+    render_marked(width, height, frame_number, capture_time_ms, false)
+}
+
+/// [`render`] with the marker block lit when `marker` (the first frame of a second).
+pub fn render_marked(
+    width: u32,
+    height: u32,
+    frame_number: u32,
+    capture_time_ms: u64,
+    marker: bool,
+) -> VideoFrame {
     let mut frame = VideoFrame::black(width, height);
     let w = width as usize;
     let (cw, ch) = chroma_size(width, height);
@@ -144,6 +182,18 @@ pub fn render(width: u32, height: u32, frame_number: u32, capture_time_ms: u64) 
     let chroma_rows = strip.div_ceil(2).min(ch);
     u_plane[..chroma_rows * cw].fill(NEUTRAL_CHROMA);
     v_plane[..chroma_rows * cw].fill(NEUTRAL_CHROMA);
+    // The marker block: white or black under the strip's first cells, neutral chroma.
+    if let Some(((a, b), (top, bottom))) = marker_block(width, height) {
+        let luma = if marker { STRIP_ONE } else { STRIP_ZERO };
+        for row in top..bottom {
+            y_plane[row * w + a..row * w + b].fill(luma);
+        }
+        let (ca, cb) = (a / 2, b.div_ceil(2).min(cw));
+        for row in top / 2..bottom.div_ceil(2).min(ch) {
+            u_plane[row * cw + ca..row * cw + cb].fill(NEUTRAL_CHROMA);
+            v_plane[row * cw + ca..row * cw + cb].fill(NEUTRAL_CHROMA);
+        }
+    }
     frame
 }
 
@@ -154,6 +204,8 @@ pub struct PatternSource {
     height: u32,
     frame_number: u32,
     pacer: Pacer,
+    /// The wall-clock second of the last frame (the marker lights on a new one).
+    last_second: Option<u64>,
 }
 
 impl PatternSource {
@@ -164,6 +216,7 @@ impl PatternSource {
             height,
             frame_number: 0,
             pacer: Pacer::new(frame_interval(fps)),
+            last_second: None,
         })
     }
 }
@@ -172,8 +225,11 @@ impl Source for PatternSource {
     fn next_frame(&mut self) -> Result<MediaFrame, SourceError> {
         let timestamp: Duration = self.pacer.wait();
         let now = wall_clock_ms();
-        let frame =
-            render(self.width, self.height, self.frame_number, now).with_times(timestamp, now);
+        let second = now / 1000;
+        let marker = self.last_second.is_some_and(|s| s != second);
+        self.last_second = Some(second);
+        let frame = render_marked(self.width, self.height, self.frame_number, now, marker)
+            .with_times(timestamp, now);
         self.frame_number = self.frame_number.wrapping_add(1);
         Ok(MediaFrame::Video(Arc::new(frame)))
     }
@@ -260,6 +316,27 @@ mod tests {
         let b = render(640, 480, 1, 0);
         let row = 100 * 640;
         assert_ne!(a.y()[row..row + 640], b.y()[row..row + 640]);
+    }
+
+    #[test]
+    fn the_marker_block_reads_back_and_leaves_the_strip_alone() {
+        for (w, h) in [(64, 16), (320, 240), (640, 480), (1280, 720), (333, 101)] {
+            let lit = render_marked(w, h, 7, 1_700_000_000_000, true);
+            let dark = render(w, h, 7, 1_700_000_000_000);
+            assert_eq!(read_marker_luma(lit.y(), w, h), Some(true), "{w}x{h}");
+            assert_eq!(read_marker_luma(dark.y(), w, h), Some(false), "{w}x{h}");
+            assert_eq!(read_strip(&lit), read_strip(&dark), "{w}x{h}");
+        }
+        // Too small to hold it.
+        assert_eq!(read_marker_luma(render(64, 8, 0, 0).y(), 64, 8), None);
+        // 640x480: cells 0-3 are x 0..40, rows 16..32.
+        let f = render_marked(640, 480, 0, 0, true);
+        assert_eq!(f.y()[24 * 640 + 20], STRIP_ONE);
+        assert_eq!(render(640, 480, 0, 0).y()[24 * 640 + 20], STRIP_ZERO);
+        // Outside it (x 40, row 32): the bars, as without the marker.
+        let plain = render(640, 480, 0, 0);
+        assert_eq!(f.y()[24 * 640 + 40], plain.y()[24 * 640 + 40]);
+        assert_eq!(f.y()[32 * 640 + 20], plain.y()[32 * 640 + 20]);
     }
 
     #[test]

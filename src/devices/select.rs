@@ -124,7 +124,10 @@ impl MediaDevices {
     }
 
     fn of_kind(&self, kind: MediaKind) -> Vec<&Arc<DeviceDescriptor>> {
-        self.devices.iter().filter(|d| d.kind() == kind).collect()
+        self.devices
+            .iter()
+            .filter(|d| d.kind() == kind && self.is_present(d.device_id()))
+            .collect()
     }
 
     fn allowed_of_kind(&self, kind: MediaKind) -> Vec<&Arc<DeviceDescriptor>> {

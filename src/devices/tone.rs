@@ -3,8 +3,10 @@
 //!
 //! The marker is the first 20 ms of every second played louder (amplitude 0.8 instead of
 //! 0.25) at the same, phase-continuous frequency, so a receiver can find second boundaries
-//! by level (continuity, latency) while the pitch — and the zero-crossing count — stays
-//! exactly 440 Hz.
+//! by level (continuity, latency, A/V offset) while the pitch — and the zero-crossing
+//! count — stays exactly 440 Hz. The seconds are the wall clock's: the source starts its
+//! sample count at the place in the current UNIX second where it opens, so its markers
+//! start when the pattern's marker block lights.
 
 use std::f64::consts::TAU;
 use std::sync::Arc;
@@ -52,6 +54,12 @@ pub fn first_channel(samples: &[i16], channels: u16) -> Vec<i16> {
         .collect()
 }
 
+/// The sample index that plays at wall-clock `now_ms` (ms since the UNIX epoch) when sample
+/// 0 played at the start of its second: where a tone opening then starts its count.
+pub fn second_position(now_ms: u64, sample_rate: u32) -> u64 {
+    (now_ms % 1000) * u64::from(sample_rate) / 1000
+}
+
 /// Renders `frames` samples per channel of the tone starting at absolute sample `start`.
 pub fn render(sample_rate: u32, channels: u16, start: u64, frames: usize) -> Vec<i16> {
     let marker_len = (sample_rate as f64 * MARKER.as_secs_f64()) as u64;
@@ -79,6 +87,7 @@ pub fn render(sample_rate: u32, channels: u16, start: u64, frames: usize) -> Vec
 pub struct ToneSource {
     sample_rate: u32,
     channels: u16,
+    /// Counted from a wall-clock second: sample `k·sample_rate` plays at a second's start.
     next_sample: u64,
     /// See [`block_frames`].
     remainder: u32,
@@ -91,7 +100,7 @@ impl ToneSource {
         Ok(ToneSource {
             sample_rate,
             channels,
-            next_sample: 0,
+            next_sample: second_position(wall_clock_ms(), sample_rate),
             remainder: 0,
             pacer: Pacer::new(BLOCK),
         })
@@ -140,6 +149,17 @@ mod tests {
         // Samples above half scale occur only in the 20 ms marker.
         assert!(loud > 300 && loud < 960, "{loud}");
         assert!(s[960..].iter().all(|&x| x.unsigned_abs() <= 8192));
+    }
+
+    #[test]
+    fn the_count_starts_at_the_place_in_the_wall_clock_second() {
+        assert_eq!(second_position(1_700_000_000_000, 48000), 0);
+        assert_eq!(second_position(1_700_000_000_250, 48000), 12000);
+        assert_eq!(second_position(1_700_000_000_999, 22050), 22027);
+        // Opening 250 ms into a second, the marker starts 750 ms of samples later.
+        let s = render(48000, 1, 12000, 48000);
+        let loud = s.iter().position(|&x| x.unsigned_abs() > 16000).unwrap();
+        assert!((36000..36020).contains(&loud), "{loud}");
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Frame delivery to one track: its subscribers over bounded channels (a slow subscriber
 //! loses frames, counted, and never blocks capture or the other subscribers), its enabled
-//! flag, its end and the reason, and which worker feeds it.
+//! flag, its `muted` state and events, its end and the reason, and which worker feeds it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::events::{Listeners, TrackEvent, TrackEventReceiver};
 use super::source::MediaFrame;
 use crate::sync::lock;
 
@@ -59,6 +60,10 @@ struct Subscriber {
 /// timeline and its end.
 pub(crate) struct TrackOutput {
     enabled: AtomicBool,
+    /// The source cannot provide media now (a scripted `mute`): frames are blanked.
+    muted: AtomicBool,
+    /// Who hears `mute`, `unmute` and `ended`.
+    events: Listeners,
     ended: Mutex<Option<String>>,
     /// Wakes [`TrackOutput::wait_ended`].
     ended_signal: Condvar,
@@ -87,6 +92,8 @@ impl TrackOutput {
     pub(crate) fn new(enabled: bool) -> Arc<Self> {
         Arc::new(TrackOutput {
             enabled: AtomicBool::new(enabled),
+            muted: AtomicBool::new(false),
+            events: Listeners::default(),
             ended: Mutex::new(None),
             ended_signal: Condvar::new(),
             ended_watch: tokio::sync::watch::Sender::new(None),
@@ -156,6 +163,29 @@ impl TrackOutput {
         self.enabled.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn muted(&self) -> bool {
+        self.muted.load(Ordering::Acquire)
+    }
+
+    /// Sets `muted`; a change is a `mute` or `unmute` event (none once ended).
+    pub(crate) fn set_muted(&self, muted: bool) {
+        // Under the end's lock: no `mute` after `ended`.
+        let ended = lock(&self.ended);
+        if ended.is_none() && self.muted.swap(muted, Ordering::AcqRel) != muted {
+            self.events.send(if muted {
+                TrackEvent::Mute
+            } else {
+                TrackEvent::Unmute
+            });
+        }
+    }
+
+    /// A listener of this track's events.
+    pub(crate) fn listen(&self) -> TrackEventReceiver {
+        let ended = lock(&self.ended);
+        self.events.listen(ended.as_deref())
+    }
+
     pub(crate) fn is_ended(&self) -> bool {
         lock(&self.ended).is_some()
     }
@@ -178,6 +208,9 @@ impl TrackOutput {
         let first = ended.is_none();
         if first {
             *ended = Some(reason.to_owned());
+            self.events.send(TrackEvent::Ended {
+                reason: reason.to_owned(),
+            });
         }
         drop(ended);
         lock(&self.subscribers).clear();

@@ -3,7 +3,8 @@
 //! device's source without knowing devices ([`SourceOpener`]), real-time pacing, the
 //! device-thread limits hardware sources live by, and frame delivery — the worker thread
 //! that runs one source for the tracks attached to it, each track's subscribers and
-//! timeline, and the count of open sources per device.
+//! timeline, and the count of open sources per device — and the quality a receiver reads
+//! from the pattern's strip on the frames it decoded.
 //!
 //! Dependencies run one way: `devices` → `track` → `media` → (`constraints`, `frame`).
 
@@ -11,8 +12,10 @@ mod delivery;
 // Its helpers serve the hardware sources (camera, microphone) only.
 #[cfg_attr(not(feature = "hardware"), allow(dead_code))]
 mod device_thread;
+mod events;
 mod opener;
 mod pacing;
+mod quality;
 mod source;
 mod timeline;
 mod usage;
@@ -23,8 +26,13 @@ pub use device_thread::{
     stall_limit, DEVICE_CLOSE_LIMIT, DEVICE_FIRST_FRAME_LIMIT, DEVICE_OPEN_LIMIT,
     DEVICE_STALL_LIMIT,
 };
+pub use events::{TrackEvent, TrackEventReceiver};
 pub use opener::SourceOpener;
 pub use pacing::{frame_interval, wall_clock_ms, Pacer};
+pub use quality::{
+    Freezes, Latency, QualityAnalyzer, QualityReport, StripFrame, FREEZE_INTERVALS, MAX_LATENCY_MS,
+    QUALITY_WINDOW,
+};
 pub use source::{Cause, MediaFrame, Source, SourceError};
 
 pub(crate) use delivery::TrackOutput;

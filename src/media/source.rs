@@ -101,6 +101,13 @@ pub trait Source: Send {
     /// the numbering from there, so receivers counting frames to measure loss (the
     /// pattern's strip) see no jump back. Default: nothing to continue.
     fn continue_after(&mut self, _last: &MediaFrame) {}
+
+    /// Whether the source cannot provide media now (asked after every frame): its tracks
+    /// are then `muted` and deliver that frame black or silent. Default: never (a scripted
+    /// device's `mute` event says otherwise).
+    fn muted(&self) -> bool {
+        false
+    }
 }
 
 /// (width, height, frame rate) of video settings; missing members are a bug upstream,

@@ -21,7 +21,7 @@ use crate::sync::lock;
 /// (during a switch, the old worker may still be finishing a frame).
 static NEXT_WORKER_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The same frame made black or silent, for disabled tracks.
+/// The same frame made black or silent, for disabled or muted tracks.
 fn blanked(frame: &MediaFrame) -> MediaFrame {
     match frame {
         MediaFrame::Video(f) => MediaFrame::Video(Arc::new(
@@ -178,9 +178,11 @@ fn run(
         match source.next_frame() {
             Ok(mut frame) => {
                 timeline.place(&mut frame);
+                let muted = source.muted();
                 let mut blank = None;
                 for output in &live {
-                    if output.enabled() {
+                    output.set_muted(muted);
+                    if output.enabled() && !muted {
                         output.deliver(id, &frame, &frame);
                     } else {
                         output.deliver(id, blank.get_or_insert_with(|| blanked(&frame)), &frame);

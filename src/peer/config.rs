@@ -1,9 +1,12 @@
 //! How peer connections are made: ICE addresses, servers, policy and timeouts, bitrate
-//! bounds, the peer limit, whether remote tracks are decoded and up to which picture size.
+//! bounds, the peer limit, whether remote tracks are decoded and up to which picture size,
+//! and the impairment of each peer's path.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::impair::ImpairSchedule;
 use super::IceServer;
 use crate::encode::PictureLimit;
 
@@ -20,9 +23,13 @@ pub struct BitrateBounds {
 pub struct PeerConfig {
     /// Local addresses ICE gathers on; empty = every interface that is up (loopback too).
     pub ice_addrs: Vec<IpAddr>,
-    /// STUN and TURN servers (none by default: host candidates only). webrtc-rs 0.21
-    /// gathers from STUN and TURN over UDP; TURN over TCP or TLS is skipped.
+    /// STUN and TURN servers (none by default: host candidates only). TURN over UDP, TCP
+    /// (`?transport=tcp`) and TLS (`turns:`); the last two through a local bridge, as
+    /// webrtc-rs 0.21 speaks to TURN servers over UDP only.
     pub ice_servers: Vec<IceServer>,
+    /// PEM files whose certificates are trusted for `turns:` servers, besides the
+    /// operating system's roots (a private CA, or a self-signed server's certificate).
+    pub ice_ca_certs: Vec<PathBuf>,
     /// Relay candidates only (the browser's `iceTransportPolicy: "relay"`): media goes
     /// through a TURN server. Without one, negotiation fails naming the TURN servers.
     pub ice_relay_only: bool,
@@ -49,6 +56,10 @@ pub struct PeerConfig {
     /// stream declaring a larger one (in a VP8 keyframe's header or an H.264 SPS) is
     /// refused with a log line and its units dropped, never handed to the decoder.
     pub max_decode_size: PictureLimit,
+    /// Impair each peer's UDP path, in process and below SRTP (both directions; see
+    /// `Peer::impairment`): the `n`-th peer made draws from seeds derived from the
+    /// schedule's seed and `n`. `None`: the path is the network's own.
+    pub impair: Option<ImpairSchedule>,
 }
 
 impl Default for PeerConfig {
@@ -56,6 +67,7 @@ impl Default for PeerConfig {
         PeerConfig {
             ice_addrs: Vec::new(),
             ice_servers: Vec::new(),
+            ice_ca_certs: Vec::new(),
             ice_relay_only: false,
             public_ips: Vec::new(),
             udp_port: None,
@@ -70,6 +82,7 @@ impl Default for PeerConfig {
             max_peers: 200,
             decode_remote: true,
             max_decode_size: PictureLimit::default(),
+            impair: None,
         }
     }
 }

@@ -42,6 +42,12 @@ pub enum PeerError {
         #[source]
         source: std::io::Error,
     },
+    /// The loopback socket of a bridge to a TURN server over TCP or TLS cannot be bound.
+    #[error("cannot bind a loopback UDP socket for TURN over TCP or TLS: {source}")]
+    TurnBridge {
+        #[source]
+        source: std::io::Error,
+    },
     /// An ICE server setting that cannot work (a bad URL, TURN without credentials).
     #[error("ICE configuration: {0}")]
     IceConfig(String),

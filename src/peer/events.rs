@@ -17,6 +17,9 @@ pub(super) struct Events {
     pub(super) gathered: Notify,
     pub(super) gathering_complete: Mutex<bool>,
     pub(super) remote: mpsc::Sender<RemoteTrack>,
+    /// The id abs-capture-time was negotiated with (0: none), set as each remote
+    /// description is applied; remote tracks read it from their packets.
+    pub(super) capture_ext: Arc<std::sync::atomic::AtomicU8>,
 }
 
 /// The handler webrtc-rs calls on the connection's driver.
@@ -53,7 +56,8 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn webrtc::media_stream::track_remote::TrackRemote>) {
         // Runs on the connection's driver: start the reader and return.
-        match RemoteTrack::start(track, self.decode, self.max_picture).await {
+        let capture_ext = Arc::clone(&self.events.capture_ext);
+        match RemoteTrack::start(track, self.decode, self.max_picture, capture_ext).await {
             Ok(remote) => {
                 let _ = self.events.remote.try_send(remote);
             }

@@ -1,7 +1,7 @@
-//! ICE servers (STUN and TURN) for peer connections: their URLs checked, which of them
-//! webrtc-rs can use itself, and the SDP work around ICE that webrtc-rs 0.21 leaves to us
-//! (public addresses added to our candidates, candidates on the shared UDP port, a
-//! relay-only description with no relay).
+//! ICE servers (STUN and TURN) for peer connections: their URLs checked, the list webrtc-rs
+//! is given (TURN over TCP or TLS pointed at its local bridge), and the SDP work around ICE
+//! that webrtc-rs 0.21 leaves to us (public addresses added to our candidates, candidates
+//! on the shared UDP port, a relay-only description with no relay).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -10,7 +10,9 @@ use std::sync::Arc;
 use webrtc::peer_connection::RTCIceServer;
 
 use super::mux::PeerPort;
+use super::turn_bridge::{Failure, TurnBridges};
 use super::PeerError;
+use crate::sync::lock;
 
 /// One STUN or TURN server, as `RTCIceServer` has it: its URLs and, for TURN, the long-term
 /// credentials. `Debug` never shows the credential.
@@ -106,12 +108,6 @@ impl IceUrl {
         })
     }
 
-    /// webrtc-rs 0.21 gathers from STUN and from TURN over UDP only: it skips
-    /// `?transport=tcp` and `turns:` (browsers use them; our peers cannot).
-    pub fn usable_by_peers(&self) -> bool {
-        !self.tcp
-    }
-
     pub fn is_turn(&self) -> bool {
         self.scheme != IceScheme::Stun
     }
@@ -143,9 +139,14 @@ impl IceServer {
     }
 }
 
-/// The servers as webrtc-rs takes them: only the URLs it can use (checked first: a bad
-/// URL is an error naming it).
-pub(super) fn rtc_servers(servers: &[IceServer]) -> Result<Vec<RTCIceServer>, PeerError> {
+/// The servers as webrtc-rs takes them (checked first: a bad URL is an error naming it).
+/// webrtc-rs 0.21 speaks to TURN servers over UDP only, so a TURN URL over TCP or TLS
+/// becomes its bridge's `turn:127.0.0.1:PORT?transport=udp` (one without a bridge is
+/// left out).
+pub(super) fn rtc_servers(
+    servers: &[IceServer],
+    bridges: &TurnBridges,
+) -> Result<Vec<RTCIceServer>, PeerError> {
     let mut out = Vec::new();
     for server in servers {
         let parsed = server.check().map_err(PeerError::IceConfig)?;
@@ -153,8 +154,12 @@ pub(super) fn rtc_servers(servers: &[IceServer]) -> Result<Vec<RTCIceServer>, Pe
             .urls
             .iter()
             .zip(&parsed)
-            .filter(|(_, p)| p.usable_by_peers())
-            .map(|(u, _)| u.clone())
+            .filter_map(|(u, p)| match p.tcp {
+                false => Some(u.clone()),
+                true => bridges
+                    .local_for(u)
+                    .map(|a| format!("turn:{a}?transport=udp")),
+            })
             .collect();
         if !urls.is_empty() {
             out.push(RTCIceServer {
@@ -172,7 +177,7 @@ pub(super) fn turn_urls(servers: &[IceServer]) -> Vec<String> {
     servers
         .iter()
         .flat_map(|s| s.urls.iter())
-        .filter(|u| IceUrl::parse(u).is_ok_and(|p| p.is_turn() && p.usable_by_peers()))
+        .filter(|u| IceUrl::parse(u).is_ok_and(|p| p.is_turn()))
         .cloned()
         .collect()
 }
@@ -183,6 +188,8 @@ pub(super) fn turn_urls(servers: &[IceServer]) -> Vec<String> {
 pub(super) struct Finish {
     relay_only: bool,
     turn: Vec<String>,
+    /// Why a bridged (TCP or TLS) TURN server could not be used, by URL.
+    failures: Vec<(String, Failure)>,
     public_ips: Vec<IpAddr>,
     /// On the shared UDP port: the port and the addresses it is reached at.
     mux: Option<(Arc<PeerPort>, Vec<IpAddr>)>,
@@ -194,11 +201,12 @@ impl Finish {
     pub(super) fn new(
         config: &super::PeerConfig,
         port: Option<Arc<PeerPort>>,
+        bridges: &TurnBridges,
     ) -> Result<Finish, PeerError> {
         let turn = turn_urls(&config.ice_servers);
         if config.ice_relay_only && turn.is_empty() {
             return Err(PeerError::IceConfig(
-                "relay-only needs a TURN server over UDP (turn:host:port)".into(),
+                "relay-only needs a TURN server (turn:host:port or turns:host:port)".into(),
             ));
         }
         let mux = port.map(|port| {
@@ -216,6 +224,7 @@ impl Finish {
         Ok(Finish {
             relay_only: config.ice_relay_only,
             turn,
+            failures: bridges.failures(),
             public_ips: config.public_ips.clone(),
             mux,
         })
@@ -224,7 +233,7 @@ impl Finish {
     pub(super) fn apply(&self, sdp: String) -> Result<String, PeerError> {
         if self.relay_only && !has_relay_candidate(&sdp) {
             return Err(PeerError::NoRelayCandidate {
-                servers: self.turn.join(", "),
+                servers: self.named_servers(),
             });
         }
         if let Some(warning) = self.missing_relay(&sdp) {
@@ -243,8 +252,28 @@ impl Finish {
         Some(format!(
             "no relay candidate from the TURN server(s) {}: check their address and credentials \
              (connecting without TURN)",
-            self.turn.join(", ")
+            self.named_servers()
         ))
+    }
+
+    /// The TURN servers' URLs, each TCP or TLS one that could not be reached with why.
+    fn named_servers(&self) -> String {
+        let named: Vec<String> = self
+            .turn
+            .iter()
+            .map(|url| {
+                let why = self
+                    .failures
+                    .iter()
+                    .find(|(u, _)| u == url)
+                    .and_then(|(_, f)| lock(f).clone());
+                match why {
+                    Some(why) => format!("{url} ({why})"),
+                    None => url.clone(),
+                }
+            })
+            .collect();
+        named.join(", ")
     }
 
     /// Our description as it leaves: on the shared port, with the public addresses.
@@ -299,12 +328,16 @@ pub(super) fn on_shared_port(sdp: &str, ips: &[IpAddr], port: u16) -> String {
     out
 }
 
-/// The addresses of the TURN servers our peers use (they go through a peer's own socket
-/// when the peers share a port); a name that does not resolve is left out.
-pub(super) async fn turn_addrs(servers: &[IceServer]) -> Vec<SocketAddr> {
-    let mut out = Vec::new();
+/// The addresses of the TURN servers our peers use over UDP, the bridges' for TCP and TLS
+/// (they go through a peer's own socket when the peers share a port); a name that does
+/// not resolve is left out.
+pub(super) async fn turn_addrs(servers: &[IceServer], bridges: &TurnBridges) -> Vec<SocketAddr> {
+    let mut out = bridges.local_addrs();
     for url in turn_urls(servers) {
         if let Ok(u) = IceUrl::parse(&url) {
+            if u.tcp {
+                continue;
+            }
             if let Ok(found) = tokio::net::lookup_host((u.host.as_str(), u.port)).await {
                 out.extend(found);
             }
@@ -381,7 +414,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let finish = Finish::new(&config, None).unwrap();
+        let finish = Finish::new(&config, None, &TurnBridges::default()).unwrap();
         let host = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.1 5000 typ host\r\n";
         let relay =
             "a=candidate:2 1 udp 16777215 192.0.2.1 6000 typ relay raddr 0.0.0.0 rport 0\r\n";
@@ -402,7 +435,7 @@ mod tests {
         );
         assert!(!logs.contains("s3cret"), "{logs}");
         // Without TURN servers there is nothing to warn about; relay-only is an error instead.
-        let plain = Finish::new(&Default::default(), None).unwrap();
+        let plain = Finish::new(&Default::default(), None, &TurnBridges::default()).unwrap();
         assert_eq!(plain.missing_relay(host), None);
         let relay_only = Finish::new(
             &super::super::PeerConfig {
@@ -410,6 +443,7 @@ mod tests {
                 ..config
             },
             None,
+            &TurnBridges::default(),
         )
         .unwrap();
         assert_eq!(relay_only.missing_relay(host), None);
@@ -433,7 +467,6 @@ mod tests {
     fn urls_are_checked_with_clear_errors() {
         let u = IceUrl::parse("turn:127.0.0.1:3478?transport=tcp").unwrap();
         assert_eq!((u.scheme, u.port, u.tcp), (IceScheme::Turn, 3478, true));
-        assert!(!u.usable_by_peers());
         let u = IceUrl::parse("stun:example.net").unwrap();
         assert_eq!(
             (u.host.as_str(), u.port, u.tcp),
@@ -467,8 +500,8 @@ mod tests {
         .contains("s3cret"));
     }
 
-    #[test]
-    fn only_what_webrtc_rs_gathers_from_goes_to_it() {
+    #[tokio::test]
+    async fn turn_over_tcp_goes_to_webrtc_rs_as_its_bridge_over_udp() {
         let servers = [IceServer {
             urls: vec![
                 "stun:127.0.0.1:3478".into(),
@@ -478,9 +511,47 @@ mod tests {
             username: "u".into(),
             credential: "p".into(),
         }];
-        let rtc = rtc_servers(&servers).unwrap();
+        // Without a bridge, a TCP URL is left out.
+        let rtc = rtc_servers(&servers, &TurnBridges::default()).unwrap();
         assert_eq!(rtc[0].urls, ["stun:127.0.0.1:3478", "turn:127.0.0.1:3478"]);
-        assert_eq!(turn_urls(&servers), ["turn:127.0.0.1:3478"]);
+        let bridges = TurnBridges::start(&servers, || async {
+            Err(PeerError::IceConfig("no turns: here".into()))
+        })
+        .await
+        .unwrap();
+        let bridge = bridges.local_for(&servers[0].urls[1]).unwrap();
+        let rtc = rtc_servers(&servers, &bridges).unwrap();
+        assert_eq!(
+            rtc[0].urls,
+            [
+                "stun:127.0.0.1:3478".to_owned(),
+                format!("turn:{bridge}?transport=udp"),
+                "turn:127.0.0.1:3478".to_owned()
+            ]
+        );
+        assert_eq!(
+            (rtc[0].username.as_str(), rtc[0].credential.as_str()),
+            ("u", "p")
+        );
+        assert_eq!(
+            turn_urls(&servers),
+            ["turn:127.0.0.1:3478?transport=tcp", "turn:127.0.0.1:3478"]
+        );
+        let addrs = turn_addrs(&servers, &bridges).await;
+        assert_eq!(addrs, [bridge, "127.0.0.1:3478".parse().unwrap()]);
+        // A bridged server that failed is named with why.
+        let config = super::super::PeerConfig {
+            ice_servers: servers.to_vec(),
+            ice_relay_only: true,
+            ..Default::default()
+        };
+        let finish = Finish::new(&config, None, &bridges).unwrap();
+        *lock(&bridges.failures()[0].1) = Some("cannot connect over TCP: refused".into());
+        let e = finish.apply("v=0\r\n".into()).unwrap_err().to_string();
+        assert!(
+            e.contains("turn:127.0.0.1:3478?transport=tcp (cannot connect over TCP: refused), turn:127.0.0.1:3478"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 
+use super::capture_time::{self, ABS_CAPTURE_TIME_URI};
 use super::setup::{opus_codec, video_codec_parameters, BandwidthTarget};
 use super::{PeerError, PeerState, SendCounters};
 use crate::constraints::MediaKind;
@@ -516,6 +517,8 @@ struct Writer {
     video: bool,
     /// When the last unit was written, and how long it plays.
     last_sent: Option<(Instant, Duration)>,
+    /// The negotiated id of abs-capture-time, written on each unit's first packet.
+    capture_ext: Option<u8>,
 }
 
 impl Writer {
@@ -532,6 +535,15 @@ impl Writer {
         };
         for packet in &mut packets {
             packet.header.timestamp = rtp_timestamp;
+        }
+        if let (Some(id), Some(first)) = (self.capture_ext, packets.first_mut()) {
+            // A unit without a capture time (0) goes without: receivers extrapolate.
+            if unit.capture_time_ms > 0 {
+                let value = capture_time::encode(unit.capture_time_ms);
+                if let Err(e) = first.header.set_extension(id, value) {
+                    tracing::debug!("abs-capture-time: {e}");
+                }
+            }
         }
         for packet in packets {
             if let Err(e) = self.track.write_rtp(packet).await {
@@ -592,16 +604,25 @@ async fn send_loop(ctx: SendContext) {
         None
     };
     let rtp = rtp_codec(codec);
-    let payload_type = match sender.get_parameters().await {
-        Ok(params) => params
-            .rtp_parameters
-            .codecs
-            .iter()
-            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&rtp.mime_type))
-            .map(|c| c.payload_type),
+    let (payload_type, capture_ext) = match sender.get_parameters().await {
+        Ok(params) => {
+            let p = &params.rtp_parameters;
+            let payload_type = p
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(&rtp.mime_type))
+                .map(|c| c.payload_type);
+            // abs-capture-time, when the description negotiated it (the remote's id).
+            let capture_ext = p
+                .header_extensions
+                .iter()
+                .find(|e| e.uri == ABS_CAPTURE_TIME_URI)
+                .and_then(|e| u8::try_from(e.id).ok());
+            (payload_type, capture_ext)
+        }
         Err(e) => {
             tracing::warn!("sender parameters: {e}");
-            None
+            (None, None)
         }
     };
     let Some(payload_type) = payload_type else {
@@ -649,6 +670,7 @@ async fn send_loop(ctx: SendContext) {
         counters,
         video,
         last_sent: None,
+        capture_ext,
     };
     // A replacement's viewer, until its first unit (a keyframe) takes over.
     let mut pending: Option<TieredReceiver> = None;

@@ -3,10 +3,13 @@
 //!
 //! Async (tokio), as webrtc-rs is; encoding and decoding stay on their own threads.
 
+mod capture_time;
 mod config;
 mod error;
 mod events;
 mod ice;
+pub mod impair;
+mod impair_link;
 mod local;
 mod mux;
 mod mux_routes;
@@ -18,6 +21,9 @@ mod setup;
 mod shape;
 mod state;
 mod stats;
+mod turn_bridge;
+mod turn_frame;
+mod turn_tls;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,9 +32,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 use webrtc::peer_connection::PeerConnection;
 
+pub use capture_time::ABS_CAPTURE_TIME_URI;
 pub use config::{BitrateBounds, PeerConfig};
 pub use error::PeerError;
 pub use ice::{IceScheme, IceServer, IceUrl};
+pub use impair_link::{DirectionReport as ImpairDirectionReport, ImpairLink, ImpairReport};
 pub use remote::{Feedback, RemoteTrack, RemoteTrackStats};
 pub use restart::{fragment_of, ice_credentials};
 pub use sdp::video_codecs;
@@ -47,6 +55,7 @@ pub(crate) use setup::video_codec_parameters;
 pub(crate) use shape::cap_candidates;
 pub use state::{DtlsState, IceState, PeerState};
 pub use stats::{CandidatePairStats, CandidateStats, InboundStats, OutboundStats, PeerStats};
+pub use turn_tls::check_ice_ca_certs;
 
 use crate::encode::pipeline::TrackEncoders;
 use crate::encode::VideoCodec;
@@ -76,6 +85,10 @@ pub struct PeerFactory {
     live: Arc<AtomicUsize>,
     /// The shared UDP port ([`PeerConfig::udp_port`]), bound on first use.
     mux: Arc<tokio::sync::OnceCell<Arc<mux::UdpMux>>>,
+    /// TLS for `turns:` servers ([`PeerConfig::ice_ca_certs`]), made on first use.
+    turn_tls: Arc<tokio::sync::OnceCell<Arc<rustls::ClientConfig>>>,
+    /// Impaired peers made so far ([`PeerConfig::impair`]): the next one's index.
+    impaired: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl PeerFactory {
@@ -84,6 +97,20 @@ impl PeerFactory {
             config: Arc::new(config),
             live: Arc::new(AtomicUsize::new(0)),
             mux: Arc::default(),
+            turn_tls: Arc::default(),
+            impaired: Arc::default(),
+        }
+    }
+
+    /// A factory like this one (the same peer limit, shared port and TURN trust, and the
+    /// same count of impaired peers) whose peers are impaired by `schedule` (`None`: not
+    /// impaired) — e.g. a server's viewers, but not its publishers.
+    pub fn with_impairment(&self, schedule: Option<impair::ImpairSchedule>) -> PeerFactory {
+        let mut config = (*self.config).clone();
+        config.impair = schedule;
+        PeerFactory {
+            config: Arc::new(config),
+            ..self.clone()
         }
     }
 
@@ -108,11 +135,23 @@ impl PeerFactory {
             return Err(PeerError::TooManyPeers(max));
         }
         let slot = Slot(Arc::clone(&self.live));
+        let servers = &self.config.ice_servers;
+        let bridges = turn_bridge::TurnBridges::start(servers, || async {
+            self.turn_tls
+                .get_or_try_init(|| async { turn_tls::client_config(&self.config.ice_ca_certs) })
+                .await
+                .cloned()
+        })
+        .await?;
         let port = match self.udp_mux().await? {
-            Some(m) => Some(m.port(ice::turn_addrs(&self.config.ice_servers).await)),
+            Some(m) => Some(m.port(ice::turn_addrs(servers, &bridges).await)),
             None => None,
         };
-        Peer::build(&self.config, slot, port).await
+        let impair = self.config.impair.clone().map(|schedule| {
+            let index = self.impaired.fetch_add(1, Ordering::SeqCst);
+            ImpairLink::new(schedule, index)
+        });
+        Peer::build(&self.config, slot, port, bridges, impair).await
     }
 
     /// The shared UDP port's address ([`PeerConfig::udp_port`]), bound now if it was not
@@ -144,8 +183,7 @@ impl PeerFactory {
         config.ice_servers.extend(extra);
         PeerFactory {
             config: Arc::new(config),
-            live: Arc::clone(&self.live),
-            mux: Arc::clone(&self.mux),
+            ..self.clone()
         }
         .create()
         .await
@@ -224,6 +262,11 @@ pub struct Peer {
     finish: ice::Finish,
     /// Remote candidates taken so far (at most [`MAX_REMOTE_CANDIDATES`]).
     remote_candidates: std::sync::atomic::AtomicUsize,
+    /// The local bridges to TURN servers over TCP or TLS; released on close (their
+    /// connections closed, which ends the allocations) or with the peer.
+    turn_bridges: Mutex<turn_bridge::TurnBridges>,
+    /// The impaired path ([`PeerConfig::impair`]); stopped on close.
+    impair: Option<ImpairLink>,
 }
 
 impl Peer {
@@ -231,6 +274,8 @@ impl Peer {
         config: &PeerConfig,
         slot: Slot,
         port: Option<Arc<mux::PeerPort>>,
+        bridges: turn_bridge::TurnBridges,
+        impair: Option<ImpairLink>,
     ) -> Result<Peer, PeerError> {
         let (state_tx, state_rx) = watch::channel(PeerState::New);
         let (ice_tx, _) = watch::channel(IceState::New);
@@ -241,18 +286,19 @@ impl Peer {
             gathered: Notify::new(),
             gathering_complete: Mutex::new(false),
             remote: remote_tx,
+            capture_ext: Arc::default(),
         });
         let handler = Arc::new(Handler {
             events: Arc::clone(&events),
             decode: config.decode_remote,
             max_picture: config.max_decode_size,
         });
-        let finish = ice::Finish::new(config, port.clone())?;
+        let finish = ice::Finish::new(config, port.clone(), &bridges)?;
         let setup::Built {
             pc,
             bandwidth,
             feedback,
-        } = setup::build(config, handler, port).await?;
+        } = setup::build(config, handler, port, &bridges, impair.as_ref()).await?;
         let slot = Arc::new(Mutex::new(Some(slot)));
         // A peer that fails (ICE timed out: the other side vanished) is closed at once and
         // gives back its slot; its owner sees `Failed` and drops it.
@@ -289,7 +335,21 @@ impl Peer {
             slot,
             finish,
             remote_candidates: std::sync::atomic::AtomicUsize::new(0),
+            turn_bridges: Mutex::new(bridges),
+            impair,
         })
+    }
+
+    /// What the impairment of this peer's path did so far ([`PeerConfig::impair`]):
+    /// packets dropped (by loss, by the rate's queue), delayed, reordered and delivered,
+    /// each direction; `None` when the path is not impaired. Readable after close.
+    pub fn impairment(&self) -> Option<ImpairReport> {
+        self.impair.as_ref().map(ImpairLink::report)
+    }
+
+    /// A handle on this peer's impaired path, whose report outlives the peer.
+    pub fn impair_link(&self) -> Option<ImpairLink> {
+        self.impair.clone()
     }
 
     /// The connection state now.
@@ -510,6 +570,11 @@ impl Peer {
         if let Err(e) = self.pc.close().await {
             tracing::debug!("close: {e}");
         }
+        if let Some(link) = &self.impair {
+            link.stop();
+        }
+        // After the close (whose Refresh with lifetime 0 went through them).
+        *lock(&self.turn_bridges) = turn_bridge::TurnBridges::default();
         if let Ok(mut s) = self.slot.lock() {
             s.take();
         }
@@ -524,6 +589,9 @@ impl Drop for Peer {
     fn drop(&mut self) {
         if let Ok(mut senders) = self.senders.lock() {
             senders.clear();
+        }
+        if let Some(link) = &self.impair {
+            link.stop();
         }
         let pc = Arc::clone(&self.pc);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {

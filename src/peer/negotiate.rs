@@ -69,6 +69,7 @@ impl Peer {
         }
         let answer = RTCSessionDescription::answer(sdp.to_owned())
             .map_err(PeerError::sdp("cannot read the answer"))?;
+        self.note_capture_ext(sdp);
         self.pc
             .set_remote_description(answer)
             .await
@@ -96,6 +97,14 @@ impl Peer {
         shape::check_sections(offer_sdp)?;
         let offer = shape::restrict_directions(offer_sdp, role);
         self.answer_with(&offer, tracks).await
+    }
+
+    /// Remembers the id `sdp` gives abs-capture-time (0: none) for the remote tracks.
+    fn note_capture_ext(&self, sdp: &str) {
+        let id = super::capture_time::extmap_id(sdp).unwrap_or(0);
+        self.events
+            .capture_ext
+            .store(id, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The description with the remote candidates beyond this session's room left out
@@ -128,6 +137,8 @@ impl Peer {
         let offer_sdp = &self.capped_candidates(offer_sdp);
         let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
             .map_err(PeerError::sdp("cannot read the offer"))?;
+        // Our answer keeps the offer's ids.
+        self.note_capture_ext(offer_sdp);
         self.pc
             .set_remote_description(offer)
             .await

@@ -24,7 +24,9 @@ use rtc::peer_connection::configuration::media_engine::{
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceTransportPolicy, SettingEngineBuilder,
@@ -294,6 +296,8 @@ pub async fn build(
     config: &PeerConfig,
     handler: Arc<dyn PeerConnectionEventHandler>,
     port: Option<Arc<super::mux::PeerPort>>,
+    bridges: &super::turn_bridge::TurnBridges,
+    impair: Option<&super::ImpairLink>,
 ) -> Result<Built, PeerError> {
     let mut media = MediaEngine::default();
     // Both video codecs, H.264 first: the default order of our offers (senders narrow
@@ -312,6 +316,19 @@ pub async fn build(
             RtpCodecKind::Audio,
         )
         .map_err(PeerError::setup("cannot register Opus"))?;
+    // abs-capture-time on both kinds: our capture times go out (Chrome's getStats computes
+    // the end-to-end delay from them), a sender's are read (remote tracks' stats).
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        media
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: super::capture_time::ABS_CAPTURE_TIME_URI.to_owned(),
+                },
+                kind,
+                None,
+            )
+            .map_err(PeerError::setup("cannot register abs-capture-time"))?;
+    }
     let b = &config.video_bitrate;
     let gcc = Gcc::new(b.start as f64, b.min as f64, b.max as f64);
     let target = Arc::new(AtomicU64::new(gcc.target_bitrate().to_bits()));
@@ -362,6 +379,7 @@ pub async fn build(
         .map(|ip| std::net::SocketAddr::new(ip, 0).to_string())
         .collect();
     let mut builder = PeerConnectionBuilder::new();
+    let mut runtime: Option<Arc<dyn webrtc::runtime::Runtime>> = None;
     if let Some(port) = port {
         // One local candidate, on the shared port: our descriptions list it once per ICE
         // address (ice::Finish); whatever arrives for us comes through the mux.
@@ -378,12 +396,20 @@ pub async fn build(
             bound
         };
         udp = vec![std::net::SocketAddr::new(ip, 0).to_string()];
-        builder = builder.with_runtime(Arc::new(super::mux::MuxRuntime { port }));
+        runtime = Some(Arc::new(super::mux::MuxRuntime { port }));
+    }
+    if let Some(link) = impair {
+        // Below SRTP, between webrtc-rs and the sockets (the shared port's too).
+        let inner = runtime.unwrap_or_else(|| Arc::new(webrtc::runtime::TokioRuntime));
+        runtime = Some(link.runtime(inner));
+    }
+    if let Some(runtime) = runtime {
+        builder = builder.with_runtime(runtime);
     }
     let pc = builder
         .with_configuration(
             RTCConfigurationBuilder::new()
-                .with_ice_servers(super::ice::rtc_servers(&config.ice_servers)?)
+                .with_ice_servers(super::ice::rtc_servers(&config.ice_servers, bridges)?)
                 .with_ice_transport_policy(if config.ice_relay_only {
                     RTCIceTransportPolicy::Relay
                 } else {

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::publisher::Publisher;
 use super::stream::Published;
+use super::track_end::watch_track;
 use crate::constraints::{
     Constraint, ConstraintSet, FacingMode, MediaKind, MediaStreamConstraints,
     MediaTrackConstraints, Property, StringConstraint,
@@ -225,7 +226,9 @@ impl Publisher {
     /// Needs the devices the stream was captured from ([`Publisher::with_devices`]).
     pub fn flip(&self, name: &str) -> Result<StreamCamera, FlipError> {
         let (published, devices) = self.flip_parts(name)?;
-        flip_stream(name, &published, devices.as_deref())
+        let (camera, new) = flip_stream(name, &published, devices.as_deref())?;
+        watch_track(&self.streams, &self.sessions, name, &new);
+        Ok(camera)
     }
 
     /// [`flip`](Self::flip) off the async runtime's threads (opening a real camera can
@@ -233,12 +236,16 @@ impl Publisher {
     pub(super) async fn flip_blocking(&self, name: &str) -> Result<StreamCamera, FlipError> {
         let (published, devices) = self.flip_parts(name)?;
         let owned = name.to_owned();
-        tokio::task::spawn_blocking(move || flip_stream(&owned, &published, devices.as_deref()))
-            .await
-            .map_err(|e| FlipError::CannotFlip {
-                stream: name.to_owned(),
-                reason: format!("the flip did not finish: {e}"),
-            })?
+        let (camera, new) = tokio::task::spawn_blocking(move || {
+            flip_stream(&owned, &published, devices.as_deref())
+        })
+        .await
+        .map_err(|e| FlipError::CannotFlip {
+            stream: name.to_owned(),
+            reason: format!("the flip did not finish: {e}"),
+        })??;
+        watch_track(&self.streams, &self.sessions, name, &new);
+        Ok(camera)
     }
 
     /// The stream `name` and the devices to flip among.
@@ -254,12 +261,13 @@ impl Publisher {
     }
 }
 
-/// The flip of stream `name` (see [`Publisher::flip`]).
+/// The flip of stream `name` (see [`Publisher::flip`]): the camera now in use and its
+/// track.
 fn flip_stream(
     name: &str,
     published: &Published,
     devices: Option<&MediaDevices>,
-) -> Result<StreamCamera, FlipError> {
+) -> Result<(StreamCamera, MediaStreamTrack), FlipError> {
     let cannot = |reason: String| FlipError::CannotFlip {
         stream: name.to_owned(),
         reason,
@@ -318,7 +326,7 @@ fn flip_stream(
         camera.width.unwrap_or_default(),
         camera.height.unwrap_or_default()
     );
-    Ok(camera)
+    Ok((camera, new))
 }
 
 #[cfg(test)]

@@ -165,9 +165,10 @@ pub(super) fn vacate_ingest(streams: &Streams, session: &str, now: Instant) -> O
     Some(name)
 }
 
-/// Ends every viewer session of `stream`, whose publisher has gone: their peers are
-/// closed, so WHEP clients and the served page see the end and can come back.
-pub(super) async fn release_viewers(sessions: &Sessions, stream: &str) {
+/// Ends every viewer session of `stream`, whose publisher has gone or whose track has
+/// ended (`why`, for the log): their peers are closed, so WHEP clients and the served page
+/// see the end and can come back.
+pub(super) async fn release_viewers(sessions: &Sessions, stream: &str, why: &str) {
     let released: Vec<(String, Session)> = {
         let mut sessions = lock(sessions);
         let ids: Vec<String> = sessions
@@ -180,7 +181,7 @@ pub(super) async fn release_viewers(sessions: &Sessions, stream: &str) {
             .collect()
     };
     for (id, session) in released {
-        tracing::info!("session {id}: the publisher of {stream:?} left; the viewer is released");
+        tracing::info!("session {id}: {why}; the viewer is released");
         session.peer.close().await;
     }
 }

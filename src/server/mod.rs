@@ -8,8 +8,11 @@ mod flip;
 mod ingest;
 mod permissions;
 mod publisher;
+mod replug;
 mod status;
 mod stream;
+mod track_end;
+mod trim;
 
 pub use encoders::{encode_track, encode_track_with};
 pub use flip::{next_camera, FlipError, StreamCamera};
@@ -17,3 +20,4 @@ pub use publisher::{Publisher, CONNECT_TIMEOUT};
 pub use status::{
     EncoderStatus, PeerStatus, ReceivedStatus, Role, Status, StreamStatus, TrackStatus,
 };
+pub use trim::TRIM_AFTER;

@@ -13,11 +13,15 @@ use usermedia_signaling::{
 use super::encoders::encode_track_with;
 use super::flip::FlipError;
 use super::ingest::{release_viewers, unpublish_ingest, vacate_ingest};
+use super::replug::Reopen;
 use super::status::Status;
 use super::stream::{lookup, Published, Streams};
+use super::track_end::watch_track;
+use super::trim::Trimmer;
 use crate::devices::MediaDevices;
 use crate::encode::pipeline::BitrateLadder;
 use crate::encode::{EncodeError, VideoCodec};
+use crate::peer::impair::ImpairSchedule;
 use crate::peer::{AnswerRole, Peer, PeerError, PeerFactory, PeerState};
 use crate::sync::lock;
 use crate::track::MediaStreamTrack;
@@ -79,6 +83,9 @@ impl Drop for PublishGuard {
 /// Streams we send and the sessions viewing them.
 pub struct Publisher {
     factory: PeerFactory,
+    /// Makes the viewers' peers: `factory`, or its impaired twin
+    /// ([`with_viewer_impairment`](Self::with_viewer_impairment)).
+    viewer_factory: PeerFactory,
     pub(super) streams: Arc<Streams>,
     /// Bitrates of ingested video transcoded for viewers of another codec.
     pub(super) ingest_ladder: BitrateLadder,
@@ -88,18 +95,33 @@ pub struct Publisher {
     /// The devices streams are captured from: `/status` reports their use, a flip opens
     /// the other camera from them.
     pub(super) devices: Option<Arc<MediaDevices>>,
+    /// Hands the memory of ended sessions back to the system.
+    trimmer: Arc<Trimmer>,
+    /// Captures and publishes a stream again when its unplugged device is replugged.
+    reopen_on_replug: bool,
 }
 
 impl Publisher {
     pub fn new(factory: PeerFactory) -> Self {
         Publisher {
+            viewer_factory: factory.clone(),
             factory,
             streams: Arc::default(),
             ingest_ladder: BitrateLadder::from(1_500_000),
             video_codec: None,
             sessions: Arc::default(),
             devices: None,
+            trimmer: Arc::default(),
+            reopen_on_replug: true,
         }
+    }
+
+    /// Impairs each viewer's path by `schedule` (`--impair-viewers`), independently: the
+    /// `n`-th viewer's draws come from seeds derived from the schedule's seed and `n`.
+    /// Publishers (WHIP) are not impaired.
+    pub fn with_viewer_impairment(mut self, schedule: Option<ImpairSchedule>) -> Self {
+        self.viewer_factory = self.factory.with_impairment(schedule);
+        self
     }
 
     /// Sends video only in `codec` (`None`: H.264 or VP8, the first a viewer offers).
@@ -123,9 +145,25 @@ impl Publisher {
         self
     }
 
+    /// Whether a captured stream whose device is unplugged (a devices-file `unplug`) is
+    /// captured again from the same constraints and published under the same name at the
+    /// device's scripted replug, new viewers getting `503` with `Retry-After` meanwhile
+    /// (default: yes; needs [`with_devices`](Self::with_devices)). Without it, or without a
+    /// replug to come, the stream is withdrawn for good, as for a failure.
+    pub fn with_reopen_on_replug(mut self, reopen: bool) -> Self {
+        self.reopen_on_replug = reopen;
+        self
+    }
+
     /// Publishes `tracks` as `name`: per track one encoder per codec its viewers negotiate
     /// and bitrate tier (H.264 or VP8 at the tiers of `video_bitrate`, Opus at 64 kbit/s),
     /// each started by the first viewer of its codec and tier and shared by every later one.
+    ///
+    /// When one of the tracks ends while published (its device failed or was unplugged,
+    /// or it was stopped), the stream is withdrawn: its other tracks are stopped and its
+    /// viewers' sessions end (watched on the tokio runtime this is called on, if any). An
+    /// unplugged device with a replug to come: see
+    /// [`with_reopen_on_replug`](Self::with_reopen_on_replug).
     pub fn publish(
         &self,
         name: &str,
@@ -138,8 +176,17 @@ impl Publisher {
             let e = encode_track_with(&t, ladder.clone(), self.video_codec)?;
             list.push((t, e));
         }
-        let published = Published::captured(list);
+        let tracks: Vec<MediaStreamTrack> = list.iter().map(|(t, _)| t.clone()).collect();
+        let mut published = Published::captured(list);
+        if self.reopen_on_replug {
+            if let Some(devices) = &self.devices {
+                published.reopen = Reopen::of(devices, &tracks, &ladder, self.video_codec);
+            }
+        }
         lock(&self.streams).insert(name.to_owned(), Arc::new(published));
+        for track in &tracks {
+            watch_track(&self.streams, &self.sessions, name, track);
+        }
         Ok(())
     }
 
@@ -167,6 +214,7 @@ impl Publisher {
     pub(super) fn watch(&self, id: String, peer: &Arc<Peer>) {
         let sessions = Arc::clone(&self.sessions);
         let streams = Arc::clone(&self.streams);
+        let trimmer = Arc::clone(&self.trimmer);
         let weak = Arc::downgrade(peer);
         let mut state = peer.watch_state();
         tokio::spawn(async move {
@@ -194,7 +242,7 @@ impl Publisher {
             let removed = lock(&sessions).remove(&id);
             // A publisher gone: its viewers are released, its stream left vacant.
             if let Some(name) = vacate_ingest(&streams, &id, Instant::now()) {
-                release_viewers(&sessions, &name).await;
+                release_viewers(&sessions, &name, &format!("the publisher of {name:?} left")).await;
             }
             if let Some(session) = removed {
                 tracing::info!("session {id} on {:?} ended", session.stream);
@@ -202,11 +250,20 @@ impl Publisher {
             } else if let Some(peer) = weak.upgrade() {
                 peer.close().await;
             }
+            trimmer.session_ended();
         });
     }
 
     pub(super) async fn new_peer(&self) -> Result<Arc<Peer>, EndpointError> {
         self.factory
+            .create()
+            .await
+            .map(Arc::new)
+            .map_err(create_error)
+    }
+
+    async fn new_viewer_peer(&self) -> Result<Arc<Peer>, EndpointError> {
+        self.viewer_factory
             .create()
             .await
             .map(Arc::new)
@@ -244,7 +301,7 @@ impl Endpoint for Publisher {
                 retry_after_secs: 1,
             });
         }
-        let peer = self.new_peer().await?;
+        let peer = self.new_viewer_peer().await?;
         // A viewer's answer never receives: sending m-lines in its offer are answered
         // `inactive` and nothing it sends is decoded.
         let sdp = match peer
@@ -329,7 +386,12 @@ impl Endpoint for Publisher {
     async fn end(&self, session: &str) -> Result<(), EndpointError> {
         let removed = lock(&self.sessions).remove(session);
         if let Some(name) = vacate_ingest(&self.streams, session, Instant::now()) {
-            release_viewers(&self.sessions, &name).await;
+            release_viewers(
+                &self.sessions,
+                &name,
+                &format!("the publisher of {name:?} left"),
+            )
+            .await;
         }
         match removed {
             Some(s) => {

@@ -12,7 +12,7 @@ use super::stream::{Published, Streams};
 use crate::constraints::{MediaKind, MediaTrackSettings};
 use crate::devices::{DeviceInUse, Indicator, MediaDevices};
 use crate::encode::pipeline::{EncodedTrack, EncoderStats};
-use crate::peer::{Peer, PeerStats, RemoteTrack, RemoteTrackStats};
+use crate::peer::{ImpairReport, Peer, PeerStats, RemoteTrack, RemoteTrackStats};
 use crate::sync::lock;
 use crate::track::MediaStreamTrack;
 
@@ -87,6 +87,10 @@ pub struct PeerStatus {
     pub stream: String,
     pub role: Role,
     pub stats: PeerStats,
+    /// What the impairment of its path did (`serve --impair-viewers`); absent when not
+    /// impaired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impairment: Option<ImpairReport>,
 }
 
 /// Which side of a stream a session is on.
@@ -128,6 +132,7 @@ impl Status {
                 stream: stream.clone(),
                 role: Role::of(*direction),
                 stats: peer.stats().await,
+                impairment: peer.impairment(),
             });
         }
         let streams = streams

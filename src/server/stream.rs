@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::replug::Reopen;
 use crate::encode::pipeline::TrackEncoders;
 use crate::peer::RemoteTrack;
 use crate::sync::lock;
@@ -13,8 +14,9 @@ use crate::track::MediaStreamTrack;
 /// The streams by name.
 pub(super) type Streams = Mutex<HashMap<String, Arc<Published>>>;
 
-/// How long the name of an ingested stream whose publisher left stays *vacant*: viewers
-/// get `503` with `Retry-After` (not `404`) until a new publisher takes it or this runs out.
+/// How long the name of an ingested stream whose publisher left (or of a captured one
+/// whose device is unplugged) stays *vacant*: viewers get `503` with `Retry-After` (not
+/// `404`) until a new publisher takes it (the device is replugged) or this runs out.
 pub const VACANT_FOR: Duration = Duration::from_secs(300);
 
 /// A stream: its tracks with their encoders (one per codec its viewers negotiate, started
@@ -33,6 +35,9 @@ pub(super) struct Published {
     /// When its publisher left (an ingested stream with no publisher now, kept so that
     /// returning viewers are told to retry).
     pub(super) vacated: Option<Instant>,
+    /// A captured stream: how to capture and publish it again when its unplugged device
+    /// is replugged (none: it is withdrawn for good when a track ends).
+    pub(super) reopen: Option<Arc<Reopen>>,
 }
 
 impl Published {

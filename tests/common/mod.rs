@@ -211,20 +211,30 @@ pub async fn frame_numbers(session: &RemoteSession, window: Duration) -> Vec<u32
 /// loopback; the child (killed when dropped) and the address it printed. Its later output
 /// is drained so it never blocks on a full pipe.
 pub async fn spawn_serve(constraints: &str) -> (tokio::process::Child, std::net::SocketAddr) {
-    use tokio::io::AsyncBufReadExt;
     let builtin = example("builtin.json");
+    spawn_serve_with(&builtin, constraints, &[]).await
+}
+
+/// [`spawn_serve`] on the devices file `devices`, with `extra` flags after the others.
+pub async fn spawn_serve_with(
+    devices: &std::path::Path,
+    constraints: &str,
+    extra: &[&str],
+) -> (tokio::process::Child, std::net::SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
         .args([
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--devices",
-            builtin.to_str().unwrap(),
+            devices.to_str().unwrap(),
             "--constraints",
             constraints,
             "--ice-addr",
             "127.0.0.1",
         ])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)

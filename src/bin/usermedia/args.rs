@@ -12,6 +12,7 @@ use std::time::Duration;
 use usermedia::devices::{AllowList, MediaDevices, Permission, PermissionPolicy, Prompter};
 use usermedia::encode::pipeline::BitrateLadder;
 use usermedia::encode::{PictureLimit, VideoCodec};
+use usermedia::peer::impair::ImpairSchedule;
 use usermedia::peer::{BitrateBounds, IceServer, PeerConfig};
 use usermedia::MediaKind;
 
@@ -164,6 +165,37 @@ pub struct ClientArgs {
     /// 150 kbit/s video is mostly keyframes and mush).
     #[arg(long, default_value_t = DEFAULT_MIN_VIDEO_BITRATE, value_name = "BPS")]
     pub min_video_bitrate: u32,
+    #[command(flatten)]
+    pub impair: ImpairArgs,
+}
+
+/// `--impair SPEC`: impairment of the command's own peer connections (`publish`, `bot`,
+/// `view`), in process, below SRTP, both directions (docs/interop.md#impairment).
+#[derive(clap::Args, Clone, Default)]
+pub struct ImpairArgs {
+    /// Impair our UDP path, both directions, e.g.
+    /// "loss=5%,burst=3,delay=80ms,jitter=20ms,reorder=1%,rate=800kbit,seed=7", or
+    /// @FILE.json, a schedule: [{"at_s":0,"loss":"0%"},{"at_s":5,"loss":"10%"}].
+    #[arg(long, value_name = "SPEC")]
+    pub impair: Option<String>,
+}
+
+impl ImpairArgs {
+    /// Sets `config.impair` from --impair; a bad spec or schedule is bad input.
+    pub fn configure(&self, config: &mut PeerConfig) -> Result<(), CliError> {
+        config.impair = parse_impair("--impair", self.impair.as_deref())?;
+        Ok(())
+    }
+}
+
+/// The schedule of an impairment flag's value (`None` without one); a bad spec, an
+/// unreadable or invalid schedule file is bad input naming `flag`.
+pub fn parse_impair(flag: &str, value: Option<&str>) -> Result<Option<ImpairSchedule>, CliError> {
+    value
+        .map(|v| {
+            ImpairSchedule::from_arg(v).map_err(|e| CliError::bad_input(format!("{flag}: {e}")))
+        })
+        .transpose()
 }
 
 /// How peers reach each other across networks: local addresses, STUN/TURN servers, the
@@ -176,11 +208,15 @@ pub struct IceArgs {
     #[arg(long = "ice-addr", value_name = "IP")]
     pub ice_addrs: Vec<IpAddr>,
     /// A STUN or TURN server (repeatable): stun:HOST[:PORT], turn:HOST[:PORT][?transport=udp|tcp]
-    /// or turns:HOST[:PORT]. None by default. Our peers gather from STUN and TURN over UDP
-    /// (webrtc-rs 0.21 has no TURN over TCP or TLS); `serve` also advertises every one to
-    /// its viewers (Link headers), whose browsers use them all.
+    /// or turns:HOST[:PORT]. None by default. Our peers use them all (TURN over TCP and TLS
+    /// through a local bridge); `serve` also advertises every one to its viewers (Link
+    /// headers).
     #[arg(long = "ice-server", value_name = "URL")]
     pub ice_servers: Vec<String>,
+    /// Also trust the certificates in this PEM file for turns: servers (a private CA, or a
+    /// self-signed TURN server's certificate); the system's roots stay trusted. Repeatable.
+    #[arg(long = "ice-ca-cert", value_name = "PEM")]
+    pub ice_ca_certs: Vec<PathBuf>,
     /// The TURN servers' username.
     #[arg(long, value_name = "NAME")]
     pub ice_username: Option<String>,
@@ -247,17 +283,10 @@ impl IceArgs {
             credential,
         };
         let urls = server.check().map_err(CliError::bad_input)?;
-        if self.ice_relay_only && !urls.iter().any(|u| u.is_turn() && u.usable_by_peers()) {
+        if self.ice_relay_only && !urls.iter().any(|u| u.is_turn()) {
             return Err(CliError::bad_input(
-                "--ice-relay-only needs a TURN server over UDP (turn:HOST:PORT): our peers cannot use TURN over TCP or TLS",
+                "--ice-relay-only needs a TURN server (--ice-server turn:HOST:PORT or turns:HOST:PORT)",
             ));
-        }
-        for (url, parsed) in self.ice_servers.iter().zip(&urls) {
-            if !parsed.usable_by_peers() {
-                tracing::warn!(
-                    "--ice-server {url}: our peers cannot use TURN over TCP or TLS (webrtc-rs 0.21); only advertised to viewers"
-                );
-            }
         }
         Ok(vec![server])
     }
@@ -266,6 +295,10 @@ impl IceArgs {
     pub fn configure(&self, config: &mut PeerConfig) -> Result<(), CliError> {
         config.ice_addrs = self.ice_addrs.clone();
         config.ice_servers = self.ice_servers()?;
+        // Checked now, so that a bad file is bad input before anyone connects.
+        usermedia::peer::check_ice_ca_certs(&self.ice_ca_certs)
+            .map_err(|e| CliError::bad_input(e.to_string()))?;
+        config.ice_ca_certs = self.ice_ca_certs.clone();
         config.ice_relay_only = self.ice_relay_only;
         config.public_ips = self.public_ips.clone();
         config.udp_port = self.udp_port;
@@ -454,6 +487,23 @@ pub(crate) mod tests {
         ok(cli.ice.configure(&mut config));
         assert_eq!(config.max_decode_size.to_string(), "1280x720");
         assert!(Cli::try_parse_from(["x", "--max-decode-size", "1280"]).is_err());
+    }
+
+    #[test]
+    fn the_impair_flag_makes_a_schedule_or_is_bad_input() {
+        let mut config = PeerConfig::default();
+        let args = ImpairArgs {
+            impair: Some("loss=10%,seed=3".into()),
+        };
+        ok(args.configure(&mut config));
+        let schedule = config.impair.clone().unwrap();
+        assert_eq!((schedule.first().loss, schedule.seed()), (0.1, 3));
+        for bad in ["loss=10", "@/nonexistent.json", "lag=1ms"] {
+            let e = parse_impair("--impair", Some(bad)).unwrap_err();
+            assert_eq!(e.code(), 2, "{bad}: {e}");
+            assert!(e.to_string().starts_with("--impair: "), "{e}");
+        }
+        assert!(ok(parse_impair("--impair", None)).is_none());
     }
 
     #[test]

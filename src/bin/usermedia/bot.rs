@@ -1,5 +1,6 @@
 //! `usermedia bot`: a scriptable call participant. It joins a WebSocket call room (the
-//! `/ws?room=R` of `usermedia serve`, the room a browser joins through `/call`), sends
+//! `/ws?room=R` of `usermedia serve`, the room a browser joins through `/call`; or a Janus
+//! VideoRoom with `--janus`, see `janus.rs`), sends
 //! what it captures to everyone there and decodes what they send. It prints one JSON line
 //! per remote track as it arrives and, when it leaves (Ctrl-C or `--seconds`), one line
 //! with every remote track's settings and counters, so an interop script can assert what
@@ -10,11 +11,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use usermedia::analysis::ReceiveAnalysis;
 use usermedia::peer::RemoteTrack;
 
 use crate::args::{parse_seconds, ClientArgs};
 use crate::client::{session_failure, Client};
 use crate::exit::{self, CliError};
+use crate::janus::JanusArgs;
 use crate::print_json;
 
 /// The exit codes of `bot`, in its `--help`.
@@ -23,16 +26,27 @@ Exit codes:
   0  left the call (Ctrl-C or --seconds)
   1  a media error (getUserMedia's), printed as {\"error\": ...} on stdout
   2  bad input: a bad flag, constraints that are not JSON, a bad devices or CA file, a
-     --room that is not a ws:// or wss:// URL
-  3  a runtime or network failure: the room cannot be reached or the connection fails";
+     --room that is not a ws:// or wss:// URL, a --janus-room that does not exist (without
+     --janus-create)
+  3  a runtime or network failure: the room cannot be reached or the connection fails;
+     Janus gone mid-call";
 
 /// `usermedia bot`'s flags.
 #[derive(clap::Args)]
 #[command(after_help = EXIT_CODES)]
 pub struct Options {
     /// The room's WebSocket URL, e.g. ws://127.0.0.1:8080/ws?room=r1 (wss:// for TLS).
-    #[arg(long, value_name = "URL")]
-    pub room: String,
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "janus",
+        conflicts_with = "janus"
+    )]
+    pub room: Option<String>,
+    /// Or join a Janus VideoRoom: publish there and subscribe to every other publisher
+    /// (see docs/interop.md#janus).
+    #[command(flatten)]
+    pub janus: JanusArgs,
     /// What the bot sends and how it connects.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -43,7 +57,7 @@ pub struct Options {
 
 /// One remote track as a JSON object: what it is, its settings (never `facingMode`: it
 /// does not cross RTP) and its receive counters.
-fn describe(track: &RemoteTrack) -> Value {
+pub(crate) fn describe(track: &RemoteTrack) -> Value {
     json!({
         "kind": track.kind(),
         "id": track.id(),
@@ -84,9 +98,22 @@ fn room_context(url: &str) -> Option<String> {
 
 /// `usermedia bot`: join, send, receive, report, leave.
 pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
-    check_room(&opts.room)?;
+    if let Some((url, room)) = opts.janus.target() {
+        crate::janus::check_url(url)?;
+        // The allow-list applies to the room: `room:N`.
+        opts.client.device_args.context = Some(format!("room:{room}"));
+        let Some(client) = Client::start(&opts.client)? else {
+            return Ok(exit::media_error());
+        };
+        return client.runtime.block_on(async {
+            crate::indicator::show_on_terminal(client.devices(), || None);
+            crate::janus::bot(&client, &opts.janus, opts.seconds).await
+        });
+    }
+    let room_url = opts.room.clone().unwrap_or_default();
+    check_room(&room_url)?;
     // The allow-list applies to the room: a room without `microphone` sends video only.
-    opts.client.device_args.context = room_context(&opts.room);
+    opts.client.device_args.context = room_context(&room_url);
     let Some(client) = Client::start(&opts.client)? else {
         return Ok(exit::media_error());
     };
@@ -94,11 +121,10 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         crate::indicator::show_on_terminal(client.devices(), || None);
         let encoders = client.encoders(None)?;
         let factory = client.factory.clone();
-        let mut bot =
-            usermedia::client::join_room_with(&client.http, &opts.room, factory, encoders)
-                .await
-                .map_err(|e| session_failure(e, format!("joining {}", opts.room)))?;
-        println!("usermedia: in the call at {}", opts.room);
+        let mut bot = usermedia::client::join_room_with(&client.http, &room_url, factory, encoders)
+            .await
+            .map_err(|e| session_failure(e, format!("joining {}", room_url)))?;
+        println!("usermedia: in the call at {}", room_url);
         let leave = async {
             match opts.seconds {
                 Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
@@ -109,6 +135,11 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         };
         tokio::pin!(leave);
         let mut received: Vec<RemoteTrack> = Vec::new();
+        // What each remote track really delivered (as `view` reports it).
+        let analysis = ReceiveAnalysis::new();
+        // Per received track, its place in the analysis' report (if it is analyzed).
+        let mut report_index: Vec<Option<usize>> = Vec::new();
+        let mut analyzed = 0;
         loop {
             tokio::select! {
                 _ = &mut leave => break,
@@ -118,12 +149,48 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
                         break;
                     };
                     print_json(&json!({ "event": "track", "track": describe(&track) }));
+                    match analysis.watch(track.track()) {
+                        Ok(()) => {
+                            report_index.push(Some(analyzed));
+                            analyzed += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!("cannot analyze a remote track: {e}");
+                            report_index.push(None);
+                        }
+                    }
                     received.push(track);
                 }
             }
         }
-        let tracks: Vec<Value> = received.iter().map(describe).collect();
-        print_json(&json!({ "event": "left", "room": opts.room, "tracks": tracks }));
+        analysis.stop();
+        let quality = analysis.report();
+        let tracks: Vec<Value> = received
+            .iter()
+            .zip(&report_index)
+            .map(|(t, index)| {
+                let mut v = describe(t);
+                if let Some(q) = index.and_then(|i| quality.get(i)) {
+                    v["quality"] = json!(q);
+                }
+                v
+            })
+            .collect();
+        let mut left = json!({ "event": "left", "room": room_url, "tracks": tracks });
+        if opts.client.impair.impair.is_some() {
+            // Per connection (per other participant), in the order they were made.
+            let impairment: Vec<Value> = bot
+                .impairments()
+                .into_iter()
+                .map(|(peer, report)| {
+                    let mut v = json!(report);
+                    v["peer"] = json!(peer);
+                    v
+                })
+                .collect();
+            left["impairment"] = json!(impairment);
+        }
+        print_json(&left);
         bot.leave();
         Ok(ExitCode::SUCCESS)
     })

@@ -46,6 +46,7 @@ impl Client {
             ..PeerConfig::default()
         };
         args.ice.configure(&mut config)?;
+        args.impair.configure(&mut config)?;
         let Some((devices, stream, runtime)) =
             capture(&args.device_args, args.constraints.as_deref())?
         else {

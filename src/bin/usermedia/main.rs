@@ -15,11 +15,13 @@ mod client;
 mod devices;
 mod exit;
 mod indicator;
+mod janus;
 mod media;
 mod prompt;
 mod publish;
 mod select;
 mod serve;
+mod view;
 
 #[derive(Parser)]
 #[command(
@@ -44,13 +46,19 @@ enum Command {
     Devices(devices::Options),
     /// Capture and publish as a stream: browsers view it through WHEP (open the printed URL).
     Serve(serve::Options),
-    /// Capture and publish to a WHIP endpoint (an SFU, another usermedia) until Ctrl-C,
-    /// then end the session (DELETE).
+    /// Capture and publish to a WHIP endpoint (an SFU, another usermedia) or into a Janus
+    /// VideoRoom (--janus) until Ctrl-C, then end the session (DELETE; or leave the room).
     Publish(publish::Options),
-    /// Join a call room (ws://HOST/ws?room=R, as the /call page does) as a participant:
+    /// Join a call room (ws://HOST/ws?room=R, as the /call page does, or a Janus VideoRoom
+    /// with --janus) as a participant:
     /// send what it captures, decode what the others send, print one JSON line per remote
     /// track and, on leaving (Ctrl-C or --seconds), their settings and counters.
     Bot(bot::Options),
+    /// Pull a WHEP stream (ours or any server's), decode it and report what arrived as JSON
+    /// lines: a track line per track and, on exit (Ctrl-C, --seconds, the stream's end), a
+    /// summary with frames, rate, size, skipped/repeated/reordered frames, freezes, latency
+    /// and the A/V offset. --record DIR also writes it to an MP4 file without re-encoding.
+    View(view::Options),
     /// Capture for a while and write what arrived: video.y4m and audio.wav in DIR, so a
     /// person can look and listen. Prints the settings chosen and the frame/sample counts.
     Capture(capture::Options),
@@ -87,6 +95,7 @@ fn main() -> ExitCode {
         Command::Serve(opts) => serve::run(opts),
         Command::Publish(opts) => publish::run(opts),
         Command::Bot(opts) => bot::run(opts),
+        Command::View(opts) => view::run(opts),
         Command::Capture(opts) => capture::run(opts),
         Command::Select(opts) => select::run(opts),
     };

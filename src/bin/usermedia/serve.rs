@@ -17,7 +17,9 @@ use usermedia_signaling::{
     router, HttpLimits, LinkIceServer, ServerConfig, StreamToken, TokenFile,
 };
 
-use crate::args::{video_rates, CodecArg, DeviceArgs, IceArgs, DEFAULT_MIN_VIDEO_BITRATE};
+use crate::args::{
+    parse_impair, video_rates, CodecArg, DeviceArgs, IceArgs, DEFAULT_MIN_VIDEO_BITRATE,
+};
 use crate::exit::{self, Classify, CliError};
 use crate::media::{prepare, print_media_error, runtime};
 
@@ -110,6 +112,17 @@ pub struct Options {
     /// Most viewers at once (503 with Retry-After past it).
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub max_viewers: usize,
+    /// Impair each viewer's UDP path independently (in process, below SRTP, both
+    /// directions): a spec such as "loss=5%,delay=80ms,seed=7" or @FILE.json, a schedule
+    /// (docs/interop.md#impairment). The n-th viewer draws from seeds derived from the seed
+    /// and n. Publishers (WHIP) are not impaired.
+    #[arg(long, value_name = "SPEC")]
+    pub impair_viewers: Option<String>,
+    /// When a devices-file event unplugs the stream's device, withdraw the stream for good
+    /// (as for a failure) instead of answering new viewers 503 until the scripted replug
+    /// and publishing it again then (docs/devices-file.md#device-timelines).
+    #[arg(long)]
+    pub no_reopen_on_replug: bool,
 }
 
 /// [`video_rates`] for `serve`: congestion control starts at the ceiling, the top rung.
@@ -242,6 +255,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         &opts.video_tiers,
     )?;
     let peer_config = serve_peer_config(&opts, bounds)?;
+    let impair_viewers = parse_impair("--impair-viewers", opts.impair_viewers.as_deref())?;
     // Checked before capturing: a bad certificate or key is reported at once.
     let tls = match (&opts.tls_cert, &opts.tls_key) {
         (Some(cert), Some(key)) => Some(usermedia_signaling::server_config(cert, key).bad_input()?),
@@ -264,7 +278,9 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
             Publisher::new(factory)
                 .with_devices(Arc::clone(&devices))
                 .with_video_codec(opts.video_codec.map(Into::into))
-                .with_ingest_ladder(ladder.clone()),
+                .with_ingest_ladder(ladder.clone())
+                .with_viewer_impairment(impair_viewers)
+                .with_reopen_on_replug(!opts.no_reopen_on_replug),
         );
         let config = ServerConfig {
             token,

@@ -53,6 +53,10 @@ struct Counters {
     units_forwarded: AtomicU64,
     forward_dropped: AtomicU64,
     refused: AtomicU64,
+    /// The newest abs-capture-time read (ms since the UNIX epoch, 0: none yet) and the
+    /// wall clock when its packet came.
+    capture_ms: AtomicU64,
+    capture_received_ms: AtomicU64,
 }
 
 /// A consumer of the encoded units, called on the RTP reader task (so it must not block);
@@ -105,6 +109,12 @@ pub struct RemoteTrackStats {
     pub units_forward_dropped: u64,
     /// Units not decoded because their stream's picture is over the decode size limit.
     pub units_refused: u64,
+    /// The sender's capture time of the newest packet carrying abs-capture-time, ms since
+    /// the UNIX epoch (`None`: the sender sends none).
+    pub abs_capture_time_ms: Option<u64>,
+    /// That packet's arrival minus its capture time, ms: the delay from capture to
+    /// receive (meaningful when both ends share a clock, e.g. one machine).
+    pub capture_delay_ms: Option<i64>,
 }
 
 impl RemoteTrack {
@@ -112,6 +122,7 @@ impl RemoteTrack {
         track: Arc<dyn TrackRemote>,
         decode: bool,
         max_picture: PictureLimit,
+        capture_ext: Arc<std::sync::atomic::AtomicU8>,
     ) -> Result<Self, PeerError> {
         let ssrc = *track
             .ssrcs()
@@ -176,6 +187,7 @@ impl RemoteTrack {
             video_codec,
             units_tx,
             idle_frames_tx,
+            capture_ext,
         );
         Ok(RemoteTrack {
             track: media_track,
@@ -306,6 +318,11 @@ impl RemoteTrack {
             units_forwarded: c.units_forwarded.load(Ordering::Relaxed),
             units_forward_dropped: c.forward_dropped.load(Ordering::Relaxed),
             units_refused: c.refused.load(Ordering::Relaxed),
+            abs_capture_time_ms: Some(c.capture_ms.load(Ordering::Relaxed)).filter(|&t| t > 0),
+            capture_delay_ms: match c.capture_ms.load(Ordering::Relaxed) {
+                0 => None,
+                t => Some(c.capture_received_ms.load(Ordering::Relaxed) as i64 - t as i64),
+            },
         }
     }
 }

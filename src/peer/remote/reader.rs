@@ -1,8 +1,9 @@
-//! The task reading a remote track's RTP: counts what arrives, feeds the packets to the
-//! [depacketizer](super::depacketize), asks for a keyframe when loss breaks the chain, and
-//! hands the units to the consumers of encoded units and to the decoder's queue.
+//! The task reading a remote track's RTP: counts what arrives, reads the sender's capture
+//! times (abs-capture-time), feeds the packets to the [depacketizer](super::depacketize),
+//! asks for a keyframe when loss breaks the chain, and hands the units to the consumers of
+//! encoded units and to the decoder's queue.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +17,7 @@ use super::Inner;
 use crate::constraints::MediaKind;
 use crate::encode::{EncodedUnit, VideoCodec};
 use crate::media::MediaFrame;
+use crate::peer::capture_time::{self, CaptureClock};
 use crate::sync::lock;
 
 /// Starts the reader of `track` (of `codec`, Opus for `None`). `units` is the decoder's
@@ -27,10 +29,13 @@ pub(super) fn spawn(
     codec: Option<VideoCodec>,
     units: Option<SyncSender<Unit>>,
     idle_frames: Option<SyncSender<MediaFrame>>,
+    capture_ext: Arc<AtomicU8>,
 ) {
     tokio::spawn(async move {
         let mut depacketizer = Depacketizer::new(codec);
         let mut maker = UnitMaker::new(codec);
+        let mut capture = CaptureClock::default();
+        let clock_rate = if codec.is_some() { 90_000 } else { 48_000 };
         while let Some(event) = track.poll().await {
             match event {
                 TrackRemoteEvent::OnRtpPacket(packet) => {
@@ -39,6 +44,18 @@ pub(super) fn spawn(
                     counters
                         .bytes
                         .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+                    let id = capture_ext.load(Ordering::Relaxed);
+                    if let Some(ms) = (id > 0)
+                        .then(|| packet.header.get_extension(id))
+                        .flatten()
+                        .and_then(|v| capture_time::decode(&v))
+                    {
+                        capture.observe(packet.header.timestamp, ms);
+                        counters.capture_ms.store(ms, Ordering::Relaxed);
+                        counters
+                            .capture_received_ms
+                            .store(crate::media::wall_clock_ms(), Ordering::Relaxed);
+                    }
                     if units.is_none() && !inner.forwarding.load(Ordering::Relaxed) {
                         continue;
                     }
@@ -49,7 +66,12 @@ pub(super) fn spawn(
                         if payload.after_loss {
                             inner.pli.notify_one();
                         }
-                        inner.forward(|| maker.unit(&payload, crate::media::wall_clock_ms()));
+                        // The sender's capture time when it sends one (a relay passes it
+                        // on), else the arrival.
+                        let captured = capture
+                            .capture_ms(payload.rtp_timestamp, clock_rate)
+                            .unwrap_or_else(crate::media::wall_clock_ms);
+                        inner.forward(|| maker.unit(&payload, captured));
                         if let Some(units) = &units {
                             inner.queue(units, payload.data, payload.rtp_timestamp);
                         }

@@ -1,0 +1,462 @@
+//! A participant in a Janus VideoRoom: publishes its tracks into the room through one
+//! peer connection and, when asked, subscribes to every other publisher (one subscriber
+//! handle and peer per feed, Janus's offers answered receive-only), following feeds as
+//! they come and go; leaving unpublishes, leaves, detaches and destroys the session. The
+//! Janus protocol and the policy are the signaling crate's (`janus`); this is their
+//! driver with peers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use usermedia_signaling::janus::{
+    Action, HandleEvent, Incoming, JanusError, JanusEvents, JanusSession, Notice, Participant,
+    RoomEvent, RoomSettings, VideoRoomHandle,
+};
+use usermedia_signaling::HttpClient;
+
+use super::session::SessionError;
+use crate::encode::pipeline::TrackEncoders;
+use crate::peer::{AnswerRole, Peer, PeerFactory, PeerState, RemoteTrack};
+
+/// How long leaving may take in all (each request to a Janus that is gone fails fast;
+/// one that hangs is not waited for).
+const TEARDOWN_LIMIT: Duration = Duration::from_secs(5);
+/// Unread events kept for the participant's owner.
+const EVENT_CAPACITY: usize = 64;
+
+/// Where and how to join.
+#[derive(Debug, Clone)]
+pub struct JanusOptions {
+    /// The room's numeric id.
+    pub room: u64,
+    /// Our name in the room.
+    pub display: Option<String>,
+    /// Create the room with these settings if it does not exist; `None`: a missing room
+    /// is an error (the VideoRoom's 426).
+    pub create: Option<RoomSettings>,
+    /// Subscribe to every other publisher (a bot) or only publish.
+    pub subscribe: bool,
+}
+
+/// What happens to a participant, in order.
+pub enum JanusEvent {
+    /// Janus says our published connection is up (`webrtcup`), this long after the
+    /// publish request.
+    PublisherUp { after: Duration },
+    /// Another publisher is in the room.
+    Published { feed: u64, display: Option<String> },
+    /// Our subscription to `feed` is up (`webrtcup`), this long after we asked for it.
+    SubscriberUp { feed: u64, after: Duration },
+    /// A track of `feed` arrived.
+    Track {
+        feed: u64,
+        display: Option<String>,
+        track: RemoteTrack,
+    },
+    /// `feed` stopped publishing or left; its subscription is closed.
+    Unpublished { feed: u64 },
+    /// Subscribing to `feed` failed this many times; it is not tried again.
+    GaveUp { feed: u64, attempts: u32 },
+    /// The session failed (Janus gone, our connection failed); the participant has left.
+    Failed(SessionError),
+}
+
+/// A participant in a Janus VideoRoom. Leave with [`leave`](Self::leave); dropping it
+/// stops the driver without telling Janus (the session then times out there).
+pub struct JanusParticipant {
+    /// Our publisher's feed id.
+    pub feed: u64,
+    /// The Janus session's id.
+    pub session_id: u64,
+    peer: Arc<Peer>,
+    events: mpsc::Receiver<JanusEvent>,
+    leave: Option<oneshot::Sender<oneshot::Sender<()>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl JanusParticipant {
+    /// Our published connection.
+    pub fn publisher(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// The next thing that happened; `None` once the participant has left.
+    pub async fn next_event(&mut self) -> Option<JanusEvent> {
+        self.events.recv().await
+    }
+
+    /// Leaves cleanly: every subscription left and detached, then unpublish, leave,
+    /// detach and destroy, within [`TEARDOWN_LIMIT`].
+    pub async fn leave(mut self) {
+        if let Some(leave) = self.leave.take() {
+            let (done, finished) = oneshot::channel();
+            if leave.send(done).is_ok() {
+                let _ =
+                    tokio::time::timeout(TEARDOWN_LIMIT + Duration::from_secs(1), finished).await;
+            }
+        }
+    }
+}
+
+impl Drop for JanusParticipant {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Joins room `options.room` of the Janus at `url` (its HTTP API, e.g.
+/// `http://127.0.0.1:8088/janus`) and publishes `tracks` (our offer lists H.264 then VP8;
+/// Janus's answer picks). On any failure the session is destroyed before the error is
+/// returned; a missing room is [`JanusError::Room`] with code 426.
+pub async fn join_janus(
+    client: &HttpClient,
+    factory: &PeerFactory,
+    url: &str,
+    options: JanusOptions,
+    tracks: Vec<TrackEncoders>,
+) -> Result<JanusParticipant, SessionError> {
+    let (session, events) = JanusSession::create(client, url).await?;
+    let session = Arc::new(session);
+    let joined = publish(&session, factory, &options, &tracks).await;
+    let (handle, joined, peer, published_at) = match joined {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = tokio::time::timeout(TEARDOWN_LIMIT, session.destroy()).await;
+            return Err(e);
+        }
+    };
+    let RoomEvent::Joined { id, private_id, .. } = joined.clone() else {
+        return Err(SessionError::Janus(JanusError::Unexpected {
+            request: "join",
+            got: format!("{joined:?}"),
+        }));
+    };
+    let (out, rx) = mpsc::channel(EVENT_CAPACITY);
+    let (leave, leave_rx) = oneshot::channel();
+    let mut policy = Participant::new(options.subscribe);
+    let first = policy.on_event(&joined);
+    let driver = Driver {
+        session: Arc::clone(&session),
+        room: options.room,
+        private_id,
+        factory: factory.clone(),
+        publisher: handle,
+        peer: Arc::clone(&peer),
+        policy,
+        subs: HashMap::new(),
+        out,
+        published_at,
+    };
+    let task = tokio::spawn(driver.run(events, leave_rx, first));
+    Ok(JanusParticipant {
+        feed: id,
+        session_id: session.id(),
+        peer,
+        events: rx,
+        leave: Some(leave),
+        task,
+    })
+}
+
+type Joined = (VideoRoomHandle, RoomEvent, Arc<Peer>, Instant);
+
+/// Attach, create the room if asked, join as a publisher and publish.
+async fn publish(
+    session: &Arc<JanusSession>,
+    factory: &PeerFactory,
+    options: &JanusOptions,
+    tracks: &[TrackEncoders],
+) -> Result<Joined, SessionError> {
+    let handle = VideoRoomHandle::attach(session).await?;
+    if let Some(settings) = &options.create {
+        if !handle.exists(options.room).await? {
+            handle.create(options.room, settings).await?;
+        }
+    }
+    let joined = handle
+        .join_publisher(options.room, options.display.as_deref())
+        .await?;
+    let peer = Arc::new(factory.create().await?);
+    let published = async {
+        for t in tracks {
+            peer.add_track(t).await?;
+        }
+        let offer = peer.create_offer().await?;
+        let at = Instant::now();
+        let answer = handle.publish(offer).await?;
+        peer.accept_answer(&answer).await?;
+        Ok::<_, SessionError>(at)
+    }
+    .await;
+    match published {
+        Ok(at) => Ok((handle, joined, peer, at)),
+        Err(e) => {
+            peer.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// One subscription: its handle and peer.
+struct Subscription {
+    handle: VideoRoomHandle,
+    peer: Arc<Peer>,
+    asked_at: Instant,
+}
+
+struct Driver {
+    session: Arc<JanusSession>,
+    room: u64,
+    private_id: Option<u64>,
+    factory: PeerFactory,
+    publisher: VideoRoomHandle,
+    peer: Arc<Peer>,
+    policy: Participant,
+    subs: HashMap<u64, Subscription>,
+    out: mpsc::Sender<JanusEvent>,
+    published_at: Instant,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut events: JanusEvents,
+        mut leave: oneshot::Receiver<oneshot::Sender<()>>,
+        first: Vec<Action>,
+    ) {
+        self.act(first).await;
+        let mut state = self.peer.watch_state();
+        loop {
+            let deadline = self.policy.next_deadline();
+            let retry = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let actions = tokio::select! {
+                event = events.next() => match event {
+                    Ok(e) => self.on_event(e).await,
+                    Err(e) => return self.fail(SessionError::Janus(e)).await,
+                },
+                done = &mut leave => {
+                    self.teardown().await;
+                    if let Ok(done) = done {
+                        let _ = done.send(());
+                    }
+                    return;
+                }
+                _ = retry => self.policy.poll(Instant::now()),
+                changed = state.changed() => {
+                    let failed = changed.is_err()
+                        || matches!(*state.borrow(), PeerState::Failed | PeerState::Closed);
+                    if failed {
+                        let e = JanusError::SessionEnded("our connection to Janus failed".into());
+                        return self.fail(SessionError::Janus(e)).await;
+                    }
+                    Vec::new()
+                }
+            };
+            self.act(actions).await;
+        }
+    }
+
+    async fn fail(mut self, error: SessionError) {
+        tracing::warn!("Janus: {error}");
+        self.teardown().await;
+        let _ = self.out.send(JanusEvent::Failed(error)).await;
+    }
+
+    async fn emit(&self, event: JanusEvent) {
+        let _ = self.out.send(event).await;
+    }
+
+    /// An event on one of our handles.
+    async fn on_event(&mut self, event: HandleEvent) -> Vec<Action> {
+        let HandleEvent { handle, message } = event;
+        if handle == self.publisher.id() {
+            return match message {
+                Incoming::Event {
+                    plugindata: Some(p),
+                    ..
+                } => self.policy.on_event(&RoomEvent::parse(&p.data)),
+                Incoming::Webrtcup { .. } => {
+                    let after = self.published_at.elapsed();
+                    self.emit(JanusEvent::PublisherUp { after }).await;
+                    Vec::new()
+                }
+                Incoming::Hangup { reason, .. } => {
+                    tracing::warn!("Janus hung up our published connection: {reason}");
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            };
+        }
+        let Some((&feed, sub)) = self.subs.iter().find(|(_, s)| s.handle.id() == handle) else {
+            return Vec::new();
+        };
+        match message {
+            Incoming::Webrtcup { .. } => {
+                let after = sub.asked_at.elapsed();
+                self.policy.subscribed(feed);
+                self.emit(JanusEvent::SubscriberUp { feed, after }).await;
+            }
+            // The publisher renegotiated: Janus offers again on the same subscription.
+            Incoming::Event {
+                jsep: Some(jsep), ..
+            } if jsep.kind == "offer" => {
+                let (peer, handle) = (Arc::clone(&sub.peer), sub.handle.clone());
+                let answered = async {
+                    let none = std::iter::empty::<TrackEncoders>();
+                    let answer = peer.answer_as(&jsep.sdp, AnswerRole::Receive, none).await?;
+                    handle.start(answer).await?;
+                    Ok::<_, SessionError>(())
+                };
+                if let Err(e) = answered.await {
+                    tracing::warn!("Janus: renegotiating feed {feed}: {e}");
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    async fn act(&mut self, mut actions: Vec<Action>) {
+        while !actions.is_empty() {
+            let mut more = Vec::new();
+            for action in actions {
+                match action {
+                    Action::Subscribe { feed, display } => {
+                        if let Err(e) = self.subscribe(feed, display).await {
+                            tracing::warn!("Janus: subscribing to feed {feed}: {e}");
+                            more.extend(self.policy.subscribe_failed(feed, Instant::now()));
+                        }
+                    }
+                    Action::Drop { feed } => {
+                        if let Some(sub) = self.subs.remove(&feed) {
+                            close(sub).await;
+                        }
+                    }
+                    Action::Announce(notice) => self.emit(announce(notice)).await,
+                }
+            }
+            actions = more;
+        }
+    }
+
+    /// A subscriber handle and peer for `feed`; its tracks go to the owner.
+    async fn subscribe(&mut self, feed: u64, display: Option<String>) -> Result<(), SessionError> {
+        let asked_at = Instant::now();
+        let handle = VideoRoomHandle::attach(&self.session).await?;
+        let peer = match self.factory.create().await {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                let _ = handle.detach().await;
+                return Err(e.into());
+            }
+        };
+        forward_tracks(&peer, feed, display, self.out.clone());
+        let started = async {
+            let offer = handle
+                .join_subscriber(self.room, feed, self.private_id)
+                .await?;
+            let none = std::iter::empty::<TrackEncoders>();
+            let answer = peer.answer_as(&offer, AnswerRole::Receive, none).await?;
+            handle.start(answer).await?;
+            Ok::<_, SessionError>(())
+        }
+        .await;
+        let sub = Subscription {
+            handle,
+            peer,
+            asked_at,
+        };
+        match started {
+            Ok(()) => {
+                self.subs.insert(feed, sub);
+                Ok(())
+            }
+            Err(e) => {
+                close(sub).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Every subscription left and detached, then unpublish, leave, detach, destroy.
+    async fn teardown(&mut self) {
+        let steps = async {
+            for (_, sub) in self.subs.drain() {
+                close(sub).await;
+            }
+            if self.session.ended().is_none() {
+                for (step, result) in [
+                    ("unpublish", self.publisher.unpublish().await),
+                    ("leave", self.publisher.leave().await),
+                    ("detach", self.publisher.detach().await),
+                    ("destroy", self.session.destroy().await),
+                ] {
+                    if let Err(e) = result {
+                        tracing::debug!("Janus {step}: {e}");
+                    }
+                }
+            }
+            self.peer.close().await;
+        };
+        if tokio::time::timeout(TEARDOWN_LIMIT, steps).await.is_err() {
+            tracing::warn!("Janus: leaving took over {TEARDOWN_LIMIT:?}; gave up waiting");
+            self.peer.close().await;
+        }
+    }
+}
+
+fn announce(notice: Notice) -> JanusEvent {
+    match notice {
+        Notice::Published { feed, display } => JanusEvent::Published { feed, display },
+        Notice::Unpublished { feed } => JanusEvent::Unpublished { feed },
+        Notice::GaveUp { feed, attempts } => JanusEvent::GaveUp { feed, attempts },
+        Notice::TooManyFeeds { feed } => {
+            tracing::warn!("Janus: feed {feed} ignored: following too many feeds already");
+            JanusEvent::GaveUp { feed, attempts: 0 }
+        }
+    }
+}
+
+/// Leaves and detaches a subscription and closes its peer.
+async fn close(sub: Subscription) {
+    if sub.handle.leave().await.is_ok() {
+        let _ = sub.handle.detach().await;
+    }
+    sub.peer.close().await;
+}
+
+/// Hands `peer`'s remote tracks to the owner, tagged with their feed.
+fn forward_tracks(
+    peer: &Arc<Peer>,
+    feed: u64,
+    display: Option<String>,
+    out: mpsc::Sender<JanusEvent>,
+) {
+    let weak = Arc::downgrade(peer);
+    tokio::spawn(async move {
+        while let Some(peer) = weak.upgrade() {
+            let next = peer.next_remote_track(Duration::from_secs(3600)).await;
+            drop(peer);
+            let Some(track) = next else { break };
+            let display = display.clone();
+            if out
+                .send(JanusEvent::Track {
+                    feed,
+                    display,
+                    track,
+                })
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+}
