@@ -7,10 +7,13 @@
 # their own turnserver; the package's service is never started: see setup.sh); ffmpeg
 # (ffprobe, ffmpeg) to read back `view --record`'s files (tests/view.rs); janus for the
 # Janus VideoRoom tests (tests/janus.rs start their own; its service is never started
-# either). `.ci/run` calls exactly this.
+# either); g++ for libFuzzer, then every fuzz target runs for 25 s (scripts/fuzz.sh).
+# `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh chromium firefox-esr iproute2 coturn ffmpeg janus
+./scripts/setup.sh chromium firefox-esr iproute2 coturn ffmpeg janus g++
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
+./scripts/fuzz.sh --seconds 25

@@ -12,6 +12,8 @@ pub mod devices;
 pub mod encode;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod media;
 pub mod peer;
 pub mod record;

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("record", 6),
     ("client", 7),
     ("server", 7),
+    ("fuzzing", 8),
 ];
 
 fn layer(module: &str) -> Option<u8> {

@@ -533,7 +533,7 @@ fn names_etag(if_match: &str, etag: &str) -> bool {
     })
 }
 
-fn has_attribute(fragment: &str, name: &str) -> bool {
+pub(crate) fn has_attribute(fragment: &str, name: &str) -> bool {
     fragment
         .lines()
         .any(|l| l.trim_end_matches('\r').starts_with(name))

@@ -6,6 +6,8 @@
 mod auth;
 mod client;
 mod endpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod janus;
 mod limits;

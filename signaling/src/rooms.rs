@@ -196,7 +196,7 @@ fn error(message: &str) -> String {
 
 /// The error reply to a message that is not a [`ClientMessage`], as the participant's
 /// state makes it: a relayed type before joining is unexpected whatever its fields.
-fn invalid(e: &InvalidMessage, joined: bool) -> String {
+pub(crate) fn invalid(e: &InvalidMessage, joined: bool) -> String {
     match e {
         InvalidMessage::Malformed { kind, .. } if !joined => {
             error(&InvalidMessage::UnknownType(kind.clone()).to_string())

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use webrtc::peer_connection::RTCSessionDescription;
+use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
 
 use super::shape::{self, AnswerRole, MAX_REMOTE_CANDIDATES};
 use super::{local, Peer, PeerError};
@@ -169,37 +169,20 @@ impl Peer {
     /// rest are ignored (logged, not an error). Returns how many were added.
     pub async fn add_candidates(&self, fragment: &str) -> Result<usize, PeerError> {
         use std::sync::atomic::Ordering;
-        use webrtc::peer_connection::RTCIceCandidateInit;
-        let (mut mid, mut ufrag, mut added, mut ignored) = (None, None, 0, 0);
-        for line in fragment.lines().map(|l| l.trim_end_matches('\r')) {
-            if let Some(v) = line.strip_prefix("a=mid:") {
-                mid = Some(v.to_owned());
-            } else if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
-                ufrag = Some(v.to_owned());
-            } else if let Some(c) = line.strip_prefix("a=") {
-                if c.starts_with("candidate:") {
-                    let taken = self.remote_candidates.fetch_add(1, Ordering::Relaxed);
-                    if taken >= MAX_REMOTE_CANDIDATES {
-                        self.remote_candidates.fetch_sub(1, Ordering::Relaxed);
-                        ignored += 1;
-                        continue;
-                    }
-                    let init = RTCIceCandidateInit {
-                        candidate: c.to_owned(),
-                        sdp_mid: mid.clone(),
-                        sdp_mline_index: if mid.is_none() { Some(0) } else { None },
-                        username_fragment: ufrag.clone(),
-                        ..Default::default()
-                    };
-                    self.pc.add_ice_candidate(init).await.map_err(|source| {
-                        PeerError::SdpRejected {
-                            context: format!("candidate {c:?}"),
-                            source,
-                        }
-                    })?;
-                    added += 1;
-                }
+        let (mut added, mut ignored) = (0, 0);
+        for init in fragment_candidates(fragment) {
+            let taken = self.remote_candidates.fetch_add(1, Ordering::Relaxed);
+            if taken >= MAX_REMOTE_CANDIDATES {
+                self.remote_candidates.fetch_sub(1, Ordering::Relaxed);
+                ignored += 1;
+                continue;
             }
+            let context = format!("candidate {:?}", init.candidate);
+            self.pc
+                .add_ice_candidate(init)
+                .await
+                .map_err(|source| PeerError::SdpRejected { context, source })?;
+            added += 1;
         }
         if ignored > 0 {
             tracing::warn!(
@@ -208,4 +191,32 @@ impl Peer {
         }
         Ok(added)
     }
+}
+
+/// The candidates of an SDP fragment (`application/trickle-ice-sdpfrag`), in order: each
+/// `a=candidate` line with the `a=mid` and `a=ice-ufrag` before it (m-line 0 without a mid);
+/// one naming a component over 256 is left out ([`shape::valid_component`]).
+pub(crate) fn fragment_candidates(fragment: &str) -> Vec<RTCIceCandidateInit> {
+    let (mut mid, mut ufrag, mut out) = (None, None, Vec::new());
+    for line in fragment.lines().map(|l| l.trim_end_matches('\r')) {
+        if let Some(v) = line.strip_prefix("a=mid:") {
+            mid = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
+            ufrag = Some(v.to_owned());
+        } else if let Some(c) = line.strip_prefix("a=") {
+            if c.starts_with("candidate:") {
+                if !shape::valid_component(c) {
+                    continue;
+                }
+                out.push(RTCIceCandidateInit {
+                    candidate: c.to_owned(),
+                    sdp_mid: mid.clone(),
+                    sdp_mline_index: if mid.is_none() { Some(0) } else { None },
+                    username_fragment: ufrag.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    out
 }

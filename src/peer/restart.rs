@@ -33,7 +33,7 @@ pub fn ice_credentials(sdp: &str) -> Option<(String, String)> {
 
 /// `sdp` with new ICE credentials everywhere, no candidates (the new generation's come
 /// separately) and the `o=` session version moved on, as a changed description needs.
-fn with_credentials(sdp: &str, ufrag: &str, pwd: &str) -> String {
+pub(crate) fn with_credentials(sdp: &str, ufrag: &str, pwd: &str) -> String {
     let mut out = String::with_capacity(sdp.len());
     for line in sdp.lines().map(|l| l.trim_end_matches('\r')) {
         if line.starts_with("a=ice-ufrag:") {

@@ -23,9 +23,40 @@ pub enum AnswerRole {
 
 const DIRECTIONS: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
 
+/// The lines of an SDP as webrtc-rs reads them: `\r`s around a line do not count (its
+/// lexer skips them before a line's type), so neither may they hide a line from us.
+fn sdp_lines(sdp: &str) -> impl Iterator<Item = &str> {
+    sdp.lines().map(|l| l.trim_matches('\r'))
+}
+
+/// An attribute line's name and value as webrtc-rs reads them: what follows `a=`, trimmed,
+/// split at the first `:`. (Found by the `sdp_answer` fuzz target: `a=sendrecv:x` or
+/// `a=sendrecv ` is a direction to webrtc-rs, and slipped past an exact match.)
+fn attribute(line: &str) -> Option<(&str, Option<&str>)> {
+    let attr = line.strip_prefix("a=")?.trim();
+    Some(match attr.split_once(':') {
+        Some((key, value)) => (key, Some(value)),
+        None => (attr, None),
+    })
+}
+
 fn direction_of(line: &str) -> Option<&'static str> {
-    let attr = line.strip_prefix("a=")?;
-    DIRECTIONS.iter().copied().find(|d| *d == attr)
+    let (key, _) = attribute(line)?;
+    DIRECTIONS.iter().copied().find(|d| *d == key)
+}
+
+/// Whether an ICE candidate (an `a=candidate` value, with or without its `candidate:`)
+/// names a component from 1 to 256 (RFC 8445 §5.1.2.1). webrtc-rs computes a priority of
+/// `256 - component`, which overflows beyond 256 (found by the `trickle` fuzz target: a
+/// panic where overflow is checked, a wrong priority elsewhere); one it cannot parse it
+/// refuses itself.
+pub(crate) fn valid_component(candidate: &str) -> bool {
+    let value = candidate.trim();
+    let value = value.strip_prefix("candidate:").unwrap_or(value);
+    match value.split_whitespace().nth(1).map(str::parse::<u16>) {
+        Some(Ok(component)) => (1..=256).contains(&component),
+        _ => true,
+    }
 }
 
 /// The direction the remote side may have, given its offered one and our role.
@@ -42,8 +73,7 @@ fn restricted(offered: &str, role: AnswerRole) -> &'static str {
 /// Refuses an offer with more than [`MAX_SECTIONS_PER_KIND`] audio or video m-sections.
 pub fn check_sections(sdp: &str) -> Result<(), PeerError> {
     for kind in ["audio", "video"] {
-        let n = sdp
-            .lines()
+        let n = sdp_lines(sdp)
             .filter(|l| l.strip_prefix("m=").is_some_and(|m| m.starts_with(kind)))
             .count();
         if n > MAX_SECTIONS_PER_KIND {
@@ -60,7 +90,7 @@ pub fn check_sections(sdp: &str) -> Result<(), PeerError> {
 /// (explicitly, in each section: a session-level direction is folded in), so the answer
 /// webrtc-rs makes to it never receives (`Send`) or never sends (`Receive`).
 pub fn restrict_directions(sdp: &str, role: AnswerRole) -> String {
-    let lines: Vec<&str> = sdp.lines().map(|l| l.trim_end_matches('\r')).collect();
+    let lines: Vec<&str> = sdp_lines(sdp).collect();
     let first_m = lines.iter().position(|l| l.starts_with("m="));
     let session_dir = lines[..first_m.unwrap_or(lines.len())]
         .iter()
@@ -108,20 +138,28 @@ pub fn restrict_directions(sdp: &str, role: AnswerRole) -> String {
     sdp
 }
 
-/// The description with at most `room` of its `a=candidate` lines (the first ones), and
-/// how many were left out.
-pub(super) fn cap_candidates(sdp: &str, room: usize) -> (String, usize) {
+/// The description with at most `room` of its `a=candidate` lines (the first ones,
+/// written `a=candidate:VALUE`), and how many were left out; a candidate with a component
+/// outside 1 to 256 ([`valid_component`]) is left out too, uncounted.
+pub(crate) fn cap_candidates(sdp: &str, room: usize) -> (String, usize) {
     let (mut kept, mut dropped) = (0, 0);
     let mut out = String::with_capacity(sdp.len());
-    for line in sdp.lines() {
-        if line.starts_with("a=candidate:") {
+    for line in sdp_lines(sdp) {
+        if let Some(("candidate", value)) = attribute(line) {
+            let value = value.unwrap_or_default();
+            if !valid_component(value) {
+                continue;
+            }
             if kept == room {
                 dropped += 1;
                 continue;
             }
             kept += 1;
+            out.push_str("a=candidate:");
+            out.push_str(value);
+        } else {
+            out.push_str(line);
         }
-        out.push_str(line.trim_end_matches('\r'));
         out.push_str("\r\n");
     }
     (out, dropped)
@@ -175,6 +213,53 @@ mod tests {
             e.contains("5 video m-sections") && e.contains("at most 4"),
             "{e}"
         );
+    }
+
+    /// Found by the `sdp_answer` fuzz target (`fuzz/regressions/sdp_answer/`): webrtc-rs
+    /// took `a=sendrecv:AB:AB` for a direction, so a viewer's offer made us receive.
+    #[test]
+    fn directions_are_found_as_webrtc_rs_reads_them() {
+        for disguised in [
+            "a=sendrecv:AB:AB",
+            "a=sendrecv ",
+            "a= sendrecv",
+            "\ra=sendrecv",
+            "a=sendrecv\r\r",
+        ] {
+            let offer = OFFER.replace("a=sendonly\r\n", &format!("{disguised}\r\n"));
+            let viewer = restrict_directions(&offer, AnswerRole::Send);
+            assert_eq!(
+                directions(&viewer),
+                ["recvonly", "recvonly", "recvonly"],
+                "{disguised:?}"
+            );
+            assert!(!viewer.contains("sendrecv"), "{disguised:?}: {viewer}");
+        }
+        let hidden = format!("{OFFER}{}", "\rm=audio 9 RTP/AVP 0\r\n".repeat(4));
+        assert!(
+            check_sections(&hidden).is_err(),
+            "\\r before m= hides nothing"
+        );
+    }
+
+    /// Found by the `trickle` fuzz target (`fuzz/regressions/trickle/`).
+    #[test]
+    fn candidates_of_a_component_over_256_are_left_out() {
+        assert!(valid_component(
+            "candidate:1 1 udp 1 127.0.0.1 5000 typ host"
+        ));
+        assert!(valid_component("1 256 udp 1 127.0.0.1 5000 typ host"));
+        assert!(!valid_component(
+            "candidate:6 431 udp 0 127.0.0.1 5002 typ host"
+        ));
+        assert!(!valid_component(
+            "candidate:6 0 udp 0 127.0.0.1 5002 typ host"
+        ));
+        let sdp = "a=candidate:6 431 udp 0 127.0.0.1 5002 typ host\r\n\
+                   a= candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n";
+        let (kept, dropped) = cap_candidates(sdp, MAX_REMOTE_CANDIDATES);
+        assert_eq!(kept, "a=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n");
+        assert_eq!(dropped, 0);
     }
 
     #[test]

@@ -83,7 +83,11 @@ pub fn probe_y4m(path: &Path) -> Result<Y4mInfo, SourceError> {
     }
     let (mut width, mut height, mut frame_rate) = (None, None, None);
     for p in params.filter(|p| !p.is_empty()) {
-        let (tag, value) = p.split_at(1);
+        // The tag is the parameter's first character, which need not be ASCII (nor one
+        // byte long) in a file that is not Y4M.
+        let mut chars = p.chars();
+        let tag = chars.next().map_or(0, |c| c.len_utf8());
+        let (tag, value) = p.split_at(tag);
         match tag {
             "W" => width = value.parse::<u32>().ok(),
             "H" => height = value.parse::<u32>().ok(),
@@ -374,6 +378,24 @@ mod tests {
         // 30 fps file at 15 fps: every other file frame.
         assert_eq!(read_strip(&a).unwrap().frame_number, 0);
         assert_eq!(read_strip(&b).unwrap().frame_number, 2);
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/y4m/`): a header parameter starting with a
+    /// character of more than one byte split inside it (a panic, not an error).
+    #[test]
+    fn a_header_parameter_with_a_multibyte_tag_is_not_a_panic() {
+        let mut f = tempfile::Builder::new().suffix(".y4m").tempfile().unwrap();
+        f.write_all(b"YUV4MPEG2 W2 H2 \xcd\xbd8 F30:1\nFRAME\n\0\0\0\0\0\0")
+            .unwrap();
+        let info = probe_y4m(f.path()).unwrap();
+        assert_eq!(
+            (info.width, info.height, info.frame_offsets.len()),
+            (2, 2, 1)
+        );
+        let found =
+            b"YUV4MPEG2 GFH  \xcd\xbd8.YUV4F  388.0:1 Ip  H90:1 Ip A0:1 C420 W8 H9\x000eg\n]";
+        let m = y4m_error(found);
+        assert!(m.contains("lacks W (width) or H (height)"), "{m}");
     }
 
     fn y4m_error(bytes: &[u8]) -> String {

@@ -70,20 +70,23 @@ pub(super) fn spawn(
 }
 
 /// A video decoder of the negotiated codec.
-enum VideoDecoder {
+pub(super) enum VideoDecoder {
     H264(H264Decoder),
     Vp8(Vp8Decoder),
 }
 
 impl VideoDecoder {
-    fn new(codec: VideoCodec) -> Result<Self, EncodeError> {
+    pub(super) fn new(codec: VideoCodec) -> Result<Self, EncodeError> {
         Ok(match codec {
             VideoCodec::H264 => VideoDecoder::H264(H264Decoder::new()?),
             VideoCodec::Vp8 => VideoDecoder::Vp8(Vp8Decoder::new()?),
         })
     }
 
-    fn decode(&mut self, data: &[u8]) -> Result<Option<crate::frame::VideoFrame>, EncodeError> {
+    pub(super) fn decode(
+        &mut self,
+        data: &[u8],
+    ) -> Result<Option<crate::frame::VideoFrame>, EncodeError> {
         match self {
             VideoDecoder::H264(d) => d.decode(data),
             VideoDecoder::Vp8(d) => d.decode(data),
@@ -92,7 +95,7 @@ impl VideoDecoder {
 
     /// The picture size a unit declares before decoding (a VP8 keyframe's header, an
     /// H.264 SPS), if it declares one.
-    fn declared_size(&self, data: &[u8]) -> Option<(u32, u32)> {
+    pub(super) fn declared_size(&self, data: &[u8]) -> Option<(u32, u32)> {
         match self {
             VideoDecoder::H264(_) => picture_limit::h264_declared_size(data),
             VideoDecoder::Vp8(_) => picture_limit::vp8_keyframe_size(data),

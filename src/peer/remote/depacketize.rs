@@ -16,6 +16,7 @@ use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
 
+use super::sequence::{SequenceGuard, Verdict};
 use crate::constraints::MediaKind;
 use crate::encode::{EncodedUnit, VideoCodec};
 
@@ -68,6 +69,9 @@ pub(super) struct Depacketizer {
     oversized: u64,
     /// A unit was dropped: the next one is after a loss.
     broken: bool,
+    codec: Option<VideoCodec>,
+    /// Which video packets reach the sample builder.
+    sequence: SequenceGuard,
 }
 
 /// The reassembly of one codec.
@@ -78,21 +82,14 @@ enum Builder {
     Opus(VecDeque<Depacketized>),
 }
 
-impl Depacketizer {
-    /// A depacketizer for `codec`'s frames, or Opus packets for `None`.
-    pub(super) fn new(codec: Option<VideoCodec>) -> Self {
-        Depacketizer::with_max_unit(codec, MAX_UNIT_BYTES)
-    }
-
-    /// A depacketizer whose units are at most `max_unit` bytes.
-    pub(super) fn with_max_unit(codec: Option<VideoCodec>, max_unit: usize) -> Self {
+impl Builder {
+    fn new(codec: Option<VideoCodec>, max_unit: usize, fragments: &Arc<FragmentLoss>) -> Self {
         let delay = MAX_REORDER_DELAY;
-        let fragments = Arc::new(FragmentLoss::default());
-        let builder = match codec {
+        match codec {
             Some(VideoCodec::H264) => Builder::H264(Box::new(
                 SampleBuilder::new(
                     MAX_LATE_PACKETS,
-                    BoundedH264::new(max_unit, Arc::clone(&fragments)),
+                    BoundedH264::new(max_unit, Arc::clone(fragments)),
                     90_000,
                 )
                 .with_max_time_delay(delay),
@@ -102,13 +99,27 @@ impl Depacketizer {
                     .with_max_time_delay(delay),
             )),
             None => Builder::Opus(VecDeque::new()),
-        };
+        }
+    }
+}
+
+impl Depacketizer {
+    /// A depacketizer for `codec`'s frames, or Opus packets for `None`.
+    pub(super) fn new(codec: Option<VideoCodec>) -> Self {
+        Depacketizer::with_max_unit(codec, MAX_UNIT_BYTES)
+    }
+
+    /// A depacketizer whose units are at most `max_unit` bytes.
+    pub(super) fn with_max_unit(codec: Option<VideoCodec>, max_unit: usize) -> Self {
+        let fragments = Arc::new(FragmentLoss::default());
         Depacketizer {
-            builder,
+            builder: Builder::new(codec, max_unit, &fragments),
+            codec,
             fragments,
             max_unit,
             oversized: 0,
             broken: false,
+            sequence: SequenceGuard::new(MAX_LATE_PACKETS),
         }
     }
 
@@ -119,6 +130,23 @@ impl Depacketizer {
 
     /// Takes a packet, in any order; `now` is the time it arrived.
     pub(super) fn push(&mut self, packet: rtc::rtp::Packet, now: Instant) {
+        if self.codec.is_some() {
+            match self.sequence.admit(packet.header.sequence_number, now) {
+                Verdict::Take => {}
+                Verdict::Drop => {
+                    tracing::debug!(
+                        "remote RTP: sequence number {} is far from the stream's: dropped",
+                        packet.header.sequence_number
+                    );
+                    return;
+                }
+                Verdict::Restart => {
+                    // What the old builder held is lost; the next unit says so.
+                    self.builder = Builder::new(self.codec, self.max_unit, &self.fragments);
+                    self.broken = true;
+                }
+            }
+        }
         match &mut self.builder {
             Builder::H264(b) => b.push(now, packet),
             Builder::Vp8(b) => b.push(now, packet),
@@ -807,6 +835,38 @@ mod tests {
             .find(|p| p.rtp_timestamp == 4000)
             .expect("{out:?}");
         assert_eq!(unit.data[..], [0, 0, 0, 1, 0x65, 0x88, 3, 4]);
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/rtp_vp8/`): rtc's sample builder purges a jump
+    /// of n sequence numbers in O(n²) steps, seconds of CPU for one packet 30 000 away.
+    #[test]
+    fn far_sequence_numbers_are_dropped_at_once_and_a_new_sequence_is_taken_up() {
+        let frame = |seq: u16, ts: u32| packet(seq, ts, true, vec![0x10, 0x31, 0x02, 0x00]);
+        let mut packets = Vec::new();
+        for i in 0..20u16 {
+            packets.push(frame(i, 3000 * u32::from(i)));
+            // Each far from the stream and from the last far one: never a new sequence.
+            packets.push(frame(30_000 + 997 * i, 77));
+        }
+        // The sender restarts its sequence: two in a row there, then on.
+        for i in 0..5u16 {
+            packets.push(frame(50_000 + i, 90_000 + 3000 * u32::from(i)));
+        }
+        let started = Instant::now();
+        let (out, _) = hostile(VideoCodec::Vp8, MAX_UNIT_BYTES, packets);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        let timestamps: Vec<u32> = out.iter().map(|p| p.rtp_timestamp).collect();
+        let old: Vec<u32> = (0..20).map(|i| 3000 * i).collect();
+        // The old sequence's last frame is lost with the restart; the new sequence's first
+        // packet (50 000) was held back, and its last waits for a packet after it.
+        assert_eq!(timestamps[..19], old[..19], "{timestamps:?}");
+        assert_eq!(timestamps[19..], [93_000, 96_000, 99_000], "{timestamps:?}");
+        assert!(out[..19].iter().all(|p| !p.after_loss));
+        assert!(out[19].after_loss, "the restart broke the chain");
     }
 
     #[test]

@@ -16,6 +16,8 @@ mod feedback;
 #[cfg(test)]
 mod fixtures;
 mod reader;
+pub(crate) mod replay;
+mod sequence;
 mod size_gate;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
