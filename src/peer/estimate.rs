@@ -23,10 +23,11 @@ pub(super) fn with_verdict(reports: &[PacketReport]) -> Vec<PacketReport> {
 /// nonsensical value from the network cannot overflow anything downstream.
 const REMB_LIMIT: f64 = 1e10;
 
-/// A REMB's bitrate made sane: `None` for what is not a finite, non-negative number.
+/// A REMB's bitrate made sane: `None` for what is not a finite, positive number (a REMB of
+/// 0 is no usable cap: it would only hold the encoder at its floor).
 pub(super) fn remb_bitrate(bitrate: f32) -> Option<f64> {
     let bps = f64::from(bitrate);
-    (bps.is_finite() && bps >= 0.0).then(|| bps.min(REMB_LIMIT))
+    (bps.is_finite() && bps > 0.0).then(|| bps.min(REMB_LIMIT))
 }
 
 /// The estimate our encoders follow: GCC's target, capped by the peer's latest REMB (an
@@ -115,9 +116,10 @@ mod tests {
             combined(1_200_000.0, Some(2_000_000.0), 150_000.0),
             1_200_000.0
         );
-        assert_eq!(combined(1_200_000.0, Some(0.0), 150_000.0), 150_000.0);
+        assert_eq!(combined(1_200_000.0, Some(100_000.0), 150_000.0), 150_000.0);
         assert_eq!(remb_bitrate(f32::NAN), None);
         assert_eq!(remb_bitrate(-1.0), None);
+        assert_eq!(remb_bitrate(0.0), None);
         assert_eq!(remb_bitrate(f32::INFINITY), None);
         assert_eq!(remb_bitrate(f32::MAX), Some(REMB_LIMIT));
         assert_eq!(remb_bitrate(2_000_000.0), Some(2_000_000.0));
