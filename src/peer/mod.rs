@@ -6,6 +6,7 @@
 mod capture_time;
 mod config;
 mod error;
+mod estimate;
 mod events;
 mod ice;
 pub mod impair;

@@ -2,7 +2,7 @@
 //! (constrained baseline, packetization-mode 1), VP8 and Opus only, ICE on explicit local
 //! addresses (with the configured STUN/TURN servers and policy) with fast connectivity
 //! checks and no mDNS, send-side congestion control
-//! (GCC over TWCC), and keyframe requests surfaced to the sender.
+//! (GCC over TWCC, capped by REMB), and keyframe requests surfaced to the sender.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -23,6 +23,7 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -144,14 +145,17 @@ impl FeedbackLog {
     }
 }
 
-/// Marks inbound PLI/FIR (and REMB) for the application so senders see them through
+/// Marks inbound PLI/FIR for the application so senders see them through
 /// `TrackLocal::poll`; every other inbound RTCP is consumed by the interceptors below it.
+/// It keeps the latest REMB's bitrate, the cap on the bandwidth estimate.
 /// It also counts the feedback it sees (NACKs pass it on their way up: the NACK responder
 /// below only observes them).
 struct KeyframeRequests {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
     feedback: FeedbackLog,
+    /// The latest REMB's bitrate (f64 bits; NaN before any).
+    remb: Arc<AtomicU64>,
 }
 
 fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
@@ -168,6 +172,12 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests 
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
+            for p in packets {
+                let remb = p.as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>();
+                if let Some(bps) = remb.and_then(|r| super::estimate::remb_bitrate(r.bitrate)) {
+                    self.remb.store(bps.to_bits(), Ordering::Relaxed);
+                }
+            }
             self.feedback.record(packets);
             let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
@@ -205,9 +215,10 @@ impl Interceptor for KeyframeRequests {
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
-/// GCC wrapped so its target bitrate is published where the senders read it: webrtc-rs
+/// GCC wrapped so its target bitrate is published where the senders read it (webrtc-rs
 /// 0.21 does not fill the outbound `targetBitrate` stat (measured: always 0), and the
-/// estimator lives inside the interceptor chain, out of reach otherwise.
+/// estimator lives inside the interceptor chain, out of reach otherwise), fed only the
+/// packet reports that carry a verdict.
 struct ReportingEstimator<E: BandwidthEstimator> {
     inner: E,
     target: Arc<AtomicU64>,
@@ -222,7 +233,9 @@ impl<E: BandwidthEstimator> ReportingEstimator<E> {
 
 impl<E: BandwidthEstimator> BandwidthEstimator for ReportingEstimator<E> {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
-        self.inner.on_reports(now, reports);
+        // Only packets TWCC could name have a verdict (see `estimate`).
+        self.inner
+            .on_reports(now, &super::estimate::with_verdict(reports));
         self.publish();
     }
 
@@ -244,13 +257,23 @@ impl<E: BandwidthEstimator> BandwidthEstimator for ReportingEstimator<E> {
     }
 }
 
-/// The congestion controller's current target, bits per second (f64 bits in an atomic).
+/// The congestion controller's current target capped by the peer's latest REMB, bits per
+/// second (f64 bits in atomics; the REMB NaN until one arrives).
 #[derive(Clone, Debug)]
-pub struct BandwidthTarget(Arc<AtomicU64>);
+pub struct BandwidthTarget {
+    gcc: Arc<AtomicU64>,
+    remb: Arc<AtomicU64>,
+    min: f64,
+}
 
 impl BandwidthTarget {
     pub fn bits_per_second(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
+        let remb = f64::from_bits(self.remb.load(Ordering::Relaxed));
+        super::estimate::combined(
+            f64::from_bits(self.gcc.load(Ordering::Relaxed)),
+            (!remb.is_nan()).then_some(remb),
+            self.min,
+        )
     }
 }
 
@@ -356,12 +379,14 @@ pub async fn build(
         .build();
     let registry = registry.with(Slot::Pacer, pacer);
     let feedback = FeedbackLog::default();
+    let remb = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
     let registry = registry.with(
         Slot::from(14_000),
         KeyframeRequests {
             read: VecDeque::new(),
             write: VecDeque::new(),
             feedback: feedback.clone(),
+            remb: Arc::clone(&remb),
         },
     );
 
@@ -427,7 +452,11 @@ pub async fn build(
         .map_err(PeerError::setup("cannot build the peer connection"))?;
     Ok(Built {
         pc: Arc::new(pc),
-        bandwidth: BandwidthTarget(target),
+        bandwidth: BandwidthTarget {
+            gcc: target,
+            remb,
+            min: b.min as f64,
+        },
         feedback,
     })
 }
