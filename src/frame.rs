@@ -220,7 +220,7 @@ impl VideoFrame {
     /// Converts packed YUYV (4:2:2) to I420. `stride` is bytes per row (≥ 2 × width).
     pub fn from_yuyv(src: &[u8], width: u32, height: u32, stride: u32) -> Result<Self, FrameError> {
         check_dimensions(width, height)?;
-        if width % 2 != 0 || stride < width * 2 {
+        if !width.is_multiple_of(2) || stride < width * 2 {
             return Err(FrameError::InvalidDimensions { width, height });
         }
         check_len(

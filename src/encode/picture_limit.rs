@@ -275,7 +275,7 @@ mod tests {
         bits += &ue(1023); // height in map units - 1
         bits += "1"; // frame_mbs_only
         bits += "1"; // stop bit
-        while bits.len() % 8 != 0 {
+        while !bits.len().is_multiple_of(8) {
             bits.push('0');
         }
         let body: Vec<u8> = (0..bits.len() / 8)

@@ -194,7 +194,7 @@ impl LocalSender {
                             let before = rtcp_counters
                                 .keyframe_requests_throttled
                                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            if before % 50 == 0 {
+                            if before.is_multiple_of(50) {
                                 tracing::info!(
                                     "a viewer asks for keyframes too often: held to one per {:?} \
                                      ({} held so far)",
