@@ -6,7 +6,7 @@ mod room;
 mod session;
 
 pub use janus::{join_janus, JanusEvent, JanusOptions, JanusParticipant};
-pub use room::{join_room, join_room_with, CallBot};
+pub use room::{join_room, join_room_with, CallBot, CallEvent};
 pub use session::{
     publish_whip, publish_whip_with, view_whep, view_whep_with, RemoteSession, SessionError,
 };

@@ -21,7 +21,7 @@ const REMOTE_TRACK_WAIT: Duration = Duration::from_secs(3600);
 /// A participant in a WebSocket call room (`/ws?room=R`): sends its tracks to everyone in
 /// the room and receives theirs (full mesh; it offers to those already there).
 pub struct CallBot {
-    remote: mpsc::Receiver<RemoteTrack>,
+    remote: mpsc::Receiver<CallEvent>,
     task: tokio::task::JoinHandle<()>,
     /// Each impaired connection's path, by the other participant's id.
     links: Links,
@@ -30,9 +30,31 @@ pub struct CallBot {
 /// The impaired paths of a bot's connections, in the order they were made.
 type Links = Arc<Mutex<Vec<(String, ImpairLink)>>>;
 
+/// What happens in the room, as [`CallBot::next_event`] tells it.
+pub enum CallEvent {
+    /// Participant `from` sends `track`.
+    Track { from: String, track: RemoteTrack },
+    /// Participant `from` left (its connection is closed).
+    Left { from: String },
+}
+
 impl CallBot {
-    /// The next track another participant sends.
+    /// The next track another participant sends (departures skipped).
     pub async fn next_remote_track(&mut self, timeout: Duration) -> Option<RemoteTrack> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self
+                .next_event(deadline - tokio::time::Instant::now())
+                .await?
+            {
+                CallEvent::Track { track, .. } => return Some(track),
+                CallEvent::Left { .. } => continue,
+            }
+        }
+    }
+
+    /// The next arrival of a track or departure of a participant.
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<CallEvent> {
         tokio::time::timeout(timeout, self.remote.recv())
             .await
             .ok()
@@ -138,8 +160,8 @@ struct Room {
     factory: PeerFactory,
     tracks: Vec<TrackEncoders>,
     peers: HashMap<String, Arc<Peer>>,
-    /// Where every connection's remote tracks go (the bot's owner).
-    remote: mpsc::Sender<RemoteTrack>,
+    /// Where every connection's remote tracks (and departures) go (the bot's owner).
+    remote: mpsc::Sender<CallEvent>,
     links: Links,
 }
 
@@ -151,7 +173,7 @@ impl Room {
             ServerMessage::Peers { peers, .. } => {
                 let mut offers = Vec::new();
                 for id in peers {
-                    let Some(peer) = self.connect().await else {
+                    let Some(peer) = self.connect(&id).await else {
                         continue;
                     };
                     for t in &self.tracks {
@@ -169,7 +191,7 @@ impl Room {
             }
             // A newcomer offers to us.
             ServerMessage::Offer { from, sdp } => {
-                let Some(peer) = self.connect().await else {
+                let Some(peer) = self.connect(&from).await else {
                     return Vec::new();
                 };
                 let answer = peer.answer_with(&sdp, &self.tracks).await;
@@ -193,6 +215,7 @@ impl Room {
             ServerMessage::Leave { from } => {
                 if let Some(peer) = self.peers.remove(&from) {
                     peer.close().await;
+                    let _ = self.remote.send(CallEvent::Left { from }).await;
                 }
                 Vec::new()
             }
@@ -215,16 +238,21 @@ impl Room {
 
     /// A new connection whose remote tracks go to the bot's owner; `None` if no peer can
     /// be created (at capacity).
-    async fn connect(&self) -> Option<Arc<Peer>> {
+    async fn connect(&self, from: &str) -> Option<Arc<Peer>> {
         let peer = Arc::new(self.factory.create().await.ok()?);
         let weak = Arc::downgrade(&peer);
         let tx = self.remote.clone();
+        let from = from.to_owned();
         tokio::spawn(async move {
             while let Some(peer) = weak.upgrade() {
                 let next = peer.next_remote_track(REMOTE_TRACK_WAIT).await;
                 drop(peer);
                 let Some(track) = next else { break };
-                if tx.send(track).await.is_err() {
+                let event = CallEvent::Track {
+                    from: from.clone(),
+                    track,
+                };
+                if tx.send(event).await.is_err() {
                     break;
                 }
             }

@@ -1,0 +1,179 @@
+//! `usermedia bot --record DIR` in a call room of an in-process server: a participant who
+//! comes, leaves and comes back (a new id: a new file) is recorded into one MP4 per stay,
+//! and ffprobe/ffmpeg (Debian's) read each file back: H.264 at the sender's resolution
+//! (not re-encoded: every stored frame is one the sender drew, counted by the pattern's
+//! strip), Opus audio, a duration and frame count within 5% of what was sent.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{example, exclusive};
+use serde_json::Value;
+use usermedia::devices::pattern::read_strip_luma;
+use usermedia::peer::{PeerConfig, PeerFactory};
+use usermedia::server::Publisher;
+use usermedia_signaling::{router, ServerConfig};
+
+/// A server with call rooms (nothing published), on a free loopback port.
+async fn room_server() -> std::net::SocketAddr {
+    let publisher = Arc::new(Publisher::new(PeerFactory::new(PeerConfig {
+        ice_addrs: vec!["127.0.0.1".parse().unwrap()],
+        ..PeerConfig::default()
+    })));
+    let app = router(publisher, ServerConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    addr
+}
+
+/// Starts `usermedia bot` in `url` for `seconds` with the phone example's front camera at
+/// 320×240 and the tone, and `extra` flags.
+fn bot(url: &str, seconds: &str, extra: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
+        .args(["bot", "--room", url, "--ice-addr", "127.0.0.1", "--seconds", seconds])
+        .arg("--devices")
+        .arg(example("phone.json"))
+        .args([
+            "--constraints",
+            r#"{"video": {"deviceId": {"exact": "front"}, "width": 320, "height": 240}, "audio": true}"#,
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start usermedia bot")
+}
+
+/// The JSON lines a finished bot printed, and its exit status.
+async fn finish(child: tokio::process::Child) -> (std::process::ExitStatus, Vec<Value>) {
+    let out = child.wait_with_output().await.unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (out.status, lines)
+}
+
+/// ffprobe's view of a file: its streams (codec_name, profile, width, height) and the
+/// format's duration in seconds.
+fn ffprobe(file: &Path) -> (Vec<Value>, f64) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries"])
+        .args(["stream=codec_name,width,height,profile:format=duration"])
+        .args(["-of", "json"])
+        .arg(file)
+        .output()
+        .expect("ffprobe (Debian's ffmpeg: scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probe: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let duration = probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (probe["streams"].as_array().unwrap().clone(), duration)
+}
+
+/// The video's frames as stored (ffmpeg, none dropped or added): how many, and the
+/// sender's strip (frame number, capture ms) of the first and last.
+fn strips(file: &Path) -> (u64, (u32, u32), (u32, u32)) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0:v:0", "-fps_mode", "passthrough"])
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Vec<(u32, u32)> = out
+        .stdout
+        .chunks_exact(320 * 240)
+        .filter_map(|y| read_strip_luma(y, 320, 240))
+        .map(|s| (s.frame_number, s.capture_time_ms))
+        .collect();
+    let frames = (out.stdout.len() / (320 * 240)) as u64;
+    assert!(read.len() as u64 >= frames * 95 / 100, "strips unreadable");
+    (frames, read[0], read[read.len() - 1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_record_files_parse_back_with_ffprobe_one_per_stay() {
+    let _serial = exclusive().await;
+    let addr = room_server().await;
+    let url = format!("ws://{addr}/ws?room=rec");
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = bot(&url, "11", &["--record", dir.path().to_str().unwrap()]);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    // One participant's first stay, then (after leaving) its second: a new id, a new file.
+    for _ in 0..2 {
+        let (status, _) = finish(bot(&url, "4", &[])).await;
+        assert!(status.success());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let (status, lines) = finish(recorder).await;
+    assert!(status.success(), "{lines:?}");
+    // Each file is finalized as its participant leaves, before the bot does.
+    let recorded: Vec<&Value> = lines.iter().filter(|l| l["event"] == "recorded").collect();
+    assert_eq!(recorded.len(), 2, "{lines:?}");
+    let left = lines.iter().find(|l| l["event"] == "left").expect("left");
+    let participants = left["participants"].as_array().unwrap();
+    assert_eq!(participants.len(), 2, "{left}");
+    for p in participants {
+        let files = p["files"].as_array().unwrap();
+        assert_eq!(files.len(), 1, "{p}");
+        let file = Path::new(files[0].as_str().unwrap());
+        assert!(file.starts_with(dir.path()), "{p}");
+        let (streams, duration) = ffprobe(file);
+        // H.264 at the sender's resolution, and Opus.
+        let video = streams
+            .iter()
+            .find(|s| s["codec_name"] == "h264")
+            .expect("h264");
+        assert_eq!(
+            (&video["width"], &video["height"]),
+            (&320.into(), &240.into())
+        );
+        // Our sender's encoder's profile: the stream was not re-encoded.
+        assert_eq!(video["profile"], "Constrained Baseline", "{video}");
+        assert!(
+            streams.iter().any(|s| s["codec_name"] == "opus"),
+            "{streams:?}"
+        );
+        // What the sender drew over the recorded span, frame by frame.
+        let (frames, first, last) = strips(file);
+        let sent = u64::from(last.0 - first.0) + 1;
+        let sent_seconds = f64::from(last.1 - first.1) / 1000.0 + 1.0 / 30.0;
+        println!(
+            "{}: {frames} frames stored, {sent} sent; {duration:.3} s, {sent_seconds:.3} s sent; {p}",
+            file.display()
+        );
+        assert!(sent_seconds > 2.0, "{p}");
+        assert!(
+            frames.abs_diff(sent) * 100 <= sent * 5,
+            "{frames} frames stored, {sent} sent"
+        );
+        assert!(
+            (duration - sent_seconds).abs() <= sent_seconds * 0.05,
+            "{duration} s in the file, {sent_seconds} s sent"
+        );
+        let decoded = p["video_frames"].as_u64().unwrap();
+        assert!(decoded.abs_diff(frames) * 100 <= frames * 5, "{p}");
+        assert!(p["audio_seconds"].as_f64().unwrap() > 2.0, "{p}");
+        assert!(p["video_kbps"].as_f64().unwrap() > 10.0, "{p}");
+        assert!(p["freezes"]["count"].is_u64(), "{p}");
+    }
+}
