@@ -2,7 +2,9 @@
 //! comes, leaves and comes back (a new id: a new file) is recorded into one MP4 per stay,
 //! and ffprobe/ffmpeg (Debian's) read each file back: H.264 at the sender's resolution
 //! (not re-encoded: every stored frame is one the sender drew, counted by the pattern's
-//! strip), Opus audio, a duration and frame count within 5% of what was sent.
+//! strip), Opus audio, a duration and frame count within 5% of what was sent. With
+//! `--echo`, a participant receives its own media back from the bot's echo, forwarded as
+//! it came.
 
 mod common;
 
@@ -34,14 +36,34 @@ async fn room_server() -> std::net::SocketAddr {
 /// Starts `usermedia bot` in `url` for `seconds` with the phone example's front camera at
 /// 320×240 and the tone, and `extra` flags.
 fn bot(url: &str, seconds: &str, extra: &[&str]) -> tokio::process::Child {
+    bot_with(url, seconds, "front", 320, extra)
+}
+
+/// [`bot`] with the phone's `camera` at `width`×(3/4 of it).
+fn bot_with(
+    url: &str,
+    seconds: &str,
+    camera: &str,
+    width: u32,
+    extra: &[&str],
+) -> tokio::process::Child {
+    let constraints = format!(
+        r#"{{"video": {{"deviceId": {{"exact": "{camera}"}}, "width": {width}, "height": {}}}, "audio": true}}"#,
+        width * 3 / 4
+    );
     tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args(["bot", "--room", url, "--ice-addr", "127.0.0.1", "--seconds", seconds])
+        .args([
+            "bot",
+            "--room",
+            url,
+            "--ice-addr",
+            "127.0.0.1",
+            "--seconds",
+            seconds,
+        ])
         .arg("--devices")
         .arg(example("phone.json"))
-        .args([
-            "--constraints",
-            r#"{"video": {"deviceId": {"exact": "front"}, "width": 320, "height": 240}, "audio": true}"#,
-        ])
+        .args(["--constraints", &constraints])
         .args(extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -176,4 +198,58 @@ async fn bot_record_files_parse_back_with_ffprobe_one_per_stay() {
         assert!(p["video_kbps"].as_f64().unwrap() > 10.0, "{p}");
         assert!(p["freezes"]["count"].is_u64(), "{p}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echoing_bot_sends_a_participant_its_own_media_back() {
+    let _serial = exclusive().await;
+    let addr = room_server().await;
+    let url = format!("ws://{addr}/ws?room=echo");
+    // The echoing bot sends 160×120 of its own; the participant sends 320×240.
+    let echoing = bot_with(&url, "8", "back", 160, &["--echo"]);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let (status, lines) = finish(bot(&url, "5", &[])).await;
+    assert!(status.success(), "{lines:?}");
+    let (echo_status, echo_lines) = finish(echoing).await;
+    assert!(echo_status.success(), "{echo_lines:?}");
+    let echo = echo_lines
+        .iter()
+        .find(|l| l["event"] == "echo")
+        .unwrap_or_else(|| panic!("no echo started: {echo_lines:?}"));
+    let echo_id = echo["id"].as_str().unwrap();
+    // The bot reports only the participant, not its own echo.
+    let left = echo_lines.iter().find(|l| l["event"] == "left").unwrap();
+    let seen = left["participants"].as_array().unwrap();
+    assert_eq!(seen.len(), 1, "{left}");
+    assert_eq!(seen[0]["id"], echo["participant"]);
+    // Its video was forwarded as it came, not re-encoded.
+    let tracks = left["tracks"].as_array().unwrap();
+    let video = tracks.iter().find(|t| t["kind"] == "video").unwrap();
+    let forwarded = video["stats"]["unitsForwarded"].as_u64().unwrap();
+    assert!(forwarded >= 60, "{video}");
+    // The participant receives its own 320×240 pattern back from the echo, strip intact.
+    let left = lines.iter().find(|l| l["event"] == "left").unwrap();
+    let from_echo = left["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == echo_id)
+        .unwrap_or_else(|| panic!("nothing from the echo: {left}"));
+    println!("echoing bot: forwarded {forwarded} units; the participant got back {from_echo}");
+    assert!(
+        from_echo["video_frames"].as_u64().unwrap() >= 60,
+        "{from_echo}"
+    );
+    assert!(
+        from_echo["audio_seconds"].as_f64().unwrap() >= 1.5,
+        "{from_echo}"
+    );
+    let echoed_video: Vec<&Value> = left["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "video" && t["settings"]["width"] == 320)
+        .collect();
+    assert_eq!(echoed_video.len(), 1, "{left}");
+    assert_eq!(echoed_video[0]["quality"]["source"], "strip", "{left}");
 }

@@ -25,6 +25,8 @@ pub struct CallBot {
     task: tokio::task::JoinHandle<()>,
     /// Each impaired connection's path, by the other participant's id.
     links: Links,
+    /// Our own id in the room, once the server has said it.
+    id: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// The impaired paths of a bot's connections, in the order they were made.
@@ -51,6 +53,15 @@ impl CallBot {
                 CallEvent::Left { .. } => continue,
             }
         }
+    }
+
+    /// Our id in the room (as the others see us), once the server has said it; `None`
+    /// if it has not within `timeout`.
+    pub async fn id(&self, timeout: Duration) -> Option<String> {
+        let mut id = self.id.clone();
+        let known = tokio::time::timeout(timeout, id.wait_for(Option::is_some)).await;
+        let id = known.ok()?.ok()?.clone();
+        id
     }
 
     /// The next arrival of a track or departure of a participant.
@@ -125,6 +136,7 @@ pub async fn join_room_with(
     let (remote_tx, remote) = mpsc::channel(16);
     let links = Links::default();
     let room_links = Arc::clone(&links);
+    let (id_tx, id) = tokio::sync::watch::channel(None);
     let task = tokio::spawn(async move {
         let mut room = Room {
             factory,
@@ -140,6 +152,9 @@ pub async fn join_room_with(
             let Ok(message) = serde_json::from_str::<ServerMessage>(&text) else {
                 continue;
             };
+            if let ServerMessage::Peers { you, .. } = &message {
+                let _ = id_tx.send(Some(you.clone()));
+            }
             for reply in room.handle(message).await {
                 if sink.send(Message::text(reply.to_json())).await.is_err() {
                     break;
@@ -152,6 +167,7 @@ pub async fn join_room_with(
         remote,
         task,
         links,
+        id,
     })
 }
 

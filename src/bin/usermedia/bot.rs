@@ -16,6 +16,7 @@ use usermedia::client::CallEvent;
 use usermedia::peer::RemoteTrack;
 
 use crate::args::{parse_seconds, ClientArgs};
+use crate::bot_echo::Echoes;
 use crate::bot_record::Participants;
 use crate::client::{session_failure, Client};
 use crate::exit::{self, CliError};
@@ -110,6 +111,12 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         let Some(client) = Client::start(&opts.client)? else {
             return Ok(exit::media_error());
         };
+        if opts.actions.echo {
+            return Err(CliError::bad_input(
+                "--echo works in our /ws rooms only: in Janus the bot would have to publish \
+                 each forwarded participant as a feed of its own",
+            ));
+        }
         let participants = Participants::new(&opts.actions)?;
         return client.runtime.block_on(async {
             crate::indicator::show_on_terminal(client.devices(), || None);
@@ -141,6 +148,8 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
             }
         };
         tokio::pin!(leave);
+        let mut echoes = Echoes::new(&room_url, client.http.clone(), client.factory.clone());
+        let mut echo_tick = tokio::time::interval(Duration::from_millis(200));
         let mut received: Vec<RemoteTrack> = Vec::new();
         // What each remote track really delivered (as `view` reports it).
         let analysis = ReceiveAnalysis::new();
@@ -150,10 +159,15 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         loop {
             tokio::select! {
                 _ = &mut leave => break,
+                _ = echo_tick.tick(), if opts.actions.echo => echoes.start_ready().await,
                 event = bot.next_event(Duration::from_secs(3600)) => {
                     let (from, track) = match event {
+                        // What our own echoes send is theirs, not a participant's.
+                        Some(CallEvent::Track { from, .. }) if echoes.is_echo(&from) => continue,
+                        Some(CallEvent::Left { from }) if echoes.is_echo(&from) => continue,
                         Some(CallEvent::Track { from, track }) => (from, track),
                         Some(CallEvent::Left { from }) => {
+                            echoes.left(&from);
                             print_json(&json!({ "event": "participantLeft", "id": from }));
                             participants.left(&from);
                             continue;
@@ -176,6 +190,9 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
                     };
                     report_index.push(index);
                     participants.track(&from, track.clone(), index);
+                    if opts.actions.echo {
+                        echoes.track(&from, &track);
+                    }
                     received.push(track);
                 }
             }

@@ -27,6 +27,11 @@ pub struct BotActions {
     /// comes back gets a new file). Finalized when they leave, on Ctrl-C and --seconds.
     #[arg(long, value_name = "DIR")]
     pub record: Option<PathBuf>,
+    /// Send each remote participant's media back to the room, as received (no
+    /// re-encoding): one more connection of the bot's per participant (our `/ws` rooms
+    /// only; see docs/cli.md#bot).
+    #[arg(long)]
+    pub echo: bool,
 }
 
 /// One remote participant (a `/ws` peer id, a Janus feed).
