@@ -9,8 +9,6 @@
 //! network namespace (as tests/janus.rs does), publishes for two seconds and checks that
 //! Janus reports the connection up (its `webrtcup`).
 
-use std::time::Duration;
-
 use anyhow::Context;
 use usermedia::client::{join_janus, JanusEvent, JanusOptions};
 use usermedia::devices::{MediaDevices, PermissionPolicy};
@@ -96,6 +94,8 @@ mod netns;
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

@@ -59,9 +59,12 @@ impl CallBot {
     /// if it has not within `timeout`.
     pub async fn id(&self, timeout: Duration) -> Option<String> {
         let mut id = self.id.clone();
-        let known = tokio::time::timeout(timeout, id.wait_for(Option::is_some)).await;
-        let id = known.ok()?.ok()?.clone();
-        id
+        tokio::time::timeout(timeout, id.wait_for(Option::is_some))
+            .await
+            .ok()?
+            .ok()?;
+        let known = id.borrow().clone();
+        known
     }
 
     /// The next arrival of a track or departure of a participant.
