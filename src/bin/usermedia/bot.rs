@@ -139,14 +139,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
             .await
             .map_err(|e| session_failure(e, format!("joining {}", room_url)))?;
         println!("usermedia: in the call at {}", room_url);
-        let leave = async {
-            match opts.seconds {
-                Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
-                None => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        };
+        let leave = crate::janus::until_leaving(opts.seconds);
         tokio::pin!(leave);
         let mut echoes = Echoes::new(&room_url, client.http.clone(), client.factory.clone());
         let mut echo_tick = tokio::time::interval(Duration::from_millis(200));

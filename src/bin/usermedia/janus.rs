@@ -112,13 +112,18 @@ async fn join(
     Ok((participant, url.to_owned(), room))
 }
 
-/// Waits for --seconds or Ctrl-C.
-async fn until_leaving(seconds: Option<f64>) {
+/// Waits for --seconds or Ctrl-C, whichever comes first (Ctrl-C during --seconds leaves
+/// cleanly too: files finalized, the `left` line printed).
+pub(crate) async fn until_leaving(seconds: Option<f64>) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
     match seconds {
-        Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        Some(s) => tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs_f64(s)) => {}
+            _ = ctrl_c => {}
+        },
+        None => ctrl_c.await,
     }
 }
 
