@@ -5,7 +5,6 @@
 
 #[allow(dead_code)]
 mod browser_support;
-#[allow(dead_code)]
 #[path = "../signaling/tests/common/http.rs"]
 mod http;
 mod netns;
