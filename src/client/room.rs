@@ -21,18 +21,54 @@ const REMOTE_TRACK_WAIT: Duration = Duration::from_secs(3600);
 /// A participant in a WebSocket call room (`/ws?room=R`): sends its tracks to everyone in
 /// the room and receives theirs (full mesh; it offers to those already there).
 pub struct CallBot {
-    remote: mpsc::Receiver<RemoteTrack>,
+    remote: mpsc::Receiver<CallEvent>,
     task: tokio::task::JoinHandle<()>,
     /// Each impaired connection's path, by the other participant's id.
     links: Links,
+    /// Our own id in the room, once the server has said it.
+    id: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// The impaired paths of a bot's connections, in the order they were made.
 type Links = Arc<Mutex<Vec<(String, ImpairLink)>>>;
 
+/// What happens in the room, as [`CallBot::next_event`] tells it.
+pub enum CallEvent {
+    /// Participant `from` sends `track`.
+    Track { from: String, track: RemoteTrack },
+    /// Participant `from` left (its connection is closed).
+    Left { from: String },
+}
+
 impl CallBot {
-    /// The next track another participant sends.
+    /// The next track another participant sends (departures skipped).
     pub async fn next_remote_track(&mut self, timeout: Duration) -> Option<RemoteTrack> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self
+                .next_event(deadline - tokio::time::Instant::now())
+                .await?
+            {
+                CallEvent::Track { track, .. } => return Some(track),
+                CallEvent::Left { .. } => continue,
+            }
+        }
+    }
+
+    /// Our id in the room (as the others see us), once the server has said it; `None`
+    /// if it has not within `timeout`.
+    pub async fn id(&self, timeout: Duration) -> Option<String> {
+        let mut id = self.id.clone();
+        tokio::time::timeout(timeout, id.wait_for(Option::is_some))
+            .await
+            .ok()?
+            .ok()?;
+        let known = id.borrow().clone();
+        known
+    }
+
+    /// The next arrival of a track or departure of a participant.
+    pub async fn next_event(&mut self, timeout: Duration) -> Option<CallEvent> {
         tokio::time::timeout(timeout, self.remote.recv())
             .await
             .ok()
@@ -103,6 +139,7 @@ pub async fn join_room_with(
     let (remote_tx, remote) = mpsc::channel(16);
     let links = Links::default();
     let room_links = Arc::clone(&links);
+    let (id_tx, id) = tokio::sync::watch::channel(None);
     let task = tokio::spawn(async move {
         let mut room = Room {
             factory,
@@ -118,6 +155,9 @@ pub async fn join_room_with(
             let Ok(message) = serde_json::from_str::<ServerMessage>(&text) else {
                 continue;
             };
+            if let ServerMessage::Peers { you, .. } = &message {
+                let _ = id_tx.send(Some(you.clone()));
+            }
             for reply in room.handle(message).await {
                 if sink.send(Message::text(reply.to_json())).await.is_err() {
                     break;
@@ -130,6 +170,7 @@ pub async fn join_room_with(
         remote,
         task,
         links,
+        id,
     })
 }
 
@@ -138,8 +179,8 @@ struct Room {
     factory: PeerFactory,
     tracks: Vec<TrackEncoders>,
     peers: HashMap<String, Arc<Peer>>,
-    /// Where every connection's remote tracks go (the bot's owner).
-    remote: mpsc::Sender<RemoteTrack>,
+    /// Where every connection's remote tracks (and departures) go (the bot's owner).
+    remote: mpsc::Sender<CallEvent>,
     links: Links,
 }
 
@@ -151,7 +192,7 @@ impl Room {
             ServerMessage::Peers { peers, .. } => {
                 let mut offers = Vec::new();
                 for id in peers {
-                    let Some(peer) = self.connect().await else {
+                    let Some(peer) = self.connect(&id).await else {
                         continue;
                     };
                     for t in &self.tracks {
@@ -169,7 +210,7 @@ impl Room {
             }
             // A newcomer offers to us.
             ServerMessage::Offer { from, sdp } => {
-                let Some(peer) = self.connect().await else {
+                let Some(peer) = self.connect(&from).await else {
                     return Vec::new();
                 };
                 let answer = peer.answer_with(&sdp, &self.tracks).await;
@@ -193,6 +234,7 @@ impl Room {
             ServerMessage::Leave { from } => {
                 if let Some(peer) = self.peers.remove(&from) {
                     peer.close().await;
+                    let _ = self.remote.send(CallEvent::Left { from }).await;
                 }
                 Vec::new()
             }
@@ -215,16 +257,21 @@ impl Room {
 
     /// A new connection whose remote tracks go to the bot's owner; `None` if no peer can
     /// be created (at capacity).
-    async fn connect(&self) -> Option<Arc<Peer>> {
+    async fn connect(&self, from: &str) -> Option<Arc<Peer>> {
         let peer = Arc::new(self.factory.create().await.ok()?);
         let weak = Arc::downgrade(&peer);
         let tx = self.remote.clone();
+        let from = from.to_owned();
         tokio::spawn(async move {
             while let Some(peer) = weak.upgrade() {
                 let next = peer.next_remote_track(REMOTE_TRACK_WAIT).await;
                 drop(peer);
                 let Some(track) = next else { break };
-                if tx.send(track).await.is_err() {
+                let event = CallEvent::Track {
+                    from: from.clone(),
+                    track,
+                };
+                if tx.send(event).await.is_err() {
                     break;
                 }
             }

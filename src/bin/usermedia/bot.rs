@@ -12,9 +12,12 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use usermedia::analysis::ReceiveAnalysis;
+use usermedia::client::CallEvent;
 use usermedia::peer::RemoteTrack;
 
 use crate::args::{parse_seconds, ClientArgs};
+use crate::bot_echo::Echoes;
+use crate::bot_record::Participants;
 use crate::client::{session_failure, Client};
 use crate::exit::{self, CliError};
 use crate::janus::JanusArgs;
@@ -53,6 +56,9 @@ pub struct Options {
     /// Leave after this many seconds instead of waiting for Ctrl-C.
     #[arg(long, value_name = "N", value_parser = parse_seconds)]
     pub seconds: Option<f64>,
+    /// What the bot does with what it receives (recording).
+    #[command(flatten)]
+    pub actions: crate::bot_record::BotActions,
 }
 
 /// One remote track as a JSON object: what it is, its settings (never `facingMode`: it
@@ -105,13 +111,21 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         let Some(client) = Client::start(&opts.client)? else {
             return Ok(exit::media_error());
         };
+        if opts.actions.echo {
+            return Err(CliError::bad_input(
+                "--echo works in our /ws rooms only: in Janus the bot would have to publish \
+                 each forwarded participant as a feed of its own",
+            ));
+        }
+        let participants = Participants::new(&opts.actions)?;
         return client.runtime.block_on(async {
             crate::indicator::show_on_terminal(client.devices(), || None);
-            crate::janus::bot(&client, &opts.janus, opts.seconds).await
+            crate::janus::bot(&client, &opts.janus, opts.seconds, participants).await
         });
     }
     let room_url = opts.room.clone().unwrap_or_default();
     check_room(&room_url)?;
+    let mut participants = Participants::new(&opts.actions)?;
     // The allow-list applies to the room: a room without `microphone` sends video only.
     opts.client.device_args.context = room_context(&room_url);
     let Some(client) = Client::start(&opts.client)? else {
@@ -125,15 +139,10 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
             .await
             .map_err(|e| session_failure(e, format!("joining {}", room_url)))?;
         println!("usermedia: in the call at {}", room_url);
-        let leave = async {
-            match opts.seconds {
-                Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
-                None => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-        };
+        let leave = crate::janus::until_leaving(opts.seconds);
         tokio::pin!(leave);
+        let mut echoes = Echoes::new(&room_url, client.http.clone(), client.factory.clone());
+        let mut echo_tick = tokio::time::interval(Duration::from_millis(200));
         let mut received: Vec<RemoteTrack> = Vec::new();
         // What each remote track really delivered (as `view` reports it).
         let analysis = ReceiveAnalysis::new();
@@ -143,21 +152,39 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         loop {
             tokio::select! {
                 _ = &mut leave => break,
-                track = bot.next_remote_track(Duration::from_secs(3600)) => {
-                    let Some(track) = track else {
-                        tracing::warn!("the room connection ended");
-                        break;
+                _ = echo_tick.tick(), if opts.actions.echo => echoes.start_ready().await,
+                event = bot.next_event(Duration::from_secs(3600)) => {
+                    let (from, track) = match event {
+                        // What our own echoes send is theirs, not a participant's.
+                        Some(CallEvent::Track { from, .. }) if echoes.is_echo(&from) => continue,
+                        Some(CallEvent::Left { from }) if echoes.is_echo(&from) => continue,
+                        Some(CallEvent::Track { from, track }) => (from, track),
+                        Some(CallEvent::Left { from }) => {
+                            echoes.left(&from);
+                            print_json(&json!({ "event": "participantLeft", "id": from }));
+                            participants.left(&from);
+                            continue;
+                        }
+                        None => {
+                            tracing::warn!("the room connection ended");
+                            break;
+                        }
                     };
                     print_json(&json!({ "event": "track", "track": describe(&track) }));
-                    match analysis.watch(track.track()) {
+                    let index = match analysis.watch(track.track()) {
                         Ok(()) => {
-                            report_index.push(Some(analyzed));
                             analyzed += 1;
+                            Some(analyzed - 1)
                         }
                         Err(e) => {
                             tracing::warn!("cannot analyze a remote track: {e}");
-                            report_index.push(None);
+                            None
                         }
+                    };
+                    report_index.push(index);
+                    participants.track(&from, track.clone(), index);
+                    if opts.actions.echo {
+                        echoes.track(&from, &track);
                     }
                     received.push(track);
                 }
@@ -177,6 +204,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
             })
             .collect();
         let mut left = json!({ "event": "left", "room": room_url, "tracks": tracks });
+        left["participants"] = json!(participants.finish(&quality));
         if opts.client.impair.impair.is_some() {
             // Per connection (per other participant), in the order they were made.
             let impairment: Vec<Value> = bot

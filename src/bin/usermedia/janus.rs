@@ -13,6 +13,7 @@ use usermedia::encode::VideoCodec;
 use usermedia::peer::RemoteTrack;
 use usermedia_signaling::janus::{JanusError, RoomSettings};
 
+use crate::bot_record::Participants;
 use crate::client::Client;
 use crate::exit::CliError;
 use crate::print_json;
@@ -111,13 +112,18 @@ async fn join(
     Ok((participant, url.to_owned(), room))
 }
 
-/// Waits for --seconds or Ctrl-C.
-async fn until_leaving(seconds: Option<f64>) {
+/// Waits for --seconds or Ctrl-C, whichever comes first (Ctrl-C during --seconds leaves
+/// cleanly too: files finalized, the `left` line printed).
+pub(crate) async fn until_leaving(seconds: Option<f64>) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
     match seconds {
-        Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        Some(s) => tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs_f64(s)) => {}
+            _ = ctrl_c => {}
+        },
+        None => ctrl_c.await,
     }
 }
 
@@ -225,6 +231,7 @@ pub async fn bot(
     client: &Client,
     args: &JanusArgs,
     seconds: Option<f64>,
+    mut participants: Participants,
 ) -> Result<ExitCode, CliError> {
     let joined_at = Instant::now();
     let leave = until_leaving(seconds);
@@ -264,6 +271,7 @@ pub async fn bot(
             }
             JanusEvent::Unpublished { feed } => {
                 print_json(&json!({"event": "unpublished", "feed": feed}));
+                participants.left(&feed.to_string());
             }
             JanusEvent::GaveUp { feed, attempts } => {
                 print_json(&json!({"event": "gaveUp", "feed": feed, "attempts": attempts}));
@@ -283,6 +291,7 @@ pub async fn bot(
                         None
                     }
                 };
+                participants.track(&feed.to_string(), track.clone(), report);
                 let r = Received {
                     feed,
                     display,
@@ -310,7 +319,11 @@ pub async fn bot(
             v
         })
         .collect();
-    print_json(&json!({"event": "left", "room": room, "janus": url, "tracks": tracks}));
+    let participants = participants.finish(&quality);
+    print_json(
+        &json!({"event": "left", "room": room, "janus": url, "tracks": tracks,
+        "participants": participants}),
+    );
     participant.leave().await;
     match failure {
         None => Ok(ExitCode::SUCCESS),

@@ -10,6 +10,8 @@ use serde_json::Value;
 
 mod args;
 mod bot;
+mod bot_echo;
+mod bot_record;
 mod capture;
 mod client;
 mod devices;
