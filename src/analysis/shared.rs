@@ -48,6 +48,9 @@ struct Watched {
     id: String,
     analysis: Analysis,
     not_analyzed: u64,
+    /// When the track ended (wall clock ms): reports stop the clock there, so the time
+    /// after a sender has gone is not a freeze.
+    ended_ms: Option<u64>,
 }
 
 #[derive(Default)]
@@ -88,6 +91,7 @@ impl ReceiverAnalyses {
                 MediaKind::Audio => Analysis::Audio(AudioAnalysis::new()),
             },
             not_analyzed: 0,
+            ended_ms: None,
         });
         TrackAnalysis {
             shared: Arc::clone(&self.shared),
@@ -130,6 +134,14 @@ impl TrackAnalysis {
         }
     }
 
+    /// Marks the track ended now (the first call counts): its reports are then taken at
+    /// that instant, so a freeze cannot grow after the sender has gone.
+    pub fn end(&self) {
+        if let Some(w) = lock(&self.shared).tracks.get_mut(self.index) {
+            w.ended_ms.get_or_insert_with(wall_clock_ms);
+        }
+    }
+
     /// This track's report, now.
     pub fn report(&self) -> TrackReport {
         report_of(&lock(&self.shared), self.index, wall_clock_ms())
@@ -147,6 +159,7 @@ impl TrackAnalysis {
 
 fn report_of(shared: &Shared, index: usize, now: u64) -> TrackReport {
     let w = &shared.tracks[index];
+    let now = w.ended_ms.map_or(now, |ended| ended.min(now));
     TrackReport {
         kind: w.kind,
         id: w.id.clone(),
@@ -175,5 +188,46 @@ fn analyze(analysis: &mut Analysis, av: &mut AvOffset, frame: &MediaFrame) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::VideoFrame;
+
+    fn grey_at(ms: u64) -> MediaFrame {
+        let mut f = VideoFrame::black(320, 240);
+        f.planes_mut().0.fill(128);
+        f.capture_time_ms = ms;
+        MediaFrame::Video(Arc::new(f))
+    }
+
+    fn freezes(report: &TrackReport) -> (u64, u64) {
+        match &report.media {
+            MediaReport::Video(v) => (v.freezes.count, v.freezes.longest_ms),
+            MediaReport::Audio { .. } => panic!("audio"),
+        }
+    }
+
+    #[test]
+    fn an_ended_track_does_not_freeze_after_its_end() {
+        let analyses = ReceiverAnalyses::new();
+        let track = analyses.track(MediaKind::Video, "v");
+        let t0 = wall_clock_ms();
+        for k in 0..30u64 {
+            track.push(&grey_at(t0 + k * 33));
+        }
+        let last = t0 + 29 * 33;
+        // Still live two seconds later: a freeze is going on.
+        let live = report_of(&lock(&analyses.shared), 0, last + 2_000);
+        assert_eq!(freezes(&live).0, 1);
+        // Ended right after its last frame: two seconds later there is no freeze.
+        lock(&analyses.shared).tracks[0].ended_ms = Some(last + 10);
+        let ended = report_of(&lock(&analyses.shared), 0, last + 2_000);
+        assert_eq!(freezes(&ended), (0, 0));
+        // end() keeps the first instant it was called.
+        track.end();
+        assert_eq!(lock(&analyses.shared).tracks[0].ended_ms, Some(last + 10));
     }
 }

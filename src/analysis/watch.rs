@@ -40,7 +40,10 @@ impl ReceiveAnalysis {
                 let frame = match frames.recv_timeout(POLL) {
                     Ok(Some(frame)) => frame,
                     Ok(None) => continue,
-                    Err(_) => break,
+                    Err(_) => {
+                        analysis.end();
+                        break;
+                    }
                 };
                 analysis.set_not_analyzed(frames.dropped());
                 analysis.push(&frame);

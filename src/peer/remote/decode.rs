@@ -62,9 +62,13 @@ pub(super) fn spawn(
     let inner = Arc::clone(inner);
     std::thread::Builder::new()
         .name(format!("{} decoder", inner.kind))
-        .spawn(move || match codec {
-            Some(codec) => decode_video(units_rx, &inner, &frames, codec, max_picture),
-            None => decode_audio(units_rx, &inner, &frames),
+        .spawn(move || {
+            match codec {
+                Some(codec) => decode_video(units_rx, &inner, &frames, codec, max_picture),
+                None => decode_audio(units_rx, &inner, &frames),
+            }
+            // The track has ended: its analysis stops its clock here.
+            inner.analysis.end();
         })?;
     Ok(units_tx)
 }
