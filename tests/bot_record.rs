@@ -160,10 +160,14 @@ fn check_recording(file: &Path, p: &Value) -> u64 {
         .expect("opus");
     let seconds = |s: &Value| -> f64 { s["duration"].as_str().unwrap().parse().unwrap() };
     let (video_seconds, audio_seconds) = (seconds(video), seconds(audio));
+    // Against the seconds the bot decoded, or the recorded span (the video's): under load
+    // the bot's analysis may skip audio frames its queue had no room for, so what it
+    // counted can be short while the file is whole.
     let decoded_audio = p["audio_seconds"].as_f64().unwrap();
+    let near = |reference: f64| (audio_seconds - reference).abs() <= reference * 0.05;
     assert!(
-        (audio_seconds - decoded_audio).abs() <= decoded_audio * 0.05,
-        "{audio_seconds} s of audio in the file, {decoded_audio} s decoded"
+        near(decoded_audio) || near(video_seconds),
+        "{audio_seconds} s of audio in the file, {decoded_audio} s decoded, {video_seconds} s of video"
     );
     assert!((duration - video_seconds.max(audio_seconds)).abs() < 0.05);
     // What the sender drew over the recorded span, frame by frame.
