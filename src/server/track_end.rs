@@ -1,5 +1,5 @@
 //! A captured stream whose track ends while it is published (its device failed or went
-//! away, or its owner stopped it): the stream is withdrawn — gone from `/status`, a new
+//! away, or its owner stopped its last live track): the stream is withdrawn — gone from `/status`, a new
 //! viewer gets 404 — its other tracks are stopped (their devices released) and its viewers
 //! are released, as when an ingested stream's publisher leaves. Other streams are not
 //! touched. When the track ended because its device was unplugged and a replug is
@@ -12,7 +12,7 @@ use super::publisher::Sessions;
 use super::replug::{reopen_after, vacancy};
 use super::stream::Streams;
 use crate::sync::lock;
-use crate::track::MediaStreamTrack;
+use crate::track::{MediaStreamTrack, TrackState};
 
 /// Watches `track` of the captured stream `name` (on the current tokio runtime; without
 /// one, nothing watches it and an ended track leaves its viewers connected but without
@@ -34,11 +34,19 @@ pub(super) fn watch_track(
     runtime.spawn(async move {
         let ended = track.ended().await;
         // Still this stream's track? (A flip replaced it, or the stream was published
-        // again: nothing to do.)
+        // again: nothing to do.) A track its owner stopped while another of the stream's
+        // tracks is live leaves the stream published with the rest (as a browser's sender
+        // of a stopped track): the owner decides about the others.
         let (withdrawn, held) = {
             let mut streams = lock(&streams);
             let current = streams.get(&name).is_some_and(|p| {
-                p.ingest.is_none() && lock(&p.tracks).iter().any(|(t, _)| t.id() == track.id())
+                let tracks = lock(&p.tracks);
+                let others_live = tracks
+                    .iter()
+                    .any(|(t, _)| t.id() != track.id() && t.ready_state() == TrackState::Live);
+                p.ingest.is_none()
+                    && tracks.iter().any(|(t, _)| t.id() == track.id())
+                    && !(ended.reason == "stopped" && others_live)
             });
             let withdrawn = if current { streams.remove(&name) } else { None };
             // Unplugged with a replug to come: the name is held vacant until then.
