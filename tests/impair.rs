@@ -32,44 +32,12 @@ fn config() -> PeerConfig {
 /// `usermedia serve` of the pattern (video only, 320×240) with `extra` flags; the child
 /// (killed when dropped) and its address.
 async fn spawn_serve(extra: &[&str]) -> (tokio::process::Child, SocketAddr) {
-    use tokio::io::AsyncBufReadExt;
-    let builtin = example("builtin.json");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--devices",
-            builtin.to_str().unwrap(),
-            "--constraints",
-            r#"{"video":{"width":320,"height":240}}"#,
-            "--ice-addr",
-            "127.0.0.1",
-        ])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("serve printed its URL");
-            if let Some((_, rest)) = line.split_once("open http://") {
-                break rest.split('/').next().unwrap().parse().unwrap();
-            }
-        }
-    })
+    common::spawn_serve_with(
+        &example("builtin.json"),
+        r#"{"video":{"width":320,"height":240}}"#,
+        extra,
+    )
     .await
-    .expect("serve started");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
 }
 
 /// Views `addr`'s stream for `seconds` with an unimpaired viewer of our own; the

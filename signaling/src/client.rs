@@ -219,17 +219,22 @@ pub struct HttpSession {
 /// A transport failure with its causes (reqwest's own message is only "error sending
 /// request"; the reason, e.g. an untrusted certificate, is further down the chain).
 fn transport(url: &str, e: reqwest::Error) -> ClientError {
+    ClientError::Transport {
+        url: url.to_owned(),
+        message: with_causes(&e),
+    }
+}
+
+/// An error's message followed by each of its causes (`a: b: c`).
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
+    let mut source = e.source();
     while let Some(cause) = source {
         message.push_str(": ");
         message.push_str(&cause.to_string());
         source = cause.source();
     }
-    ClientError::Transport {
-        url: url.to_owned(),
-        message,
-    }
+    message
 }
 
 async fn check(url: &str, response: reqwest::Response) -> Result<reqwest::Response, ClientError> {

@@ -298,16 +298,9 @@ fn unexpected(request: &'static str, got: &Incoming) -> JanusError {
 }
 
 fn transport(url: &str, e: reqwest::Error) -> JanusError {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
     JanusError::Transport {
         url: url.to_owned(),
-        message,
+        message: crate::client::with_causes(&e),
     }
 }
 
