@@ -9,9 +9,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{exclusive, spawn_serve};
+use common::{exclusive, spawn_serve, spawn_serve_with};
 use serde_json::Value;
-use tokio::io::AsyncBufReadExt;
 use usermedia::devices::media_file::Y4mWriter;
 use usermedia::devices::pattern::{read_strip_luma, render};
 use usermedia::media::{QualityAnalyzer, StripFrame};
@@ -232,9 +231,7 @@ async fn a_clip_with_a_one_second_freeze_and_a_forty_frame_jump_is_reported_exac
     }
     w.finish().unwrap();
     let devices = clip_devices(dir.path(), &clip);
-    let devices = devices.to_str().unwrap();
-    let (_serve, addr) =
-        serve_with(&["--devices", devices, "--constraints", r#"{"video": true}"#]).await;
+    let (_serve, addr) = spawn_serve_with(&devices, r#"{"video": true}"#, &[]).await;
     let url = format!("http://{addr}/whep/default");
     let (code, lines, stderr) =
         view(&["--whep", &url, "--ice-addr", "127.0.0.1", "--seconds", "6"]).await;
@@ -320,14 +317,11 @@ async fn ctrl_c_ends_with_the_summary_and_a_complete_recording() {
 async fn a_vp8_stream_is_recorded_as_received_and_reads_back() {
     let _guard = exclusive().await;
     let builtin = common::example("builtin.json");
-    let (_serve, addr) = serve_with(&[
-        "--devices",
-        builtin.to_str().unwrap(),
-        "--constraints",
+    let (_serve, addr) = spawn_serve_with(
+        &builtin,
         r#"{"video": {"width": 320, "height": 240}, "audio": true}"#,
-        "--video-codec",
-        "vp8",
-    ])
+        &["--video-codec", "vp8"],
+    )
     .await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("http://{addr}/whep/default");
@@ -361,42 +355,6 @@ async fn a_vp8_stream_is_recorded_as_received_and_reads_back() {
     );
     let again = analyzer.report(0);
     assert_eq!((again.frames, again.frames_skipped), (decoded, 0));
-}
-
-/// `usermedia serve` on loopback with `args` (devices, constraints, codec); the child
-/// (killed when dropped) and the address it printed.
-async fn serve_with(args: &[&str]) -> (tokio::process::Child, std::net::SocketAddr) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--ice-addr",
-            "127.0.0.1",
-        ])
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("serve printed its URL");
-            if let Some((_, rest)) = line.split_once("open http://") {
-                break rest.split('/').next().unwrap().parse().unwrap();
-            }
-        }
-    })
-    .await
-    .expect("serve started");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
 }
 
 #[tokio::test]
