@@ -27,6 +27,8 @@ use crate::print_json;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Encoded units a track's recording may fall behind by.
 const RECORD_QUEUE: usize = 256;
+/// How long the decoders may take to hand on what they hold once the session has ended.
+const DRAIN: Duration = Duration::from_secs(1);
 
 /// What `view --help` ends with: the output, an example, the exit codes.
 const AFTER_HELP: &str = "\
@@ -188,6 +190,17 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
         if matches!(stop, Stop::StreamEnded) {
             eprintln!("usermedia: the stream ended");
         }
+        // End the session first (DELETE, then the connection closes) and let the decoders
+        // drain what they hold, so the analysis and the recording stop on the same last
+        // unit instead of the recorder taking units the analysis no longer sees.
+        let impairment = session.peer.impairment();
+        if let Err(e) = session.end().await {
+            tracing::debug!("ending the session: {e}");
+        }
+        let drained = tokio::time::Instant::now() + DRAIN;
+        while !tracks.iter().all(RemoteTrack::ended) && tokio::time::Instant::now() < drained {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         analysis.stop();
         let mut summary = json!({
             "event": "summary",
@@ -195,7 +208,7 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
             "tracks": analysis.report(),
             "stats": tracks.iter().map(|t| json!({"id": t.id(), "stats": t.stats()})).collect::<Vec<_>>(),
         });
-        if let Some(impairment) = session.peer.impairment() {
+        if let Some(impairment) = impairment {
             summary["impairment"] = json!(impairment);
         }
         let recorded = recorder.map(|r| r.finish());
@@ -206,9 +219,6 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
             None => {}
         }
         print_json(&summary);
-        if let Err(e) = session.end().await {
-            tracing::debug!("ending the session: {e}");
-        }
         if let Some(e) = failure {
             return Err(e);
         }
