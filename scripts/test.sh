@@ -7,11 +7,12 @@
 # their own turnserver; the package's service is never started: see setup.sh); ffmpeg
 # (ffprobe, ffmpeg) to read back `view --record`'s files (tests/view.rs); janus for the
 # Janus VideoRoom tests (tests/janus.rs start their own; its service is never started
-# either); g++ for libFuzzer, then every fuzz target runs for 25 s (scripts/fuzz.sh).
+# either); g++ for libFuzzer, then every fuzz target runs for 25 s (scripts/fuzz.sh);
+# python3-numpy to write the side-by-side's clip (tests/compare.rs runs scripts/compare.sh).
 # `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh chromium firefox-esr iproute2 coturn ffmpeg janus g++
+./scripts/setup.sh chromium firefox-esr iproute2 coturn ffmpeg janus g++ python3-numpy
 cargo fmt --all -- --check
 cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
