@@ -86,7 +86,17 @@ fn bad_options_are_refused_before_any_run() {
     let help = compare(&["--help"]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for option in ["--viewers", "--seconds", "--rounds", "--peers", "--out", "--usermedia-only"] {
-        assert!(text.contains(option), "--help does not mention {option}:\n{text}");
+    for option in [
+        "--viewers",
+        "--seconds",
+        "--rounds",
+        "--peers",
+        "--out",
+        "--usermedia-only",
+    ] {
+        assert!(
+            text.contains(option),
+            "--help does not mention {option}:\n{text}"
+        );
     }
 }

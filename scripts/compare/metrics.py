@@ -22,13 +22,16 @@ def rss_bytes():
 
 def result(n, window_s, pub_cpu_s, rcv_cpu_s, mark_a, mark_b, firsts_ms, rss_now, rss_before):
     """The common keys. `mark_a`/`mark_b`: the receivers' counters ({peer id: {frames,
-    bytes, pkts}}) at the window's ends; `firsts_ms`: per peer, ms from the start of
+    bytes (payload), pkts}}) at the window's ends; `firsts_ms`: per peer, ms from the start of
     negotiation to its first complete frame (peers without one are left out)."""
     fps, kbps = [], []
     for i in range(n):
         a, b = mark_a.get(str(i), {}), mark_b.get(str(i), {})
         fps.append((b.get("frames", 0) - a.get("frames", 0)) / window_s)
-        kbps.append((b.get("bytes", 0) - a.get("bytes", 0)) * 8 / window_s / 1000)
+        # RTP payload plus the 12-byte fixed header of each packet (bench fanout counts
+        # payload and headers; header extensions, a few bytes a packet, are left out).
+        octets = b.get("bytes", 0) - a.get("bytes", 0) + 12 * (b.get("pkts", 0) - a.get("pkts", 0))
+        kbps.append(octets * 8 / window_s / 1000)
     return dict(
         viewers=n,
         publisher_cpu_per_media_s=pub_cpu_s / window_s,
