@@ -29,8 +29,10 @@ for path in glob.glob(os.path.join(args.dir, "*_n*_r*.json")):
             res = json.load(f)
     except (OSError, ValueError):
         continue
+    if not isinstance(res, dict) or not isinstance(res.get("publisher_cpu_per_media_s"), (int, float)):
+        continue
     runs.setdefault((m[1], int(m[2])), {})[int(m[3])] = res
-failed = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(args.dir, "*.failed")))
+failed = sorted(os.path.basename(p)[:-len(".failed")] for p in glob.glob(os.path.join(args.dir, "*.failed")))
 
 NAMES = {
     "usermedia": "usermedia (openh264, one encode)",
@@ -85,17 +87,16 @@ for n in ns:
               f"| {f(rss / 2**20 if rss else None, '.0f')} | {len(rs)} |")
 
 # Per extra viewer: the slope between the smallest and the largest N each peer ran.
-print()
-print("| publisher | viewers | publisher CPU per extra viewer (ms/s) | × usermedia "
-      "| receivers' CPU per extra viewer (ms/s) | publisher RSS per extra viewer (KiB) |")
-print("|---|---|---|---|---|---|")
-
-
 def slope(peer, lo, hi, key):
     a, b = col(peer, lo, key), col(peer, hi, key)
     return None if a is None or b is None else (b - a) / (hi - lo)
 
 
+def ms(v):
+    return None if v is None else v * 1000
+
+
+rows = []
 for peer in order:
     have = sorted(n for (p, n) in runs if p == peer)
     if len(have) < 2:
@@ -107,9 +108,14 @@ for peer in order:
         f(cpu / base, ".2f") if cpu is not None and base else "–")
     rcv = slope(peer, lo, hi, "receiver_cpu_per_media_s")
     rss = slope(peer, lo, hi, "publisher_rss_bytes")
-    print(f"| {NAMES.get(peer, peer)} | {lo}→{hi} | {f(cpu * 1000 if cpu is not None else None, '.2f')} "
-          f"| {x} | {f(rcv * 1000 if rcv is not None else None, '.2f')} "
-          f"| {f(rss / 1024 if rss is not None else None, '.0f')} |")
+    rows.append(f"| {NAMES.get(peer, peer)} | {lo}→{hi} | {f(ms(cpu), '.2f')} | {x} "
+                f"| {f(ms(rcv), '.2f')} | {f(rss / 1024 if rss is not None else None, '.0f')} |")
+if rows:
+    print()
+    print("| publisher | viewers | publisher CPU per extra viewer (ms/s) | × usermedia "
+          "| receivers' CPU per extra viewer (ms/s) | publisher RSS per extra viewer (KiB) |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
 if failed:
     print()
     print("Failed runs (their stderr is kept beside them): " + ", ".join(failed))
