@@ -114,14 +114,16 @@ fi
 
 # ---- the shared clip ----
 clipdir=$ROOT/target/compare
-clip=$clipdir/clip.y4m
+# Named after frames.py's hash: a changed generator writes a new clip.
+clipname=clip-$(sha256sum scripts/compare/frames.py | cut -c1-12).y4m
+clip=$clipdir/$clipname
 mkdir -p "$clipdir"
 if [ ! -s "$clip" ]; then
   "$PY3" scripts/compare/frames.py "$clip"
 fi
-devices=$clipdir/devices.json
-cat >"$devices" <<'EOF'
-{"devices": [{"kind": "videoinput", "deviceId": "clip", "source": {"file": "clip.y4m"},
+devices=$clipdir/devices-$clipname.json
+cat >"$devices" <<EOF
+{"devices": [{"kind": "videoinput", "deviceId": "clip", "source": {"file": "$clipname"},
   "modes": [{"width": 1280, "height": 720, "frameRate": 30}]}]}
 EOF
 

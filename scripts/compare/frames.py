@@ -51,7 +51,7 @@ def make_i420_frames(width, height, n=60, speed=4, seed=1):
 
 def write_y4m(path, width, height, fps, n):
     """Writes the frames as a Y4M (4:2:0, full-range tag as usermedia's own writer uses)."""
-    tmp = path + ".part"
+    tmp = f"{path}.{os.getpid()}.part"
     with open(tmp, "wb") as f:
         f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for frame in make_i420_frames(width, height, n):
