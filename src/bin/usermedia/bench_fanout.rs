@@ -122,6 +122,10 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
         .map_err(|e| CliError::runtime(format!("cannot find this program to start the receivers: {e}")))?;
     let mut receivers = std::process::Command::new(exe);
     receivers.args(["bench", "receivers"]);
+    // Its peers' routine log lines (a track ending at the close) are noise here.
+    if std::env::var_os("RUST_LOG").is_none() {
+        receivers.env("RUST_LOG", "error");
+    }
     let config = FanoutConfig {
         viewers: opts.viewers as usize,
         codec: spec.codec,
