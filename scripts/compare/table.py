@@ -112,7 +112,7 @@ for peer in order:
                 f"| {f(ms(rcv), '.2f')} | {f(rss / 1024 if rss is not None else None, '.0f')} |")
 if rows:
     print()
-    print("| publisher | viewers | publisher CPU per extra viewer (ms/s) | × usermedia "
+    print("| publisher | viewers | publisher CPU per extra viewer (ms/s) | × usermedia (same counts) "
           "| receivers' CPU per extra viewer (ms/s) | publisher RSS per extra viewer (KiB) |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
