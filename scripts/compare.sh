@@ -5,8 +5,17 @@
 # publisher's ratio to usermedia in the same run. Installs its peers itself (see --help).
 # How to read the table: docs/performance.md, "Side by side: scripts/compare.sh".
 set -euo pipefail
+CALLER=$PWD
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# Paths the caller gives (--out, USERMEDIA_BIN, USERMEDIA_COMPARE_VENV, CARGO_TARGET_DIR) are relative to where
+# it ran the script, not to the repository.
+absolute() {
+  case "$1" in
+    /*) printf '%s' "$1" ;;
+    *) printf '%s/%s' "$CALLER" "$1" ;;
+  esac
+}
 
 usage() {
   cat <<'EOF'
@@ -78,7 +87,11 @@ for p in "${peer_list[@]}"; do
   esac
 done
 IFS=, read -r -a n_list <<<"$viewers"
-out=${out:-target/compare/runs/$(date -u +%Y%m%dT%H%M%SZ)}
+if [ -n "$out" ]; then
+  out=$(absolute "$out")
+else
+  out=$ROOT/target/compare/runs/$(date -u +%Y%m%dT%H%M%SZ)
+fi
 mkdir -p "$out"
 
 # ---- installs ----
@@ -95,7 +108,7 @@ fi
 PY3=/usr/bin/python3 # Debian's: python3-gi and python3-numpy live there
 [ -x "$PY3" ] || PY3=$(command -v python3)
 
-venv=${USERMEDIA_COMPARE_VENV:-$ROOT/target/compare-venv}
+venv=$(absolute "${USERMEDIA_COMPARE_VENV:-$ROOT/target/compare-venv}")
 if [ $want_gst = 1 ] || [ $want_aiortc = 1 ]; then
   check='import importlib.metadata as m; assert m.version("aiortc") == "1.16.0" and m.version("av") == "18.1.0"'
   if ! "$venv/bin/python" -c "$check" 2>/dev/null; then
@@ -106,10 +119,11 @@ if [ $want_gst = 1 ] || [ $want_aiortc = 1 ]; then
   fi
 fi
 
-bin=${USERMEDIA_BIN:-}
+bin=${USERMEDIA_BIN:+$(absolute "$USERMEDIA_BIN")}
 if [ -z "$bin" ] && [[ ",$peers," == *,usermedia,* ]]; then
+  export CARGO_TARGET_DIR=$(absolute "${CARGO_TARGET_DIR:-$ROOT/target}")
   cargo build --release --locked --quiet --bin usermedia
-  bin=${CARGO_TARGET_DIR:-target}/release/usermedia
+  bin=$CARGO_TARGET_DIR/release/usermedia
 fi
 
 # ---- the shared clip ----
