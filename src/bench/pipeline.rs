@@ -65,7 +65,9 @@ pub fn run(
     bitrate: u32,
     duration: Duration,
 ) -> Result<PipelineRow, BenchError> {
-    let camera: Vec<Vec<u8>> = (0..FRAMES).map(|n| to_yuyv(&noisy_frame(width, height, n))).collect();
+    let camera: Vec<Vec<u8>> = (0..FRAMES)
+        .map(|n| to_yuyv(&noisy_frame(width, height, n)))
+        .collect();
     let mut encode: Box<dyn FnMut(&VideoFrame) -> Result<Option<EncodedUnit>, EncodeError>> =
         match codec {
             VideoCodec::H264 => {
