@@ -37,8 +37,19 @@ fn number(v: &Value, key: &str) -> f64 {
 #[test]
 fn fanout_reaches_every_viewer_and_reports_its_keys() {
     let v = json_line(&[
-        "bench", "fanout", "--viewers", "4", "--seconds", "3", "--warmup", "0.5", "--width",
-        "320", "--height", "240", "--json",
+        "bench",
+        "fanout",
+        "--viewers",
+        "4",
+        "--seconds",
+        "3",
+        "--warmup",
+        "0.5",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--json",
     ]);
     for key in [
         "viewers",
@@ -54,7 +65,10 @@ fn fanout_reaches_every_viewer_and_reports_its_keys() {
         number(&v, key);
     }
     assert_eq!(v["viewers"], 4);
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(320), Some(240)));
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(240))
+    );
     // Every viewer received frames, in the window and overall.
     assert!(number(&v, "fps_per_viewer_min") > 0.0, "{v}");
     assert!(number(&v, "frames_per_viewer_min") > 0.0, "{v}");
@@ -66,7 +80,15 @@ fn fanout_reaches_every_viewer_and_reports_its_keys() {
 #[test]
 fn first_frame_latency_and_pipeline_report_their_numbers() {
     let v = json_line(&[
-        "bench", "first-frame", "--runs", "2", "--width", "320", "--height", "240", "--json",
+        "bench",
+        "first-frame",
+        "--runs",
+        "2",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--json",
     ]);
     assert_eq!(v["runs"], 2);
     for key in [
@@ -80,23 +102,46 @@ fn first_frame_latency_and_pipeline_report_their_numbers() {
     assert!(number(&v, "get_user_media_to_frame_ms_p50") >= number(&v, "offer_to_frame_ms_p50"));
 
     let v = json_line(&[
-        "bench", "latency", "--seconds", "2", "--warmup", "0.2", "--width", "320", "--height",
-        "240", "--codec", "vp8", "--json",
+        "bench",
+        "latency",
+        "--seconds",
+        "2",
+        "--warmup",
+        "0.2",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--codec",
+        "vp8",
+        "--json",
     ]);
     assert!(number(&v, "frames_with_strip") > 0.0, "{v}");
     for key in ["latency_ms_p50", "latency_ms_p95", "latency_ms_p99"] {
         number(&v, key);
     }
-    assert!(number(&v, "latency_ms_p99") >= number(&v, "latency_ms_p50"), "{v}");
+    assert!(
+        number(&v, "latency_ms_p99") >= number(&v, "latency_ms_p50"),
+        "{v}"
+    );
 
     let v = json_line(&[
-        "bench", "pipeline", "--size", "320x240", "--seconds", "0.3", "--json",
+        "bench",
+        "pipeline",
+        "--size",
+        "320x240",
+        "--seconds",
+        "0.3",
+        "--json",
     ]);
     let rows = v["rows"].as_array().expect("rows");
     let codecs: Vec<&str> = rows.iter().filter_map(|r| r["codec"].as_str()).collect();
     assert_eq!(codecs, ["h264", "vp8"]);
     for r in rows {
-        assert!(number(r, "fps") > 0.0 && number(r, "cpu_ms_per_frame") > 0.0, "{r}");
+        assert!(
+            number(r, "fps") > 0.0 && number(r, "cpu_ms_per_frame") > 0.0,
+            "{r}"
+        );
         assert!(number(r, "kbps") > 0.0, "{r}");
     }
 }
@@ -108,7 +153,10 @@ fn bad_input_is_exit_2_naming_the_problem() {
         (&["bench", "fanout", "--codec", "av1"], "av1"),
         (&["bench", "fanout", "--width", "641"], "odd"),
         (&["bench", "fanout", "--bitrate", "fast"], "--bitrate"),
-        (&["bench", "fanout", "--constraints", "{bad"], "not valid JSON"),
+        (
+            &["bench", "fanout", "--constraints", "{bad"],
+            "not valid JSON",
+        ),
         (&["bench", "first-frame", "--runs", "0"], "--runs"),
         (&["bench", "pipeline", "--size", "1281x720"], "even"),
     ] {
@@ -125,6 +173,9 @@ fn bad_input_is_exit_2_naming_the_problem() {
         ("pipeline", "cpu_ms_per_frame"),
     ] {
         let out = usermedia(&["bench", bench, "--help"]);
-        assert!(String::from_utf8_lossy(&out.stdout).contains(key), "{bench}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(key),
+            "{bench}"
+        );
     }
 }

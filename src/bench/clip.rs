@@ -36,8 +36,8 @@ pub fn write_noisy_clip(
     let file = std::fs::File::create(&clip)
         .map_err(BenchError::io(format!("creating {}", clip.display())))?;
     let writing = || BenchError::io(format!("writing {}", clip.display()));
-    let mut w = Y4mWriter::new(std::io::BufWriter::new(file), width, height, fps)
-        .map_err(writing())?;
+    let mut w =
+        Y4mWriter::new(std::io::BufWriter::new(file), width, height, fps).map_err(writing())?;
     for n in 0..frames {
         w.write(&noisy_frame(width, height, n)).map_err(writing())?;
     }
@@ -62,9 +62,12 @@ mod tests {
     fn the_clip_is_a_camera_of_its_mode() {
         let dir = tempfile::tempdir().unwrap();
         let devices = write_noisy_clip(dir.path(), 160, 120, 30.0, 3).unwrap();
-        let devices = MediaDevices::from_devices_file(&devices, PermissionPolicy::granted()).unwrap();
+        let devices =
+            MediaDevices::from_devices_file(&devices, PermissionPolicy::granted()).unwrap();
         let stream = devices
-            .get_user_media_json(r#"{"video": {"width": {"exact": 160}, "height": {"exact": 120}}}"#)
+            .get_user_media_json(
+                r#"{"video": {"width": {"exact": 160}, "height": {"exact": 120}}}"#,
+            )
             .unwrap();
         let frame = stream.get_video_tracks()[0].subscribe(4).recv().unwrap();
         assert!(matches!(frame, crate::media::MediaFrame::Video(f) if f.width() == 160));

@@ -97,12 +97,28 @@ pub async fn run(
     let mut offered_ms = Vec::with_capacity(viewers);
     let result = async {
         // The first viewer alone, so the memory of the others is measured from there.
-        connect(&mut receivers, &factory, &video, &mut peers, &mut offered_ms, 1).await?;
+        connect(
+            &mut receivers,
+            &factory,
+            &video,
+            &mut peers,
+            &mut offered_ms,
+            1,
+        )
+        .await?;
         wait_first_frames(&mut receivers, 1).await?;
         let rss_one = ProcessUsage::of_self()?.rss_bytes;
         while peers.len() < viewers {
             let batch = CONNECT_BATCH.min(viewers - peers.len());
-            connect(&mut receivers, &factory, &video, &mut peers, &mut offered_ms, batch).await?;
+            connect(
+                &mut receivers,
+                &factory,
+                &video,
+                &mut peers,
+                &mut offered_ms,
+                batch,
+            )
+            .await?;
         }
         let counts = wait_first_frames(&mut receivers, viewers).await?;
         let first_frames: Vec<f64> = counts
@@ -115,7 +131,11 @@ pub async fn run(
             .pid()
             .ok_or_else(|| BenchError::Receivers("it exited".into()))?;
         let (me0, them0) = (ProcessUsage::of_self()?, ProcessUsage::of(pid)?);
-        let (counts0, bytes0, t0) = (receivers.report().await?, video.stats().bytes, Instant::now());
+        let (counts0, bytes0, t0) = (
+            receivers.report().await?,
+            video.stats().bytes,
+            Instant::now(),
+        );
         tokio::time::sleep(config.window).await;
         let counts1 = receivers.report().await?;
         let wall = t0.elapsed().as_secs_f64();
@@ -125,13 +145,20 @@ pub async fn run(
             counts1
                 .iter()
                 .map(|c1| {
-                    let c0 = counts0.iter().find(|c| c.id == c1.id).copied().unwrap_or_default();
+                    let c0 = counts0
+                        .iter()
+                        .find(|c| c.id == c1.id)
+                        .copied()
+                        .unwrap_or_default();
                     f(c1).saturating_sub(f(&c0)) as f64 / wall
                 })
                 .collect()
         };
         let fps = per_viewer(|c| c.frames);
-        let kbps: Vec<f64> = per_viewer(|c| c.bytes).iter().map(|b| b * 8.0 / 1000.0).collect();
+        let kbps: Vec<f64> = per_viewer(|c| c.bytes)
+            .iter()
+            .map(|b| b * 8.0 / 1000.0)
+            .collect();
         let packets = per_viewer(|c| c.packets);
         let settings = track.get_settings();
         let median = |v: &[f64]| percentile(v, 50.0).unwrap_or(0.0);
@@ -197,9 +224,9 @@ async fn connect(
     }
     for _ in 0..count {
         let (id, answer) = receivers.next_answer().await?;
-        let peer = peers
-            .get(id)
-            .ok_or_else(|| BenchError::Receivers(format!("an answer for viewer {id}, who is not")))?;
+        let peer = peers.get(id).ok_or_else(|| {
+            BenchError::Receivers(format!("an answer for viewer {id}, who is not"))
+        })?;
         peer.accept_answer(&answer).await?;
     }
     for peer in &peers[first..] {
@@ -217,7 +244,11 @@ async fn wait_first_frames(
     loop {
         let counts = receivers.report().await?;
         let waiting: Vec<usize> = (0..viewers)
-            .filter(|id| !counts.iter().any(|c| c.id == *id && c.first_frame_ms.is_some()))
+            .filter(|id| {
+                !counts
+                    .iter()
+                    .any(|c| c.id == *id && c.first_frame_ms.is_some())
+            })
             .collect();
         if waiting.is_empty() {
             return Ok(counts);

@@ -82,10 +82,9 @@ pub async fn run_once(
             let offer = a.create_offer().await?;
             let answer = b.answer(&offer).await?;
             a.accept_answer(&answer).await?;
-            let remote = b
-                .next_remote_track(FRAME_TIMEOUT)
-                .await
-                .ok_or_else(|| BenchError::Timeout(format!("no remote track within {FRAME_TIMEOUT:?}")))?;
+            let remote = b.next_remote_track(FRAME_TIMEOUT).await.ok_or_else(|| {
+                BenchError::Timeout(format!("no remote track within {FRAME_TIMEOUT:?}"))
+            })?;
             let rx = remote.subscribe(8);
             let first = tokio::task::spawn_blocking(move || rx.recv_timeout(FRAME_TIMEOUT))
                 .await

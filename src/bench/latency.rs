@@ -50,7 +50,10 @@ pub struct LatencyReport {
 
 /// Runs the measurement on `track`, a live track of the pattern (its strip carries the
 /// capture time).
-pub async fn run(config: &LatencyConfig, track: &MediaStreamTrack) -> Result<LatencyReport, BenchError> {
+pub async fn run(
+    config: &LatencyConfig,
+    track: &MediaStreamTrack,
+) -> Result<LatencyReport, BenchError> {
     let video = EncodedTrack::start(track, CodecConfig::video(config.codec, config.bitrate))?;
     let factory = loopback_factory(true, 2, config.bitrate);
     let (a, b) = (factory.create().await?, factory.create().await?);
@@ -59,17 +62,20 @@ pub async fn run(config: &LatencyConfig, track: &MediaStreamTrack) -> Result<Lat
         let offer = a.create_offer().await?;
         let answer = b.answer(&offer).await?;
         a.accept_answer(&answer).await?;
-        let remote = b
-            .next_remote_track(CONNECT_TIMEOUT)
-            .await
-            .ok_or_else(|| BenchError::Timeout(format!("no remote track within {CONNECT_TIMEOUT:?}")))?;
+        let remote = b.next_remote_track(CONNECT_TIMEOUT).await.ok_or_else(|| {
+            BenchError::Timeout(format!("no remote track within {CONNECT_TIMEOUT:?}"))
+        })?;
         let rx = remote.subscribe(64);
         let (warmup, window) = (config.warmup, config.window);
         let measured = tokio::task::spawn_blocking(move || -> Result<_, BenchError> {
-            let ended = |e: crate::media::TrackEnded| BenchError::Timeout(format!("the received track ended: {e}"));
+            let ended = |e: crate::media::TrackEnded| {
+                BenchError::Timeout(format!("the received track ended: {e}"))
+            };
             rx.recv_timeout(CONNECT_TIMEOUT)
                 .map_err(ended)?
-                .ok_or_else(|| BenchError::Timeout(format!("no decoded frame within {CONNECT_TIMEOUT:?}")))?;
+                .ok_or_else(|| {
+                    BenchError::Timeout(format!("no decoded frame within {CONNECT_TIMEOUT:?}"))
+                })?;
             let warm = Instant::now() + warmup;
             while Instant::now() < warm {
                 rx.recv_timeout(Duration::from_millis(100)).map_err(ended)?;
@@ -83,7 +89,10 @@ pub async fn run(config: &LatencyConfig, track: &MediaStreamTrack) -> Result<Lat
                     analysis.push(f.y(), f.width(), f.height(), wall_clock_ms());
                 }
             }
-            Ok((analysis.report(wall_clock_ms()), start.elapsed().as_secs_f64()))
+            Ok((
+                analysis.report(wall_clock_ms()),
+                start.elapsed().as_secs_f64(),
+            ))
         })
         .await
         .map_err(|e| BenchError::Timeout(format!("the frame reader failed: {e}")))??;

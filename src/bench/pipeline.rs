@@ -16,6 +16,9 @@ use crate::encode::vp8::{Vp8Config, Vp8Encoder};
 use crate::encode::{EncodeError, EncodedUnit, VideoCodec};
 use crate::frame::VideoFrame;
 
+/// One encoder, as a function of a frame.
+type Encode = Box<dyn FnMut(&VideoFrame) -> Result<Option<EncodedUnit>, EncodeError>>;
+
 /// Distinct camera frames prepared (played in a loop).
 const FRAMES: u32 = 10;
 
@@ -65,18 +68,19 @@ pub fn run(
     bitrate: u32,
     duration: Duration,
 ) -> Result<PipelineRow, BenchError> {
-    let camera: Vec<Vec<u8>> = (0..FRAMES).map(|n| to_yuyv(&noisy_frame(width, height, n))).collect();
-    let mut encode: Box<dyn FnMut(&VideoFrame) -> Result<Option<EncodedUnit>, EncodeError>> =
-        match codec {
-            VideoCodec::H264 => {
-                let mut e = H264Encoder::new(H264Config::new(width, height, frame_rate, bitrate))?;
-                Box::new(move |f| e.encode(f, false))
-            }
-            VideoCodec::Vp8 => {
-                let mut e = Vp8Encoder::new(Vp8Config::new(width, height, frame_rate, bitrate))?;
-                Box::new(move |f| e.encode(f, false))
-            }
-        };
+    let camera: Vec<Vec<u8>> = (0..FRAMES)
+        .map(|n| to_yuyv(&noisy_frame(width, height, n)))
+        .collect();
+    let mut encode: Encode = match codec {
+        VideoCodec::H264 => {
+            let mut e = H264Encoder::new(H264Config::new(width, height, frame_rate, bitrate))?;
+            Box::new(move |f| e.encode(f, false))
+        }
+        VideoCodec::Vp8 => {
+            let mut e = Vp8Encoder::new(Vp8Config::new(width, height, frame_rate, bitrate))?;
+            Box::new(move |f| e.encode(f, false))
+        }
+    };
     let (mut convert_s, mut encode_s, mut bytes, mut frames) = (0.0, 0.0, 0u64, 0u64);
     let cpu0 = ProcessUsage::of_self()?.cpu_seconds;
     let start = Instant::now();

@@ -82,6 +82,6 @@ mod tests {
         assert_eq!(rss_bytes("Name: x\n"), None);
         let me = ProcessUsage::of_self().unwrap();
         assert!(me.rss_bytes > 0);
-        assert_eq!(ProcessUsage::of(std::process::id()).unwrap().rss_bytes > 0, true);
+        assert!(ProcessUsage::of(std::process::id()).unwrap().rss_bytes > 0);
     }
 }

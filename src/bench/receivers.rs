@@ -124,8 +124,11 @@ pub async fn serve(
                 send(&output, &Reply::Report { viewers: counts });
             }
             Request::Offer { id, sdp } => {
-                let (factory, output, viewers) =
-                    (Arc::clone(&factory), Arc::clone(&output), Arc::clone(&viewers));
+                let (factory, output, viewers) = (
+                    Arc::clone(&factory),
+                    Arc::clone(&output),
+                    Arc::clone(&viewers),
+                );
                 tokio::spawn(async move { answer(id, &sdp, &factory, &output, &viewers).await });
             }
         }
@@ -147,13 +150,27 @@ async fn answer(
 ) {
     let peer = match factory.create().await {
         Ok(p) => Arc::new(p),
-        Err(e) => return send(output, &Reply::Failed { id, error: e.to_string() }),
+        Err(e) => {
+            return send(
+                output,
+                &Reply::Failed {
+                    id,
+                    error: e.to_string(),
+                },
+            )
+        }
     };
     let answer = match peer.answer(sdp).await {
         Ok(a) => a,
         Err(e) => {
             peer.close().await;
-            return send(output, &Reply::Failed { id, error: e.to_string() });
+            return send(
+                output,
+                &Reply::Failed {
+                    id,
+                    error: e.to_string(),
+                },
+            );
         }
     };
     let viewer = Viewer {
@@ -218,8 +235,8 @@ impl ReceiverProcess {
             .stdin
             .as_mut()
             .ok_or_else(|| BenchError::Receivers("already finished".into()))?;
-        let mut line = serde_json::to_string(request)
-            .map_err(|e| BenchError::Receivers(e.to_string()))?;
+        let mut line =
+            serde_json::to_string(request).map_err(|e| BenchError::Receivers(e.to_string()))?;
         line.push('\n');
         stdin
             .write_all(line.as_bytes())
@@ -234,11 +251,16 @@ impl ReceiverProcess {
     async fn reply(&mut self) -> Result<Reply, BenchError> {
         let line = tokio::time::timeout(REPLY_TIMEOUT, self.stdout.next_line())
             .await
-            .map_err(|_| BenchError::Timeout(format!("the receiving process did not reply within {REPLY_TIMEOUT:?}")))?
+            .map_err(|_| {
+                BenchError::Timeout(format!(
+                    "the receiving process did not reply within {REPLY_TIMEOUT:?}"
+                ))
+            })?
             .map_err(BenchError::io("reading from the receiving process"))?
             .ok_or_else(|| BenchError::Receivers("it exited".into()))?;
-        serde_json::from_str(&line)
-            .map_err(|e| BenchError::Receivers(format!("a reply that is not ours ({e}): {line:.200}")))
+        serde_json::from_str(&line).map_err(|e| {
+            BenchError::Receivers(format!("a reply that is not ours ({e}): {line:.200}"))
+        })
     }
 
     /// Sends an offer for viewer `id` (answered by [`next_answer`](Self::next_answer)).
@@ -253,7 +275,9 @@ impl ReceiverProcess {
             Reply::Failed { id, error } => {
                 Err(BenchError::Receivers(format!("viewer {id}: {error}")))
             }
-            Reply::Report { .. } => Err(BenchError::Receivers("a report where an answer was due".into())),
+            Reply::Report { .. } => Err(BenchError::Receivers(
+                "a report where an answer was due".into(),
+            )),
         }
     }
 
@@ -266,7 +290,9 @@ impl ReceiverProcess {
                 viewers.sort_by_key(|v| v.id);
                 Ok(viewers)
             }
-            other => Err(BenchError::Receivers(format!("{other:?} where a report was due"))),
+            other => Err(BenchError::Receivers(format!(
+                "{other:?} where a report was due"
+            ))),
         }
     }
 

@@ -194,7 +194,11 @@ pub fn print(report: &impl Serialize, json: bool, title: &str, table: &[(&str, S
         return;
     }
     println!("{title}");
-    let width = table.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let width = table
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     for (k, v) in table {
         println!("  {k:<width$}  {v}");
     }

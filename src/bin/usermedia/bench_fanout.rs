@@ -112,14 +112,20 @@ fn devices(opts: &Options, dir: &Path) -> Result<MediaDevices, CliError> {
 /// `usermedia bench fanout`.
 pub fn run(opts: Options) -> Result<ExitCode, CliError> {
     let spec = opts.video.spec()?;
-    let constraints = opts.constraints.clone().unwrap_or_else(|| spec.constraints());
+    let constraints = opts
+        .constraints
+        .clone()
+        .unwrap_or_else(|| spec.constraints());
     let Some(constraints) = parse_constraints(&constraints)? else {
         return Ok(crate::exit::media_error());
     };
     let dir = TempDir::new()?;
     let devices = devices(&opts, &dir.0)?;
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::runtime(format!("cannot find this program to start the receivers: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        CliError::runtime(format!(
+            "cannot find this program to start the receivers: {e}"
+        ))
+    })?;
     let mut receivers = std::process::Command::new(exe);
     receivers.args(["bench", "receivers"]);
     // Its peers' routine log lines (a track ending at the close) are noise here.
@@ -199,10 +205,16 @@ fn show(r: &FanoutReport, json: bool) {
                     r.publisher_cpu_per_media_s
                 ),
             ),
-            ("receivers' CPU", format!("{:.4} s per media s", r.receiver_cpu_per_media_s)),
+            (
+                "receivers' CPU",
+                format!("{:.4} s per media s", r.receiver_cpu_per_media_s),
+            ),
             (
                 "fps per viewer",
-                format!("min {:.2}, median {:.2}", r.fps_per_viewer_min, r.fps_per_viewer_median),
+                format!(
+                    "min {:.2}, median {:.2}",
+                    r.fps_per_viewer_min, r.fps_per_viewer_median
+                ),
             ),
             (
                 "per viewer",
@@ -213,9 +225,16 @@ fn show(r: &FanoutReport, json: bool) {
             ),
             (
                 "publisher memory",
-                format!("{} RSS, {} per viewer", mib(r.publisher_rss_bytes), mib(r.rss_per_viewer_bytes)),
+                format!(
+                    "{} RSS, {} per viewer",
+                    mib(r.publisher_rss_bytes),
+                    mib(r.rss_per_viewer_bytes)
+                ),
             ),
-            ("receivers' memory", format!("{} RSS", mib(r.receiver_rss_bytes))),
+            (
+                "receivers' memory",
+                format!("{} RSS", mib(r.receiver_rss_bytes)),
+            ),
             (
                 "first frame",
                 format!(

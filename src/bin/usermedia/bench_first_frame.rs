@@ -69,7 +69,10 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
         &[
             (
                 "offer → decoded",
-                format!("p50 {:.1} ms, p95 {:.1} ms", r.offer_to_frame_ms_p50, r.offer_to_frame_ms_p95),
+                format!(
+                    "p50 {:.1} ms, p95 {:.1} ms",
+                    r.offer_to_frame_ms_p50, r.offer_to_frame_ms_p95
+                ),
             ),
             (
                 "getUserMedia → decoded",

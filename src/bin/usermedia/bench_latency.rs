@@ -59,7 +59,9 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
         let track = stream.get_video_tracks().into_iter().next();
         let result = match track {
             Some(track) => usermedia::bench::latency::run(&config, &track).await,
-            None => Err(usermedia::bench::BenchError::Timeout("no video track".into())),
+            None => Err(usermedia::bench::BenchError::Timeout(
+                "no video track".into(),
+            )),
         };
         for t in &tracks {
             t.stop();

@@ -112,7 +112,15 @@ pub fn run(opts: Options) -> Result<ExitCode, CliError> {
         &report,
         opts.json,
         "pipeline: YUYV camera frames → I420 → encode, one frame after another",
-        &["codec", "size", "fps", "CPU ms/frame", "convert ms", "encode ms", "kbit/s"],
+        &[
+            "codec",
+            "size",
+            "fps",
+            "CPU ms/frame",
+            "convert ms",
+            "encode ms",
+            "kbit/s",
+        ],
         &report
             .rows
             .iter()
