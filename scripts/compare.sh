@@ -200,7 +200,7 @@ for round in $(seq 1 "$rounds"); do
 done
 
 {
-  echo "Side by side, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), usermedia $(git rev-parse --short HEAD 2>/dev/null || echo '?'); 1280x720@30 H.264 1.3 Mbit/s, ${seconds} s windows, ${rounds} round(s); raw runs in $out"
+  echo "Side by side, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), usermedia ${USERMEDIA_BIN:+$bin, tree at }$(git rev-parse --short HEAD 2>/dev/null || echo '?'); 1280x720@30 H.264 1.3 Mbit/s, ${seconds} s windows, ${rounds} round(s); raw runs in $out"
   echo
   "$PY3" scripts/compare/table.py "$out" --peers "$peers"
 } | tee "$out/table.md"
