@@ -1,6 +1,6 @@
 //! A remote track: the [`RemoteTrack`] API over what arrives from the peer. RTP is read
 //! on its own task ([`reader`]), depacketized by pure code ([`depacketize`]: H.264 access
-//! units and VP8 frames via the sample builder, Opus packets as they come), decoded on its
+//! units and VP8 frames via the [`assemble`]r, Opus packets as they come), decoded on its
 //! own thread ([`decode`]) into the same frames local tracks deliver; keyframe requests
 //! and other RTCP feedback go out through [`feedback`]. Its settings are measured from
 //! what arrives and, as in browsers, never include `facingMode`: it is not carried over RTP.
@@ -10,6 +10,7 @@
 //! [`RemoteTrack::subscribe_encoded`]): a relay forwards them to viewers of the same codec
 //! instead of decoding and encoding again.
 
+mod assemble;
 mod decode;
 mod depacketize;
 mod feedback;

@@ -62,7 +62,7 @@ pub(super) fn spawn(
                     let now = Instant::now();
                     depacketizer.push(packet, now);
                     let oversized = depacketizer.oversized();
-                    while let Some(payload) = depacketizer.pop(now) {
+                    while let Some(payload) = depacketizer.pop() {
                         if payload.after_loss {
                             inner.pli.notify_one();
                         }
