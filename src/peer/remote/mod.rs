@@ -11,6 +11,7 @@
 //! instead of decoding and encoding again.
 
 mod assemble;
+mod catch_up;
 mod decode;
 mod depacketize;
 mod feedback;
@@ -75,8 +76,9 @@ struct Inner {
     /// Wants a keyframe: the PLI task sends one PLI (rate-limited) per notification.
     pli: Arc<Notify>,
     counters: Counters,
-    /// Consumers of the encoded units; cleared when the track ends.
-    forwards: Mutex<Vec<Forward>>,
+    /// Consumers of the encoded units (cleared when the track ends), and a video track's
+    /// units since its last keyframe, which a consumer added later starts with.
+    forwards: Mutex<(Vec<Forward>, catch_up::CatchUp)>,
     /// Whether any consumer was ever added: until then a track that does not decode
     /// skips depacketizing.
     forwarding: AtomicBool,
@@ -180,7 +182,7 @@ impl RemoteTrack {
             settings: Arc::clone(&settings),
             pli: Arc::new(Notify::new()),
             counters: Counters::default(),
-            forwards: Mutex::new(Vec::new()),
+            forwards: Mutex::new((Vec::new(), catch_up::CatchUp::default())),
             forwarding: AtomicBool::new(false),
             feedback: feedback::FeedbackWriter::new(Arc::clone(&track), ssrc),
             analysis: analyses.track(kind, &id),
@@ -318,8 +320,17 @@ impl RemoteTrack {
         rx
     }
 
-    fn add_forward(&self, forward: Forward) {
-        lock(&self.inner.forwards).push(forward);
+    /// Adds a consumer; a video one is first handed the units since the last keyframe
+    /// (or, when there were too many to hold, a keyframe is asked for).
+    fn add_forward(&self, mut forward: Forward) {
+        let mut forwards = lock(&self.inner.forwards);
+        let (list, catch_up) = &mut *forwards;
+        if catch_up.overflowed() {
+            self.inner.pli.notify_one();
+        }
+        if catch_up.units().iter().all(|unit| forward(unit)) {
+            list.push(forward);
+        }
         self.inner.forwarding.store(true, Ordering::Relaxed);
     }
 
