@@ -115,8 +115,7 @@ impl<D: Depacketizer> Assembler<D> {
     /// timestamp of the packet after it when that ended it.
     fn complete_from(&self, start: u64) -> Option<(u64, Option<u32>)> {
         let timestamp = self.held.get(&start)?.header.timestamp;
-        let mut seq = start;
-        for (&n, packet) in self.held.range(start..) {
+        for (seq, (&n, packet)) in (start..).zip(self.held.range(start..)) {
             if n != seq {
                 return None; // a gap
             }
@@ -126,7 +125,6 @@ impl<D: Depacketizer> Assembler<D> {
             if packet.header.marker {
                 return Some((n + 1, None));
             }
-            seq += 1;
         }
         None
     }

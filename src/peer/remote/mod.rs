@@ -328,7 +328,7 @@ impl RemoteTrack {
         if catch_up.overflowed() {
             self.inner.pli.notify_one();
         }
-        if catch_up.units().iter().all(|unit| forward(unit)) {
+        if catch_up.units().iter().all(&mut forward) {
             list.push(forward);
         }
         self.inner.forwarding.store(true, Ordering::Relaxed);
