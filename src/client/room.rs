@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use usermedia_signaling::{ClientMessage, HttpClient, ServerMessage};
 
+use super::datachannel::{Chat, ChatMessage, CHAT_LABEL, DATA_CHANNEL_WAIT};
 use super::session::SessionError;
 use crate::encode::pipeline::TrackEncoders;
 use crate::peer::{ImpairLink, ImpairReport, Peer, PeerFactory, RemoteTrack};
@@ -22,6 +23,8 @@ const REMOTE_TRACK_WAIT: Duration = Duration::from_secs(3600);
 /// the room and receives theirs (full mesh; it offers to those already there).
 pub struct CallBot {
     remote: mpsc::Receiver<RemoteTrack>,
+    /// The chat messages others send on the `chat` data channels.
+    messages: mpsc::Receiver<ChatMessage>,
     task: tokio::task::JoinHandle<()>,
     /// Each impaired connection's path, by the other participant's id.
     links: Links,
@@ -37,6 +40,12 @@ impl CallBot {
             .await
             .ok()
             .flatten()
+    }
+
+    /// The next chat message another participant sends on a data channel (`None` once
+    /// the bot has left).
+    pub async fn next_message(&mut self) -> Option<ChatMessage> {
+        self.messages.recv().await
     }
 
     /// What the impairment of each connection's path did ([`PeerConfig::impair`]
@@ -81,6 +90,23 @@ pub async fn join_room_with(
     factory: PeerFactory,
     tracks: Vec<TrackEncoders>,
 ) -> Result<CallBot, SessionError> {
+    join_room_saying(client, ws_url, factory, tracks, None).await
+}
+
+/// [`join_room_with`], with a chat: every connection negotiates a `chat` data channel
+/// (the one who offers opens it); `chat` says its text on each as it opens, and the
+/// messages received come out of [`CallBot::next_message`]. `None`: no chat.
+pub async fn join_room_saying(
+    client: &HttpClient,
+    ws_url: &str,
+    factory: PeerFactory,
+    tracks: Vec<TrackEncoders>,
+    chat: Option<(Chat, mpsc::Receiver<ChatMessage>)>,
+) -> Result<CallBot, SessionError> {
+    let (chat, messages) = match chat {
+        Some((chat, rx)) => (Some(chat), rx),
+        None => (None, mpsc::channel(1).1),
+    };
     let websocket_error = |e| SessionError::WebSocket {
         url: ws_url.to_owned(),
         source: Box::new(e),
@@ -110,6 +136,7 @@ pub async fn join_room_with(
             peers: HashMap::new(),
             remote: remote_tx,
             links: room_links,
+            chat,
         };
         while let Some(Ok(message)) = stream.next().await {
             let Message::Text(text) = message else {
@@ -128,6 +155,7 @@ pub async fn join_room_with(
     });
     Ok(CallBot {
         remote,
+        messages,
         task,
         links,
     })
@@ -141,6 +169,8 @@ struct Room {
     /// Where every connection's remote tracks go (the bot's owner).
     remote: mpsc::Sender<RemoteTrack>,
     links: Links,
+    /// The chat on every connection's data channel (none: no data channel).
+    chat: Option<Chat>,
 }
 
 impl Room {
@@ -151,9 +181,15 @@ impl Room {
             ServerMessage::Peers { peers, .. } => {
                 let mut offers = Vec::new();
                 for id in peers {
-                    let Some(peer) = self.connect().await else {
+                    let Some(peer) = self.connect(&id).await else {
                         continue;
                     };
+                    if let Some(chat) = &self.chat {
+                        match peer.create_data_channel(CHAT_LABEL).await {
+                            Ok(channel) => chat.attach(id.clone(), channel),
+                            Err(e) => tracing::warn!("call: no data channel to {id}: {e}"),
+                        }
+                    }
                     for t in &self.tracks {
                         let _ = peer.add_track(t).await;
                     }
@@ -169,7 +205,7 @@ impl Room {
             }
             // A newcomer offers to us.
             ServerMessage::Offer { from, sdp } => {
-                let Some(peer) = self.connect().await else {
+                let Some(peer) = self.connect(&from).await else {
                     return Vec::new();
                 };
                 let answer = peer.answer_with(&sdp, &self.tracks).await;
@@ -213,10 +249,21 @@ impl Room {
         self.peers.insert(id, peer);
     }
 
-    /// A new connection whose remote tracks go to the bot's owner; `None` if no peer can
+    /// A new connection to participant `id` whose remote tracks go to the bot's owner; `None` if no peer can
     /// be created (at capacity).
-    async fn connect(&self) -> Option<Arc<Peer>> {
+    async fn connect(&self, id: &str) -> Option<Arc<Peer>> {
         let peer = Arc::new(self.factory.create().await.ok()?);
+        if let Some(chat) = self.chat.clone() {
+            // The data channel the other side opens (when it offers).
+            let weak = Arc::downgrade(&peer);
+            let id = id.to_owned();
+            tokio::spawn(async move {
+                let Some(peer) = weak.upgrade() else { return };
+                if let Some(channel) = peer.next_data_channel(DATA_CHANNEL_WAIT).await {
+                    chat.attach(id, channel);
+                }
+            });
+        }
         let weak = Arc::downgrade(&peer);
         let tx = self.remote.clone();
         tokio::spawn(async move {

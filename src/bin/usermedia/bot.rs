@@ -50,6 +50,9 @@ pub struct Options {
     /// What the bot sends and how it connects.
     #[command(flatten)]
     pub client: ClientArgs,
+    /// Chat on the data channels (`--say`).
+    #[command(flatten)]
+    pub chat: crate::chat::ChatArgs,
     /// Leave after this many seconds instead of waiting for Ctrl-C.
     #[arg(long, value_name = "N", value_parser = parse_seconds)]
     pub seconds: Option<f64>,
@@ -100,6 +103,7 @@ fn room_context(url: &str) -> Option<String> {
 pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
     if let Some((url, room)) = opts.janus.target() {
         crate::janus::check_url(url)?;
+        let chat = opts.chat.chat()?;
         // The allow-list applies to the room: `room:N`.
         opts.client.device_args.context = Some(format!("room:{room}"));
         let Some(client) = Client::start(&opts.client)? else {
@@ -107,11 +111,12 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         };
         return client.runtime.block_on(async {
             crate::indicator::show_on_terminal(client.devices(), || None);
-            crate::janus::bot(&client, &opts.janus, opts.seconds).await
+            crate::janus::bot(&client, &opts.janus, opts.seconds, chat).await
         });
     }
     let room_url = opts.room.clone().unwrap_or_default();
     check_room(&room_url)?;
+    let chat = opts.chat.chat()?;
     // The allow-list applies to the room: a room without `microphone` sends video only.
     opts.client.device_args.context = room_context(&room_url);
     let Some(client) = Client::start(&opts.client)? else {
@@ -121,7 +126,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         crate::indicator::show_on_terminal(client.devices(), || None);
         let encoders = client.encoders(None)?;
         let factory = client.factory.clone();
-        let mut bot = usermedia::client::join_room_with(&client.http, &room_url, factory, encoders)
+        let mut bot = usermedia::client::join_room_saying(&client.http, &room_url, factory, encoders, Some(chat))
             .await
             .map_err(|e| session_failure(e, format!("joining {}", room_url)))?;
         println!("usermedia: in the call at {}", room_url);
@@ -143,6 +148,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         loop {
             tokio::select! {
                 _ = &mut leave => break,
+                Some(message) = bot.next_message() => crate::chat::print_message(&message),
                 track = bot.next_remote_track(Duration::from_secs(3600)) => {
                     let Some(track) = track else {
                         tracing::warn!("the room connection ended");

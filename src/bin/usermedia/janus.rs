@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use usermedia::analysis::ReceiveAnalysis;
-use usermedia::client::{join_janus, JanusEvent, JanusOptions, JanusParticipant, SessionError};
+use tokio::sync::mpsc;
+use usermedia::client::{
+    join_janus_saying, Chat, ChatMessage, JanusEvent, JanusOptions, JanusParticipant, SessionError,
+};
 use usermedia::encode::VideoCodec;
 use usermedia::peer::RemoteTrack;
 use usermedia_signaling::janus::{JanusError, RoomSettings};
@@ -94,17 +97,19 @@ async fn join(
     args: &JanusArgs,
     subscribe: bool,
     codec: Option<VideoCodec>,
+    chat: Option<(Chat, mpsc::Receiver<ChatMessage>)>,
 ) -> Result<(JanusParticipant, String, u64), CliError> {
     let (url, room) = args
         .target()
         .ok_or_else(|| CliError::bad_input("--janus needs --janus-room"))?;
     let encoders = client.encoders(codec)?;
-    let participant = join_janus(
+    let participant = join_janus_saying(
         &client.http,
         &client.factory,
         url,
         args.options(room, subscribe),
         encoders,
+        chat,
     )
     .await
     .map_err(|e| join_failure(e, url, room))?;
@@ -156,7 +161,7 @@ pub async fn publish(
     let leave = until_leaving(seconds);
     tokio::pin!(leave);
     let Some((mut participant, url, room)) =
-        join_or_leave(join(client, args, false, codec), &mut leave).await?
+        join_or_leave(join(client, args, false, codec, None), &mut leave).await?
     else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -225,12 +230,13 @@ pub async fn bot(
     client: &Client,
     args: &JanusArgs,
     seconds: Option<f64>,
+    chat: (Chat, mpsc::Receiver<ChatMessage>),
 ) -> Result<ExitCode, CliError> {
     let joined_at = Instant::now();
     let leave = until_leaving(seconds);
     tokio::pin!(leave);
     let Some((mut participant, url, room)) =
-        join_or_leave(join(client, args, true, None), &mut leave).await?
+        join_or_leave(join(client, args, true, None, Some(chat)), &mut leave).await?
     else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -295,6 +301,7 @@ pub async fn bot(
                 print_json(&line);
                 received.push(r);
             }
+            JanusEvent::Message(m) => crate::chat::print_message(&m),
             JanusEvent::Failed(e) => break Some(e),
         }
     };

@@ -11,6 +11,7 @@ use serde_json::Value;
 mod args;
 mod bot;
 mod capture;
+mod chat;
 mod client;
 mod devices;
 mod exit;
