@@ -523,7 +523,8 @@ async fn call_page_chats_with_a_bot(case: &str, browser: Browser) {
         .await
         .expect("the bot joins");
     let started = Instant::now();
-    let query = "case=callChat&room=chat&say=hello%20from%20the%20page&expect=hello%20from%20the%20bot";
+    let query =
+        "case=callChat&room=chat&say=hello%20from%20the%20page&expect=hello%20from%20the%20bot";
     let (result, _browser) = served.run_page(browser, query).await;
     let shown = result["chat"].to_string();
     assert!(shown.contains("hello from the bot"), "{result}");

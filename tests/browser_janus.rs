@@ -9,7 +9,6 @@
 
 #[allow(dead_code)]
 mod browser_support;
-#[allow(dead_code)]
 mod common;
 #[allow(dead_code)]
 mod janus_support;

@@ -32,11 +32,22 @@ async fn room_server() -> std::net::SocketAddr {
 /// `usermedia bot --say TEXT` in `room` for `seconds`, sending a small pattern only.
 fn bot(url: &str, say: &str, seconds: &str) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args(["bot", "--room", url, "--ice-addr", "127.0.0.1", "--seconds", seconds])
+        .args([
+            "bot",
+            "--room",
+            url,
+            "--ice-addr",
+            "127.0.0.1",
+            "--seconds",
+            seconds,
+        ])
         .args(["--say", say])
         .arg("--devices")
         .arg(example("phone.json"))
-        .args(["--constraints", r#"{"video": {"width": 320, "height": 240}}"#])
+        .args([
+            "--constraints",
+            r#"{"video": {"width": 320, "height": 240}}"#,
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -93,8 +104,17 @@ async fn two_bots_in_a_room_say_hello_to_each_other() {
 #[test]
 fn a_message_too_long_to_say_is_bad_input() {
     let long = "x".repeat(4097);
-    let out = usermedia(&["bot", "--room", "ws://127.0.0.1:9/ws?room=r", "--say", &long]);
+    let out = usermedia(&[
+        "bot",
+        "--room",
+        "ws://127.0.0.1:9/ws?room=r",
+        "--say",
+        &long,
+    ]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--say") && stderr.contains("4096"), "{stderr}");
+    assert!(
+        stderr.contains("--say") && stderr.contains("4096"),
+        "{stderr}"
+    );
 }

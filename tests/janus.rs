@@ -550,11 +550,23 @@ fn bots_chat_through_janus_data_channels() {
         let room = ROOM.to_string();
         let started = Instant::now();
         let mut first = usermedia(&[
-            "bot", "--janus-room", &room, "--seconds", "8", "--say", "hello from the first",
+            "bot",
+            "--janus-room",
+            &room,
+            "--seconds",
+            "8",
+            "--say",
+            "hello from the first",
         ]);
         let first_feed = feed_of(&wait_for_line(&mut first, "usermedia: in Janus room").await);
         let mut second = usermedia(&[
-            "bot", "--janus-room", &room, "--seconds", "6", "--say", "hello from the second",
+            "bot",
+            "--janus-room",
+            &room,
+            "--seconds",
+            "6",
+            "--say",
+            "hello from the second",
         ]);
         let second_feed = feed_of(&wait_for_line(&mut second, "usermedia: in Janus room").await);
         let (second_status, second_lines, second_err) = finish(second).await;
@@ -571,7 +583,8 @@ fn bots_chat_through_janus_data_channels() {
             assert!(
                 messages
                     .iter()
-                    .any(|m| m["text"] == text && m["from"] == from.to_string()),
+                    .any(|m| m["text"] == text
+                        && m["from"].as_str() == Some(from.to_string().as_str())),
                 "the {name} bot did not get {text:?} from feed {from}: {lines:?}"
             );
         }

@@ -179,7 +179,10 @@ mod tests {
     fn a_message_too_long_to_say_is_refused() {
         assert!(check_message("hello").is_ok());
         let long = "x".repeat(MAX_MESSAGE_BYTES + 1);
-        assert_eq!(check_message(&long), Err(ChatError::TooLong(MAX_MESSAGE_BYTES + 1)));
+        assert_eq!(
+            check_message(&long),
+            Err(ChatError::TooLong(MAX_MESSAGE_BYTES + 1))
+        );
         assert!(Chat::new(Some(long)).is_err());
     }
 }

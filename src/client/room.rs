@@ -48,6 +48,13 @@ impl CallBot {
         self.messages.recv().await
     }
 
+    /// The chat messages as a receiver of their own (to wait on them beside
+    /// [`next_remote_track`](Self::next_remote_track)); [`next_message`](Self::next_message)
+    /// then gets none.
+    pub fn take_messages(&mut self) -> mpsc::Receiver<ChatMessage> {
+        std::mem::replace(&mut self.messages, mpsc::channel(1).1)
+    }
+
     /// What the impairment of each connection's path did ([`PeerConfig::impair`]
     /// (crate::peer::PeerConfig::impair)), by the other participant's id, in the order
     /// the connections were made (those closed since included); empty when not impaired.

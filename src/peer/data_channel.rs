@@ -86,7 +86,10 @@ impl Peer {
     /// The next data channel the other side opens (`ondatachannel`).
     pub async fn next_data_channel(&self, timeout: Duration) -> Option<DataChannel> {
         let mut rx = self.data_channels.lock().await;
-        let inner = tokio::time::timeout(timeout, rx.recv()).await.ok().flatten()?;
+        let inner = tokio::time::timeout(timeout, rx.recv())
+            .await
+            .ok()
+            .flatten()?;
         Some(DataChannel { inner })
     }
 }

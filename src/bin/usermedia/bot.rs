@@ -126,10 +126,17 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         crate::indicator::show_on_terminal(client.devices(), || None);
         let encoders = client.encoders(None)?;
         let factory = client.factory.clone();
-        let mut bot = usermedia::client::join_room_saying(&client.http, &room_url, factory, encoders, Some(chat))
-            .await
-            .map_err(|e| session_failure(e, format!("joining {}", room_url)))?;
+        let mut bot = usermedia::client::join_room_saying(
+            &client.http,
+            &room_url,
+            factory,
+            encoders,
+            Some(chat),
+        )
+        .await
+        .map_err(|e| session_failure(e, format!("joining {}", room_url)))?;
         println!("usermedia: in the call at {}", room_url);
+        let mut messages = bot.take_messages();
         let leave = async {
             match opts.seconds {
                 Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
@@ -148,7 +155,7 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         loop {
             tokio::select! {
                 _ = &mut leave => break,
-                Some(message) = bot.next_message() => crate::chat::print_message(&message),
+                Some(message) = messages.recv() => crate::chat::print_message(&message),
                 track = bot.next_remote_track(Duration::from_secs(3600)) => {
                     let Some(track) = track else {
                         tracing::warn!("the room connection ended");

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use usermedia::analysis::ReceiveAnalysis;
 use tokio::sync::mpsc;
+use usermedia::analysis::ReceiveAnalysis;
 use usermedia::client::{
     join_janus_saying, Chat, ChatMessage, JanusEvent, JanusOptions, JanusParticipant, SessionError,
 };
