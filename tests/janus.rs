@@ -574,9 +574,21 @@ fn bots_chat_through_janus_data_channels() {
         eprintln!("both bots done after {:?}", started.elapsed());
         assert!(first_status.success(), "{first_err}\n{}", janus.log());
         assert!(second_status.success(), "{second_err}");
-        for (name, lines, from, text) in [
-            ("first", &first_lines, second_feed, "hello from the second"),
-            ("second", &second_lines, first_feed, "hello from the first"),
+        for (name, lines, from, text, err) in [
+            (
+                "first",
+                &first_lines,
+                second_feed,
+                "hello from the second",
+                &first_err,
+            ),
+            (
+                "second",
+                &second_lines,
+                first_feed,
+                "hello from the first",
+                &second_err,
+            ),
         ] {
             let messages: Vec<&Value> = lines.iter().filter(|l| l["event"] == "message").collect();
             eprintln!("the {name} bot got {} messages", messages.len());
@@ -585,7 +597,7 @@ fn bots_chat_through_janus_data_channels() {
                     .iter()
                     .any(|m| m["text"] == text
                         && m["from"].as_str() == Some(from.to_string().as_str())),
-                "the {name} bot did not get {text:?} from feed {from}: {lines:?}"
+                "the {name} bot did not get {text:?} from feed {from}: {lines:?}\n{err}"
             );
         }
     });
