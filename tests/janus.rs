@@ -516,3 +516,148 @@ fn an_unreachable_janus_is_a_network_failure() {
         "{stderr}"
     );
 }
+
+/// The feed id in a `usermedia: … (feed F)` first line.
+fn feed_of(first_lines: &[String]) -> u64 {
+    first_lines
+        .iter()
+        .find_map(|l| {
+            l.rsplit("feed ")
+                .next()
+                .and_then(|s| s.trim_end_matches(')').parse().ok())
+        })
+        .expect("a feed id")
+}
+
+/// The feeds whose video a bot decoded (its `left` line), with the frames of each.
+fn decoded_video_feeds(lines: &[Value]) -> Vec<(u64, u64)> {
+    let left = lines
+        .iter()
+        .find(|l| l["event"] == "left")
+        .expect("a left line");
+    left["tracks"]
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .filter(|t| t["kind"] == "video")
+        .map(|t| {
+            (
+                t["feed"].as_u64().unwrap_or_default(),
+                t["stats"]["framesDecoded"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn three_participants_follow_each_other() {
+    in_netns("three_participants_follow_each_other", || async {
+        let janus = Janus::start();
+        let room = ROOM.to_string();
+        let started = Instant::now();
+        let mut first = usermedia(&["bot", "--janus-room", &room, "--seconds", "10"]);
+        let first_feed = feed_of(&wait_for_line(&mut first, "usermedia: in Janus room").await);
+        let mut second = usermedia(&["bot", "--janus-room", &room, "--seconds", "8"]);
+        let second_feed = feed_of(&wait_for_line(&mut second, "usermedia: in Janus room").await);
+        // A publisher joins late and leaves early; nothing is restarted.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut late = usermedia(&["publish", "--janus-room", &room, "--seconds", "3"]);
+        let late_feed = feed_of(&wait_for_line(&mut late, "usermedia: publishing into").await);
+        let (late_status, _, late_err) = finish(late).await;
+        assert!(late_status.success(), "{late_err}");
+        let (second_status, second_lines, second_err) = finish(second).await;
+        let (first_status, first_lines, first_err) = finish(first).await;
+        eprintln!("three participants done after {:?}", started.elapsed());
+        assert!(first_status.success(), "{first_err}\n{}", janus.log());
+        assert!(second_status.success(), "{second_err}");
+        for (name, lines, others) in [
+            ("first", &first_lines, [second_feed, late_feed]),
+            ("second", &second_lines, [first_feed, late_feed]),
+        ] {
+            let decoded = decoded_video_feeds(lines);
+            eprintln!("{name} bot decoded (feed, frames): {decoded:?}");
+            for feed in others {
+                let frames = decoded
+                    .iter()
+                    .find(|(f, _)| *f == feed)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0);
+                assert!(
+                    frames >= 15,
+                    "the {name} bot decoded {frames} frames of feed {feed}: {lines:?}"
+                );
+            }
+            // The late publisher's leave is followed.
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l["event"] == "unpublished" && l["feed"] == late_feed),
+                "the {name} bot did not see feed {late_feed} leave: {lines:?}"
+            );
+        }
+    });
+}
+
+/// Known gap (docs/cli.md#bot---say): our publication's `chat` channel opens with Janus
+/// and the subscriptions' SCTP associations connect, but Janus 1.1.2 relays nothing to the
+/// subscribers yet; run with `--ignored` while fixing it.
+#[test]
+#[ignore = "Janus does not yet relay our publisher's data channel messages (known gap)"]
+fn bots_chat_through_janus_data_channels() {
+    in_netns("bots_chat_through_janus_data_channels", || async {
+        let janus = Janus::start();
+        let room = ROOM.to_string();
+        let started = Instant::now();
+        let mut first = usermedia(&[
+            "bot",
+            "--janus-room",
+            &room,
+            "--seconds",
+            "8",
+            "--say",
+            "hello from the first",
+        ]);
+        let first_feed = feed_of(&wait_for_line(&mut first, "usermedia: in Janus room").await);
+        let mut second = usermedia(&[
+            "bot",
+            "--janus-room",
+            &room,
+            "--seconds",
+            "6",
+            "--say",
+            "hello from the second",
+        ]);
+        let second_feed = feed_of(&wait_for_line(&mut second, "usermedia: in Janus room").await);
+        let (second_status, second_lines, second_err) = finish(second).await;
+        let (first_status, first_lines, first_err) = finish(first).await;
+        eprintln!("both bots done after {:?}", started.elapsed());
+        assert!(first_status.success(), "{first_err}\n{}", janus.log());
+        assert!(second_status.success(), "{second_err}");
+        for (name, lines, from, text, err) in [
+            (
+                "first",
+                &first_lines,
+                second_feed,
+                "hello from the second",
+                &first_err,
+            ),
+            (
+                "second",
+                &second_lines,
+                first_feed,
+                "hello from the first",
+                &second_err,
+            ),
+        ] {
+            let messages: Vec<&Value> = lines.iter().filter(|l| l["event"] == "message").collect();
+            eprintln!("the {name} bot got {} messages", messages.len());
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m["text"] == text
+                        && m["from"].as_str() == Some(from.to_string().as_str())),
+                "the {name} bot did not get {text:?} from feed {from}: {lines:?}\n{err}"
+            );
+        }
+    });
+}

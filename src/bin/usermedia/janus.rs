@@ -7,8 +7,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 use usermedia::analysis::ReceiveAnalysis;
-use usermedia::client::{join_janus, JanusEvent, JanusOptions, JanusParticipant, SessionError};
+use usermedia::client::{
+    join_janus_saying, Chat, ChatMessage, JanusEvent, JanusOptions, JanusParticipant, SessionError,
+};
 use usermedia::encode::VideoCodec;
 use usermedia::peer::RemoteTrack;
 use usermedia_signaling::janus::{JanusError, RoomSettings};
@@ -95,17 +98,19 @@ async fn join(
     args: &JanusArgs,
     subscribe: bool,
     codec: Option<VideoCodec>,
+    chat: Option<(Chat, mpsc::Receiver<ChatMessage>)>,
 ) -> Result<(JanusParticipant, String, u64), CliError> {
     let (url, room) = args
         .target()
         .ok_or_else(|| CliError::bad_input("--janus needs --janus-room"))?;
     let encoders = client.encoders(codec)?;
-    let participant = join_janus(
+    let participant = join_janus_saying(
         &client.http,
         &client.factory,
         url,
         args.options(room, subscribe),
         encoders,
+        chat,
     )
     .await
     .map_err(|e| join_failure(e, url, room))?;
@@ -162,7 +167,7 @@ pub async fn publish(
     let leave = until_leaving(seconds);
     tokio::pin!(leave);
     let Some((mut participant, url, room)) =
-        join_or_leave(join(client, args, false, codec), &mut leave).await?
+        join_or_leave(join(client, args, false, codec, None), &mut leave).await?
     else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -232,12 +237,13 @@ pub async fn bot(
     args: &JanusArgs,
     seconds: Option<f64>,
     mut participants: Participants,
+    chat: (Chat, mpsc::Receiver<ChatMessage>),
 ) -> Result<ExitCode, CliError> {
     let joined_at = Instant::now();
     let leave = until_leaving(seconds);
     tokio::pin!(leave);
     let Some((mut participant, url, room)) =
-        join_or_leave(join(client, args, true, None), &mut leave).await?
+        join_or_leave(join(client, args, true, None, Some(chat)), &mut leave).await?
     else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -304,6 +310,7 @@ pub async fn bot(
                 print_json(&line);
                 received.push(r);
             }
+            JanusEvent::Message(m) => crate::chat::print_message(&m),
             JanusEvent::Failed(e) => break Some(e),
         }
     };

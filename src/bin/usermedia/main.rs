@@ -13,6 +13,7 @@ mod bot;
 mod bot_echo;
 mod bot_record;
 mod capture;
+mod chat;
 mod client;
 mod devices;
 mod exit;
