@@ -598,11 +598,10 @@ fn three_participants_follow_each_other() {
     });
 }
 
-/// Known gap (docs/cli.md#bot---say): our publication's `chat` channel opens with Janus
-/// and the subscriptions' SCTP associations connect, but Janus 1.1.2 relays nothing to the
-/// subscribers yet; run with `--ignored` while fixing it.
+/// Two bots say hello to each other through Janus's data channels: each publication
+/// carries a `chat` channel, Janus relays what is said on it to every subscription (on a
+/// channel labelled with the feed's id) once that subscription's own channel is up.
 #[test]
-#[ignore = "Janus does not yet relay our publisher's data channel messages (known gap)"]
 fn bots_chat_through_janus_data_channels() {
     in_netns("bots_chat_through_janus_data_channels", || async {
         let janus = Janus::start();
@@ -631,7 +630,8 @@ fn bots_chat_through_janus_data_channels() {
         let (second_status, second_lines, second_err) = finish(second).await;
         let (first_status, first_lines, first_err) = finish(first).await;
         eprintln!("both bots done after {:?}", started.elapsed());
-        assert!(first_status.success(), "{first_err}\n{}", janus.log());
+        let log = janus.log();
+        assert!(first_status.success(), "{first_err}\n{log}");
         assert!(second_status.success(), "{second_err}");
         for (name, lines, from, text, err) in [
             (
@@ -656,7 +656,11 @@ fn bots_chat_through_janus_data_channels() {
                     .iter()
                     .any(|m| m["text"] == text
                         && m["from"].as_str() == Some(from.to_string().as_str())),
-                "the {name} bot did not get {text:?} from feed {from}: {lines:?}\n{err}"
+                "the {name} bot did not get {text:?} from feed {from}: {lines:?}\n{err}\n{}",
+                log.lines()
+                    .filter(|l| l.contains("ata channel") || l.contains("DataChannel"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
         }
     });

@@ -124,7 +124,9 @@ impl Chat {
     async fn serve(self, from: String, channel: DataChannel) {
         let mut limit = RateLimit::default();
         loop {
-            match channel.next_event().await {
+            let event = channel.next_event().await;
+            tracing::debug!("chat: from {from}: {event:?}");
+            match event {
                 DataEvent::Open => {
                     if let Some(text) = &self.say {
                         if let Err(e) = channel.send_text(text).await {

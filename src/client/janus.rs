@@ -440,12 +440,31 @@ impl Driver {
         };
         forward_tracks(&peer, feed, display, self.out.clone());
         if let Some(chat) = self.chat.clone() {
-            // Janus opens the subscription's data channel when the feed has one.
+            // Janus relays a feed's messages to a subscription only once that
+            // subscription's SCTP association has reported "sender dry" (the plugin's
+            // `data_ready`), which needs something sent on it first: we open a channel of
+            // our own (Janus acknowledges it; what we would send on it is ignored). It is
+            // kept open (a dropped one would come back as if Janus had opened it).
+            let own = match peer.create_data_channel(CHAT_LABEL).await {
+                Ok(channel) => Some(channel),
+                Err(e) => {
+                    tracing::warn!("chat: no data channel to feed {feed}: {e}");
+                    None
+                }
+            };
+            // Janus opens the relaying channel (labelled with the feed's id) itself, with
+            // the first message it relays: taken for as long as the subscription lasts.
             let weak = Arc::downgrade(&peer);
             tokio::spawn(async move {
-                let Some(peer) = weak.upgrade() else { return };
-                if let Some(channel) = peer.next_data_channel(DATA_CHANNEL_WAIT).await {
-                    chat.attach(feed.to_string(), channel);
+                let _own = own;
+                while let Some(peer) = weak.upgrade() {
+                    match peer.next_data_channel(DATA_CHANNEL_WAIT).await {
+                        Some(channel) => chat.attach(feed.to_string(), channel),
+                        None if matches!(peer.state(), PeerState::Closed | PeerState::Failed) => {
+                            break
+                        }
+                        None => continue,
+                    }
                 }
             });
         }
