@@ -665,3 +665,99 @@ fn bots_chat_through_janus_data_channels() {
         }
     });
 }
+
+/// `bot --janus --echo`: a participant (our library, sending the pattern at 320×240) sees
+/// its own video come back through the echoing bot (which sends 160×120 itself): a feed
+/// displayed `echo of <its feed>`, at its size, its strip counters consecutive. The bot
+/// prints the echo and reports neither its echo's feed nor its tracks.
+#[test]
+fn an_echoing_bot_sends_a_janus_participant_its_own_video_back() {
+    in_netns(
+        "an_echoing_bot_sends_a_janus_participant_its_own_video_back",
+        || async {
+            let _janus = Janus::start();
+            let room = ROOM.to_string();
+            let small = r#"{"video": {"width": 160, "height": 120}, "audio": true}"#;
+            let mut bot = usermedia_at(
+                &["bot", "--janus-room", &room, "--seconds", "9", "--echo"],
+                small,
+            );
+            wait_for_line(&mut bot, "usermedia: in Janus room").await;
+            let devices = usermedia::devices::MediaDevices::builtin_virtual(
+                usermedia::devices::PermissionPolicy::granted(),
+            );
+            let stream = devices
+                .get_user_media_json(r#"{"video": {"width": 320, "height": 240}}"#)
+                .unwrap();
+            let encoders = stream
+                .get_tracks()
+                .iter()
+                .map(|t| {
+                    let ladder = usermedia::encode::pipeline::BitrateLadder::from(1_000_000);
+                    usermedia::server::encode_track_with(t, ladder, None).unwrap()
+                })
+                .collect();
+            let options = JanusOptions {
+                room: ROOM,
+                display: Some("me".into()),
+                create: None,
+                subscribe: true,
+            };
+            let client = HttpClient::new().unwrap();
+            let joined_at = Instant::now();
+            let mut me = join_janus(&client, &factory(), URL, options, encoders)
+                .await
+                .unwrap();
+            let echo_of_me = format!("echo of {}", me.feed);
+            let video = tokio::time::timeout(Duration::from_secs(15), async {
+                loop {
+                    match me.next_event().await {
+                        Some(JanusEvent::Track { display, track, .. })
+                            if track.kind() == MediaKind::Video
+                                && display.as_deref() == Some(echo_of_me.as_str()) =>
+                        {
+                            return track;
+                        }
+                        Some(JanusEvent::Failed(e)) => panic!("{e}"),
+                        Some(_) => {}
+                        None => panic!("the participant ended"),
+                    }
+                }
+            })
+            .await
+            .expect("our echo's video in time");
+            let echo_after = joined_at.elapsed();
+            let numbers = track_frame_numbers(&video, Duration::from_secs(2)).await;
+            let settings = video.get_settings();
+            eprintln!(
+                "echo through Janus: joined → echo's track {} ms; {} frames read back in 2 s \
+                 at {:?}x{:?}",
+                echo_after.as_millis(),
+                numbers.len(),
+                settings.width,
+                settings.height
+            );
+            assert!(numbers.len() >= 40, "{} frames: {numbers:?}", numbers.len());
+            let gaps = numbers.windows(2).filter(|w| w[1] != w[0] + 1).count();
+            assert!(gaps <= 2, "{numbers:?}");
+            assert_eq!((settings.width, settings.height), (Some(320), Some(240)));
+            me.leave().await;
+            let (status, lines, stderr) = finish(bot).await;
+            assert!(status.success(), "{stderr}");
+            let echo_feed = lines
+                .iter()
+                .find(|l| l["event"] == "echo")
+                .and_then(|l| l["echoFeed"].as_u64())
+                .unwrap_or_else(|| panic!("no echo line: {lines:?}"));
+            let left = lines.iter().find(|l| l["event"] == "left").expect("left");
+            let reported: Vec<u64> = left["tracks"]
+                .as_array()
+                .expect("tracks")
+                .iter()
+                .filter_map(|t| t["feed"].as_u64())
+                .collect();
+            assert!(!reported.is_empty(), "{left}");
+            assert!(!reported.contains(&echo_feed), "{left}");
+        },
+    );
+}

@@ -115,16 +115,11 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         let Some(client) = Client::start(&opts.client)? else {
             return Ok(exit::media_error());
         };
-        if opts.actions.echo {
-            return Err(CliError::bad_input(
-                "--echo works in our /ws rooms only: in Janus the bot would have to publish \
-                 each forwarded participant as a feed of its own",
-            ));
-        }
         let participants = Participants::new(&opts.actions)?;
         return client.runtime.block_on(async {
             crate::indicator::show_on_terminal(client.devices(), || None);
-            crate::janus::bot(&client, &opts.janus, opts.seconds, participants, chat).await
+            let echo = opts.actions.echo;
+            crate::janus::bot(&client, &opts.janus, opts.seconds, participants, chat, echo).await
         });
     }
     let room_url = opts.room.clone().unwrap_or_default();

@@ -19,6 +19,7 @@ use usermedia_signaling::janus::{JanusError, RoomSettings};
 use crate::bot_record::Participants;
 use crate::client::Client;
 use crate::exit::CliError;
+use crate::janus_echo::JanusEchoes;
 use crate::print_json;
 
 /// How long our published connection may take to come up after Janus's answer.
@@ -238,6 +239,7 @@ pub async fn bot(
     seconds: Option<f64>,
     mut participants: Participants,
     chat: (Chat, mpsc::Receiver<ChatMessage>),
+    echo: bool,
 ) -> Result<ExitCode, CliError> {
     let joined_at = Instant::now();
     let leave = until_leaving(seconds);
@@ -255,9 +257,15 @@ pub async fn bot(
     // What each remote track really delivered (as `view` reports it), as in our rooms.
     let analysis = ReceiveAnalysis::new();
     let mut analyzed = 0;
+    let mut echoes = JanusEchoes::new(&url, room, client.http.clone(), client.factory.clone());
+    let mut echo_tick = tokio::time::interval(Duration::from_millis(200));
     let failure = loop {
         let event = tokio::select! {
             _ = &mut leave => break None,
+            _ = echo_tick.tick(), if echo => {
+                echoes.start_ready().await;
+                continue;
+            }
             event = participant.next_event() => event,
         };
         let Some(event) = event else {
@@ -266,6 +274,12 @@ pub async fn bot(
             )));
         };
         match event {
+            // What our own echoes send is theirs, not a participant's.
+            JanusEvent::Published { feed, .. }
+            | JanusEvent::SubscriberUp { feed, .. }
+            | JanusEvent::Unpublished { feed }
+            | JanusEvent::Track { feed, .. }
+                if echoes.is_ours(feed) => {}
             JanusEvent::PublisherUp { after } => {
                 print_json(&json!({"event": "webrtcup", "feed": null, "ms": ms(after)}));
             }
@@ -278,6 +292,7 @@ pub async fn bot(
             JanusEvent::Unpublished { feed } => {
                 print_json(&json!({"event": "unpublished", "feed": feed}));
                 participants.left(&feed.to_string());
+                echoes.left(feed).await;
             }
             JanusEvent::GaveUp { feed, attempts } => {
                 print_json(&json!({"event": "gaveUp", "feed": feed, "attempts": attempts}));
@@ -298,6 +313,9 @@ pub async fn bot(
                     }
                 };
                 participants.track(&feed.to_string(), track.clone(), report);
+                if echo && echoes.echoes(feed, display.as_deref()) {
+                    echoes.track(feed, &track);
+                }
                 let r = Received {
                     feed,
                     display,
@@ -331,6 +349,7 @@ pub async fn bot(
         &json!({"event": "left", "room": room, "janus": url, "tracks": tracks,
         "participants": participants}),
     );
+    echoes.leave_all().await;
     participant.leave().await;
     match failure {
         None => Ok(ExitCode::SUCCESS),

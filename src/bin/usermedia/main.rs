@@ -19,6 +19,7 @@ mod devices;
 mod exit;
 mod indicator;
 mod janus;
+mod janus_echo;
 mod media;
 mod prompt;
 mod publish;
