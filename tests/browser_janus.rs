@@ -1,7 +1,9 @@
 //! Headless Chromium and usermedia in one Janus VideoRoom (Debian's Janus 1.1.x), the page
 //! speaking the Janus HTTP API itself (no janus.js): Chromium subscribes to what
 //! `usermedia publish --janus` publishes and decodes it (reading our pattern's strip), and
-//! Chromium publishes its fake camera while a `usermedia bot --janus` decodes it.
+//! Chromium publishes its fake camera while a `usermedia bot --janus --record DIR` decodes
+//! and records it (ffprobe, Debian's, decodes the file whole: Chromium's size, Opus, frame
+//! count and durations within 5% of what the bot received).
 //!
 //! Each case runs in a network namespace with the `ifb` device Janus gathers on
 //! (`janus_support`), where the browser gathers too; Janus and the browser are stopped by
@@ -113,12 +115,39 @@ fn chromium_subscribes_through_janus_to_our_publisher() {
     );
 }
 
+/// ffprobe's reading of a recording, decoding it whole (`-count_frames`): per stream its
+/// codec, size, duration and frames read.
+fn probe(file: &std::path::Path) -> Vec<Value> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .args(["stream=codec_type,codec_name,width,height,duration,nb_read_frames"])
+        .args(["-of", "json"])
+        .arg(file)
+        .output()
+        .expect("ffprobe (Debian's ffmpeg: scripts/test.sh installs it)");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffprobe on {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probe: Value = serde_json::from_slice(&out.stdout).expect("ffprobe's JSON");
+    probe["streams"].as_array().cloned().unwrap_or_default()
+}
+
+/// A number ffprobe prints as a string.
+fn number(v: &Value) -> f64 {
+    v.as_str().and_then(|s| s.parse().ok()).unwrap_or(0.0)
+}
+
 #[test]
 fn our_bot_decodes_chromium_publishing_into_janus() {
     in_netns("our_bot_decodes_chromium_publishing_into_janus", || async {
         let started = Instant::now();
         let janus = Janus::start();
-        let mut bot = usermedia(&["bot", "--seconds", "9"]);
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let record = dir.path().to_str().expect("a UTF-8 path");
+        let mut bot = usermedia(&["bot", "--seconds", "9", "--record", record]);
         feed_line(&mut bot, "usermedia: in Janus room").await;
         let served = serve(None).await;
         let query = format!("case=janusPublish&janus={URL}&room={ROOM}&display=chromium");
@@ -155,5 +184,43 @@ fn our_bot_decodes_chromium_publishing_into_janus() {
         );
         assert!(frames >= 60, "{video}");
         assert!(video["settings"].get("facingMode").is_none(), "{video}");
+        // The recording: one file, finalized when the bot left; ffprobe decodes it whole.
+        let chromium = left["participants"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["id"] == video["feed"].to_string()))
+            .unwrap_or_else(|| panic!("Chromium is not among the participants: {left}"));
+        let files = chromium["files"].as_array().expect("files");
+        assert_eq!(files.len(), 1, "{chromium}");
+        let file = std::path::Path::new(files[0].as_str().expect("a path"));
+        let streams = probe(file);
+        let stream = |kind: &str| {
+            streams
+                .iter()
+                .find(|s| s["codec_type"] == kind)
+                .unwrap_or_else(|| panic!("no {kind} in {}: {streams:?}", file.display()))
+        };
+        let (v, a) = (stream("video"), stream("audio"));
+        let stored = number(&v["nb_read_frames"]);
+        let (video_seconds, audio_seconds) = (number(&v["duration"]), number(&a["duration"]));
+        let received = chromium["video_frames"].as_f64().unwrap_or(0.0);
+        let heard = chromium["audio_seconds"].as_f64().unwrap_or(0.0);
+        eprintln!(
+            "recorded Chromium: {} {}x{} {stored} frames in {video_seconds:.2} s (the bot \
+             took {received} frames), {} {audio_seconds:.2} s (the bot decoded {heard} s)",
+            v["codec_name"], v["width"], v["height"], a["codec_name"]
+        );
+        // Not re-encoded: the size Chromium sent, the codec Janus relayed.
+        assert_eq!(v["width"], video["settings"]["width"], "{v}");
+        assert_eq!(v["height"], video["settings"]["height"], "{v}");
+        assert_eq!(a["codec_name"], "opus", "{a}");
+        let near = |x: f64, reference: f64| (x - reference).abs() <= reference * 0.05;
+        assert!(
+            near(stored, received),
+            "{stored} frames stored, {received} received"
+        );
+        assert!(
+            near(video_seconds, heard) && near(audio_seconds, heard),
+            "video {video_seconds} s, audio {audio_seconds} s stored; {heard} s decoded"
+        );
     });
 }
