@@ -185,9 +185,10 @@ fn our_bot_decodes_chromium_publishing_into_janus() {
         assert!(frames >= 60, "{video}");
         assert!(video["settings"].get("facingMode").is_none(), "{video}");
         // The recording: one file, finalized when the bot left; ffprobe decodes it whole.
+        let feed = video["feed"].to_string();
         let chromium = left["participants"]
             .as_array()
-            .and_then(|p| p.iter().find(|p| p["id"] == video["feed"].to_string()))
+            .and_then(|p| p.iter().find(|p| p["id"].as_str() == Some(feed.as_str())))
             .unwrap_or_else(|| panic!("Chromium is not among the participants: {left}"));
         let files = chromium["files"].as_array().expect("files");
         assert_eq!(files.len(), 1, "{chromium}");
