@@ -3,7 +3,8 @@
 //! `usermedia publish --janus` publishes and decodes it (reading our pattern's strip), and
 //! Chromium publishes its fake camera while a `usermedia bot --janus --record DIR` decodes
 //! and records it (ffprobe, Debian's, decodes the file whole: Chromium's size, Opus, frame
-//! count and durations within 5% of what the bot received).
+//! count and durations within 5% of what the bot received); and with a `bot --janus --echo`
+//! Chromium decodes its own pattern's counters back from the bot's echo of its feed.
 //!
 //! Each case runs in a network namespace with the `ifb` device Janus gathers on
 //! (`janus_support`), where the browser gathers too; Janus and the browser are stopped by
@@ -224,4 +225,56 @@ fn our_bot_decodes_chromium_publishing_into_janus() {
             "video {video_seconds} s, audio {audio_seconds} s stored; {heard} s decoded"
         );
     });
+}
+
+/// `bot --janus --echo` with Chromium in the room: the page publishes a canvas drawing the
+/// pattern's strip at 640×480 and decodes its own counters back from the feed the bot
+/// publishes as `echo of <its feed>` (the bot's own camera is 320×240).
+#[test]
+fn chromium_decodes_its_own_pattern_back_through_janus_from_an_echoing_bot() {
+    in_netns(
+        "chromium_decodes_its_own_pattern_back_through_janus_from_an_echoing_bot",
+        || async {
+            let janus = Janus::start();
+            let mut bot = usermedia(&["bot", "--seconds", "11", "--echo"]);
+            feed_line(&mut bot, "usermedia: in Janus room").await;
+            let served = serve(None).await;
+            let query = format!("case=janusEcho&janus={URL}&room={ROOM}");
+            let (result, browser) = served.run_page(Browser::Chromium, &query).await;
+            drop(browser);
+            let back: Vec<u64> = result["back"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default();
+            let drawn = result["drawn"].as_u64().unwrap_or(0);
+            eprintln!(
+                "Chromium drew {drawn} frames and read {} back through Janus from the echo \
+                 ({} unreadable) at {}x{}",
+                back.len(),
+                result["unreadable"],
+                result["width"],
+                result["height"]
+            );
+            // Its own counters: fewer than it drew, always increasing, about 30 a second.
+            assert!(back.len() >= 45, "{result}\n{}", janus.log());
+            assert!(back.iter().all(|&f| f < drawn), "{result}");
+            assert!(back.windows(2).all(|w| w[0] < w[1]), "{result}");
+            // At the size it sent, not the bot's camera's.
+            assert_eq!(
+                (result["width"].as_u64(), result["height"].as_u64()),
+                (Some(640), Some(480))
+            );
+            let out = tokio::time::timeout(Duration::from_secs(20), bot.wait_with_output())
+                .await
+                .expect("the bot ends")
+                .expect("its output");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(stdout.contains(r#""event":"echo""#), "{stdout}");
+        },
+    );
 }
