@@ -177,10 +177,27 @@ impl JanusEchoes {
         }
     }
 
-    /// Every echo leaves (the bot leaves).
+    /// Every echo leaves, all at once (the bot leaves).
     pub async fn leave_all(&mut self) {
-        for echo in std::mem::take(&mut self.active) {
-            echo.stop().await;
-        }
+        let stops = std::mem::take(&mut self.active).into_iter().map(Echo::stop);
+        futures_util::future::join_all(stops).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use usermedia::peer::PeerConfig;
+
+    #[test]
+    fn echoes_are_never_echoed() {
+        let http = HttpClient::new().unwrap();
+        let factory = PeerFactory::new(PeerConfig::default());
+        let mut echoes = JanusEchoes::new("http://h/janus", 1, http, factory);
+        echoes.ours.push(7);
+        assert!(echoes.is_ours(7) && !echoes.is_ours(8));
+        assert!(!echoes.echoes(7, Some("bot")), "our own echo");
+        assert!(!echoes.echoes(9, Some("echo of 3")), "another bot's echo");
+        assert!(echoes.echoes(8, Some("alice")) && echoes.echoes(8, None));
     }
 }
