@@ -47,7 +47,8 @@ pub use setup::{
     h264_codec, opus_codec, vp8_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE,
 };
 pub use shape::{
-    check_sections, restrict_directions, AnswerRole, MAX_REMOTE_CANDIDATES, MAX_SECTIONS_PER_KIND,
+    check_answer_role, check_sections, restrict_directions, AnswerRole, MAX_REMOTE_CANDIDATES,
+    MAX_SECTIONS_PER_KIND,
 };
 // For the fuzz targets' wrappers (the top-level `fuzzing` module) only.
 pub(crate) use negotiate::fragment_candidates;
@@ -55,7 +56,7 @@ pub(crate) use remote::replay;
 pub(crate) use restart::with_credentials;
 pub(crate) use sdp::video_codecs_of_mid;
 pub(crate) use setup::video_codec_parameters;
-pub(crate) use shape::cap_candidates;
+pub(crate) use shape::{cap_candidates, inactive_mids, role_direction};
 pub use state::{DtlsState, IceState, PeerState};
 pub use stats::{CandidatePairStats, CandidateStats, InboundStats, OutboundStats, PeerStats};
 pub use turn_tls::check_ice_ca_certs;
