@@ -5,6 +5,7 @@
 
 mod capture_time;
 mod config;
+mod data_channel;
 mod error;
 mod estimate;
 mod events;
@@ -35,6 +36,7 @@ use webrtc::peer_connection::PeerConnection;
 
 pub use capture_time::ABS_CAPTURE_TIME_URI;
 pub use config::{BitrateBounds, PeerConfig};
+pub use data_channel::{DataChannel, DataEvent};
 pub use error::PeerError;
 pub use ice::{IceScheme, IceServer, IceUrl};
 pub use impair_link::{DirectionReport as ImpairDirectionReport, ImpairLink, ImpairReport};
@@ -250,6 +252,8 @@ pub struct Peer {
     events: Arc<Events>,
     state: watch::Receiver<PeerState>,
     remote: tokio::sync::Mutex<mpsc::Receiver<RemoteTrack>>,
+    /// The data channels the other side opens.
+    data_channels: tokio::sync::Mutex<mpsc::Receiver<Arc<dyn webrtc::data_channel::DataChannel>>>,
     senders: Mutex<Vec<Arc<local::LocalSender>>>,
     /// Every sender's counters, kept after the senders stop (stats stay readable).
     sent: Mutex<Vec<SentStream>>,
@@ -282,12 +286,14 @@ impl Peer {
         let (state_tx, state_rx) = watch::channel(PeerState::New);
         let (ice_tx, _) = watch::channel(IceState::New);
         let (remote_tx, remote_rx) = mpsc::channel(16);
+        let (data_tx, data_rx) = mpsc::channel(8);
         let events = Arc::new(Events {
             state: state_tx,
             ice: ice_tx,
             gathered: Notify::new(),
             gathering_complete: Mutex::new(false),
             remote: remote_tx,
+            data_channels: data_tx,
             capture_ext: Arc::default(),
         });
         let handler = Arc::new(Handler {
@@ -331,6 +337,7 @@ impl Peer {
             events,
             state: state_rx,
             remote: tokio::sync::Mutex::new(remote_rx),
+            data_channels: tokio::sync::Mutex::new(data_rx),
             senders: Mutex::new(Vec::new()),
             sent: Mutex::new(Vec::new()),
             bandwidth,
