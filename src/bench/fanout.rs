@@ -66,8 +66,11 @@ pub struct FanoutReport {
     pub packets_per_viewer_s_median: f64,
     /// What the encoder produced over the window, kilobits per second.
     pub encoder_kbps: f64,
-    /// Frames the encoder produced per second over the window (below the source's rate:
-    /// frames were lost before any viewer, in the source or the encoder).
+    /// Frames the encoder took from the track per second over the window (below the
+    /// capture rate: the source or the hand-over lost frames).
+    pub source_fps: f64,
+    /// Frames the encoder produced per second over the window (below `source_fps`: the
+    /// encoder's rate control skipped frames).
     pub encoder_fps: f64,
     /// Frames each viewer received over the whole run: the lowest.
     pub frames_per_viewer_min: u64,
@@ -144,6 +147,7 @@ pub async fn run(
         let encoded_frames = encoded1
             .frames_encoded
             .saturating_sub(encoded0.frames_encoded);
+        let frames_in = encoded1.frames_in.saturating_sub(encoded0.frames_in);
         let per_viewer = |f: fn(&ViewerCount) -> u64| -> Vec<f64> {
             counts1
                 .iter()
@@ -185,6 +189,7 @@ pub async fn run(
             kbps_per_viewer_median: round(median(&kbps), 1),
             packets_per_viewer_s_median: round(median(&packets), 1),
             encoder_kbps: round(encoded as f64 * 8.0 / 1000.0 / wall, 1),
+            source_fps: round(frames_in as f64 / wall, 2),
             encoder_fps: round(encoded_frames as f64 / wall, 2),
             frames_per_viewer_min: counts1.iter().map(|c| c.frames).min().unwrap_or(0),
             publisher_rss_bytes: me1.rss_bytes,
