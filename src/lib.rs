@@ -6,6 +6,7 @@
 //! `applyConstraints`.
 
 pub mod analysis;
+pub mod bench;
 pub mod client;
 pub mod constraints;
 pub mod devices;

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("analysis", 5),
     ("peer", 6),
     ("record", 6),
+    ("bench", 7),
     ("client", 7),
     ("server", 7),
     ("fuzzing", 8),

@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 mod args;
+mod bench;
+mod bench_fanout;
+mod bench_first_frame;
+mod bench_latency;
+mod bench_pipeline;
 mod bot;
 mod bot_echo;
 mod bot_record;
@@ -69,6 +74,9 @@ enum Command {
     /// Run getUserMedia's device and settings selection without opening anything and
     /// print the chosen tracks as JSON. Exit 1 with {"error": ...} on a media error.
     Select(select::Options),
+    /// Measure this build on this machine: fanout (one encode, N viewers in a separate
+    /// process), first-frame, latency, pipeline. A table, or one JSON line with --json.
+    Bench(bench::Options),
 }
 
 /// Logs on stderr, RUST_LOG or our default filter.
@@ -102,6 +110,7 @@ fn main() -> ExitCode {
         Command::View(opts) => view::run(opts),
         Command::Capture(opts) => capture::run(opts),
         Command::Select(opts) => select::run(opts),
+        Command::Bench(opts) => bench::run(opts),
     };
     result.unwrap_or_else(exit::CliError::report)
 }
