@@ -74,6 +74,8 @@ async fn record(
                     done.push(recorders.swap_remove(i).1.finish()?);
                 }
             }
+            // Chat messages (only with a chat: `join_room_saying`).
+            Some(CallEvent::Message(_)) => {}
         }
     }
     for (_, r) in recorders {

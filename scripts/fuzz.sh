@@ -5,21 +5,28 @@
 # from its committed seeds (fuzz/seeds/TARGET) and the inputs that once crashed it
 # (fuzz/regressions/TARGET); what it finds goes to fuzz/corpus/TARGET (not committed).
 # A crash fails the script, with the input saved under fuzz/artifacts/TARGET.
-#   scripts/fuzz.sh [--seconds N] [--no-build] [TARGET...]   (default: 25 s, every target)
+#   scripts/fuzz.sh [--seconds N] [--seed N] [--no-build] [TARGET...]   (default: 25 s, every target)
+#   --seed N: libFuzzer's seed (default 1, so a CI run replays the same mutations and fails
+#   only on a change of code, not on the luck of a new seed; 0 picks one at random, as a
+#   longer local hunt should).
 # Prints one line per target: seconds, execs, coverage (cov, ft), corpus size.
 set -euo pipefail
+self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../fuzz"
 
 CARGO_FUZZ_VERSION=0.13.1
 seconds=25
+seed=1
 build=1
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
     --seconds=*) seconds="${1#*=}"; shift ;;
+    --seed) seed="$2"; shift 2 ;;
+    --seed=*) seed="${1#*=}"; shift ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$self"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -48,7 +55,7 @@ for t in "${targets[@]}"; do
   log="logs/$t.log"
   status=0
   "$bin_dir/$t" "${dirs[@]}" \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="artifacts/$t/" >"$log" 2>&1 || status=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)

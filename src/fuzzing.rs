@@ -9,14 +9,16 @@ use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::shared::marshal::Unmarshal;
 
 use crate::encode::{EncodeError, PictureLimit, VideoCodec};
 use crate::peer::replay::replay_video;
 use crate::peer::{
-    cap_candidates, check_sections, fragment_candidates, fragment_of, ice_credentials, opus_codec,
-    restrict_directions, video_codec_parameters, video_codecs, video_codecs_of_mid,
-    with_credentials, AnswerRole, MAX_REMOTE_CANDIDATES, OPUS_PAYLOAD_TYPE,
+    cap_candidates, check_answer_role, check_sections, fragment_candidates, fragment_of,
+    ice_credentials, inactive_mids, opus_codec, restrict_directions, role_direction,
+    video_codec_parameters, video_codecs, video_codecs_of_mid, with_credentials, AnswerRole,
+    MAX_REMOTE_CANDIDATES, OPUS_PAYLOAD_TYPE,
 };
 
 pub use crate::peer::replay::Replayed;
@@ -92,11 +94,30 @@ pub fn answer_offer(sdp: &str, role: AnswerRole) -> Result<String, String> {
     for mid in offer.lines().filter_map(|l| l.strip_prefix("a=mid:")) {
         let _ = video_codecs_of_mid(&offer, mid.trim_end_matches('\r'));
     }
+    let inactive = inactive_mids(&offer);
     let description = RTCSessionDescription::offer(offer).map_err(|e| e.to_string())?;
     let mut pc = sans_io_peer()?;
     pc.set_remote_description(Instant::now(), description)
         .map_err(|e| format!("set_remote_description: {e}"))?;
+    let ids: Vec<_> = pc.get_transceivers().collect();
+    for id in ids {
+        if let Some(mut transceiver) = pc.rtp_transceiver(id) {
+            let kept = if transceiver
+                .mid()
+                .as_ref()
+                .is_some_and(|m| inactive.contains(m))
+            {
+                RTCRtpTransceiverDirection::Inactive
+            } else {
+                role_direction(role, transceiver.direction())
+            };
+            if kept != transceiver.direction() {
+                transceiver.set_direction(kept);
+            }
+        }
+    }
     let answer = pc.create_answer(None).map_err(|e| e.to_string())?;
+    check_answer_role(&answer.sdp, role).map_err(|e| e.to_string())?;
     Ok(answer.sdp)
 }
 
@@ -158,6 +179,18 @@ mod tests {
         // A direction with a value is a direction to webrtc-rs (found by fuzzing).
         let answer = answer_offer(&offer("a=sendrecv:AB:AB"), AnswerRole::Send).unwrap();
         assert!(!answer.contains("a=recvonly"), "{answer}");
+        // A section webrtc-rs has no transceiver for is given a receiving one unless the
+        // offer only receives (found by fuzzing: a viewer's sendonly or inactive section
+        // was answered recvonly); a publisher's recvonly section, likewise, sendonly.
+        for (dir, role) in [
+            ("a=sendonly", AnswerRole::Send),
+            ("a=inactive", AnswerRole::Send),
+            ("a=recvonly", AnswerRole::Receive),
+            ("a=inactive", AnswerRole::Receive),
+        ] {
+            let answer = answer_offer(&offer(dir), role).unwrap();
+            assert!(answer.contains("a=inactive"), "{dir} {role:?}: {answer}");
+        }
         let too_many = format!("{}{}", TRICKLE_OFFER, "m=audio 9 RTP/AVP 0\r\n".repeat(5));
         let refused = answer_offer(&too_many, AnswerRole::Send).unwrap_err();
         assert!(refused.contains("5 audio m-sections"), "{refused}");

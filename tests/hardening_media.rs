@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::http::post_offer;
+use common::http::{delete, post_offer};
 use common::{exclusive, track_frame_numbers};
 
 use std::net::SocketAddr;
@@ -168,6 +168,22 @@ async fn a_viewer_cannot_push_media_nor_offer_too_many_sections() {
             .all(|d| d == "sendonly" || d == "inactive"),
         "a WHEP answer never receives: {answer_directions:?}"
     );
+    // The same sections offered send-only or inactive, which webrtc-rs alone answers
+    // recvonly (found by fuzzing): answered inactive.
+    for direction in ["a=sendonly", "a=inactive"] {
+        let one_way = offer.replace("a=sendrecv", direction);
+        let r = post_offer(addr, "/whep/default", None, one_way.as_bytes()).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let answered = directions(&r.body);
+        assert_eq!(answered.len(), 3, "{}", r.body);
+        assert!(
+            answered.iter().all(|d| d == "sendonly" || d == "inactive")
+                && answered.iter().filter(|d| *d == "inactive").count() >= 2,
+            "{direction}: {answered:?}"
+        );
+        let location = &r.headers["location"];
+        assert_eq!(delete(addr, location, None).await.status, 200);
+    }
     pusher.accept_answer(&r.body).await.unwrap();
     pusher
         .wait_connected(Duration::from_secs(10))

@@ -516,3 +516,248 @@ fn an_unreachable_janus_is_a_network_failure() {
         "{stderr}"
     );
 }
+
+/// The feed id in a `usermedia: … (feed F)` first line.
+fn feed_of(first_lines: &[String]) -> u64 {
+    first_lines
+        .iter()
+        .find_map(|l| {
+            l.rsplit("feed ")
+                .next()
+                .and_then(|s| s.trim_end_matches(')').parse().ok())
+        })
+        .expect("a feed id")
+}
+
+/// The feeds whose video a bot decoded (its `left` line), with the frames of each.
+fn decoded_video_feeds(lines: &[Value]) -> Vec<(u64, u64)> {
+    let left = lines
+        .iter()
+        .find(|l| l["event"] == "left")
+        .expect("a left line");
+    left["tracks"]
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .filter(|t| t["kind"] == "video")
+        .map(|t| {
+            (
+                t["feed"].as_u64().unwrap_or_default(),
+                t["stats"]["framesDecoded"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn three_participants_follow_each_other() {
+    in_netns("three_participants_follow_each_other", || async {
+        let janus = Janus::start();
+        let room = ROOM.to_string();
+        let started = Instant::now();
+        let mut first = usermedia(&["bot", "--janus-room", &room, "--seconds", "10"]);
+        let first_feed = feed_of(&wait_for_line(&mut first, "usermedia: in Janus room").await);
+        let mut second = usermedia(&["bot", "--janus-room", &room, "--seconds", "8"]);
+        let second_feed = feed_of(&wait_for_line(&mut second, "usermedia: in Janus room").await);
+        // A publisher joins late and leaves early; nothing is restarted.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut late = usermedia(&["publish", "--janus-room", &room, "--seconds", "3"]);
+        let late_feed = feed_of(&wait_for_line(&mut late, "usermedia: publishing into").await);
+        let (late_status, _, late_err) = finish(late).await;
+        assert!(late_status.success(), "{late_err}");
+        let (second_status, second_lines, second_err) = finish(second).await;
+        let (first_status, first_lines, first_err) = finish(first).await;
+        eprintln!("three participants done after {:?}", started.elapsed());
+        assert!(first_status.success(), "{first_err}\n{}", janus.log());
+        assert!(second_status.success(), "{second_err}");
+        for (name, lines, others) in [
+            ("first", &first_lines, [second_feed, late_feed]),
+            ("second", &second_lines, [first_feed, late_feed]),
+        ] {
+            let decoded = decoded_video_feeds(lines);
+            eprintln!("{name} bot decoded (feed, frames): {decoded:?}");
+            for feed in others {
+                let frames = decoded
+                    .iter()
+                    .find(|(f, _)| *f == feed)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0);
+                assert!(
+                    frames >= 15,
+                    "the {name} bot decoded {frames} frames of feed {feed}: {lines:?}"
+                );
+            }
+            // The late publisher's leave is followed.
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l["event"] == "unpublished" && l["feed"] == late_feed),
+                "the {name} bot did not see feed {late_feed} leave: {lines:?}"
+            );
+        }
+    });
+}
+
+/// Two bots say hello to each other through Janus's data channels: each publication
+/// carries a `chat` channel, Janus relays what is said on it to every subscription (on a
+/// channel labelled with the feed's id) once that subscription's own channel is up.
+#[test]
+fn bots_chat_through_janus_data_channels() {
+    in_netns("bots_chat_through_janus_data_channels", || async {
+        let janus = Janus::start();
+        let room = ROOM.to_string();
+        let started = Instant::now();
+        let mut first = usermedia(&[
+            "bot",
+            "--janus-room",
+            &room,
+            "--seconds",
+            "8",
+            "--say",
+            "hello from the first",
+        ]);
+        let first_feed = feed_of(&wait_for_line(&mut first, "usermedia: in Janus room").await);
+        let mut second = usermedia(&[
+            "bot",
+            "--janus-room",
+            &room,
+            "--seconds",
+            "6",
+            "--say",
+            "hello from the second",
+        ]);
+        let second_feed = feed_of(&wait_for_line(&mut second, "usermedia: in Janus room").await);
+        let (second_status, second_lines, second_err) = finish(second).await;
+        let (first_status, first_lines, first_err) = finish(first).await;
+        eprintln!("both bots done after {:?}", started.elapsed());
+        let log = janus.log();
+        assert!(first_status.success(), "{first_err}\n{log}");
+        assert!(second_status.success(), "{second_err}");
+        for (name, lines, from, text, err) in [
+            (
+                "first",
+                &first_lines,
+                second_feed,
+                "hello from the second",
+                &first_err,
+            ),
+            (
+                "second",
+                &second_lines,
+                first_feed,
+                "hello from the first",
+                &second_err,
+            ),
+        ] {
+            let messages: Vec<&Value> = lines.iter().filter(|l| l["event"] == "message").collect();
+            eprintln!("the {name} bot got {} messages", messages.len());
+            assert!(
+                messages
+                    .iter()
+                    .any(|m| m["text"] == text
+                        && m["from"].as_str() == Some(from.to_string().as_str())),
+                "the {name} bot did not get {text:?} from feed {from}: {lines:?}\n{err}\n{}",
+                log.lines()
+                    .filter(|l| l.contains("ata channel") || l.contains("DataChannel"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    });
+}
+
+/// `bot --janus --echo`: a participant (our library, sending the pattern at 320×240) sees
+/// its own video come back through the echoing bot (which sends 160×120 itself): a feed
+/// displayed `echo of <its feed>`, at its size, its strip counters consecutive. The bot
+/// prints the echo and reports neither its echo's feed nor its tracks.
+#[test]
+fn an_echoing_bot_sends_a_janus_participant_its_own_video_back() {
+    in_netns(
+        "an_echoing_bot_sends_a_janus_participant_its_own_video_back",
+        || async {
+            let _janus = Janus::start();
+            let room = ROOM.to_string();
+            let small = r#"{"video": {"width": 160, "height": 120}, "audio": true}"#;
+            let mut bot = usermedia_at(
+                &["bot", "--janus-room", &room, "--seconds", "9", "--echo"],
+                small,
+            );
+            wait_for_line(&mut bot, "usermedia: in Janus room").await;
+            let devices = usermedia::devices::MediaDevices::builtin_virtual(
+                usermedia::devices::PermissionPolicy::granted(),
+            );
+            let stream = devices
+                .get_user_media_json(r#"{"video": {"width": 320, "height": 240}}"#)
+                .unwrap();
+            let encoders = stream
+                .get_tracks()
+                .iter()
+                .map(|t| {
+                    let ladder = usermedia::encode::pipeline::BitrateLadder::from(1_000_000);
+                    usermedia::server::encode_track_with(t, ladder, None).unwrap()
+                })
+                .collect();
+            let options = JanusOptions {
+                room: ROOM,
+                display: Some("me".into()),
+                create: None,
+                subscribe: true,
+            };
+            let client = HttpClient::new().unwrap();
+            let joined_at = Instant::now();
+            let mut me = join_janus(&client, &factory(), URL, options, encoders)
+                .await
+                .unwrap();
+            let echo_of_me = format!("echo of {}", me.feed);
+            let video = tokio::time::timeout(Duration::from_secs(15), async {
+                loop {
+                    match me.next_event().await {
+                        Some(JanusEvent::Track { display, track, .. })
+                            if track.kind() == MediaKind::Video
+                                && display.as_deref() == Some(echo_of_me.as_str()) =>
+                        {
+                            return track;
+                        }
+                        Some(JanusEvent::Failed(e)) => panic!("{e}"),
+                        Some(_) => {}
+                        None => panic!("the participant ended"),
+                    }
+                }
+            })
+            .await
+            .expect("our echo's video in time");
+            let echo_after = joined_at.elapsed();
+            let numbers = track_frame_numbers(&video, Duration::from_secs(2)).await;
+            let settings = video.get_settings();
+            eprintln!(
+                "echo through Janus: joined → echo's track {} ms; {} frames read back in 2 s \
+                 at {:?}x{:?}",
+                echo_after.as_millis(),
+                numbers.len(),
+                settings.width,
+                settings.height
+            );
+            assert!(numbers.len() >= 40, "{} frames: {numbers:?}", numbers.len());
+            let gaps = numbers.windows(2).filter(|w| w[1] != w[0] + 1).count();
+            assert!(gaps <= 2, "{numbers:?}");
+            assert_eq!((settings.width, settings.height), (Some(320), Some(240)));
+            me.leave().await;
+            let (status, lines, stderr) = finish(bot).await;
+            assert!(status.success(), "{stderr}");
+            let echo_feed = lines
+                .iter()
+                .find(|l| l["event"] == "echo")
+                .and_then(|l| l["echoFeed"].as_u64())
+                .unwrap_or_else(|| panic!("no echo line: {lines:?}"));
+            let left = lines.iter().find(|l| l["event"] == "left").expect("left");
+            let reported: Vec<u64> = left["tracks"]
+                .as_array()
+                .expect("tracks")
+                .iter()
+                .filter_map(|t| t["feed"].as_u64())
+                .collect();
+            assert!(!reported.is_empty(), "{left}");
+            assert!(!reported.contains(&echo_feed), "{left}");
+        },
+    );
+}

@@ -401,8 +401,19 @@ async fn ten_percent_loss_is_reported_beside_what_the_frames_say_and_the_recordi
         decoded.abs_diff(frames) <= 3,
         "{decoded} recorded, {frames} viewed"
     );
+    // The recording holds every unit that arrived; ffmpeg conceals what a lost packet
+    // broke and shows a frame openh264 refuses until the next keyframe, so a frame the
+    // viewer could not decode is one it counts as skipped and the recording does not:
+    // the skipped counts differ by at most the frames decoded from the recording and not
+    // by the viewer (seen: 2 of them in about 1 run in 3).
+    let undecodable = decoded.saturating_sub(frames);
+    assert!(
+        skipped >= again.frames_skipped && skipped <= again.frames_skipped + undecodable,
+        "frames_skipped: viewer {skipped}, recording {} ({decoded} recorded, {frames} viewed): \
+         {video}",
+        again.frames_skipped
+    );
     for (field, value) in [
-        ("frames_skipped", again.frames_skipped),
         ("frames_repeated", again.frames_repeated),
         ("frames_reordered", again.frames_reordered),
     ] {

@@ -34,19 +34,23 @@ function stripMedian(values) {
 // and live figures in `seen.live` — the last frame number, its latency, the median latency
 // of the recent frames, and freezes (no new frame number for more than 3 frame intervals,
 // the interval measured from the capture times, as usermedia's analysis counts them).
+// Where the browser tells when a frame was decoded (requestVideoFrameCallback's
+// `receiveTime` + `processingDuration`, Chromium's for WebRTC video), `decodedLatencies`
+// holds capture → decoded too: what `usermedia view` measures, without the browser's
+// rendering after it.
 // `keep` bounds the frames and latencies kept (the most recent; default: all).
 // Set `seen.stop = true` to end it.
 function watchStrip(video, keep = Infinity) {
   const canvas = document.createElement('canvas');
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   const seen = {
-    frames: [], latencies: [], unreadable: 0, stop: false,
+    frames: [], latencies: [], decodedLatencies: [], unreadable: 0, stop: false,
     live: { frame: null, latencyMs: null, latencyP50Ms: null, freezes: 0, longestFreezeMs: 0, frozenMs: 0 },
   };
   const gaps = [];
   let lastNew = null; // { time: capture time, shown: Date.now() }
   const interval = () => stripMedian(gaps) || 33;
-  const sample = () => {
+  const sample = (meta) => {
     const w = video.videoWidth, h = video.videoHeight;
     if (!w || !h) return;
     if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
@@ -68,6 +72,11 @@ function watchStrip(video, keep = Infinity) {
     lastNew = { time: s.time, shown };
     seen.frames.push(s.frame);
     seen.latencies.push(latency);
+    if (meta && meta.receiveTime > 0 && meta.processingDuration >= 0) {
+      const decoded = Math.round(performance.timeOrigin + meta.receiveTime + meta.processingDuration * 1000);
+      seen.decodedLatencies.push((decoded % 2 ** 32 - s.time + 2 ** 32) % 2 ** 32);
+      if (seen.decodedLatencies.length > keep) seen.decodedLatencies.shift();
+    }
     if (seen.frames.length > keep) { seen.frames.shift(); seen.latencies.shift(); }
     seen.live.frame = s.frame;
     seen.live.latencyMs = latency;
@@ -78,7 +87,7 @@ function watchStrip(video, keep = Infinity) {
     seen.live.frozenMs = still > 3 * interval() ? still : 0;
   };
   if (video.requestVideoFrameCallback) {
-    const each = () => { if (seen.stop) return; sample(); video.requestVideoFrameCallback(each); };
+    const each = (now, meta) => { if (seen.stop) return; sample(meta); video.requestVideoFrameCallback(each); };
     video.requestVideoFrameCallback(each);
     const timer = setInterval(() => (seen.stop ? clearInterval(timer) : frozen()), 250);
   } else {

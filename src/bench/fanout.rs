@@ -66,6 +66,12 @@ pub struct FanoutReport {
     pub packets_per_viewer_s_median: f64,
     /// What the encoder produced over the window, kilobits per second.
     pub encoder_kbps: f64,
+    /// Frames the encoder took from the track per second over the window (below the
+    /// capture rate: the source or the hand-over lost frames).
+    pub source_fps: f64,
+    /// Frames the encoder produced per second over the window (below `source_fps`: the
+    /// encoder's rate control skipped frames).
+    pub encoder_fps: f64,
     /// Frames each viewer received over the whole run: the lowest.
     pub frames_per_viewer_min: u64,
     /// The publisher's resident memory at the end of the window.
@@ -131,16 +137,17 @@ pub async fn run(
             .pid()
             .ok_or_else(|| BenchError::Receivers("it exited".into()))?;
         let (me0, them0) = (ProcessUsage::of_self()?, ProcessUsage::of(pid)?);
-        let (counts0, bytes0, t0) = (
-            receivers.report().await?,
-            video.stats().bytes,
-            Instant::now(),
-        );
+        let (counts0, encoded0, t0) = (receivers.report().await?, video.stats(), Instant::now());
         tokio::time::sleep(config.window).await;
         let counts1 = receivers.report().await?;
         let wall = t0.elapsed().as_secs_f64();
         let (me1, them1) = (ProcessUsage::of_self()?, ProcessUsage::of(pid)?);
-        let encoded = video.stats().bytes.saturating_sub(bytes0);
+        let encoded1 = video.stats();
+        let encoded = encoded1.bytes.saturating_sub(encoded0.bytes);
+        let encoded_frames = encoded1
+            .frames_encoded
+            .saturating_sub(encoded0.frames_encoded);
+        let frames_in = encoded1.frames_in.saturating_sub(encoded0.frames_in);
         let per_viewer = |f: fn(&ViewerCount) -> u64| -> Vec<f64> {
             counts1
                 .iter()
@@ -182,6 +189,8 @@ pub async fn run(
             kbps_per_viewer_median: round(median(&kbps), 1),
             packets_per_viewer_s_median: round(median(&packets), 1),
             encoder_kbps: round(encoded as f64 * 8.0 / 1000.0 / wall, 1),
+            source_fps: round(frames_in as f64 / wall, 2),
+            encoder_fps: round(encoded_frames as f64 / wall, 2),
             frames_per_viewer_min: counts1.iter().map(|c| c.frames).min().unwrap_or(0),
             publisher_rss_bytes: me1.rss_bytes,
             rss_per_viewer_bytes: rss_per_viewer,

@@ -16,6 +16,7 @@ use usermedia_signaling::janus::{
 };
 use usermedia_signaling::HttpClient;
 
+use super::datachannel::{Chat, ChatMessage, CHAT_LABEL, DATA_CHANNEL_WAIT};
 use super::session::SessionError;
 use crate::encode::pipeline::TrackEncoders;
 use crate::peer::{AnswerRole, Peer, PeerFactory, PeerState, RemoteTrack};
@@ -23,6 +24,9 @@ use crate::peer::{AnswerRole, Peer, PeerFactory, PeerState, RemoteTrack};
 /// How long leaving may take in all (each request to a Janus that is gone fails fast;
 /// one that hangs is not waited for).
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(5);
+/// How long after another publisher appears our chat text is said again on our
+/// publication's data channel (its subscription to us comes up in well under this).
+pub const SAY_AGAIN_AFTER: Duration = Duration::from_secs(2);
 /// Unread events kept for the participant's owner.
 const EVENT_CAPACITY: usize = 64;
 
@@ -59,6 +63,9 @@ pub enum JanusEvent {
     Unpublished { feed: u64 },
     /// Subscribing to `feed` failed this many times; it is not tried again.
     GaveUp { feed: u64, attempts: u32 },
+    /// A chat message arrived on the data channel of a feed we subscribe to (`from`:
+    /// the feed's id); only with [`join_janus_saying`].
+    Message(ChatMessage),
     /// The session failed (Janus gone, our connection failed); the participant has left.
     Failed(SessionError),
 }
@@ -117,10 +124,30 @@ pub async fn join_janus(
     options: JanusOptions,
     tracks: Vec<TrackEncoders>,
 ) -> Result<JanusParticipant, SessionError> {
+    join_janus_saying(client, factory, url, options, tracks, None).await
+}
+
+/// [`join_janus`] with a chat on the VideoRoom's data channels: our publication carries
+/// a `chat` data channel (Janus relays what we send on it to our subscribers), `chat`
+/// says its text when it opens and again each time another publisher appears (Janus
+/// relays only live messages, so a later joiner would not see it otherwise); the
+/// messages on each subscription's data channel come out as [`JanusEvent::Message`].
+pub async fn join_janus_saying(
+    client: &HttpClient,
+    factory: &PeerFactory,
+    url: &str,
+    options: JanusOptions,
+    tracks: Vec<TrackEncoders>,
+    chat: Option<(Chat, mpsc::Receiver<ChatMessage>)>,
+) -> Result<JanusParticipant, SessionError> {
+    let (chat, messages) = match chat {
+        Some((chat, rx)) => (Some(chat), Some(rx)),
+        None => (None, None),
+    };
     let (session, events) = JanusSession::create(client, url).await?;
     let session = Arc::new(session);
-    let joined = publish(&session, factory, &options, &tracks).await;
-    let (handle, joined, peer, published_at) = match joined {
+    let joined = publish(&session, factory, &options, &tracks, chat.as_ref()).await;
+    let (handle, joined, peer, published_at, channel) = match joined {
         Ok(j) => j,
         Err(e) => {
             let _ = tokio::time::timeout(TEARDOWN_LIMIT, session.destroy()).await;
@@ -148,8 +175,10 @@ pub async fn join_janus(
         subs: HashMap::new(),
         out,
         published_at,
+        chat,
+        channel,
     };
-    let task = tokio::spawn(driver.run(events, leave_rx, first));
+    let task = tokio::spawn(driver.run(events, leave_rx, first, messages));
     Ok(JanusParticipant {
         feed: id,
         session_id: session.id(),
@@ -160,7 +189,13 @@ pub async fn join_janus(
     })
 }
 
-type Joined = (VideoRoomHandle, RoomEvent, Arc<Peer>, Instant);
+type Joined = (
+    VideoRoomHandle,
+    RoomEvent,
+    Arc<Peer>,
+    Instant,
+    Option<crate::peer::DataChannel>,
+);
 
 /// Attach, create the room if asked, join as a publisher and publish.
 async fn publish(
@@ -168,6 +203,7 @@ async fn publish(
     factory: &PeerFactory,
     options: &JanusOptions,
     tracks: &[TrackEncoders],
+    chat: Option<&Chat>,
 ) -> Result<Joined, SessionError> {
     let handle = VideoRoomHandle::attach(session).await?;
     if let Some(settings) = &options.create {
@@ -183,15 +219,23 @@ async fn publish(
         for t in tracks {
             peer.add_track(t).await?;
         }
+        let channel = match chat {
+            Some(chat) => {
+                let channel = peer.create_data_channel(CHAT_LABEL).await?;
+                chat.attach("janus".into(), channel.clone());
+                Some(channel)
+            }
+            None => None,
+        };
         let offer = peer.create_offer().await?;
         let at = Instant::now();
-        let answer = handle.publish(offer).await?;
+        let answer = handle.publish_with_data(offer, channel.is_some()).await?;
         peer.accept_answer(&answer).await?;
-        Ok::<_, SessionError>(at)
+        Ok::<_, SessionError>((at, channel))
     }
     .await;
     match published {
-        Ok(at) => Ok((handle, joined, peer, at)),
+        Ok((at, channel)) => Ok((handle, joined, peer, at, channel)),
         Err(e) => {
             peer.close().await;
             Err(e)
@@ -217,6 +261,9 @@ struct Driver {
     subs: HashMap<u64, Subscription>,
     out: mpsc::Sender<JanusEvent>,
     published_at: Instant,
+    /// The chat (our publication's data channel, and the subscriptions' ones).
+    chat: Option<Chat>,
+    channel: Option<crate::peer::DataChannel>,
 }
 
 impl Driver {
@@ -225,8 +272,19 @@ impl Driver {
         mut events: JanusEvents,
         mut leave: oneshot::Receiver<oneshot::Sender<()>>,
         first: Vec<Action>,
+        messages: Option<mpsc::Receiver<ChatMessage>>,
     ) {
         self.act(first).await;
+        if let Some(mut messages) = messages {
+            let out = self.out.clone();
+            tokio::spawn(async move {
+                while let Some(m) = messages.recv().await {
+                    if out.send(JanusEvent::Message(m)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
         let mut state = self.peer.watch_state();
         loop {
             let deadline = self.policy.next_deadline();
@@ -339,11 +397,34 @@ impl Driver {
                             close(sub).await;
                         }
                     }
-                    Action::Announce(notice) => self.emit(announce(notice)).await,
+                    Action::Announce(notice) => {
+                        if matches!(notice, Notice::Published { .. }) {
+                            self.say_again().await;
+                        }
+                        self.emit(announce(notice)).await
+                    }
                 }
             }
             actions = more;
         }
+    }
+
+    /// Says our chat text again on our publication's channel, [`SAY_AGAIN_AFTER`] after
+    /// a publisher appeared (time for its subscription to us to come up).
+    async fn say_again(&self) {
+        let (Some(chat), Some(channel)) = (&self.chat, &self.channel) else {
+            return;
+        };
+        let Some(text) = chat.say().map(str::to_owned) else {
+            return;
+        };
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(SAY_AGAIN_AFTER).await;
+            if let Err(e) = channel.send_text(&text).await {
+                tracing::debug!("chat: cannot say again: {e}");
+            }
+        });
     }
 
     /// A subscriber handle and peer for `feed`; its tracks go to the owner.
@@ -358,6 +439,35 @@ impl Driver {
             }
         };
         forward_tracks(&peer, feed, display, self.out.clone());
+        if let Some(chat) = self.chat.clone() {
+            // Janus relays a feed's messages to a subscription only once that
+            // subscription's SCTP association has reported "sender dry" (the plugin's
+            // `data_ready`), which needs something sent on it first: we open a channel of
+            // our own (Janus acknowledges it; what we would send on it is ignored). It is
+            // kept open (a dropped one would come back as if Janus had opened it).
+            let own = match peer.create_data_channel(CHAT_LABEL).await {
+                Ok(channel) => Some(channel),
+                Err(e) => {
+                    tracing::warn!("chat: no data channel to feed {feed}: {e}");
+                    None
+                }
+            };
+            // Janus opens the relaying channel (labelled with the feed's id) itself, with
+            // the first message it relays: taken for as long as the subscription lasts.
+            let weak = Arc::downgrade(&peer);
+            tokio::spawn(async move {
+                let _own = own;
+                while let Some(peer) = weak.upgrade() {
+                    match peer.next_data_channel(DATA_CHANNEL_WAIT).await {
+                        Some(channel) => chat.attach(feed.to_string(), channel),
+                        None if matches!(peer.state(), PeerState::Closed | PeerState::Failed) => {
+                            break
+                        }
+                        None => continue,
+                    }
+                }
+            });
+        }
         let started = async {
             let offer = handle
                 .join_subscriber(self.room, feed, self.private_id)

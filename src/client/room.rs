@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use usermedia_signaling::{ClientMessage, HttpClient, ServerMessage};
 
+use super::datachannel::{Chat, ChatMessage, CHAT_LABEL, DATA_CHANNEL_WAIT};
 use super::session::SessionError;
 use crate::encode::pipeline::TrackEncoders;
 use crate::peer::{ImpairLink, ImpairReport, Peer, PeerFactory, RemoteTrack};
@@ -38,6 +39,9 @@ pub enum CallEvent {
     Track { from: String, track: RemoteTrack },
     /// Participant `from` left (its connection is closed).
     Left { from: String },
+    /// A chat message another participant sent on a data channel (only with a chat:
+    /// [`join_room_saying`]).
+    Message(ChatMessage),
 }
 
 impl CallBot {
@@ -50,7 +54,7 @@ impl CallBot {
                 .await?
             {
                 CallEvent::Track { track, .. } => return Some(track),
-                CallEvent::Left { .. } => continue,
+                CallEvent::Left { .. } | CallEvent::Message(_) => continue,
             }
         }
     }
@@ -73,6 +77,22 @@ impl CallBot {
             .await
             .ok()
             .flatten()
+    }
+
+    /// The next chat message another participant sends on a data channel, within
+    /// `timeout` (the tracks and departures that come first are skipped: to follow
+    /// everything, use [`next_event`](Self::next_event)).
+    pub async fn next_message(&mut self, timeout: Duration) -> Option<ChatMessage> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self
+                .next_event(deadline - tokio::time::Instant::now())
+                .await?
+            {
+                CallEvent::Message(message) => return Some(message),
+                CallEvent::Track { .. } | CallEvent::Left { .. } => continue,
+            }
+        }
     }
 
     /// What the impairment of each connection's path did ([`PeerConfig::impair`]
@@ -117,6 +137,23 @@ pub async fn join_room_with(
     factory: PeerFactory,
     tracks: Vec<TrackEncoders>,
 ) -> Result<CallBot, SessionError> {
+    join_room_saying(client, ws_url, factory, tracks, None).await
+}
+
+/// [`join_room_with`], with a chat: every connection negotiates a `chat` data channel
+/// (the one who offers opens it); `chat` says its text on each as it opens, and the
+/// messages received come out as [`CallEvent::Message`]. `None`: no chat.
+pub async fn join_room_saying(
+    client: &HttpClient,
+    ws_url: &str,
+    factory: PeerFactory,
+    tracks: Vec<TrackEncoders>,
+    chat: Option<(Chat, mpsc::Receiver<ChatMessage>)>,
+) -> Result<CallBot, SessionError> {
+    let (chat, messages) = match chat {
+        Some((chat, rx)) => (Some(chat), Some(rx)),
+        None => (None, None),
+    };
     let websocket_error = |e| SessionError::WebSocket {
         url: ws_url.to_owned(),
         source: Box::new(e),
@@ -137,6 +174,17 @@ pub async fn join_room_with(
         .await
         .map_err(websocket_error)?;
     let (remote_tx, remote) = mpsc::channel(16);
+    if let Some(mut messages) = messages {
+        // The messages join the tracks and departures, in the order they arrive.
+        let tx = remote_tx.clone();
+        tokio::spawn(async move {
+            while let Some(message) = messages.recv().await {
+                if tx.send(CallEvent::Message(message)).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
     let links = Links::default();
     let room_links = Arc::clone(&links);
     let (id_tx, id) = tokio::sync::watch::channel(None);
@@ -147,6 +195,7 @@ pub async fn join_room_with(
             peers: HashMap::new(),
             remote: remote_tx,
             links: room_links,
+            chat,
         };
         while let Some(Ok(message)) = stream.next().await {
             let Message::Text(text) = message else {
@@ -182,6 +231,8 @@ struct Room {
     /// Where every connection's remote tracks (and departures) go (the bot's owner).
     remote: mpsc::Sender<CallEvent>,
     links: Links,
+    /// The chat on every connection's data channel (none: no data channel).
+    chat: Option<Chat>,
 }
 
 impl Room {
@@ -195,6 +246,12 @@ impl Room {
                     let Some(peer) = self.connect(&id).await else {
                         continue;
                     };
+                    if let Some(chat) = &self.chat {
+                        match peer.create_data_channel(CHAT_LABEL).await {
+                            Ok(channel) => chat.attach(id.clone(), channel),
+                            Err(e) => tracing::warn!("call: no data channel to {id}: {e}"),
+                        }
+                    }
                     for t in &self.tracks {
                         let _ = peer.add_track(t).await;
                     }
@@ -255,10 +312,21 @@ impl Room {
         self.peers.insert(id, peer);
     }
 
-    /// A new connection whose remote tracks go to the bot's owner; `None` if no peer can
+    /// A new connection to participant `id` whose remote tracks go to the bot's owner; `None` if no peer can
     /// be created (at capacity).
     async fn connect(&self, from: &str) -> Option<Arc<Peer>> {
         let peer = Arc::new(self.factory.create().await.ok()?);
+        if let Some(chat) = self.chat.clone() {
+            // The data channel the other side opens (when it offers).
+            let weak = Arc::downgrade(&peer);
+            let id = from.to_owned();
+            tokio::spawn(async move {
+                let Some(peer) = weak.upgrade() else { return };
+                if let Some(channel) = peer.next_data_channel(DATA_CHANNEL_WAIT).await {
+                    chat.attach(id, channel);
+                }
+            });
+        }
         let weak = Arc::downgrade(&peer);
         let tx = self.remote.clone();
         let from = from.to_owned();

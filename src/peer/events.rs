@@ -17,6 +17,8 @@ pub(super) struct Events {
     pub(super) gathered: Notify,
     pub(super) gathering_complete: Mutex<bool>,
     pub(super) remote: mpsc::Sender<RemoteTrack>,
+    /// The data channels the other side opens (at most a few queued; more are dropped).
+    pub(super) data_channels: mpsc::Sender<Arc<dyn webrtc::data_channel::DataChannel>>,
     /// The id abs-capture-time was negotiated with (0: none), set as each remote
     /// description is applied; remote tracks read it from their packets.
     pub(super) capture_ext: Arc<std::sync::atomic::AtomicU8>,
@@ -57,6 +59,12 @@ impl PeerConnectionEventHandler for Handler {
         let state = PeerState::from(state);
         tracing::debug!("peer connection state: {state:?}");
         self.events.state.send_replace(state);
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn webrtc::data_channel::DataChannel>) {
+        if self.events.data_channels.try_send(channel).is_err() {
+            tracing::warn!("a data channel the other side opened was dropped (too many)");
+        }
     }
 
     async fn on_track(&self, track: Arc<dyn webrtc::media_stream::track_remote::TrackRemote>) {

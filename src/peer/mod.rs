@@ -5,6 +5,7 @@
 
 mod capture_time;
 mod config;
+mod data_channel;
 mod error;
 mod estimate;
 mod events;
@@ -35,6 +36,7 @@ use webrtc::peer_connection::PeerConnection;
 
 pub use capture_time::ABS_CAPTURE_TIME_URI;
 pub use config::{BitrateBounds, PeerConfig};
+pub use data_channel::{DataChannel, DataEvent};
 pub use error::PeerError;
 pub use ice::{IceScheme, IceServer, IceUrl};
 pub use impair_link::{DirectionReport as ImpairDirectionReport, ImpairLink, ImpairReport};
@@ -45,7 +47,8 @@ pub use setup::{
     h264_codec, opus_codec, vp8_codec, H264_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE,
 };
 pub use shape::{
-    check_sections, restrict_directions, AnswerRole, MAX_REMOTE_CANDIDATES, MAX_SECTIONS_PER_KIND,
+    check_answer_role, check_sections, restrict_directions, AnswerRole, MAX_REMOTE_CANDIDATES,
+    MAX_SECTIONS_PER_KIND,
 };
 // For the fuzz targets' wrappers (the top-level `fuzzing` module) only.
 pub(crate) use negotiate::fragment_candidates;
@@ -53,7 +56,7 @@ pub(crate) use remote::replay;
 pub(crate) use restart::with_credentials;
 pub(crate) use sdp::video_codecs_of_mid;
 pub(crate) use setup::video_codec_parameters;
-pub(crate) use shape::cap_candidates;
+pub(crate) use shape::{cap_candidates, inactive_mids, role_direction};
 pub use state::{DtlsState, IceState, PeerState};
 pub use stats::{CandidatePairStats, CandidateStats, InboundStats, OutboundStats, PeerStats};
 pub use turn_tls::check_ice_ca_certs;
@@ -249,6 +252,8 @@ pub struct Peer {
     events: Arc<Events>,
     state: watch::Receiver<PeerState>,
     remote: tokio::sync::Mutex<mpsc::Receiver<RemoteTrack>>,
+    /// The data channels the other side opens.
+    data_channels: tokio::sync::Mutex<mpsc::Receiver<Arc<dyn webrtc::data_channel::DataChannel>>>,
     senders: Mutex<Vec<Arc<local::LocalSender>>>,
     /// Every sender's counters, kept after the senders stop (stats stay readable).
     sent: Mutex<Vec<SentStream>>,
@@ -281,12 +286,14 @@ impl Peer {
         let (state_tx, state_rx) = watch::channel(PeerState::New);
         let (ice_tx, _) = watch::channel(IceState::New);
         let (remote_tx, remote_rx) = mpsc::channel(16);
+        let (data_tx, data_rx) = mpsc::channel(8);
         let events = Arc::new(Events {
             state: state_tx,
             ice: ice_tx,
             gathered: Notify::new(),
             gathering_complete: Mutex::new(false),
             remote: remote_tx,
+            data_channels: data_tx,
             capture_ext: Arc::default(),
         });
         let handler = Arc::new(Handler {
@@ -330,6 +337,7 @@ impl Peer {
             events,
             state: state_rx,
             remote: tokio::sync::Mutex::new(remote_rx),
+            data_channels: tokio::sync::Mutex::new(data_rx),
             senders: Mutex::new(Vec::new()),
             sent: Mutex::new(Vec::new()),
             bandwidth,

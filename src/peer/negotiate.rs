@@ -96,7 +96,7 @@ impl Peer {
     ) -> Result<String, PeerError> {
         shape::check_sections(offer_sdp)?;
         let offer = shape::restrict_directions(offer_sdp, role);
-        self.answer_with(&offer, tracks).await
+        self.answer_keeping(&offer, tracks, Some(role)).await
     }
 
     /// Remembers the id `sdp` gives abs-capture-time (0: none) for the remote tracks.
@@ -134,6 +134,18 @@ impl Peer {
         offer_sdp: &str,
         tracks: impl IntoIterator<Item = impl Into<TrackEncoders>>,
     ) -> Result<String, PeerError> {
+        self.answer_keeping(offer_sdp, tracks, None).await
+    }
+
+    /// [`Peer::answer_with`], the transceivers' directions kept to `role` when one is
+    /// given (webrtc-rs makes a receiving transceiver for an offered `sendonly` or
+    /// `inactive` section it has none for), and the answer checked against it.
+    async fn answer_keeping(
+        &self,
+        offer_sdp: &str,
+        tracks: impl IntoIterator<Item = impl Into<TrackEncoders>>,
+        role: Option<AnswerRole>,
+    ) -> Result<String, PeerError> {
         let offer_sdp = &self.capped_candidates(offer_sdp);
         let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
             .map_err(PeerError::sdp("cannot read the offer"))?;
@@ -151,16 +163,48 @@ impl Peer {
                 .negotiate(&self.pc, offer_sdp, local::Remote::Offer)
                 .await?;
         }
+        if let Some(role) = role {
+            self.keep_to_role(role, &shape::inactive_mids(offer_sdp))
+                .await?;
+        }
         let answer = self
             .pc
             .create_answer(None)
             .await
             .map_err(PeerError::sdp("cannot answer the offer"))?;
+        if let Some(role) = role {
+            shape::check_answer_role(&answer.sdp, role)?;
+        }
         self.pc
             .set_local_description(answer)
             .await
             .map_err(PeerError::setup("cannot apply our answer"))?;
         self.gathered_description(Duration::from_secs(5)).await
+    }
+
+    /// Each transceiver's direction with what `role` forbids taken away
+    /// ([`shape::role_direction`]); those of the offer's `inactive` sections inactive.
+    async fn keep_to_role(&self, role: AnswerRole, inactive: &[String]) -> Result<(), PeerError> {
+        use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
+        for transceiver in self.pc.get_transceivers().await {
+            let current = transceiver
+                .direction()
+                .await
+                .map_err(PeerError::setup("cannot read a transceiver's direction"))?;
+            let mid = transceiver.mid().await.ok().flatten();
+            let kept = if mid.is_some_and(|m| inactive.contains(&m)) {
+                RTCRtpTransceiverDirection::Inactive
+            } else {
+                shape::role_direction(role, current)
+            };
+            if kept != current {
+                transceiver
+                    .set_direction(kept)
+                    .await
+                    .map_err(PeerError::setup("cannot set a transceiver's direction"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds trickled remote candidates from an SDP fragment

@@ -70,6 +70,78 @@ fn restricted(offered: &str, role: AnswerRole) -> &'static str {
     }
 }
 
+/// The direction a transceiver may keep in our answer, given its own and our role: what
+/// the role forbids is taken away (a receiving `Send` transceiver only sends or is
+/// inactive). webrtc-rs gives a section it has no transceiver for a *receiving* one unless
+/// the offer asks only to receive (found by the `sdp_answer` fuzz target: a viewer's
+/// `sendonly` or `inactive` section was answered `recvonly`), so the directions of the
+/// offer alone do not keep the answer to the role.
+pub(crate) fn role_direction(
+    role: AnswerRole,
+    current: rtc::rtp_transceiver::RTCRtpTransceiverDirection,
+) -> rtc::rtp_transceiver::RTCRtpTransceiverDirection {
+    use rtc::rtp_transceiver::RTCRtpTransceiverDirection as D;
+    match (role, current) {
+        (AnswerRole::Send, D::Sendrecv) => D::Sendonly,
+        (AnswerRole::Send, D::Recvonly) => D::Inactive,
+        (AnswerRole::Receive, D::Sendrecv) => D::Recvonly,
+        (AnswerRole::Receive, D::Sendonly) => D::Inactive,
+        (_, other) => other,
+    }
+}
+
+/// The mids of the audio and video sections `offer` marks `inactive` (after
+/// [`restrict_directions`], every such section says its direction): their transceivers are
+/// made inactive too, as RFC 3264 §6.1 answers an inactive stream.
+pub(crate) fn inactive_mids(offer: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut media, mut mid, mut inactive) = (false, None, false);
+    let mut close = |media: bool, mid: Option<&str>, inactive: bool| {
+        if let (true, Some(mid), true) = (media, mid, inactive) {
+            out.push(mid.to_owned());
+        }
+    };
+    for line in sdp_lines(offer) {
+        if let Some(m) = line.strip_prefix("m=") {
+            close(media, mid, inactive);
+            media = m.starts_with("audio") || m.starts_with("video");
+            (mid, inactive) = (None, false);
+        } else if let Some(("mid", value)) = attribute(line) {
+            mid = value.map(str::trim);
+        } else if direction_of(line) == Some("inactive") {
+            inactive = true;
+        }
+    }
+    close(media, mid, inactive);
+    out
+}
+
+/// Checks that an answer's audio and video sections keep to `role` (the last guard before
+/// it is applied): a `Send` answer never says `recvonly`/`sendrecv`, a `Receive` answer
+/// never `sendonly`/`sendrecv`. The error names the section.
+pub fn check_answer_role(answer: &str, role: AnswerRole) -> Result<(), PeerError> {
+    let forbidden: [&str; 2] = match role {
+        AnswerRole::Send => ["recvonly", "sendrecv"],
+        AnswerRole::Receive => ["sendonly", "sendrecv"],
+    };
+    let mut section: Option<&str> = None;
+    for line in sdp_lines(answer) {
+        if let Some(m) = line.strip_prefix("m=") {
+            section = (m.starts_with("audio") || m.starts_with("video")).then_some(m);
+            continue;
+        }
+        if let (Some(m), Some(dir)) = (section, direction_of(line)) {
+            if forbidden.contains(&dir) {
+                return Err(PeerError::Sdp(format!(
+                    "our answer would be {dir} in the section \"m={m}\", which a {role:?} \
+                     session may not be"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Refuses an offer with more than [`MAX_SECTIONS_PER_KIND`] audio or video m-sections.
 pub fn check_sections(sdp: &str) -> Result<(), PeerError> {
     for kind in ["audio", "video"] {
@@ -178,6 +250,34 @@ mod tests {
 
     fn directions(sdp: &str) -> Vec<&str> {
         sdp.lines().filter_map(direction_of).collect()
+    }
+
+    #[test]
+    fn inactive_sections_and_the_answers_role_are_read_as_webrtc_rs_reads_them() {
+        let offer = restrict_directions(OFFER, AnswerRole::Send);
+        assert_eq!(inactive_mids(&offer), ["1"]);
+        assert_eq!(
+            inactive_mids(&restrict_directions(OFFER, AnswerRole::Receive)),
+            [] as [&str; 0]
+        );
+        let answer = "v=0\r\nm=video 9 X 96\r\na=mid:0\r\na=sendonly\r\n\
+                      m=application 9 X webrtc-datachannel\r\na=sendrecv\r\n";
+        assert!(check_answer_role(answer, AnswerRole::Send).is_ok());
+        let refused = check_answer_role(answer, AnswerRole::Receive).unwrap_err();
+        assert!(refused.to_string().contains("sendonly"), "{refused}");
+        let receiving = answer.replace("a=sendonly", "a=recvonly ");
+        assert!(check_answer_role(&receiving, AnswerRole::Send).is_err());
+        use rtc::rtp_transceiver::RTCRtpTransceiverDirection as D;
+        assert_eq!(role_direction(AnswerRole::Send, D::Recvonly), D::Inactive);
+        assert_eq!(role_direction(AnswerRole::Send, D::Sendrecv), D::Sendonly);
+        assert_eq!(
+            role_direction(AnswerRole::Receive, D::Sendonly),
+            D::Inactive
+        );
+        assert_eq!(
+            role_direction(AnswerRole::Receive, D::Recvonly),
+            D::Recvonly
+        );
     }
 
     #[test]

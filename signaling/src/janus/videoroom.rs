@@ -260,7 +260,13 @@ impl VideoRoomHandle {
 
     /// Publishes our `offer` (every candidate in it); returns Janus's answer.
     pub async fn publish(&self, offer: String) -> Result<String, JanusError> {
-        let body = json!({"request": "publish", "audio": true, "video": true});
+        self.publish_with_data(offer, false).await
+    }
+
+    /// [`publish`](Self::publish), saying whether the offer carries a data channel
+    /// (`"data": true`: Janus relays its messages to our subscribers).
+    pub async fn publish_with_data(&self, offer: String, data: bool) -> Result<String, JanusError> {
+        let body = json!({"request": "publish", "audio": true, "video": true, "data": data});
         match self.send(body, Some(Jsep::offer(offer)), "publish").await? {
             (_, Some(jsep)) if jsep.kind == "answer" => Ok(jsep.sdp),
             (other, _) => Err(unexpected("publish", other)),

@@ -219,8 +219,12 @@ fn show(r: &FanoutReport, json: bool) {
             (
                 "per viewer",
                 format!(
-                    "{:.0} kbit/s, {:.0} packets/s (median); encoder {:.0} kbit/s",
-                    r.kbps_per_viewer_median, r.packets_per_viewer_s_median, r.encoder_kbps
+                    "{:.0} kbit/s, {:.0} packets/s (median); encoder {:.0} kbit/s, {:.2} of {:.2} fps",
+                    r.kbps_per_viewer_median,
+                    r.packets_per_viewer_s_median,
+                    r.encoder_kbps,
+                    r.encoder_fps,
+                    r.source_fps
                 ),
             ),
             (

@@ -53,6 +53,9 @@ pub struct Options {
     /// What the bot sends and how it connects.
     #[command(flatten)]
     pub client: ClientArgs,
+    /// Chat on the data channels (`--say`).
+    #[command(flatten)]
+    pub chat: crate::chat::ChatArgs,
     /// Leave after this many seconds instead of waiting for Ctrl-C.
     #[arg(long, value_name = "N", value_parser = parse_seconds)]
     pub seconds: Option<f64>,
@@ -106,26 +109,23 @@ fn room_context(url: &str) -> Option<String> {
 pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
     if let Some((url, room)) = opts.janus.target() {
         crate::janus::check_url(url)?;
+        let chat = opts.chat.chat()?;
         // The allow-list applies to the room: `room:N`.
         opts.client.device_args.context = Some(format!("room:{room}"));
         let Some(client) = Client::start(&opts.client)? else {
             return Ok(exit::media_error());
         };
-        if opts.actions.echo {
-            return Err(CliError::bad_input(
-                "--echo works in our /ws rooms only: in Janus the bot would have to publish \
-                 each forwarded participant as a feed of its own",
-            ));
-        }
         let participants = Participants::new(&opts.actions)?;
         return client.runtime.block_on(async {
             crate::indicator::show_on_terminal(client.devices(), || None);
-            crate::janus::bot(&client, &opts.janus, opts.seconds, participants).await
+            let echo = opts.actions.echo;
+            crate::janus::bot(&client, &opts.janus, opts.seconds, participants, chat, echo).await
         });
     }
     let room_url = opts.room.clone().unwrap_or_default();
     check_room(&room_url)?;
     let mut participants = Participants::new(&opts.actions)?;
+    let chat = opts.chat.chat()?;
     // The allow-list applies to the room: a room without `microphone` sends video only.
     opts.client.device_args.context = room_context(&room_url);
     let Some(client) = Client::start(&opts.client)? else {
@@ -135,9 +135,15 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
         crate::indicator::show_on_terminal(client.devices(), || None);
         let encoders = client.encoders(None)?;
         let factory = client.factory.clone();
-        let mut bot = usermedia::client::join_room_with(&client.http, &room_url, factory, encoders)
-            .await
-            .map_err(|e| session_failure(e, format!("joining {}", room_url)))?;
+        let mut bot = usermedia::client::join_room_saying(
+            &client.http,
+            &room_url,
+            factory,
+            encoders,
+            Some(chat),
+        )
+        .await
+        .map_err(|e| session_failure(e, format!("joining {}", room_url)))?;
         println!("usermedia: in the call at {}", room_url);
         let leave = crate::janus::until_leaving(opts.seconds);
         tokio::pin!(leave);
@@ -163,6 +169,10 @@ pub fn run(mut opts: Options) -> Result<ExitCode, CliError> {
                             echoes.left(&from);
                             print_json(&json!({ "event": "participantLeft", "id": from }));
                             participants.left(&from);
+                            continue;
+                        }
+                        Some(CallEvent::Message(message)) => {
+                            crate::chat::print_message(&message);
                             continue;
                         }
                         None => {

@@ -28,8 +28,8 @@ pub struct BotActions {
     #[arg(long, value_name = "DIR")]
     pub record: Option<PathBuf>,
     /// Send each remote participant's media back to the room, as received (no
-    /// re-encoding): one more connection of the bot's per participant (our `/ws` rooms
-    /// only; see docs/cli.md#bot).
+    /// re-encoding): one more connection of the bot's per participant (in Janus, one
+    /// more publisher, displayed as `echo of FEED`; see docs/cli.md#bot).
     #[arg(long)]
     pub echo: bool,
 }

@@ -7,8 +7,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tokio::sync::mpsc;
 use usermedia::analysis::ReceiveAnalysis;
-use usermedia::client::{join_janus, JanusEvent, JanusOptions, JanusParticipant, SessionError};
+use usermedia::client::{
+    join_janus_saying, Chat, ChatMessage, JanusEvent, JanusOptions, JanusParticipant, SessionError,
+};
 use usermedia::encode::VideoCodec;
 use usermedia::peer::RemoteTrack;
 use usermedia_signaling::janus::{JanusError, RoomSettings};
@@ -16,6 +19,7 @@ use usermedia_signaling::janus::{JanusError, RoomSettings};
 use crate::bot_record::Participants;
 use crate::client::Client;
 use crate::exit::CliError;
+use crate::janus_echo::JanusEchoes;
 use crate::print_json;
 
 /// How long our published connection may take to come up after Janus's answer.
@@ -95,17 +99,19 @@ async fn join(
     args: &JanusArgs,
     subscribe: bool,
     codec: Option<VideoCodec>,
+    chat: Option<(Chat, mpsc::Receiver<ChatMessage>)>,
 ) -> Result<(JanusParticipant, String, u64), CliError> {
     let (url, room) = args
         .target()
         .ok_or_else(|| CliError::bad_input("--janus needs --janus-room"))?;
     let encoders = client.encoders(codec)?;
-    let participant = join_janus(
+    let participant = join_janus_saying(
         &client.http,
         &client.factory,
         url,
         args.options(room, subscribe),
         encoders,
+        chat,
     )
     .await
     .map_err(|e| join_failure(e, url, room))?;
@@ -162,7 +168,7 @@ pub async fn publish(
     let leave = until_leaving(seconds);
     tokio::pin!(leave);
     let Some((mut participant, url, room)) =
-        join_or_leave(join(client, args, false, codec), &mut leave).await?
+        join_or_leave(join(client, args, false, codec, None), &mut leave).await?
     else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -232,12 +238,14 @@ pub async fn bot(
     args: &JanusArgs,
     seconds: Option<f64>,
     mut participants: Participants,
+    chat: (Chat, mpsc::Receiver<ChatMessage>),
+    echo: bool,
 ) -> Result<ExitCode, CliError> {
     let joined_at = Instant::now();
     let leave = until_leaving(seconds);
     tokio::pin!(leave);
     let Some((mut participant, url, room)) =
-        join_or_leave(join(client, args, true, None), &mut leave).await?
+        join_or_leave(join(client, args, true, None, Some(chat)), &mut leave).await?
     else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -249,9 +257,15 @@ pub async fn bot(
     // What each remote track really delivered (as `view` reports it), as in our rooms.
     let analysis = ReceiveAnalysis::new();
     let mut analyzed = 0;
+    let mut echoes = JanusEchoes::new(&url, room, client.http.clone(), client.factory.clone());
+    let mut echo_tick = tokio::time::interval(Duration::from_millis(200));
     let failure = loop {
         let event = tokio::select! {
             _ = &mut leave => break None,
+            _ = echo_tick.tick(), if echo => {
+                echoes.start_ready().await;
+                continue;
+            }
             event = participant.next_event() => event,
         };
         let Some(event) = event else {
@@ -260,6 +274,12 @@ pub async fn bot(
             )));
         };
         match event {
+            // What our own echoes send is theirs, not a participant's.
+            JanusEvent::Published { feed, .. }
+            | JanusEvent::SubscriberUp { feed, .. }
+            | JanusEvent::Unpublished { feed }
+            | JanusEvent::Track { feed, .. }
+                if echoes.is_ours(feed) => {}
             JanusEvent::PublisherUp { after } => {
                 print_json(&json!({"event": "webrtcup", "feed": null, "ms": ms(after)}));
             }
@@ -272,6 +292,7 @@ pub async fn bot(
             JanusEvent::Unpublished { feed } => {
                 print_json(&json!({"event": "unpublished", "feed": feed}));
                 participants.left(&feed.to_string());
+                echoes.left(feed).await;
             }
             JanusEvent::GaveUp { feed, attempts } => {
                 print_json(&json!({"event": "gaveUp", "feed": feed, "attempts": attempts}));
@@ -292,6 +313,9 @@ pub async fn bot(
                     }
                 };
                 participants.track(&feed.to_string(), track.clone(), report);
+                if echo && echoes.echoes(feed, display.as_deref()) {
+                    echoes.track(feed, &track);
+                }
                 let r = Received {
                     feed,
                     display,
@@ -304,6 +328,7 @@ pub async fn bot(
                 print_json(&line);
                 received.push(r);
             }
+            JanusEvent::Message(m) => crate::chat::print_message(&m),
             JanusEvent::Failed(e) => break Some(e),
         }
     };
@@ -324,6 +349,7 @@ pub async fn bot(
         &json!({"event": "left", "room": room, "janus": url, "tracks": tracks,
         "participants": participants}),
     );
+    echoes.leave_all().await;
     participant.leave().await;
     match failure {
         None => Ok(ExitCode::SUCCESS),

@@ -1,6 +1,6 @@
 //! Pure RTP depacketizing: packets of one remote track in, encoded units out — H.264
-//! access units and VP8 frames reassembled by the rtc crate's sample builder, Opus packets
-//! as they come — with the loss that breaks a video reference chain flagged, timestamps put
+//! access units and VP8 frames reassembled by the [assembler](super::assemble) (handed on
+//! on the marker bit), Opus packets as they come — with the loss that breaks a video reference chain flagged, timestamps put
 //! on the track's timeline, and Opus durations and channel counts read from the TOC byte.
 //!
 //! No tasks, threads or clocks: the caller passes the time (`now`) and the wall-clock
@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
 
+use super::assemble::Assembler;
 use super::sequence::{SequenceGuard, Verdict};
 use crate::constraints::MediaKind;
 use crate::encode::{EncodedUnit, VideoCodec};
@@ -26,7 +26,7 @@ const VIDEO_CLOCK: f64 = 90_000.0;
 const OPUS_CLOCK: f64 = 48_000.0;
 /// How long a frame with a missing packet is waited for before it is given up (in RTP time).
 const MAX_REORDER_DELAY: Duration = Duration::from_millis(500);
-/// Packets the sample builder holds at most while a frame is incomplete.
+/// Packets the assembler holds at most while a frame is incomplete.
 const MAX_LATE_PACKETS: u16 = 256;
 /// The largest access unit or frame taken from a peer (and the largest H.264 NAL unit
 /// being reassembled from FU-A fragments); larger ones are dropped, and the next unit
@@ -51,7 +51,8 @@ pub(super) struct Depacketized {
     pub data: Bytes,
     /// The RTP timestamp of its packets.
     pub rtp_timestamp: u32,
-    /// Until the next frame's timestamp (video), from the TOC byte (Opus).
+    /// Video: until the next frame's timestamp when that ended it, else the interval
+    /// since the frame before (see [`super::assemble::Frame`]); Opus: from the TOC byte.
     pub duration: Duration,
     /// Packets were lost for good (not padding) before it: the video reference chain is
     /// broken, and VP8's decoder would decode on from the wrong reference without an
@@ -62,7 +63,7 @@ pub(super) struct Depacketized {
 /// Reassembles the payloads of one track from its RTP packets, none larger than its cap.
 pub(super) struct Depacketizer {
     builder: Builder,
-    /// The H.264 depacketizer's count, shared with it (the sample builder owns it).
+    /// The H.264 depacketizer's count, shared with it (the assembler owns it).
     fragments: Arc<FragmentLoss>,
     max_unit: usize,
     /// Units dropped for their size so far.
@@ -70,14 +71,14 @@ pub(super) struct Depacketizer {
     /// A unit was dropped: the next one is after a loss.
     broken: bool,
     codec: Option<VideoCodec>,
-    /// Which video packets reach the sample builder.
+    /// Which video packets reach the assembler.
     sequence: SequenceGuard,
 }
 
 /// The reassembly of one codec.
 enum Builder {
-    H264(Box<SampleBuilder<BoundedH264>>),
-    Vp8(Box<SampleBuilder<Vp8Packet>>),
+    H264(Box<Assembler<BoundedH264>>),
+    Vp8(Box<Assembler<Vp8Packet>>),
     /// Opus: one packet is one payload, handed on in arrival order.
     Opus(VecDeque<Depacketized>),
 }
@@ -86,18 +87,18 @@ impl Builder {
     fn new(codec: Option<VideoCodec>, max_unit: usize, fragments: &Arc<FragmentLoss>) -> Self {
         let delay = MAX_REORDER_DELAY;
         match codec {
-            Some(VideoCodec::H264) => Builder::H264(Box::new(
-                SampleBuilder::new(
-                    MAX_LATE_PACKETS,
-                    BoundedH264::new(max_unit, Arc::clone(fragments)),
-                    90_000,
-                )
-                .with_max_time_delay(delay),
-            )),
-            Some(VideoCodec::Vp8) => Builder::Vp8(Box::new(
-                SampleBuilder::new(MAX_LATE_PACKETS, Vp8Packet::default(), 90_000)
-                    .with_max_time_delay(delay),
-            )),
+            Some(VideoCodec::H264) => Builder::H264(Box::new(Assembler::new(
+                BoundedH264::new(max_unit, Arc::clone(fragments)),
+                90_000,
+                MAX_LATE_PACKETS,
+                delay,
+            ))),
+            Some(VideoCodec::Vp8) => Builder::Vp8(Box::new(Assembler::new(
+                Vp8Packet::default(),
+                90_000,
+                MAX_LATE_PACKETS,
+                delay,
+            ))),
             None => Builder::Opus(VecDeque::new()),
         }
     }
@@ -148,8 +149,8 @@ impl Depacketizer {
             }
         }
         match &mut self.builder {
-            Builder::H264(b) => b.push(now, packet),
-            Builder::Vp8(b) => b.push(now, packet),
+            Builder::H264(b) => b.push(packet),
+            Builder::Vp8(b) => b.push(packet),
             Builder::Opus(ready) => ready.push_back(Depacketized {
                 duration: opus_duration(&packet.payload).unwrap_or(Duration::from_millis(20)),
                 rtp_timestamp: packet.header.timestamp,
@@ -159,16 +160,17 @@ impl Depacketizer {
         }
     }
 
-    /// The next complete payload, if any. A video frame is complete once a packet after it
-    /// has arrived (its end and duration are known then), or, with packets missing, once
-    /// the newer ones are [`MAX_REORDER_DELAY`] ahead of it (it is then given up).
+    /// The next complete payload, if any. A video frame is complete once its packets up
+    /// to the one with the marker bit are all in (or, from a sender that sets no marker,
+    /// once a newer packet follows it); with packets missing it is waited for until the
+    /// newer ones are [`MAX_REORDER_DELAY`] ahead of it (it is then given up).
     /// A unit over the cap is dropped (counted), and the next one is flagged as after a
     /// loss.
-    pub(super) fn pop(&mut self, now: Instant) -> Option<Depacketized> {
+    pub(super) fn pop(&mut self) -> Option<Depacketized> {
         loop {
             let sample = match &mut self.builder {
-                Builder::H264(b) => b.pop(now),
-                Builder::Vp8(b) => b.pop(now),
+                Builder::H264(b) => b.pop(),
+                Builder::Vp8(b) => b.pop(),
                 Builder::Opus(ready) => return ready.pop_front(),
             }?;
             let fragments_lost = self.fragments.broken.swap(false, Ordering::Relaxed);
@@ -187,12 +189,11 @@ impl Depacketizer {
                 );
                 continue;
             }
-            let after_loss = sample.prev_dropped_packets > sample.prev_padding_packets
-                || std::mem::take(&mut self.broken)
-                || fragments_lost;
+            let after_loss =
+                sample.after_loss || std::mem::take(&mut self.broken) || fragments_lost;
             return Some(Depacketized {
                 after_loss,
-                rtp_timestamp: sample.packet_timestamp,
+                rtp_timestamp: sample.rtp_timestamp,
                 duration: sample.duration,
                 data: sample.data,
             });
@@ -534,7 +535,7 @@ mod tests {
         for (i, packet) in packets.into_iter().enumerate() {
             let now = start + Duration::from_millis(i as u64);
             depacketizer.push(packet, now);
-            while let Some(payload) = depacketizer.pop(now) {
+            while let Some(payload) = depacketizer.pop() {
                 let unit = maker.unit(&payload, 0).expect("a unit");
                 out.push((payload, unit));
             }
@@ -542,8 +543,8 @@ mod tests {
         out
     }
 
-    /// Checks that `got` are the units `sent` (in order, all but the last when `video`:
-    /// a frame is complete once a packet after it arrives).
+    /// Checks that `got` are the units `sent`, in order (a video frame is complete on its
+    /// marker packet: the last one too, without a packet after it).
     fn assert_units(
         codec: Option<VideoCodec>,
         got: &[(Depacketized, EncodedUnit)],
@@ -554,12 +555,7 @@ mod tests {
         } else {
             OPUS_CLOCK
         };
-        let expected = if codec.is_some() {
-            sent.len() - 1
-        } else {
-            sent.len()
-        };
-        assert_eq!(got.len(), expected, "one unit per unit sent");
+        assert_eq!(got.len(), sent.len(), "one unit per unit sent");
         let first = sent[0].rtp_timestamp;
         for (n, ((payload, unit), sent)) in got.iter().zip(sent).enumerate() {
             assert_eq!(payload.rtp_timestamp, sent.rtp_timestamp, "unit {n}");
@@ -585,10 +581,9 @@ mod tests {
             }
         }
         if codec.is_some() {
-            // A frame lasts until the next one's timestamp: 1/30 s. rtc 0.21's sample
-            // builder says 0 for a frame whose successor it has not yet looked at (seen
-            // once in the VP8 fixture: the frame after the first keyframe); this is what
-            // the receiver does today and forwards as the unit's duration.
+            // A frame handed on at its marker lasts as long as the interval before it:
+            // 1/30 s; the first frame has none before it, so 0 (what the receiver
+            // forwards as the unit's duration).
             let frame = Duration::from_secs(1) / 30;
             let odd: Vec<(u32, Duration)> = got
                 .iter()
@@ -636,7 +631,7 @@ mod tests {
         );
 
         // Reordered packets: within a frame of several packets and across two frames,
-        // each pair swapped; the sample builder puts them back in order.
+        // each pair swapped; the assembler puts them back in order.
         let (multi, at) = unit_in_packets(sent, 3, 1);
         let mut reordered = packets.clone();
         reordered.swap(at, at + 1);
@@ -661,7 +656,7 @@ mod tests {
             missing.remove(lost);
             let got = depacketize(Some(codec), missing);
             let timestamps: Vec<u32> = got.iter().map(|(p, _)| p.rtp_timestamp).collect();
-            let expected: Vec<u32> = sent[..sent.len() - 1]
+            let expected: Vec<u32> = sent
                 .iter()
                 .enumerate()
                 .filter(|&(n, _)| n != lost_unit)
@@ -747,7 +742,7 @@ mod tests {
         let mut out = Vec::new();
         for packet in packets {
             depacketizer.push(packet, start);
-            while let Some(p) = depacketizer.pop(start) {
+            while let Some(p) = depacketizer.pop() {
                 out.push(p);
             }
         }
@@ -837,8 +832,9 @@ mod tests {
         assert_eq!(unit.data[..], [0, 0, 0, 1, 0x65, 0x88, 3, 4]);
     }
 
-    /// Found by fuzzing (`fuzz/regressions/rtp_vp8/`): rtc's sample builder purges a jump
-    /// of n sequence numbers in O(n²) steps, seconds of CPU for one packet 30 000 away.
+    /// Found by fuzzing (`fuzz/regressions/rtp_vp8/`): rtc's sample builder (used before the
+    /// assembler) purged a jump of n sequence numbers in O(n²) steps, seconds of CPU for
+    /// one packet 30 000 away; far packets are still dropped at once.
     #[test]
     fn far_sequence_numbers_are_dropped_at_once_and_a_new_sequence_is_taken_up() {
         let frame = |seq: u16, ts: u32| packet(seq, ts, true, vec![0x10, 0x31, 0x02, 0x00]);
@@ -861,12 +857,16 @@ mod tests {
         );
         let timestamps: Vec<u32> = out.iter().map(|p| p.rtp_timestamp).collect();
         let old: Vec<u32> = (0..20).map(|i| 3000 * i).collect();
-        // The old sequence's last frame is lost with the restart; the new sequence's first
-        // packet (50 000) was held back, and its last waits for a packet after it.
-        assert_eq!(timestamps[..19], old[..19], "{timestamps:?}");
-        assert_eq!(timestamps[19..], [93_000, 96_000, 99_000], "{timestamps:?}");
-        assert!(out[..19].iter().all(|p| !p.after_loss));
-        assert!(out[19].after_loss, "the restart broke the chain");
+        // Every old frame came out on its marker; the new sequence's first packet
+        // (50 000) was held back.
+        assert_eq!(timestamps[..20], old[..], "{timestamps:?}");
+        assert_eq!(
+            timestamps[20..],
+            [93_000, 96_000, 99_000, 102_000],
+            "{timestamps:?}"
+        );
+        assert!(out[..20].iter().all(|p| !p.after_loss));
+        assert!(out[20].after_loss, "the restart broke the chain");
     }
 
     #[test]
@@ -918,7 +918,7 @@ mod tests {
         }
         packets.push(packet(100, 4000, true, vec![0x10, 0x31, 0x02, 0x00, 0x00]));
         let (out, oversized) = hostile(VideoCodec::Vp8, MAX_UNIT_BYTES, packets);
-        assert_eq!((out.len(), oversized), (1, 0));
+        assert_eq!((out.len(), oversized), (2, 0));
         assert_eq!(out[0].data.len(), 1201 + 99 * 1200);
     }
 }

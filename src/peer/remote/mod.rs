@@ -1,6 +1,6 @@
 //! A remote track: the [`RemoteTrack`] API over what arrives from the peer. RTP is read
 //! on its own task ([`reader`]), depacketized by pure code ([`depacketize`]: H.264 access
-//! units and VP8 frames via the sample builder, Opus packets as they come), decoded on its
+//! units and VP8 frames via the [`assemble`]r, Opus packets as they come), decoded on its
 //! own thread ([`decode`]) into the same frames local tracks deliver; keyframe requests
 //! and other RTCP feedback go out through [`feedback`]. Its settings are measured from
 //! what arrives and, as in browsers, never include `facingMode`: it is not carried over RTP.
@@ -10,6 +10,8 @@
 //! [`RemoteTrack::subscribe_encoded`]): a relay forwards them to viewers of the same codec
 //! instead of decoding and encoding again.
 
+mod assemble;
+mod catch_up;
 mod decode;
 mod depacketize;
 mod feedback;
@@ -74,8 +76,9 @@ struct Inner {
     /// Wants a keyframe: the PLI task sends one PLI (rate-limited) per notification.
     pli: Arc<Notify>,
     counters: Counters,
-    /// Consumers of the encoded units; cleared when the track ends.
-    forwards: Mutex<Vec<Forward>>,
+    /// Consumers of the encoded units (cleared when the track ends), and a video track's
+    /// units since its last keyframe, which a consumer added later starts with.
+    forwards: Mutex<(Vec<Forward>, catch_up::CatchUp)>,
     /// Whether any consumer was ever added: until then a track that does not decode
     /// skips depacketizing.
     forwarding: AtomicBool,
@@ -179,7 +182,7 @@ impl RemoteTrack {
             settings: Arc::clone(&settings),
             pli: Arc::new(Notify::new()),
             counters: Counters::default(),
-            forwards: Mutex::new(Vec::new()),
+            forwards: Mutex::new((Vec::new(), catch_up::CatchUp::default())),
             forwarding: AtomicBool::new(false),
             feedback: feedback::FeedbackWriter::new(Arc::clone(&track), ssrc),
             analysis: analyses.track(kind, &id),
@@ -317,8 +320,17 @@ impl RemoteTrack {
         rx
     }
 
-    fn add_forward(&self, forward: Forward) {
-        lock(&self.inner.forwards).push(forward);
+    /// Adds a consumer; a video one is first handed the units since the last keyframe
+    /// (or, when there were too many to hold, a keyframe is asked for).
+    fn add_forward(&self, mut forward: Forward) {
+        let mut forwards = lock(&self.inner.forwards);
+        let (list, catch_up) = &mut *forwards;
+        if catch_up.overflowed() {
+            self.inner.pli.notify_one();
+        }
+        if catch_up.units().iter().all(&mut forward) {
+            list.push(forward);
+        }
         self.inner.forwarding.store(true, Ordering::Relaxed);
     }
 

@@ -62,7 +62,7 @@ pub(super) fn spawn(
                     let now = Instant::now();
                     depacketizer.push(packet, now);
                     let oversized = depacketizer.oversized();
-                    while let Some(payload) = depacketizer.pop(now) {
+                    while let Some(payload) = depacketizer.pop() {
                         if payload.after_loss {
                             inner.pli.notify_one();
                         }
@@ -87,24 +87,33 @@ pub(super) fn spawn(
             }
         }
         // Dropping the consumers ends what they feed (a passthrough's viewers).
-        lock(&inner.forwards).clear();
+        *lock(&inner.forwards) = Default::default();
         // Dropping the senders ends the decoder thread, which ends the track.
         drop(idle_frames);
     });
 }
 
 impl Inner {
-    /// Hands the unit `make` builds to every consumer; builds nothing without one.
+    /// Hands the unit `make` builds to every consumer, and holds a video unit for the
+    /// consumers added later; builds nothing for audio without a consumer.
     fn forward(&self, make: impl FnOnce() -> Option<EncodedUnit>) {
-        if !self.forwarding.load(Ordering::Relaxed) {
+        let video = self.kind == MediaKind::Video;
+        if !video && !self.forwarding.load(Ordering::Relaxed) {
             return;
         }
         let mut forwards = lock(&self.forwards);
-        if forwards.is_empty() {
+        let (list, catch_up) = &mut *forwards;
+        if !video && list.is_empty() {
             return;
         }
         let Some(unit) = make() else { return };
-        forwards.retain_mut(|f| f(&unit));
+        if video {
+            catch_up.keep(&unit);
+        }
+        if list.is_empty() {
+            return;
+        }
+        list.retain_mut(|f| f(&unit));
         self.counters
             .units_forwarded
             .fetch_add(1, Ordering::Relaxed);

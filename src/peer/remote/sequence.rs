@@ -1,23 +1,23 @@
-//! Which RTP packets of a video track reach the sample builder, by sequence number (pure,
-//! fed the time). The rtc crate's sample builder purges a jump of n sequence numbers in
-//! O(n²) steps: two packets 30 000 numbers apart cost it seconds of CPU (found by the
-//! `rtp_vp8` fuzz target). So a packet far outside the builder's window is held back; two
-//! in a row there are a new sequence (the sender restarted: RFC 3550 A.1 treats a jump the
-//! same way) and the builder starts again on it, at most once per [`RESTART_INTERVAL`].
+//! Which RTP packets of a video track reach the frame assembler, by sequence number (pure,
+//! fed the time). A packet far outside the assembler's window (found by the `rtp_vp8` fuzz
+//! target: the rtc crate's sample builder, used before, purged such a jump in O(n²) steps)
+//! is held back; two in a row there are a new sequence (the sender restarted: RFC 3550
+//! A.1 treats a jump the same way) and the assembler starts again on it, at most once per
+//! [`RESTART_INTERVAL`].
 
 use std::time::{Duration, Instant};
 
-/// The least time between two restarts of the builder (each allocates its buffers anew).
+/// The least time between two restarts of the assembler (each starts an empty one).
 pub(super) const RESTART_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What becomes of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Verdict {
-    /// Within the window: to the builder.
+    /// Within the window: to the assembler.
     Take,
     /// Far outside it: dropped.
     Drop,
-    /// The second of a new sequence: the builder starts again with it.
+    /// The second of a new sequence: the assembler starts again with it.
     Restart,
 }
 
