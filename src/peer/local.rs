@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use rtc::media_stream::MediaStreamTrack as RtcTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::packetizer::{new_packetizer, Packetizer};
+use rtc::rtp::header::Header;
+use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
@@ -37,6 +38,7 @@ use webrtc::peer_connection::PeerConnection;
 use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 
 use super::capture_time::{self, ABS_CAPTURE_TIME_URI};
+use super::payloads::{Payloads, CUTS};
 use super::setup::{opus_codec, video_codec_parameters, BandwidthTarget};
 use super::{PeerError, PeerState, SendCounters};
 use crate::constraints::MediaKind;
@@ -507,11 +509,17 @@ struct SendContext {
     state: watch::Receiver<PeerState>,
 }
 
-/// Turns units into RTP packets on the track: one SSRC, one packetizer (sequence numbers)
-/// and one RTP clock for the sender's life, whichever encoders the units come from.
+/// Turns units into RTP packets on the track: one SSRC, one run of sequence numbers and
+/// one RTP clock for the sender's life, whichever encoders the units come from. The
+/// payloads are cut once per unit for every viewer ([`Payloads`]); a packet of this
+/// viewer's is its header in front of a shared payload.
 struct Writer {
     track: Arc<TrackLocalStaticRTP>,
-    packetizer: Box<dyn Packetizer + Send>,
+    payloads: Payloads,
+    payload_type: u8,
+    ssrc: u32,
+    /// The next packet's sequence number.
+    sequence: u16,
     clock: RtpClock,
     counters: Arc<SendCounters>,
     video: bool,
@@ -526,16 +534,34 @@ impl Writer {
     async fn write(&mut self, unit: EncodedUnit, units: &TieredReceiver) -> bool {
         let keyframe = self.video && unit.keyframe;
         let rtp_timestamp = self.clock.timestamp(unit.timestamp);
-        let mut packets = match self.packetizer.packetize(Instant::now(), &unit.data, 0) {
+        let payloads = match self.payloads.cut(&unit.data) {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!("packetize: {e}");
                 return true;
             }
         };
-        for packet in &mut packets {
-            packet.header.timestamp = rtp_timestamp;
-        }
+        let last = payloads.len().saturating_sub(1);
+        let mut packets: Vec<Packet> = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, payload)| {
+                let sequence_number = self.sequence;
+                self.sequence = self.sequence.wrapping_add(1);
+                Packet {
+                    header: Header {
+                        version: 2,
+                        marker: i == last,
+                        payload_type: self.payload_type,
+                        sequence_number,
+                        timestamp: rtp_timestamp,
+                        ssrc: self.ssrc,
+                        ..Default::default()
+                    },
+                    payload: payload.clone(),
+                }
+            })
+            .collect();
         if let (Some(id), Some(first)) = (self.capture_ext, packets.first_mut()) {
             // A unit without a capture time (0) goes without: receivers extrapolate.
             if unit.capture_time_ms > 0 {
@@ -636,15 +662,10 @@ async fn send_loop(ctx: SendContext) {
             return;
         }
     };
-    let packetizer = new_packetizer(
-        Instant::now(),
-        MTU,
-        payload_type,
-        ssrc,
-        payloader,
-        Box::new(rtc::rtp::sequence::new_random_sequencer()),
-        rtp.clock_rate,
-    );
+    // The RTP header is 12 bytes (no CSRCs; an extension on a unit's first packet
+    // is within what webrtc-rs's own packetizer leaves, the same budget).
+    let h264 = codec == Some(VideoCodec::H264);
+    let payloads = Payloads::new(&CUTS, payloader, h264, MTU - 12);
     // One viewer of the track's encoders: on the tier its estimate allows, moving as that
     // changes (video; audio is one tier).
     let estimate_now = || {
@@ -665,7 +686,10 @@ async fn send_loop(ctx: SendContext) {
     *lock(&shared.encoder) = Some(units.encoder().clone());
     let mut writer = Writer {
         track,
-        packetizer: Box::new(packetizer),
+        payloads,
+        payload_type,
+        ssrc,
+        sequence: rand::random(),
         clock: RtpClock::new(rtp.clock_rate, rand::random()),
         counters,
         video,

@@ -16,6 +16,7 @@ mod local;
 mod mux;
 mod mux_routes;
 mod negotiate;
+mod payloads;
 mod remote;
 mod restart;
 mod sdp;
