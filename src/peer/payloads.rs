@@ -26,6 +26,8 @@ const KEPT: usize = 64;
 struct Cut {
     /// The unit (kept, so its buffer — the key — cannot be freed and reused).
     data: Bytes,
+    /// The payload size it was cut at.
+    mtu: usize,
     payloads: Arc<[Bytes]>,
     /// The payloader is left holding parameter sets after this unit.
     holds: bool,
@@ -49,18 +51,23 @@ fn shared_h264(
     data: &Bytes,
     mtu: usize,
 ) -> Result<(Arc<[Bytes]>, bool), rtc::shared::error::Error> {
-    if let Some(cut) = lock(&cuts.0).iter().rev().find(|c| same(&c.data, data)) {
+    if let Some(cut) = lock(&cuts.0)
+        .iter()
+        .rev()
+        .find(|c| c.mtu == mtu && same(&c.data, data))
+    {
         return Ok((Arc::clone(&cut.payloads), cut.holds));
     }
     let payloads: Arc<[Bytes]> = H264Payloader::default().payload(mtu, data)?.into();
     let holds = leaves_parameter_sets(data);
     let mut cuts = lock(&cuts.0);
-    if !cuts.iter().any(|c| same(&c.data, data)) {
+    if !cuts.iter().any(|c| c.mtu == mtu && same(&c.data, data)) {
         if cuts.len() >= KEPT {
             cuts.pop_front();
         }
         cuts.push_back(Cut {
             data: data.clone(),
+            mtu,
             payloads: Arc::clone(&payloads),
             holds,
         });
