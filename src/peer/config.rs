@@ -10,6 +10,18 @@ use super::impair::ImpairSchedule;
 use super::IceServer;
 use crate::encode::PictureLimit;
 
+/// How long a candidate pair is checked without an answer before it is given up.
+pub(crate) const ICE_CHECK_WINDOW: Duration = Duration::from_millis(500);
+
+/// Connectivity checks sent on a pair before it is given up, at one per `interval`: enough
+/// to cover [`ICE_CHECK_WINDOW`] (a slow path's answer still counts however short the
+/// interval), and at least webrtc-rs's default of 7.
+pub(crate) fn binding_requests(interval: Duration) -> u16 {
+    let interval = interval.as_micros().max(1);
+    let n = ICE_CHECK_WINDOW.as_micros().div_ceil(interval);
+    n.clamp(7, u128::from(u16::MAX)) as u16
+}
+
 /// Video bitrate bounds for congestion control, bits per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BitrateBounds {
@@ -40,7 +52,11 @@ pub struct PeerConfig {
     /// Public addresses our host candidates are also reached at (1:1 NAT, Docker): each
     /// UDP host candidate is repeated with each address of its family, same port.
     pub public_ips: Vec<IpAddr>,
-    /// Connectivity-check interval (webrtc-rs defaults to 200 ms; lower connects faster).
+    /// Connectivity-check interval (webrtc-rs defaults to 200 ms; lower connects faster:
+    /// the controlling side nominates a pair that answered only at its next check, and
+    /// the other side's DTLS hello waits for that, so connecting takes about one interval
+    /// more than the round trips). A pair is given up after 500 ms of
+    /// unanswered checks whatever the interval.
     pub ice_check_interval: Duration,
     /// No traffic for this long: ICE `disconnected`.
     pub ice_disconnected_timeout: Duration,
@@ -75,7 +91,7 @@ impl Default for PeerConfig {
             ice_relay_only: false,
             public_ips: Vec::new(),
             udp_port: None,
-            ice_check_interval: Duration::from_millis(50),
+            ice_check_interval: Duration::from_millis(10),
             ice_disconnected_timeout: Duration::from_secs(5),
             ice_failed_timeout: Duration::from_secs(25),
             video_bitrate: BitrateBounds {
@@ -89,5 +105,24 @@ impl Default for PeerConfig {
             impair: None,
             audio_delay: Duration::ZERO,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_check_interval_still_checks_a_pair_for_the_whole_window() {
+        assert_eq!(binding_requests(Duration::from_millis(10)), 50);
+        assert_eq!(binding_requests(Duration::from_millis(3)), 167);
+        // Long intervals keep webrtc-rs's default count.
+        assert_eq!(binding_requests(Duration::from_millis(200)), 7);
+        assert_eq!(binding_requests(Duration::ZERO), u16::MAX);
+        let d = PeerConfig::default().ice_check_interval;
+        assert!(
+            d * u32::from(binding_requests(d)) >= ICE_CHECK_WINDOW,
+            "the default gives up no sooner than the window"
+        );
     }
 }

@@ -392,7 +392,10 @@ pub async fn build(
 
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .with_ice_connection_attempts(Some(config.ice_check_interval), None)
+        .with_ice_connection_attempts(
+            Some(config.ice_check_interval),
+            Some(super::config::binding_requests(config.ice_check_interval)),
+        )
         .with_ice_timeouts(
             Some(config.ice_disconnected_timeout),
             Some(config.ice_failed_timeout),
