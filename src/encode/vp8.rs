@@ -46,12 +46,15 @@ pub struct Vp8Config {
     /// measured on a noisy 1280×720 pattern at 2 Mbit/s, 3.8 ms a frame against 4.8 ms at −6
     /// (3.6 at −10, 3.3 at −12), with the strip still exact at 300 kbit/s.
     pub cpu_used: i32,
-    /// Encoder threads: libvpx splits a frame by macroblock rows, worth it from 720p on.
+    /// Encoder threads: libvpx splits a frame by macroblock rows. Its threads wait for each
+    /// other by spinning, so on a busy machine a descheduled one makes the other burn CPU
+    /// (`usermedia bench pipeline` on a loaded 2-core VM: 720p VP8 at 6 fps, 171 ms of CPU a
+    /// frame, once): one thread up to 1280×720 (about 4 ms a frame there), two above.
     pub threads: u32,
 }
 
 impl Vp8Config {
-    /// Realtime defaults: cpu-used −8, a keyframe every 5 s, 2 threads from 1280×720 on.
+    /// Realtime defaults: cpu-used −8, a keyframe every 5 s, 2 threads above 1280×720.
     pub fn new(width: u32, height: u32, frame_rate: f64, bitrate: u32) -> Self {
         Vp8Config {
             width,
@@ -60,7 +63,7 @@ impl Vp8Config {
             bitrate,
             keyframe_interval: Duration::from_secs(5),
             cpu_used: -8,
-            threads: if width * height >= 1280 * 720 { 2 } else { 1 },
+            threads: if width * height > 1280 * 720 { 2 } else { 1 },
         }
     }
 }
