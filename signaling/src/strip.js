@@ -73,8 +73,13 @@ function watchStrip(video, keep = Infinity) {
     seen.frames.push(s.frame);
     seen.latencies.push(latency);
     if (meta && meta.receiveTime > 0 && meta.processingDuration >= 0) {
-      const decoded = Math.round(performance.timeOrigin + meta.receiveTime + meta.processingDuration * 1000);
-      seen.decodedLatencies.push((decoded % 2 ** 32 - s.time + 2 ** 32) % 2 ** 32);
+      // The performance timeline on the wall clock as of now (timeOrigin drifts from it by
+      // milliseconds); a difference over 2^31 is a small negative one (clock jitter).
+      const wall = Date.now() - performance.now();
+      const decoded = Math.round(wall + meta.receiveTime + meta.processingDuration * 1000);
+      let d = (decoded % 2 ** 32 - s.time + 2 ** 32) % 2 ** 32;
+      if (d >= 2 ** 31) d -= 2 ** 32;
+      seen.decodedLatencies.push(d);
       if (seen.decodedLatencies.length > keep) seen.decodedLatencies.shift();
     }
     if (seen.frames.length > keep) { seen.frames.shift(); seen.latencies.shift(); }
