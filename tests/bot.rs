@@ -4,28 +4,8 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::{example, exclusive};
+use common::{example, exclusive, room_server};
 use serde_json::Value;
-use usermedia::peer::{PeerConfig, PeerFactory};
-use usermedia::server::Publisher;
-use usermedia_signaling::{router, ServerConfig};
-
-/// A server with call rooms (nothing published), on a free loopback port.
-async fn room_server() -> std::net::SocketAddr {
-    let publisher = Arc::new(Publisher::new(PeerFactory::new(PeerConfig {
-        ice_addrs: vec!["127.0.0.1".parse().unwrap()],
-        ..PeerConfig::default()
-    })));
-    let app = router(publisher, ServerConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    addr
-}
 
 /// Starts `usermedia bot` in `room` for `seconds`, sending a camera of `width`×`height`
 /// (the phone example's `facing` camera) and the tone.

@@ -13,29 +13,10 @@ mod janus_support;
 mod netns;
 
 use std::path::Path;
-use std::sync::Arc;
 
-use common::{example, exclusive};
+use common::{example, exclusive, room_server};
 use serde_json::Value;
 use usermedia::devices::pattern::read_strip_luma;
-use usermedia::peer::{PeerConfig, PeerFactory};
-use usermedia::server::Publisher;
-use usermedia_signaling::{router, ServerConfig};
-
-/// A server with call rooms (nothing published), on a free loopback port.
-async fn room_server() -> std::net::SocketAddr {
-    let publisher = Arc::new(Publisher::new(PeerFactory::new(PeerConfig {
-        ice_addrs: vec!["127.0.0.1".parse().unwrap()],
-        ..PeerConfig::default()
-    })));
-    let app = router(publisher, ServerConfig::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    addr
-}
 
 /// Starts `usermedia bot` in `url` for `seconds` with the phone example's front camera at
 /// 320×240 and the tone, and `extra` flags.

@@ -31,3 +31,18 @@ pub fn echo_encoders(remote: &RemoteTrack) -> Result<TrackEncoders, EncodeError>
     remote.forward_encoded(move |unit| feeder.push(unit));
     Ok(encoders)
 }
+
+/// [`echo_encoders`] for each of `tracks` (a participant's, `who` naming it in the log);
+/// a track that cannot be echoed is left out, with a warning.
+pub fn echo_encoders_of(tracks: &[RemoteTrack], who: &str) -> Vec<TrackEncoders> {
+    tracks
+        .iter()
+        .filter_map(|t| match echo_encoders(t) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::warn!("cannot echo {who}'s {}: {e}", t.kind());
+                None
+            }
+        })
+        .collect()
+}

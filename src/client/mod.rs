@@ -11,7 +11,7 @@ pub use datachannel::{
     check_message, Chat, ChatError, ChatMessage, RateLimit, CHAT_LABEL, MAX_MESSAGE_BYTES,
     MESSAGES_PER_SECOND, MESSAGE_BURST,
 };
-pub use echo::echo_encoders;
+pub use echo::{echo_encoders, echo_encoders_of};
 pub use janus::{join_janus, join_janus_saying, JanusEvent, JanusOptions, JanusParticipant};
 pub use room::{join_room, join_room_saying, join_room_with, CallBot, CallEvent};
 pub use session::{

@@ -260,3 +260,22 @@ pub async fn spawn_serve_with(
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, addr)
 }
+
+/// A server with call rooms (nothing published), on a free loopback port.
+pub async fn room_server() -> std::net::SocketAddr {
+    use std::sync::Arc;
+    use usermedia::peer::{PeerConfig, PeerFactory};
+    use usermedia::server::Publisher;
+    use usermedia_signaling::{router, ServerConfig};
+    let publisher = Arc::new(Publisher::new(PeerFactory::new(PeerConfig {
+        ice_addrs: vec!["127.0.0.1".parse().unwrap()],
+        ..PeerConfig::default()
+    })));
+    let app = router(publisher, ServerConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    addr
+}

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use usermedia::client::{echo_encoders, join_room_with, CallBot};
+use usermedia::client::{echo_encoders_of, join_room_with, CallBot};
 use usermedia::peer::{PeerFactory, RemoteTrack};
 use usermedia_signaling::HttpClient;
 
@@ -73,17 +73,7 @@ impl Echoes {
             ready
         };
         for p in ready {
-            let encoders: Vec<_> = p
-                .tracks
-                .iter()
-                .filter_map(|t| match echo_encoders(t) {
-                    Ok(e) => Some(e),
-                    Err(e) => {
-                        tracing::warn!("cannot echo {}'s {}: {e}", p.from, t.kind());
-                        None
-                    }
-                })
-                .collect();
+            let encoders = echo_encoders_of(&p.tracks, &p.from);
             if encoders.is_empty() {
                 continue;
             }

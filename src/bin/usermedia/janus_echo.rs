@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::sync::oneshot;
-use usermedia::client::{echo_encoders, join_janus, JanusEvent, JanusOptions};
+use usermedia::client::{echo_encoders_of, join_janus, JanusEvent, JanusOptions};
 use usermedia::peer::{PeerFactory, RemoteTrack};
 use usermedia_signaling::HttpClient;
 
@@ -110,17 +110,7 @@ impl JanusEchoes {
     }
 
     async fn start(&self, p: Pending) -> Option<Echo> {
-        let encoders: Vec<_> = p
-            .tracks
-            .iter()
-            .filter_map(|t| match echo_encoders(t) {
-                Ok(e) => Some(e),
-                Err(e) => {
-                    tracing::warn!("cannot echo feed {}'s {}: {e}", p.feed, t.kind());
-                    None
-                }
-            })
-            .collect();
+        let encoders = echo_encoders_of(&p.tracks, &format!("feed {}", p.feed));
         if encoders.is_empty() {
             return None;
         }

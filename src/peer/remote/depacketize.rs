@@ -225,6 +225,26 @@ struct FragmentLoss {
 
 /// FU-A (RFC 6184 §5.8): the NAL unit type of a fragment.
 const FU_A: u8 = 28;
+/// STAP-A (RFC 6184 §5.7.1): the NAL unit type of an aggregation packet.
+const STAP_A: u8 = 24;
+
+/// Whether a STAP-A payload's size fields each fit in it. webrtc-rs reads a size field's
+/// second byte without checking it is there (found by the `rtp_h264` fuzz target: a panic,
+/// index out of bounds, on a STAP-A with one byte left after its last unit), so such a
+/// packet must not reach it.
+fn stap_a_well_formed(b: &[u8]) -> bool {
+    let mut at = 1;
+    while at < b.len() {
+        let Some(size) = b.get(at..at + 2) else {
+            return false;
+        };
+        at += 2 + usize::from(u16::from_be_bytes([size[0], size[1]]));
+        if at > b.len() {
+            return false;
+        }
+    }
+    true
+}
 
 impl BoundedH264 {
     fn new(max_unit: usize, loss: Arc<FragmentLoss>) -> Self {
@@ -246,6 +266,9 @@ impl BoundedH264 {
 
 impl rtc::rtp::packetizer::Depacketizer for BoundedH264 {
     fn depacketize(&mut self, b: &Bytes) -> rtc::shared::error::Result<Bytes> {
+        if b.first().is_some_and(|h| h & 0x1f == STAP_A) && !stap_a_well_formed(b) {
+            return Err(rtc::shared::error::Error::ErrShortPacket);
+        }
         if b.len() < 2 || b[0] & 0x1f != FU_A {
             return self.inner.depacketize(b);
         }
@@ -453,6 +476,21 @@ pub(super) fn opus_channels(packet: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stap_a_whose_sizes_overrun_it_is_refused_before_webrtc_rs_reads_it() {
+        use rtc::rtp::packetizer::Depacketizer;
+        let mut h264 = BoundedH264::new(1 << 20, Arc::default());
+        // Found by fuzzing: one byte left after the last unit (webrtc-rs panicked).
+        let ragged = Bytes::from_static(&[24, 0, 1, 0x65, 7]);
+        assert!(h264.depacketize(&ragged).is_err());
+        assert!(h264
+            .depacketize(&Bytes::from_static(&[24, 0, 9, 0x65]))
+            .is_err());
+        let whole = Bytes::from_static(&[24, 0, 2, 0x67, 1, 0, 1, 0x68]);
+        let out = h264.depacketize(&whole).unwrap();
+        assert_eq!(&out[..], &[0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68]);
+    }
 
     #[test]
     fn opus_channels_follow_the_toc() {
