@@ -2,6 +2,8 @@
 //! and its counts showing media arrived (no timing asserted: CI machines vary), and bad
 //! input refused with exit 2.
 
+mod common;
+
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -51,17 +53,7 @@ fn fanout_reaches_every_viewer_and_reports_its_keys() {
         "240",
         "--json",
     ]);
-    for key in [
-        "viewers",
-        "publisher_cpu_per_media_s",
-        "receiver_cpu_per_media_s",
-        "fps_per_viewer_min",
-        "fps_per_viewer_median",
-        "kbps_per_viewer_median",
-        "publisher_rss_bytes",
-        "rss_per_viewer_bytes",
-        "first_frame_ms_p50",
-    ] {
+    for key in common::FANOUT_KEYS {
         number(&v, key);
     }
     assert_eq!(v["viewers"], 4);

@@ -4,6 +4,8 @@
 //! is installed or run. No timing is asserted: only that every viewer received frames and
 //! that the JSON and the table carry the documented keys and rows.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -41,17 +43,7 @@ fn usermedia_half_runs_and_prints_the_table() {
     let json = std::fs::read_to_string(out.join("usermedia_n4_r1.json"))
         .unwrap_or_else(|e| panic!("the run's JSON: {e}\nstderr:\n{stderr}"));
     let v: serde_json::Value = serde_json::from_str(&json).expect("one JSON object");
-    for key in [
-        "viewers",
-        "publisher_cpu_per_media_s",
-        "receiver_cpu_per_media_s",
-        "fps_per_viewer_min",
-        "fps_per_viewer_median",
-        "kbps_per_viewer_median",
-        "publisher_rss_bytes",
-        "rss_per_viewer_bytes",
-        "first_frame_ms_p50",
-    ] {
+    for key in common::FANOUT_KEYS {
         assert!(v.get(key).is_some(), "{key} missing from {json}");
     }
     assert_eq!(v["viewers"], 4, "{json}");

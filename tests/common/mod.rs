@@ -279,3 +279,17 @@ pub async fn room_server() -> std::net::SocketAddr {
     });
     addr
 }
+
+/// The keys `usermedia bench fanout --json` promises (docs/cli.md, "bench fanout"), which
+/// scripts/compare.sh's other publishers print too.
+pub const FANOUT_KEYS: [&str; 9] = [
+    "viewers",
+    "publisher_cpu_per_media_s",
+    "receiver_cpu_per_media_s",
+    "fps_per_viewer_min",
+    "fps_per_viewer_median",
+    "kbps_per_viewer_median",
+    "publisher_rss_bytes",
+    "rss_per_viewer_bytes",
+    "first_frame_ms_p50",
+];
