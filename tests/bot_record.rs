@@ -36,16 +36,7 @@ fn bot_with(
         r#"{{"video": {{"deviceId": {{"exact": "{camera}"}}, "width": {width}, "height": {}}}, "audio": true}}"#,
         width * 3 / 4
     );
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args([
-            "bot",
-            "--room",
-            url,
-            "--ice-addr",
-            "127.0.0.1",
-            "--seconds",
-            seconds,
-        ])
+    common::bot_in_room(url, seconds)
         .arg("--devices")
         .arg(example("phone.json"))
         .args(["--constraints", &constraints])

@@ -12,16 +12,7 @@ use serde_json::Value;
 
 /// `usermedia bot --say TEXT` in `room` for `seconds`, sending a small pattern only.
 fn bot(url: &str, say: &str, seconds: &str) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args([
-            "bot",
-            "--room",
-            url,
-            "--ice-addr",
-            "127.0.0.1",
-            "--seconds",
-            seconds,
-        ])
+    common::bot_in_room(url, seconds)
         .args(["--say", say])
         .arg("--devices")
         .arg(example("phone.json"))

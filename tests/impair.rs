@@ -218,16 +218,7 @@ fn a_bad_spec_or_schedule_is_bad_input() {
 /// its JSON lines once it left.
 async fn run_bot(url: &str, seconds: &str, extra: &[&str]) -> Vec<Value> {
     let devices = example("builtin.json");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args([
-            "bot",
-            "--room",
-            url,
-            "--ice-addr",
-            "127.0.0.1",
-            "--seconds",
-            seconds,
-        ])
+    let out = common::bot_in_room(url, seconds)
         .arg("--devices")
         .arg(&devices)
         .args([

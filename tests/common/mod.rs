@@ -293,3 +293,19 @@ pub const FANOUT_KEYS: [&str; 9] = [
     "rss_per_viewer_bytes",
     "first_frame_ms_p50",
 ];
+
+/// `usermedia bot --room URL --ice-addr 127.0.0.1 --seconds SECONDS`, for the caller to add
+/// its devices and flags to.
+pub fn bot_in_room(url: &str, seconds: &str) -> tokio::process::Command {
+    let mut bot = tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"));
+    bot.args([
+        "bot",
+        "--room",
+        url,
+        "--ice-addr",
+        "127.0.0.1",
+        "--seconds",
+        seconds,
+    ]);
+    bot
+}
