@@ -207,18 +207,8 @@ mod tests {
 
     /// A VP8 packet: the first of a frame has the S bit; the payload is `seq`, 0, 0.
     fn packet(seq: u16, timestamp: u32, first: bool, marker: bool) -> rtc::rtp::Packet {
-        rtc::rtp::Packet {
-            header: rtc::rtp::Header {
-                version: 2,
-                marker,
-                payload_type: 96,
-                sequence_number: seq,
-                timestamp,
-                ssrc: 1,
-                ..Default::default()
-            },
-            payload: Bytes::from(vec![if first { 0x10 } else { 0x00 }, seq as u8, 0, 0]),
-        }
+        let payload = vec![if first { 0x10 } else { 0x00 }, seq as u8, 0, 0];
+        super::super::depacketize::tests::packet(seq, timestamp, marker, payload)
     }
 
     /// Frame `n` (from sequence number `seq`) in `count` packets, the last with the

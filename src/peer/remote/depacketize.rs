@@ -474,7 +474,7 @@ pub(super) fn opus_channels(packet: &[u8]) -> Option<u16> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -753,7 +753,13 @@ mod tests {
 
     // ---- Hostile senders ----
 
-    fn packet(seq: u16, timestamp: u32, marker: bool, payload: Vec<u8>) -> rtc::rtp::Packet {
+    /// An RTP packet of payload type 96, SSRC 1.
+    pub(in crate::peer::remote) fn packet(
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: Vec<u8>,
+    ) -> rtc::rtp::Packet {
         rtc::rtp::Packet {
             header: rtc::rtp::Header {
                 version: 2,
