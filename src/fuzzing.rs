@@ -9,7 +9,6 @@ use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
-use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::shared::marshal::Unmarshal;
 
 use crate::encode::{EncodeError, PictureLimit, VideoCodec};
@@ -102,15 +101,8 @@ pub fn answer_offer(sdp: &str, role: AnswerRole) -> Result<String, String> {
     let ids: Vec<_> = pc.get_transceivers().collect();
     for id in ids {
         if let Some(mut transceiver) = pc.rtp_transceiver(id) {
-            let kept = if transceiver
-                .mid()
-                .as_ref()
-                .is_some_and(|m| inactive.contains(m))
-            {
-                RTCRtpTransceiverDirection::Inactive
-            } else {
-                role_direction(role, transceiver.direction())
-            };
+            let mid = transceiver.mid().clone();
+            let kept = role_direction(role, transceiver.direction(), mid.as_deref(), &inactive);
             if kept != transceiver.direction() {
                 transceiver.set_direction(kept);
             }

@@ -185,18 +185,13 @@ impl Peer {
     /// Each transceiver's direction with what `role` forbids taken away
     /// ([`shape::role_direction`]); those of the offer's `inactive` sections inactive.
     async fn keep_to_role(&self, role: AnswerRole, inactive: &[String]) -> Result<(), PeerError> {
-        use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
         for transceiver in self.pc.get_transceivers().await {
             let current = transceiver
                 .direction()
                 .await
                 .map_err(PeerError::setup("cannot read a transceiver's direction"))?;
             let mid = transceiver.mid().await.ok().flatten();
-            let kept = if mid.is_some_and(|m| inactive.contains(&m)) {
-                RTCRtpTransceiverDirection::Inactive
-            } else {
-                shape::role_direction(role, current)
-            };
+            let kept = shape::role_direction(role, current, mid.as_deref(), inactive);
             if kept != current {
                 transceiver
                     .set_direction(kept)

@@ -75,12 +75,18 @@ fn restricted(offered: &str, role: AnswerRole) -> &'static str {
 /// inactive). webrtc-rs gives a section it has no transceiver for a *receiving* one unless
 /// the offer asks only to receive (found by the `sdp_answer` fuzz target: a viewer's
 /// `sendonly` or `inactive` section was answered `recvonly`), so the directions of the
-/// offer alone do not keep the answer to the role.
+/// offer alone do not keep the answer to the role. A transceiver whose section the offer
+/// marks inactive (`mid` among [`inactive_mids`]) is inactive, as RFC 3264 §6.1 answers it.
 pub(crate) fn role_direction(
     role: AnswerRole,
     current: rtc::rtp_transceiver::RTCRtpTransceiverDirection,
+    mid: Option<&str>,
+    inactive: &[String],
 ) -> rtc::rtp_transceiver::RTCRtpTransceiverDirection {
     use rtc::rtp_transceiver::RTCRtpTransceiverDirection as D;
+    if mid.is_some_and(|m| inactive.iter().any(|i| i == m)) {
+        return D::Inactive;
+    }
     match (role, current) {
         (AnswerRole::Send, D::Sendrecv) => D::Sendonly,
         (AnswerRole::Send, D::Recvonly) => D::Inactive,
@@ -268,14 +274,20 @@ mod tests {
         let receiving = answer.replace("a=sendonly", "a=recvonly ");
         assert!(check_answer_role(&receiving, AnswerRole::Send).is_err());
         use rtc::rtp_transceiver::RTCRtpTransceiverDirection as D;
-        assert_eq!(role_direction(AnswerRole::Send, D::Recvonly), D::Inactive);
-        assert_eq!(role_direction(AnswerRole::Send, D::Sendrecv), D::Sendonly);
         assert_eq!(
-            role_direction(AnswerRole::Receive, D::Sendonly),
+            role_direction(AnswerRole::Send, D::Recvonly, None, &[]),
             D::Inactive
         );
         assert_eq!(
-            role_direction(AnswerRole::Receive, D::Recvonly),
+            role_direction(AnswerRole::Send, D::Sendrecv, None, &[]),
+            D::Sendonly
+        );
+        assert_eq!(
+            role_direction(AnswerRole::Receive, D::Sendonly, None, &[]),
+            D::Inactive
+        );
+        assert_eq!(
+            role_direction(AnswerRole::Receive, D::Recvonly, None, &[]),
             D::Recvonly
         );
     }
