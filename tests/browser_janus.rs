@@ -18,12 +18,10 @@ mod janus_support;
 mod netns;
 
 use std::future::Future;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use browser_support::{serve, Browser};
-use common::example;
-use janus_support::{Janus, ICE_ADDR, ROOM, URL};
+use janus_support::{Janus, ROOM, URL};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -41,21 +39,12 @@ where
 /// `usermedia ARGS… --janus URL --janus-room 1234` gathering on the namespace's device,
 /// the built-in pattern at 320×240 and tone.
 fn usermedia(args: &[&str]) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args(args)
-        .args(["--janus", URL, "--janus-room", &ROOM.to_string()])
-        .args(["--ice-addr", ICE_ADDR])
-        .args([
-            "--constraints",
-            r#"{"video": {"width": 320, "height": 240}, "audio": true}"#,
-        ])
-        .arg("--devices")
-        .arg(example("builtin.json"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start usermedia")
+    let room = ROOM.to_string();
+    let args = [args, &["--janus-room", &room]].concat();
+    janus_support::usermedia_at(
+        &args,
+        r#"{"video": {"width": 320, "height": 240}, "audio": true}"#,
+    )
 }
 
 /// Reads `child`'s stdout until a line starting with `prefix`; the feed id it names.

@@ -17,12 +17,11 @@ mod janus_support;
 mod netns;
 
 use std::future::Future;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{example, track_frame_numbers};
-use janus_support::{Janus, ICE_ADDR, ROOM, URL};
+use janus_support::{usermedia_at, Janus, ICE_ADDR, ROOM, URL};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use usermedia::client::{join_janus, JanusEvent, JanusOptions};
@@ -46,27 +45,6 @@ where
 /// `usermedia ARGS… --janus URL --ice-addr 192.0.2.1` on the built-in devices at 320×240.
 fn usermedia(args: &[&str]) -> tokio::process::Child {
     usermedia_at(args, CONSTRAINTS)
-}
-
-/// As [`usermedia`], with the given constraints.
-fn usermedia_at(args: &[&str], constraints: &str) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
-        .args(args)
-        .args([
-            "--janus",
-            URL,
-            "--ice-addr",
-            ICE_ADDR,
-            "--constraints",
-            constraints,
-        ])
-        .arg("--devices")
-        .arg(example("builtin.json"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start usermedia")
 }
 
 /// Reads `child`'s stdout until a line starting with `prefix`; the lines read.

@@ -117,3 +117,26 @@ fn answers() -> bool {
         && tcp.read_exact(&mut reply).is_ok()
         && reply.starts_with(b"HTTP/1.1 200")
 }
+
+/// `usermedia ARGS… --janus URL --ice-addr ICE_ADDR --constraints C` on the built-in
+/// devices (examples/devices/builtin.json), stdout and stderr piped, killed on drop.
+#[allow(dead_code)]
+pub fn usermedia_at(args: &[&str], constraints: &str) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
+        .args(args)
+        .args([
+            "--janus",
+            URL,
+            "--ice-addr",
+            ICE_ADDR,
+            "--constraints",
+            constraints,
+        ])
+        .arg("--devices")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/devices/builtin.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start usermedia")
+}
