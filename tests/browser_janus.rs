@@ -42,6 +42,7 @@ fn usermedia(args: &[&str]) -> tokio::process::Child {
     let room = ROOM.to_string();
     let args = [args, &["--janus-room", &room]].concat();
     janus_support::usermedia_at(
+        env!("CARGO_BIN_EXE_usermedia"),
         &args,
         r#"{"video": {"width": 320, "height": 240}, "audio": true}"#,
     )

@@ -44,7 +44,7 @@ where
 
 /// `usermedia ARGS… --janus URL --ice-addr 192.0.2.1` on the built-in devices at 320×240.
 fn usermedia(args: &[&str]) -> tokio::process::Child {
-    usermedia_at(args, CONSTRAINTS)
+    usermedia_at(env!("CARGO_BIN_EXE_usermedia"), args, CONSTRAINTS)
 }
 
 /// Reads `child`'s stdout until a line starting with `prefix`; the lines read.
@@ -189,8 +189,11 @@ fn a_publisher_into_janus_ramps_to_the_rooms_bitrate() {
             let janus = Janus::start();
             let room = ROOM.to_string();
             let vga = r#"{"video": {"width": 640, "height": 480}, "audio": true}"#;
-            let mut publisher =
-                usermedia_at(&["publish", "--janus-room", &room, "--seconds", "8"], vga);
+            let mut publisher = usermedia_at(
+                env!("CARGO_BIN_EXE_usermedia"),
+                &["publish", "--janus-room", &room, "--seconds", "8"],
+                vga,
+            );
             wait_for_line(&mut publisher, "usermedia: publishing into").await;
             // The ramp: a browser's estimate reaches the room's rate within about 2 s.
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -657,6 +660,7 @@ fn an_echoing_bot_sends_a_janus_participant_its_own_video_back() {
             let room = ROOM.to_string();
             let small = r#"{"video": {"width": 160, "height": 120}, "audio": true}"#;
             let mut bot = usermedia_at(
+                env!("CARGO_BIN_EXE_usermedia"),
                 &["bot", "--janus-room", &room, "--seconds", "9", "--echo"],
                 small,
             );

@@ -118,11 +118,13 @@ fn answers() -> bool {
         && reply.starts_with(b"HTTP/1.1 200")
 }
 
-/// `usermedia ARGS… --janus URL --ice-addr ICE_ADDR --constraints C` on the built-in
+/// `BIN ARGS… --janus URL --ice-addr ICE_ADDR --constraints C` on the built-in
 /// devices (examples/devices/builtin.json), stdout and stderr piped, killed on drop.
+/// `bin` is the caller's `env!("CARGO_BIN_EXE_usermedia")`: this module is also
+/// compiled into an example, where that variable is not defined.
 #[allow(dead_code)]
-pub fn usermedia_at(args: &[&str], constraints: &str) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_usermedia"))
+pub fn usermedia_at(bin: &str, args: &[&str], constraints: &str) -> tokio::process::Child {
+    tokio::process::Command::new(bin)
         .args(args)
         .args([
             "--janus",
