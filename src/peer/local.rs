@@ -571,11 +571,11 @@ impl Writer {
                 }
             }
         }
-        for packet in packets {
-            if let Err(e) = self.track.write_rtp(packet).await {
-                tracing::debug!("write RTP: {e}");
-                return false;
-            }
+        // One event for the unit's packets (vendor/webrtc's patch): the connection's
+        // driver wakes once per unit, not once per packet, and sends them in one flush.
+        if let Err(e) = self.track.write_rtp_batch(packets).await {
+            tracing::debug!("write RTP: {e}");
+            return false;
         }
         self.last_sent = Some((Instant::now(), unit.duration));
         let c = &self.counters;
