@@ -313,22 +313,12 @@ impl H264Decoder {
 /// Whether an Annex-B access unit holds an IDR slice (NAL type 5): a keyframe. Walks the
 /// units without collecting them (the decoder asks this of every access unit).
 pub fn is_keyframe(annex_b: &[u8]) -> bool {
-    openh264::nal_units(annex_b).any(|nal| {
-        nal.iter()
-            .position(|&b| b == 1)
-            .and_then(|start| nal.get(start + 1))
-            .is_some_and(|b| b & 0x1f == 5)
-    })
+    super::annex_b::nal_types(annex_b).any(|t| t == 5)
 }
 
 /// The NAL unit types in an Annex-B access unit, in order (for tests and diagnostics).
 pub fn nal_types(annex_b: &[u8]) -> Vec<u8> {
-    openh264::nal_units(annex_b)
-        .filter_map(|nal| {
-            let start = nal.iter().position(|&b| b == 1)? + 1;
-            nal.get(start).map(|b| b & 0x1f)
-        })
-        .collect()
+    super::annex_b::nal_types(annex_b).collect()
 }
 
 #[cfg(test)]

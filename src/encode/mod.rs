@@ -2,6 +2,7 @@
 //! libopus) and the encode-once pipeline that feeds many peers from one encoder per track
 //! and codec.
 
+pub mod annex_b;
 pub mod h264;
 pub mod opus;
 pub mod picture_limit;

@@ -71,12 +71,8 @@ pub fn vp8_keyframe_size(frame: &[u8]) -> Option<(u32, u32)> {
 /// The largest picture size declared by an SPS in an Annex-B access unit (before
 /// cropping: an upper bound), if it carries one that can be read.
 pub fn h264_declared_size(annex_b: &[u8]) -> Option<(u32, u32)> {
-    openh264::nal_units(annex_b)
-        .filter_map(|nal| {
-            let start = nal.iter().position(|&b| b == 1)? + 1;
-            let body = nal.get(start..)?;
-            (body.first()? & 0x1f == 7).then(|| sps_size(body.get(1..)?))?
-        })
+    super::annex_b::nal_units(annex_b)
+        .filter_map(|body| (body[0] & 0x1f == 7).then(|| sps_size(body.get(1..)?))?)
         .max_by_key(|&(w, h)| u64::from(w) * u64::from(h))
 }
 

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::packetizer::Payloader;
 
+use crate::encode::annex_b::next_start_code;
 use crate::sync::lock;
 
 /// Units whose cuts are kept (the newest of every encoder and tier in flight).
@@ -90,23 +91,6 @@ fn leaves_parameter_sets(data: &[u8]) -> bool {
         }
     }
     sps || pps
-}
-
-/// The next start code of `data` from `start` (`00 00 01` with the zeros before it): its
-/// offset and length, as webrtc-rs's payloader finds it.
-fn next_start_code(data: &[u8], start: usize) -> Option<(usize, usize)> {
-    let mut zeros = 0;
-    for (i, &b) in data.get(start..)?.iter().enumerate() {
-        if b == 0 {
-            zeros += 1;
-            continue;
-        }
-        if b == 1 && zeros >= 2 {
-            return Some((start + i - zeros, zeros + 1));
-        }
-        zeros = 0;
-    }
-    None
 }
 
 /// The first byte of each non-empty NAL unit of `data`, split at start codes as

@@ -18,7 +18,7 @@ use rtc::rtp::codec::vp8::Vp8Packet;
 use super::assemble::Assembler;
 use super::sequence::{SequenceGuard, Verdict};
 use crate::constraints::MediaKind;
-use crate::encode::{EncodedUnit, VideoCodec};
+use crate::encode::{annex_b, EncodedUnit, VideoCodec};
 
 /// RTP clock rate of video.
 const VIDEO_CLOCK: f64 = 90_000.0;
@@ -383,17 +383,9 @@ impl UnitMaker {
     /// The access unit, with the parameter sets added to an IDR without them.
     fn h264(&mut self, data: Bytes) -> (Bytes, bool) {
         let (mut sps, mut pps, mut idr) = (None, None, false);
-        for nal in openh264::nal_units(&data) {
-            // The slice runs from a start code to the next one's first byte: the unit is
-            // what follows the 0x01, less the zero bytes that belong to the next start code
-            // (a parameter set ends in its stop bit, never in a zero byte).
-            let Some(body) = nal
-                .iter()
-                .position(|&b| b == 1)
-                .and_then(|i| nal.get(i + 1..))
-            else {
-                continue;
-            };
+        for body in annex_b::nal_units(&data) {
+            // A parameter set ends in its stop bit, never in a zero byte: trailing zeros
+            // are padding.
             let parameter_set = || {
                 let end = body.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
                 Bytes::from([&[0, 0, 0, 1], &body[..end]].concat())
