@@ -141,6 +141,14 @@ pub async fn run(
         tokio::time::sleep(config.window).await;
         let counts1 = receivers.report().await?;
         let wall = t0.elapsed().as_secs_f64();
+        // Per-viewer rates over the receiving process's own clock: under load this
+        // process may read a reply long after the counts were taken.
+        let window = counts1
+            .at
+            .saturating_sub(counts0.at)
+            .as_secs_f64()
+            .max(1e-3);
+        let (counts0, counts1) = (counts0.viewers, counts1.viewers);
         let (me1, them1) = (ProcessUsage::of_self()?, ProcessUsage::of(pid)?);
         let encoded1 = video.stats();
         let encoded = encoded1.bytes.saturating_sub(encoded0.bytes);
@@ -157,7 +165,7 @@ pub async fn run(
                         .find(|c| c.id == c1.id)
                         .copied()
                         .unwrap_or_default();
-                    f(c1).saturating_sub(f(&c0)) as f64 / wall
+                    f(c1).saturating_sub(f(&c0)) as f64 / window
                 })
                 .collect()
         };
@@ -251,7 +259,7 @@ async fn wait_first_frames(
 ) -> Result<Vec<ViewerCount>, BenchError> {
     let deadline = Instant::now() + FIRST_FRAME_TIMEOUT;
     loop {
-        let counts = receivers.report().await?;
+        let counts = receivers.report().await?.viewers;
         let waiting: Vec<usize> = (0..viewers)
             .filter(|id| {
                 !counts

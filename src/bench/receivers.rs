@@ -9,7 +9,7 @@ use std::io::{BufRead, Write};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -41,9 +41,30 @@ pub enum Request {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reply {
-    Answer { id: usize, sdp: String },
-    Failed { id: usize, error: String },
-    Report { viewers: Vec<ViewerCount> },
+    Answer {
+        id: usize,
+        sdp: String,
+    },
+    Failed {
+        id: usize,
+        error: String,
+    },
+    /// The counts, and when they were taken on the receiving process's clock (µs since
+    /// it started serving): rates are taken over that clock, since a busy publisher may
+    /// read the reply long after it was written.
+    Report {
+        viewers: Vec<ViewerCount>,
+        at_us: u64,
+    },
+}
+
+/// One report: every viewer's counts, taken at once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Sorted by id.
+    pub viewers: Vec<ViewerCount>,
+    /// When they were taken (the receiving process's clock).
+    pub at: Duration,
 }
 
 /// What one viewer has received so far.
@@ -115,13 +136,21 @@ pub async fn serve(
     let output: Output = Arc::new(Mutex::new(Box::new(output)));
     let factory = Arc::new(factory);
     let viewers: Arc<Mutex<Vec<Viewer>>> = Arc::default();
+    let started = Instant::now();
     while let Some(line) = rx.recv().await {
         let request: Request = serde_json::from_str(&line)
             .map_err(|e| BenchError::Receivers(format!("a request that is not ours: {e}")))?;
         match request {
             Request::Report => {
                 let counts = lock(&viewers).iter().map(Viewer::count).collect();
-                send(&output, &Reply::Report { viewers: counts });
+                let at_us = started.elapsed().as_micros() as u64;
+                send(
+                    &output,
+                    &Reply::Report {
+                        viewers: counts,
+                        at_us,
+                    },
+                );
             }
             Request::Offer { id, sdp } => {
                 let (factory, output, viewers) = (
@@ -283,12 +312,15 @@ impl ReceiverProcess {
 
     /// Every viewer's counts now, in viewer order. Call between answers, not while
     /// offers are unanswered.
-    pub async fn report(&mut self) -> Result<Vec<ViewerCount>, BenchError> {
+    pub async fn report(&mut self) -> Result<Report, BenchError> {
         self.request(&Request::Report).await?;
         match self.reply().await? {
-            Reply::Report { mut viewers } => {
+            Reply::Report { mut viewers, at_us } => {
                 viewers.sort_by_key(|v| v.id);
-                Ok(viewers)
+                Ok(Report {
+                    viewers,
+                    at: Duration::from_micros(at_us),
+                })
             }
             other => Err(BenchError::Receivers(format!(
                 "{other:?} where a report was due"
