@@ -177,7 +177,7 @@ impl Shared {
         self.fanout.end();
     }
 
-    /// A keyframe is needed: `at_once` for a new sink (not rate-limited), else a request
+    /// A keyframe is needed: `at_once` for a new sink, else a request
     /// (PLI/FIR, a sink that lost sync), merged and rate-limited. A passthrough passes
     /// either to its origin, which limits the rate itself.
     pub(super) fn keyframe_wanted(&self, at_once: bool) {

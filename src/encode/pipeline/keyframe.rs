@@ -5,15 +5,25 @@
 
 use std::time::{Duration, Instant};
 
-/// Minimum spacing of keyframes forced by requests (new sinks are not limited).
+/// Minimum spacing of keyframes forced by requests.
 pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(200);
 
+/// Minimum spacing of keyframes forced for new sinks: a sink that joins within this of
+/// the last forced keyframe waits for the next one (at most this long). Without it a join
+/// storm was a keyframe storm every viewer paid for: 256 viewers joining in fours forced
+/// ~60 keyframes of ~110 KB in a few seconds, seconds of backlog in every connection's
+/// pacer (measured with `usermedia bench fanout --viewers 256`). SFUs throttle the same
+/// way (LiveKit and mediasoup around half a second).
+pub const JOIN_KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Keyframes wanted and when the last was forced. A new sink's keyframe is forced at the
-/// next frame; requests (PLI/FIR, a sink that lost sync) are merged and forced at most one
-/// per `min_interval`, the others waiting for it rather than being lost.
+/// next frame unless one was forced within `join_interval`; requests (PLI/FIR, a sink
+/// that lost sync) are merged and forced at most one per `min_interval`; either kind
+/// waits for its turn rather than being lost.
 #[derive(Debug, Clone)]
 pub(super) struct KeyframeGate {
     min_interval: Duration,
+    join_interval: Duration,
     /// A sink joined: force the next frame, unlimited.
     now: bool,
     /// A request waiting for the rate limit.
@@ -23,21 +33,22 @@ pub(super) struct KeyframeGate {
 
 impl Default for KeyframeGate {
     fn default() -> Self {
-        KeyframeGate::new(KEYFRAME_MIN_INTERVAL)
+        KeyframeGate::new(KEYFRAME_MIN_INTERVAL, JOIN_KEYFRAME_MIN_INTERVAL)
     }
 }
 
 impl KeyframeGate {
-    pub(super) fn new(min_interval: Duration) -> Self {
+    pub(super) fn new(min_interval: Duration, join_interval: Duration) -> Self {
         KeyframeGate {
             min_interval,
+            join_interval,
             now: false,
             requested: false,
             last_forced: None,
         }
     }
 
-    /// A keyframe is needed: `at_once` for a new sink (not rate-limited), else a request.
+    /// A keyframe is needed: `at_once` for a new sink, else a request.
     pub(super) fn want(&mut self, at_once: bool) {
         if at_once {
             self.now = true;
@@ -49,10 +60,10 @@ impl KeyframeGate {
     /// Whether the frame encoded at `now` is forced to a keyframe; if so, what was wanted
     /// is taken.
     pub(super) fn take(&mut self, now: Instant) -> bool {
-        let limited = self
-            .last_forced
-            .is_some_and(|t| now.saturating_duration_since(t) < self.min_interval);
-        let force = self.now || (self.requested && !limited);
+        let since = self.last_forced.map(|t| now.saturating_duration_since(t));
+        let after = |interval: Duration| since.is_none_or(|s| s >= interval);
+        let force =
+            (self.now && after(self.join_interval)) || (self.requested && after(self.min_interval));
         if force {
             self.now = false;
             self.requested = false;
@@ -265,20 +276,36 @@ mod tests {
     }
 
     #[test]
-    fn a_new_sink_is_not_rate_limited() {
+    fn a_new_sink_is_served_at_once_unless_a_keyframe_was_just_forced() {
         let mut gate = KeyframeGate::default();
         let t0 = Instant::now();
-        gate.want(false);
-        assert!(gate.take(t0));
         gate.want(true);
-        assert!(
-            gate.take(t0 + ms(1)),
-            "a joining sink's keyframe is at once"
-        );
-        // It also served a request that was waiting.
+        assert!(gate.take(t0), "the first sink's keyframe is at once");
+        // Another joins 100 ms later: it waits for the join interval, and is not lost.
+        gate.want(true);
+        assert!(!gate.take(t0 + ms(100)));
+        assert!(!gate.take(t0 + JOIN_KEYFRAME_MIN_INTERVAL - ms(1)));
+        assert!(gate.take(t0 + JOIN_KEYFRAME_MIN_INTERVAL));
+        // Quiet for a while: a join is at once again.
+        gate.want(true);
+        assert!(gate.take(t0 + ms(2000)));
+        // A waiting join and a waiting request are served by one keyframe.
         gate.want(false);
         gate.want(true);
-        assert!(gate.take(t0 + ms(2)));
-        assert!(!gate.take(t0 + ms(300)), "both taken by one keyframe");
+        assert!(gate.take(t0 + ms(2000) + JOIN_KEYFRAME_MIN_INTERVAL));
+        assert!(!gate.take(t0 + ms(4000)), "both taken by one keyframe");
+    }
+
+    #[test]
+    fn a_join_storm_forces_at_most_one_keyframe_per_join_interval() {
+        let mut gate = KeyframeGate::default();
+        let t0 = Instant::now();
+        // Four viewers join with every frame for 3 s (the fan-out bench's 256 viewers).
+        let mut forced = 0;
+        for frame in 0..90u64 {
+            gate.want(true);
+            forced += u32::from(gate.take(t0 + ms(33 * frame)));
+        }
+        assert!((6..=7).contains(&forced), "{forced} keyframes in 3 s");
     }
 }

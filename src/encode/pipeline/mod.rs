@@ -1,7 +1,9 @@
 //! Encode once, send to many: one encoder per (track, codec, bitrate tier) on its own
 //! thread, its output fanned out to every sink (peer) over bounded channels.
 //!
-//! - A new sink gets a keyframe at once (the next frame is forced to an IDR).
+//! - A new sink gets a keyframe at once (the next frame is forced to an IDR), or, when one
+//!   was forced within [`JOIN_KEYFRAME_MIN_INTERVAL`], with the next one after it: a join
+//!   storm is not a keyframe storm.
 //! - Keyframe requests (PLI/FIR) are honoured within one frame, at most one per
 //!   [`KEYFRAME_MIN_INTERVAL`]; requests in between are merged, not lost.
 //! - A sink that cannot keep up loses units (counted) and then waits for the next keyframe
@@ -45,7 +47,9 @@ mod testing;
 
 pub use encoded::{CodecConfig, EncodedTrack, EncoderStats};
 pub use fanout::{AsyncEncodedReceiver, EncodedReceiver};
-pub use keyframe::{KeyframeBudget, KEYFRAME_MIN_INTERVAL, REQUESTER_KEYFRAME_INTERVAL};
+pub use keyframe::{
+    KeyframeBudget, JOIN_KEYFRAME_MIN_INTERVAL, KEYFRAME_MIN_INTERVAL, REQUESTER_KEYFRAME_INTERVAL,
+};
 pub use ladder::{BitrateLadder, TierPolicy, TierState, MIN_RUNG};
 pub use passthrough::PassthroughFeeder;
 pub use set::{TrackEncoders, AUDIO_BITRATE, IDLE_GRACE};
