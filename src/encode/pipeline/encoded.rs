@@ -187,7 +187,11 @@ impl Shared {
                     request();
                 }
             }
-            None => lock(&self.keyframe).want(at_once),
+            None if at_once => {
+                let sinks = self.fanout.live();
+                lock(&self.keyframe).want_join(sinks);
+            }
+            None => lock(&self.keyframe).request(),
         }
     }
 

@@ -16,16 +16,25 @@ pub const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(200);
 /// way (LiveKit and mediasoup around half a second).
 pub const JOIN_KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Up to this many sinks a join's keyframe is forced at once whatever the last one: a
+/// keyframe costs every sink its size, and a small audience pays little for it, while a
+/// joiner that waits pays in its first frame (4 viewers connecting together waited
+/// ~450 ms for theirs).
+pub const SMALL_AUDIENCE: usize = 8;
+
 /// Keyframes wanted and when the last was forced. A new sink's keyframe is forced at the
-/// next frame unless one was forced within `join_interval`; requests (PLI/FIR, a sink
+/// next frame when the audience is small, else unless one was forced within
+/// `join_interval`; requests (PLI/FIR, a sink
 /// that lost sync) are merged and forced at most one per `min_interval`; either kind
 /// waits for its turn rather than being lost.
 #[derive(Debug, Clone)]
 pub(super) struct KeyframeGate {
     min_interval: Duration,
     join_interval: Duration,
-    /// A sink joined: force the next frame, unlimited.
+    /// A sink joined: force a frame once `join_interval` has run.
     now: bool,
+    /// A sink joined a small audience: force the next frame.
+    now_unlimited: bool,
     /// A request waiting for the rate limit.
     requested: bool,
     last_forced: Option<Instant>,
@@ -43,18 +52,26 @@ impl KeyframeGate {
             min_interval,
             join_interval,
             now: false,
+            now_unlimited: false,
             requested: false,
             last_forced: None,
         }
     }
 
-    /// A keyframe is needed: `at_once` for a new sink, else a request.
-    pub(super) fn want(&mut self, at_once: bool) {
-        if at_once {
-            self.now = true;
+    /// A new sink joined an encoder with `sinks` sinks (itself included): at the next
+    /// frame when they are few ([`SMALL_AUDIENCE`]), else as soon as the join interval
+    /// allows.
+    pub(super) fn want_join(&mut self, sinks: usize) {
+        if sinks <= SMALL_AUDIENCE {
+            self.now_unlimited = true;
         } else {
-            self.requested = true;
+            self.now = true;
         }
+    }
+
+    /// A keyframe is requested (PLI/FIR, a sink that lost sync): merged and rate-limited.
+    pub(super) fn request(&mut self) {
+        self.requested = true;
     }
 
     /// Whether the frame encoded at `now` is forced to a keyframe; if so, what was wanted
@@ -62,10 +79,12 @@ impl KeyframeGate {
     pub(super) fn take(&mut self, now: Instant) -> bool {
         let since = self.last_forced.map(|t| now.saturating_duration_since(t));
         let after = |interval: Duration| since.is_none_or(|s| s >= interval);
-        let force =
-            (self.now && after(self.join_interval)) || (self.requested && after(self.min_interval));
+        let force = self.now_unlimited
+            || (self.now && after(self.join_interval))
+            || (self.requested && after(self.min_interval));
         if force {
             self.now = false;
+            self.now_unlimited = false;
             self.requested = false;
             self.last_forced = Some(now);
         }
@@ -224,11 +243,14 @@ mod tests {
         );
         // The gate still merges what both pass on into at most one per 200 ms.
         let mut gate = KeyframeGate::default();
-        gate.want(false);
+        gate.request();
         assert!(gate.take(t0));
-        gate.want(false);
+        gate.request();
         assert!(gate.take(t0 + ms(200)));
     }
+
+    /// An audience that is not small: joins are throttled.
+    const LARGE: usize = SMALL_AUDIENCE + 1;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -246,12 +268,12 @@ mod tests {
     fn a_request_is_forced_at_the_next_frame_then_rate_limited_and_merged() {
         let mut gate = KeyframeGate::default();
         let t0 = Instant::now();
-        gate.want(false);
+        gate.request();
         assert!(gate.take(t0), "prompt: the next frame");
         assert!(!gate.take(t0 + ms(33)), "taken: once");
         // A burst of requests within the interval: merged into one, forced once it passed.
         for n in 1..=5 {
-            gate.want(false);
+            gate.request();
             assert!(!gate.take(t0 + ms(33 * n)), "rate-limited at {} ms", 33 * n);
         }
         assert!(
@@ -269,7 +291,7 @@ mod tests {
         let mut forced = 0;
         for frame in 0..18u64 {
             let t = t0 + ms(33 * frame);
-            gate.want(false);
+            gate.request();
             forced += u32::from(gate.take(t));
         }
         assert!((2..=4).contains(&forced), "{forced} keyframes in 600 ms");
@@ -279,19 +301,19 @@ mod tests {
     fn a_new_sink_is_served_at_once_unless_a_keyframe_was_just_forced() {
         let mut gate = KeyframeGate::default();
         let t0 = Instant::now();
-        gate.want(true);
+        gate.want_join(LARGE);
         assert!(gate.take(t0), "the first sink's keyframe is at once");
         // Another joins 100 ms later: it waits for the join interval, and is not lost.
-        gate.want(true);
+        gate.want_join(LARGE);
         assert!(!gate.take(t0 + ms(100)));
         assert!(!gate.take(t0 + JOIN_KEYFRAME_MIN_INTERVAL - ms(1)));
         assert!(gate.take(t0 + JOIN_KEYFRAME_MIN_INTERVAL));
         // Quiet for a while: a join is at once again.
-        gate.want(true);
+        gate.want_join(LARGE);
         assert!(gate.take(t0 + ms(2000)));
         // A waiting join and a waiting request are served by one keyframe.
-        gate.want(false);
-        gate.want(true);
+        gate.request();
+        gate.want_join(LARGE);
         assert!(gate.take(t0 + ms(2000) + JOIN_KEYFRAME_MIN_INTERVAL));
         assert!(!gate.take(t0 + ms(4000)), "both taken by one keyframe");
     }
@@ -303,9 +325,27 @@ mod tests {
         // Four viewers join with every frame for 3 s (the fan-out bench's 256 viewers).
         let mut forced = 0;
         for frame in 0..90u64 {
-            gate.want(true);
+            gate.want_join(LARGE);
             forced += u32::from(gate.take(t0 + ms(33 * frame)));
         }
         assert!((6..=7).contains(&forced), "{forced} keyframes in 3 s");
+    }
+
+    #[test]
+    fn joins_to_a_small_audience_are_served_at_once() {
+        let mut gate = KeyframeGate::default();
+        let t0 = Instant::now();
+        for sinks in 1..=SMALL_AUDIENCE {
+            gate.want_join(sinks);
+            assert!(
+                gate.take(t0 + ms(33 * sinks as u64)),
+                "join {sinks} at once"
+            );
+        }
+        // The next one waits for the join interval, counted from the last forced.
+        let last = t0 + ms(33 * SMALL_AUDIENCE as u64);
+        gate.want_join(SMALL_AUDIENCE + 1);
+        assert!(!gate.take(last + ms(33)));
+        assert!(gate.take(last + JOIN_KEYFRAME_MIN_INTERVAL));
     }
 }

@@ -1,9 +1,9 @@
 //! Encode once, send to many: one encoder per (track, codec, bitrate tier) on its own
 //! thread, its output fanned out to every sink (peer) over bounded channels.
 //!
-//! - A new sink gets a keyframe at once (the next frame is forced to an IDR), or, when one
-//!   was forced within [`JOIN_KEYFRAME_MIN_INTERVAL`], with the next one after it: a join
-//!   storm is not a keyframe storm.
+//! - A new sink gets a keyframe at once (the next frame is forced to an IDR); with more
+//!   than 8 sinks, when one was forced within [`JOIN_KEYFRAME_MIN_INTERVAL`], with the
+//!   next one after it: a join storm is not a keyframe storm.
 //! - Keyframe requests (PLI/FIR) are honoured within one frame, at most one per
 //!   [`KEYFRAME_MIN_INTERVAL`]; requests in between are merged, not lost.
 //! - A sink that cannot keep up loses units (counted) and then waits for the next keyframe
