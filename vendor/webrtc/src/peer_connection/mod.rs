@@ -36,7 +36,7 @@
 //!     .with_configuration(
 //!         RTCConfigurationBuilder::default()
 //!             .with_ice_servers(vec![RTCIceServer {
-//!                 urls: vec!["stun:stun.l.google.com:19302".to_owned()],
+//!                 urls: vec!["stun:127.0.0.1:3478".to_owned()],
 //!                 ..Default::default()
 //!             }])
 //!             .build(),
