@@ -17,7 +17,7 @@ use bytes::Bytes;
 use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::packetizer::Payloader;
 
-use crate::encode::annex_b::next_start_code;
+use crate::encode::annex_b::{self, next_start_code};
 use crate::sync::lock;
 
 /// Units whose cuts are kept (the newest of every encoder and tier in flight).
@@ -96,22 +96,10 @@ fn leaves_parameter_sets(data: &[u8]) -> bool {
 /// The first byte of each non-empty NAL unit of `data`, split at start codes as
 /// webrtc-rs's payloader splits them; without a start code the whole of `data` is one.
 fn nal_first_bytes(data: &[u8]) -> Vec<u8> {
-    let Some((mut at, mut len)) = next_start_code(data, 0) else {
+    if next_start_code(data, 0).is_none() {
         return data.first().copied().into_iter().collect();
-    };
-    let mut firsts = Vec::new();
-    loop {
-        let begin = at + len;
-        let next = next_start_code(data, begin);
-        let end = next.map_or(data.len(), |(a, _)| a);
-        if let Some(&first) = data.get(begin..end).and_then(<[u8]>::first) {
-            firsts.push(first);
-        }
-        match next {
-            Some((a, l)) => (at, len) = (a, l),
-            None => return firsts,
-        }
     }
+    annex_b::nal_units(data).map(|unit| unit[0]).collect()
 }
 
 /// How one sender cuts its units into payloads.

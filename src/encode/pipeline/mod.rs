@@ -2,7 +2,7 @@
 //! thread, its output fanned out to every sink (peer) over bounded channels.
 //!
 //! - A new sink gets a keyframe at once (the next frame is forced to an IDR); with more
-//!   than 8 sinks, when one was forced within [`JOIN_KEYFRAME_MIN_INTERVAL`], with the
+//!   than [`SMALL_AUDIENCE`] sinks, when one was forced within [`JOIN_KEYFRAME_MIN_INTERVAL`], with the
 //!   next one after it: a join storm is not a keyframe storm.
 //! - Keyframe requests (PLI/FIR) are honoured within one frame, at most one per
 //!   [`KEYFRAME_MIN_INTERVAL`]; requests in between are merged, not lost.
@@ -49,6 +49,7 @@ pub use encoded::{CodecConfig, EncodedTrack, EncoderStats};
 pub use fanout::{AsyncEncodedReceiver, EncodedReceiver};
 pub use keyframe::{
     KeyframeBudget, JOIN_KEYFRAME_MIN_INTERVAL, KEYFRAME_MIN_INTERVAL, REQUESTER_KEYFRAME_INTERVAL,
+    SMALL_AUDIENCE,
 };
 pub use ladder::{BitrateLadder, TierPolicy, TierState, MIN_RUNG};
 pub use passthrough::PassthroughFeeder;
