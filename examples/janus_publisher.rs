@@ -37,6 +37,7 @@ async fn publish(
         display: Some("janus_publisher example".into()),
         create: None,
         subscribe: false,
+        own_feeds: Default::default(),
     };
     let mut participant = join_janus(&HttpClient::new()?, &factory, url, options, encoders)
         .await

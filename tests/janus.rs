@@ -5,7 +5,8 @@
 //! Ctrl-C leaves no participant behind (Janus's `listparticipants`); bad Janus flags are
 //! exit 2 and an unreachable Janus exit 3 (those two need no Janus); Janus killed
 //! mid-call, the bot and the publisher exit 3 within 10 s, saying so; a 640×480 publisher's
-//! bandwidth estimate ramps above the floor and the bot decodes ≥ 27 fps.
+//! bandwidth estimate ramps above the floor and the bot decodes ≥ 27 fps; participants
+//! sharing an `OwnFeeds` (a bot and its echoes) never subscribe to one another.
 //!
 //! Each case re-executes its test binary in a private network namespace with an `ifb`
 //! device at 192.0.2.1 (Janus does not gather on loopback), starts its own `janus` there
@@ -24,7 +25,7 @@ use common::{example, track_frame_numbers};
 use janus_support::{usermedia_at, Janus, ICE_ADDR, ROOM, URL};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use usermedia::client::{join_janus, JanusEvent, JanusOptions};
+use usermedia::client::{join_janus, JanusEvent, JanusOptions, JanusParticipant, OwnFeeds};
 use usermedia::peer::{PeerConfig, PeerFactory};
 use usermedia::{MediaKind, MediaStreamConstraints};
 use usermedia_signaling::janus::{JanusSession, RoomParticipant, VideoRoomHandle};
@@ -256,6 +257,7 @@ fn a_participant_follows_a_later_publisher_until_it_leaves() {
                 display: Some("watcher".into()),
                 create: None,
                 subscribe: true,
+                own_feeds: OwnFeeds::default(),
             };
             let client = HttpClient::new().unwrap();
             let mut bot = join_janus(&client, &factory(), URL, options, encoders)
@@ -330,6 +332,118 @@ fn a_participant_follows_a_later_publisher_until_it_leaves() {
             let (status, _, stderr) = finish(publisher).await;
             assert!(status.success(), "{stderr}");
             bot.leave().await;
+            assert_eq!(participants(ROOM).await, []);
+        },
+    );
+}
+
+/// Audio-only tracks of the built-in virtual devices, for library participants.
+fn audio_encoders() -> Vec<usermedia::encode::pipeline::TrackEncoders> {
+    let devices = usermedia::devices::MediaDevices::builtin_virtual(
+        usermedia::devices::PermissionPolicy::granted(),
+    );
+    let stream = devices
+        .get_user_media(&MediaStreamConstraints::kinds(true, false))
+        .unwrap();
+    stream
+        .get_tracks()
+        .iter()
+        .map(|t| {
+            let ladder = usermedia::encode::pipeline::BitrateLadder::from(64_000);
+            usermedia::server::encode_track_with(t, ladder, None).unwrap()
+        })
+        .collect()
+}
+
+/// The feeds a participant hears published until `until` is one of them (10 s at most).
+async fn published_until(p: &mut JanusParticipant, until: &str) -> Vec<(u64, Option<String>)> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match p.next_event().await {
+                Some(JanusEvent::Published { feed, display }) => {
+                    let done = display.as_deref() == Some(until);
+                    seen.push((feed, display));
+                    if done {
+                        return;
+                    }
+                }
+                Some(JanusEvent::Track { feed, .. })
+                | Some(JanusEvent::SubscriberUp { feed, .. }) => {
+                    seen.push((feed, Some("a subscription".into())))
+                }
+                Some(JanusEvent::Failed(e)) => panic!("{e}"),
+                Some(_) => {}
+                None => panic!("the participant ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{until:?} not published in time; heard {seen:?}"));
+    seen
+}
+
+/// A bot's echoes are sessions of its own: participants sharing an `OwnFeeds` never
+/// subscribe to, announce or count one another's feeds, while a participant outside the
+/// set hears them all (so Janus did announce them).
+#[test]
+fn participants_sharing_own_feeds_never_subscribe_to_one_another() {
+    in_netns(
+        "participants_sharing_own_feeds_never_subscribe_to_one_another",
+        || async {
+            let _janus = Janus::start();
+            let client = HttpClient::new().unwrap();
+            let options = |display: &str, subscribe: bool, own_feeds: &OwnFeeds| JanusOptions {
+                room: ROOM,
+                display: Some(display.into()),
+                create: None,
+                subscribe,
+                own_feeds: own_feeds.clone(),
+            };
+            let own = OwnFeeds::default();
+            // The stranger and the other are on their own (a set each).
+            let (alone, alone_too) = (OwnFeeds::default(), OwnFeeds::default());
+            let join = |o: JanusOptions| {
+                let client = client.clone();
+                async move {
+                    join_janus(&client, &factory(), URL, o, audio_encoders())
+                        .await
+                        .unwrap()
+                }
+            };
+            let mut stranger = join(options("stranger", true, &alone)).await;
+            let mut bot = join(options("bot", true, &own)).await;
+            let echo = join(options("echo", false, &own)).await;
+            let other = join(options("other", false, &alone_too)).await;
+            assert!(own.contains(bot.feed) && own.contains(echo.feed));
+            assert!(!own.contains(other.feed) && !own.contains(stranger.feed));
+            // The bot hears of the other publisher (joined after its echo) and nothing
+            // of its echo; the stranger hears of both.
+            let heard = published_until(&mut bot, "other").await;
+            assert!(heard.iter().all(|(f, _)| *f != echo.feed), "{heard:?}");
+            assert!(heard.iter().any(|(f, _)| *f == other.feed), "{heard:?}");
+            let heard = published_until(&mut stranger, "other").await;
+            assert!(heard.iter().any(|(f, _)| *f == echo.feed), "{heard:?}");
+            // Nor later: the bot's next events are the other's subscription only.
+            let later = tokio::time::timeout(Duration::from_secs(2), async {
+                let mut feeds = Vec::new();
+                while let Some(e) = bot.next_event().await {
+                    match e {
+                        JanusEvent::Published { feed, .. }
+                        | JanusEvent::SubscriberUp { feed, .. }
+                        | JanusEvent::Track { feed, .. } => feeds.push(feed),
+                        JanusEvent::Failed(e) => panic!("{e}"),
+                        _ => {}
+                    }
+                }
+                feeds
+            })
+            .await
+            .unwrap_or_default();
+            assert!(!later.contains(&echo.feed), "{later:?}");
+            for p in [bot, echo, other, stranger] {
+                p.leave().await;
+            }
             assert_eq!(participants(ROOM).await, []);
         },
     );
@@ -684,6 +798,7 @@ fn an_echoing_bot_sends_a_janus_participant_its_own_video_back() {
                 display: Some("me".into()),
                 create: None,
                 subscribe: true,
+                own_feeds: OwnFeeds::default(),
             };
             let client = HttpClient::new().unwrap();
             let joined_at = Instant::now();

@@ -3,10 +3,11 @@
 //! handle and peer per feed, Janus's offers answered receive-only), following feeds as
 //! they come and go; leaving unpublishes, leaves, detaches and destroys the session. The
 //! Janus protocol and the policy are the signaling crate's (`janus`); this is their
-//! driver with peers.
+//! driver with peers. Participants sharing an [`OwnFeeds`] (a bot and its echoes) never
+//! subscribe to each other.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -42,6 +43,43 @@ pub struct JanusOptions {
     pub create: Option<RoomSettings>,
     /// Subscribe to every other publisher (a bot) or only publish.
     pub subscribe: bool,
+    /// The feeds of our own sessions in the room: this participant adds its feed as soon
+    /// as it has joined and never subscribes to one of them. `OwnFeeds::default()` when
+    /// the participant is alone.
+    pub own_feeds: OwnFeeds,
+}
+
+/// The feed ids published by a set of our own participants in one room (a bot and the
+/// echoes it publishes), shared by them. Each adds its feed between its join and its
+/// publish, that is before Janus announces it to anyone, so the others never subscribe
+/// to it, never announce it and do not count it against the feeds they follow.
+#[derive(Debug, Clone, Default)]
+pub struct OwnFeeds(Arc<Mutex<BTreeSet<u64>>>);
+
+impl OwnFeeds {
+    /// Counts `feed` as ours (a participant given this set adds its own when it joins).
+    pub fn add(&self, feed: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(feed);
+    }
+
+    /// Whether `feed` is one of ours.
+    pub fn contains(&self, feed: u64) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&feed)
+    }
+
+    fn all(&self) -> Vec<u64> {
+        let feeds = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        feeds.iter().copied().collect()
+    }
 }
 
 /// What happens to a participant, in order.
@@ -163,7 +201,8 @@ pub async fn join_janus_saying(
     let (out, rx) = mpsc::channel(EVENT_CAPACITY);
     let (leave, leave_rx) = oneshot::channel();
     let mut policy = Participant::new(options.subscribe);
-    let first = policy.on_event(&joined);
+    let mut first = ignore_own(&mut policy, &options.own_feeds);
+    first.extend(policy.on_event(&joined));
     let driver = Driver {
         session: Arc::clone(&session),
         room: options.room,
@@ -172,6 +211,7 @@ pub async fn join_janus_saying(
         publisher: handle,
         peer: Arc::clone(&peer),
         policy,
+        own_feeds: options.own_feeds.clone(),
         subs: HashMap::new(),
         out,
         published_at,
@@ -197,6 +237,15 @@ type Joined = (
     Option<crate::peer::DataChannel>,
 );
 
+/// Tells the policy the feeds of our other sessions it does not know yet.
+fn ignore_own(policy: &mut Participant, own: &OwnFeeds) -> Vec<Action> {
+    // `ignore` is a no-op for a feed already ignored.
+    own.all()
+        .into_iter()
+        .flat_map(|feed| policy.ignore(feed))
+        .collect()
+}
+
 /// Attach, create the room if asked, join as a publisher and publish.
 async fn publish(
     session: &Arc<JanusSession>,
@@ -214,6 +263,10 @@ async fn publish(
     let joined = handle
         .join_publisher(options.room, options.display.as_deref())
         .await?;
+    // Before publishing: Janus announces a publisher only once it publishes.
+    if let RoomEvent::Joined { id, .. } = &joined {
+        options.own_feeds.add(*id);
+    }
     let peer = Arc::new(factory.create().await?);
     let published = async {
         for t in tracks {
@@ -258,6 +311,7 @@ struct Driver {
     publisher: VideoRoomHandle,
     peer: Arc<Peer>,
     policy: Participant,
+    own_feeds: OwnFeeds,
     subs: HashMap<u64, Subscription>,
     out: mpsc::Sender<JanusEvent>,
     published_at: Instant,
@@ -339,7 +393,11 @@ impl Driver {
                 Incoming::Event {
                     plugindata: Some(p),
                     ..
-                } => self.policy.on_event(&RoomEvent::parse(&p.data)),
+                } => {
+                    let mut actions = ignore_own(&mut self.policy, &self.own_feeds);
+                    actions.extend(self.policy.on_event(&RoomEvent::parse(&p.data)));
+                    actions
+                }
                 Incoming::Webrtcup { .. } => {
                     let after = self.published_at.elapsed();
                     self.emit(JanusEvent::PublisherUp { after }).await;

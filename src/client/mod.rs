@@ -12,7 +12,9 @@ pub use datachannel::{
     MESSAGES_PER_SECOND, MESSAGE_BURST,
 };
 pub use echo::{echo_encoders, echo_encoders_of};
-pub use janus::{join_janus, join_janus_saying, JanusEvent, JanusOptions, JanusParticipant};
+pub use janus::{
+    join_janus, join_janus_saying, JanusEvent, JanusOptions, JanusParticipant, OwnFeeds,
+};
 pub use room::{join_room, join_room_saying, join_room_with, CallBot, CallEvent};
 pub use session::{
     publish_whip, publish_whip_with, view_whep, view_whep_with, RemoteSession, SessionError,

@@ -1,8 +1,9 @@
 //! A VideoRoom participant's policy, as a pure state machine fed events and the time:
-//! which feeds to subscribe to as publishers come and go (never our own), when to retry
-//! a subscription that failed, and what to announce.
+//! which feeds to subscribe to as publishers come and go (never our own, nor the feeds our
+//! other sessions publish: a bot's echoes), when to retry a subscription that failed, and
+//! what to announce.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::videoroom::{Publisher, RoomEvent};
@@ -55,6 +56,8 @@ pub struct Participant {
     me: Option<u64>,
     subscribe: bool,
     feeds: BTreeMap<u64, Feed>,
+    /// Feeds published by our other sessions: never followed, announced or counted.
+    ignored: BTreeSet<u64>,
 }
 
 impl Participant {
@@ -65,7 +68,27 @@ impl Participant {
             me: None,
             subscribe,
             feeds: BTreeMap::new(),
+            ignored: BTreeSet::new(),
         }
+    }
+
+    /// `feed` is published by another session of ours (a bot's echo): it is never
+    /// followed, announced or counted against [`MAX_FEEDS`]. Best told before Janus
+    /// announces it (between its join and its publish); if it is followed already, its
+    /// subscription is dropped without a notice.
+    pub fn ignore(&mut self, feed: u64) -> Vec<Action> {
+        if !self.ignored.insert(feed) {
+            return Vec::new();
+        }
+        match self.feeds.remove(&feed) {
+            Some(_) => vec![Action::Drop { feed }],
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether `feed` is ignored (see [`ignore`](Self::ignore)).
+    pub fn ignores(&self, feed: u64) -> bool {
+        self.ignored.contains(&feed)
     }
 
     /// Our own feed id, once joined.
@@ -97,7 +120,10 @@ impl Participant {
     fn add(&mut self, publishers: &[Publisher]) -> Vec<Action> {
         let mut actions = Vec::new();
         for p in publishers {
-            if Some(p.id) == self.me || self.feeds.contains_key(&p.id) {
+            if Some(p.id) == self.me
+                || self.feeds.contains_key(&p.id)
+                || self.ignored.contains(&p.id)
+            {
                 continue;
             }
             if self.feeds.len() >= MAX_FEEDS {
@@ -266,5 +292,39 @@ mod tests {
             .count();
         assert_eq!(too_many, 2);
         assert_eq!(p.feeds().count(), MAX_FEEDS);
+    }
+
+    #[test]
+    fn feeds_of_our_other_sessions_are_never_followed_nor_counted() {
+        let mut p = Participant::new(true);
+        assert!(p.ignore(4).is_empty());
+        assert!(p.ignore(4).is_empty(), "told twice");
+        assert!(p.ignores(4) && !p.ignores(5));
+        // Ignored before Janus announces it: neither subscribed nor announced.
+        let actions = p.on_event(&RoomEvent::Publishers(vec![publisher(4), publisher(5)]));
+        assert_eq!(subscribes(&actions), [5]);
+        let announced: Vec<u64> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Announce(Notice::Published { feed, .. }) => Some(*feed),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(announced, [5]);
+        // Told after it was followed: dropped quietly.
+        assert_eq!(p.ignore(5), [Action::Drop { feed: 5 }]);
+        assert_eq!(p.feeds().count(), 0);
+        // Its leaving is nothing to us.
+        assert!(p.on_event(&RoomEvent::Unpublished(Some(4))).is_empty());
+        // Ignored feeds take no place among the MAX_FEEDS followed.
+        let ours: Vec<u64> = (100..100 + MAX_FEEDS as u64).collect();
+        for &f in &ours {
+            p.ignore(f);
+        }
+        let mut everyone: Vec<Publisher> = ours.iter().map(|&f| publisher(f)).collect();
+        everyone.extend((10..10 + MAX_FEEDS as u64).map(publisher));
+        let actions = p.on_event(&RoomEvent::Publishers(everyone));
+        assert_eq!(subscribes(&actions).len(), MAX_FEEDS);
+        assert!(subscribes(&actions).iter().all(|f| (10..100).contains(f)));
     }
 }

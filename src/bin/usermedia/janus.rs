@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use usermedia::analysis::ReceiveAnalysis;
 use usermedia::client::{
-    join_janus_saying, Chat, ChatMessage, JanusEvent, JanusOptions, JanusParticipant, SessionError,
+    join_janus_saying, Chat, ChatMessage, JanusEvent, JanusOptions, JanusParticipant, OwnFeeds,
+    SessionError,
 };
 use usermedia::encode::VideoCodec;
 use usermedia::peer::RemoteTrack;
@@ -51,12 +52,13 @@ impl JanusArgs {
         Some((self.janus.as_deref()?, self.janus_room?))
     }
 
-    fn options(&self, room: u64, subscribe: bool) -> JanusOptions {
+    fn options(&self, room: u64, subscribe: bool, own_feeds: OwnFeeds) -> JanusOptions {
         JanusOptions {
             room,
             display: self.janus_display.clone(),
             create: self.janus_create.then(RoomSettings::default),
             subscribe,
+            own_feeds,
         }
     }
 }
@@ -98,6 +100,7 @@ async fn join(
     client: &Client,
     args: &JanusArgs,
     subscribe: bool,
+    own_feeds: OwnFeeds,
     codec: Option<VideoCodec>,
     chat: Option<(Chat, mpsc::Receiver<ChatMessage>)>,
 ) -> Result<(JanusParticipant, String, u64), CliError> {
@@ -109,7 +112,7 @@ async fn join(
         &client.http,
         &client.factory,
         url,
-        args.options(room, subscribe),
+        args.options(room, subscribe, own_feeds),
         encoders,
         chat,
     )
@@ -167,8 +170,11 @@ pub async fn publish(
 ) -> Result<ExitCode, CliError> {
     let leave = until_leaving(seconds);
     tokio::pin!(leave);
-    let Some((mut participant, url, room)) =
-        join_or_leave(join(client, args, false, codec, None), &mut leave).await?
+    let Some((mut participant, url, room)) = join_or_leave(
+        join(client, args, false, OwnFeeds::default(), codec, None),
+        &mut leave,
+    )
+    .await?
     else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -244,9 +250,10 @@ pub async fn bot(
     let joined_at = Instant::now();
     let leave = until_leaving(seconds);
     tokio::pin!(leave);
-    let Some((mut participant, url, room)) =
-        join_or_leave(join(client, args, true, None, Some(chat)), &mut leave).await?
-    else {
+    // Ours: the bot's feed and its echoes', never subscribed to by one another.
+    let own = OwnFeeds::default();
+    let joining = join(client, args, true, own.clone(), None, Some(chat));
+    let Some((mut participant, url, room)) = join_or_leave(joining, &mut leave).await? else {
         return Ok(ExitCode::SUCCESS);
     };
     println!(
@@ -257,7 +264,7 @@ pub async fn bot(
     // What each remote track really delivered (as `view` reports it), as in our rooms.
     let analysis = ReceiveAnalysis::new();
     let mut analyzed = 0;
-    let mut echoes = JanusEchoes::new(&url, room, client.http.clone(), client.factory.clone());
+    let mut echoes = JanusEchoes::new(&url, room, client.http.clone(), client.factory.clone(), own);
     let mut echo_tick = tokio::time::interval(Duration::from_millis(200));
     let failure = loop {
         let event = tokio::select! {
@@ -273,13 +280,9 @@ pub async fn bot(
                 "closed".into(),
             )));
         };
+        // Our own echoes are never subscribed to (they share `own`), so nothing of
+        // theirs comes here.
         match event {
-            // What our own echoes send is theirs, not a participant's.
-            JanusEvent::Published { feed, .. }
-            | JanusEvent::SubscriberUp { feed, .. }
-            | JanusEvent::Unpublished { feed }
-            | JanusEvent::Track { feed, .. }
-                if echoes.is_ours(feed) => {}
             JanusEvent::PublisherUp { after } => {
                 print_json(&json!({"event": "webrtcup", "feed": null, "ms": ms(after)}));
             }

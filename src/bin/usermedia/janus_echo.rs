@@ -1,14 +1,14 @@
 //! `bot --janus --echo`: each remote feed's media sent back into the VideoRoom by a
 //! publisher of the bot's own (its "echo", one Janus session per echoed feed, displayed as
 //! `echo of FEED`), whose tracks forward the received units as they came (no decode, no
-//! re-encode). The bot ignores its echoes' feeds: they are neither reported, recorded nor
-//! echoed again.
+//! re-encode). The bot and its echoes share one `OwnFeeds`, so the bot never subscribes to
+//! its echoes' feeds: they are neither reported, recorded nor echoed again.
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::sync::oneshot;
-use usermedia::client::{echo_encoders_of, join_janus, JanusEvent, JanusOptions};
+use usermedia::client::{echo_encoders_of, join_janus, JanusEvent, JanusOptions, OwnFeeds};
 use usermedia::peer::{PeerFactory, RemoteTrack};
 use usermedia_signaling::HttpClient;
 
@@ -52,12 +52,18 @@ pub struct JanusEchoes {
     factory: PeerFactory,
     pending: Vec<Pending>,
     active: Vec<Echo>,
-    /// The feed of every echo the bot has published (those gone included).
-    ours: Vec<u64>,
+    /// The bot's feed and every echo's (those gone included).
+    own: OwnFeeds,
 }
 
 impl JanusEchoes {
-    pub fn new(url: &str, room: u64, http: HttpClient, factory: PeerFactory) -> Self {
+    pub fn new(
+        url: &str,
+        room: u64,
+        http: HttpClient,
+        factory: PeerFactory,
+        own: OwnFeeds,
+    ) -> Self {
         JanusEchoes {
             url: url.to_owned(),
             room,
@@ -65,20 +71,15 @@ impl JanusEchoes {
             factory,
             pending: Vec::new(),
             active: Vec::new(),
-            ours: Vec::new(),
+            own,
         }
     }
 
-    /// Whether `feed` is one of our echoes (known as soon as the bot hears of it: the
-    /// bot's events wait while an echo joins).
-    pub fn is_ours(&self, feed: u64) -> bool {
-        self.ours.contains(&feed)
-    }
-
     /// Whether `feed` (displayed as `display`) is to be echoed: not if it is an echo,
-    /// ours or another bot's (two echoing bots would feed each other forever).
+    /// ours (never subscribed to anyway) or another bot's (two echoing bots would feed
+    /// each other forever).
     pub fn echoes(&self, feed: u64, display: Option<&str>) -> bool {
-        !self.is_ours(feed) && !display.is_some_and(|d| d.starts_with(ECHO_DISPLAY))
+        !self.own.contains(feed) && !display.is_some_and(|d| d.starts_with(ECHO_DISPLAY))
     }
 
     /// `track` of `feed` is to be echoed.
@@ -103,7 +104,6 @@ impl JanusEchoes {
         for p in ready {
             if let Some(echo) = self.start(p).await {
                 print_json(&json!({"event": "echo", "feed": echo.source, "echoFeed": echo.feed}));
-                self.ours.push(echo.feed);
                 self.active.push(echo);
             }
         }
@@ -119,6 +119,7 @@ impl JanusEchoes {
             display: Some(format!("{ECHO_DISPLAY}{}", p.feed)),
             create: None,
             subscribe: false,
+            own_feeds: self.own.clone(),
         };
         let joined = join_janus(&self.http, &self.factory, &self.url, options, encoders).await;
         let mut participant = match joined {
@@ -183,9 +184,9 @@ mod tests {
     fn echoes_are_never_echoed() {
         let http = HttpClient::new().unwrap();
         let factory = PeerFactory::new(PeerConfig::default());
-        let mut echoes = JanusEchoes::new("http://h/janus", 1, http, factory);
-        echoes.ours.push(7);
-        assert!(echoes.is_ours(7) && !echoes.is_ours(8));
+        let own = OwnFeeds::default();
+        own.add(7);
+        let echoes = JanusEchoes::new("http://h/janus", 1, http, factory, own);
         assert!(!echoes.echoes(7, Some("bot")), "our own echo");
         assert!(!echoes.echoes(9, Some("echo of 3")), "another bot's echo");
         assert!(echoes.echoes(8, Some("alice")) && echoes.echoes(8, None));
