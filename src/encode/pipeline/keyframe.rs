@@ -24,19 +24,17 @@ pub const SMALL_AUDIENCE: usize = 8;
 
 /// Keyframes wanted and when the last was forced. A new sink's keyframe is forced at the
 /// next frame when the audience is small, else unless one was forced within
-/// `join_interval`; requests (PLI/FIR, a sink
-/// that lost sync) are merged and forced at most one per `min_interval`; either kind
-/// waits for its turn rather than being lost.
+/// `join_interval`; requests (PLI/FIR, a sink that lost sync) are merged and forced at
+/// most one per `min_interval`; either kind waits for its turn rather than being lost.
+/// What waits is one spacing: the shortest any of it accepts since the last forced
+/// keyframe (one keyframe serves them all).
 #[derive(Debug, Clone)]
 pub(super) struct KeyframeGate {
     min_interval: Duration,
     join_interval: Duration,
-    /// A sink joined: force a frame once `join_interval` has run.
-    now: bool,
-    /// A sink joined a small audience: force the next frame.
-    now_unlimited: bool,
-    /// A request waiting for the rate limit.
-    requested: bool,
+    /// Something waits for a keyframe, forced once this long has run since the last
+    /// (zero: the next frame).
+    wanted: Option<Duration>,
     last_forced: Option<Instant>,
 }
 
@@ -51,41 +49,42 @@ impl KeyframeGate {
         KeyframeGate {
             min_interval,
             join_interval,
-            now: false,
-            now_unlimited: false,
-            requested: false,
+            wanted: None,
             last_forced: None,
         }
+    }
+
+    /// Something waits that accepts `spacing` since the last forced keyframe.
+    fn want(&mut self, spacing: Duration) {
+        self.wanted = Some(self.wanted.map_or(spacing, |w| w.min(spacing)));
     }
 
     /// A new sink joined an encoder with `sinks` sinks (itself included): at the next
     /// frame when they are few ([`SMALL_AUDIENCE`]), else as soon as the join interval
     /// allows.
     pub(super) fn want_join(&mut self, sinks: usize) {
-        if sinks <= SMALL_AUDIENCE {
-            self.now_unlimited = true;
+        let spacing = if sinks <= SMALL_AUDIENCE {
+            Duration::ZERO
         } else {
-            self.now = true;
-        }
+            self.join_interval
+        };
+        self.want(spacing);
     }
 
     /// A keyframe is requested (PLI/FIR, a sink that lost sync): merged and rate-limited.
     pub(super) fn request(&mut self) {
-        self.requested = true;
+        self.want(self.min_interval);
     }
 
     /// Whether the frame encoded at `now` is forced to a keyframe; if so, what was wanted
     /// is taken.
     pub(super) fn take(&mut self, now: Instant) -> bool {
         let since = self.last_forced.map(|t| now.saturating_duration_since(t));
-        let after = |interval: Duration| since.is_none_or(|s| s >= interval);
-        let force = self.now_unlimited
-            || (self.now && after(self.join_interval))
-            || (self.requested && after(self.min_interval));
+        let force = self
+            .wanted
+            .is_some_and(|spacing| since.is_none_or(|s| s >= spacing));
         if force {
-            self.now = false;
-            self.now_unlimited = false;
-            self.requested = false;
+            self.wanted = None;
             self.last_forced = Some(now);
         }
         force
@@ -256,6 +255,18 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// The keyframes forced over `frames` frames 33 ms apart, `want` told before each.
+    fn forced_over(frames: u64, mut want: impl FnMut(&mut KeyframeGate)) -> u32 {
+        let mut gate = KeyframeGate::default();
+        let t0 = Instant::now();
+        (0..frames)
+            .map(|frame| {
+                want(&mut gate);
+                u32::from(gate.take(t0 + ms(33 * frame)))
+            })
+            .sum()
+    }
+
     #[test]
     fn nothing_wanted_nothing_forced() {
         let mut gate = KeyframeGate::default();
@@ -285,15 +296,8 @@ mod tests {
 
     #[test]
     fn at_most_one_forced_keyframe_per_interval_under_constant_requests() {
-        let mut gate = KeyframeGate::default();
-        let t0 = Instant::now();
-        // 600 ms of requests every 20 ms, frames every 33 ms (as the encoder test does).
-        let mut forced = 0;
-        for frame in 0..18u64 {
-            let t = t0 + ms(33 * frame);
-            gate.request();
-            forced += u32::from(gate.take(t));
-        }
+        // 600 ms of requests, frames every 33 ms (as the encoder test does).
+        let forced = forced_over(18, KeyframeGate::request);
         assert!((2..=4).contains(&forced), "{forced} keyframes in 600 ms");
     }
 
@@ -320,14 +324,8 @@ mod tests {
 
     #[test]
     fn a_join_storm_forces_at_most_one_keyframe_per_join_interval() {
-        let mut gate = KeyframeGate::default();
-        let t0 = Instant::now();
         // Four viewers join with every frame for 3 s (the fan-out bench's 256 viewers).
-        let mut forced = 0;
-        for frame in 0..90u64 {
-            gate.want_join(LARGE);
-            forced += u32::from(gate.take(t0 + ms(33 * frame)));
-        }
+        let forced = forced_over(90, |gate| gate.want_join(LARGE));
         assert!((6..=7).contains(&forced), "{forced} keyframes in 3 s");
     }
 
